@@ -1,0 +1,63 @@
+"""All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
+
+from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.federation import DeliveryJob, DomainHealth, InboxItem, JobState, OutboxActivity
+from app.models.instance import InstanceSetting
+from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
+from app.models.notifications import Notification, NotificationType
+from app.models.posts import (
+    Favourite,
+    MediaAttachment,
+    Mention,
+    Pin,
+    Poll,
+    PollVote,
+    Post,
+    PostEdit,
+    PostTag,
+    Reaction,
+    Tag,
+    TimelineEntry,
+    Visibility,
+)
+from app.models.social import AccountBlock, AccountMute, Follow, FollowState, UserDomainBlock
+
+__all__ = [
+    "Account",
+    "AccountBlock",
+    "AccountDelegate",
+    "AccountMute",
+    "ActorType",
+    "AuditLogEntry",
+    "BlockSeverity",
+    "DeliveryJob",
+    "DomainAllow",
+    "DomainBlock",
+    "DomainHealth",
+    "Favourite",
+    "Follow",
+    "FollowState",
+    "InboxItem",
+    "InstanceSetting",
+    "JobState",
+    "MediaAttachment",
+    "Mention",
+    "Notification",
+    "NotificationType",
+    "OutboxActivity",
+    "Pin",
+    "Poll",
+    "PollVote",
+    "Post",
+    "PostEdit",
+    "PostTag",
+    "Reaction",
+    "Report",
+    "Role",
+    "Tag",
+    "TimelineEntry",
+    "User",
+    "UserDomainBlock",
+    "Visibility",
+    "WebSession",
+]

@@ -1,0 +1,82 @@
+"""Fetching documents from other servers: the one helper every server-side GET goes through."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from app.activitypub.signatures import sign_request
+from app.activitypub.transport import ResponseTooLarge, read_capped
+from app.context import AppContext
+from app.models import Account
+
+AS2_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+JRD_ACCEPT = "application/jrd+json, application/json"
+MAX_DOCUMENT_BYTES = 1_048_576
+
+
+class FetchError(Exception):
+    """A remote document could not be had; the message says why (shown to staff and in logs)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RemoteGone(FetchError):
+    """The remote server answered 410: the object or actor was deleted."""
+
+
+class Fetcher:
+    def __init__(self, context: AppContext, signer: Account | None = None) -> None:
+        """`signer` (normally the instance actor) signs GETs for servers that require authorized fetch."""
+        self.context = context
+        self.signer = signer
+
+    async def get_json(
+        self, url: str, *, accept: str = AS2_ACCEPT, signed: bool | None = None
+    ) -> dict[str, Any]:
+        """GET a JSON object. With `signed=None`, try unsigned first and sign only when refused (401/403)."""
+        if signed is None:
+            try:
+                return await self._get(url, accept, signed=False)
+            except FetchError as error:
+                if error.status not in (401, 403) or self.signer is None:
+                    raise
+            return await self._get(url, accept, signed=True)
+        return await self._get(url, accept, signed=signed)
+
+    async def _get(self, url: str, accept: str, *, signed: bool) -> dict[str, Any]:
+        headers = {"Accept": accept}
+        if signed and self.signer is not None and self.signer.private_key_pem:
+            headers.update(
+                sign_request(
+                    method="GET",
+                    url=url,
+                    body=None,
+                    key_id=self.signer.key_id,
+                    private_key=self.context.keys.private_key(self.signer.private_key_pem),
+                    content_type=None,
+                    extra_headers={"Accept": accept},
+                )
+            )
+        try:
+            async with self.context.http.stream("GET", url, headers=headers) as response:
+                if response.status_code == 410:
+                    raise RemoteGone(f"{url} is gone (410)", status=410)
+                if response.status_code != 200:
+                    raise FetchError(f"{url} answered {response.status_code}", status=response.status_code)
+                body = await read_capped(response, MAX_DOCUMENT_BYTES)
+        except ResponseTooLarge:
+            raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
+        except httpx.HTTPError as error:
+            raise FetchError(f"could not fetch {url}: {error}") from None
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise FetchError(f"{url} did not answer with JSON") from None
+        if not isinstance(document, dict):
+            raise FetchError(f"{url} answered with JSON that is not an object")
+        return document

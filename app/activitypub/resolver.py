@@ -1,0 +1,187 @@
+"""Finding remote actors: by URL, or by @user@domain through WebFinger; cached as Account rows."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from app.activitypub.fetcher import Fetcher, FetchError, RemoteGone
+from app.activitypub.parsers import ActorData, InvalidObject, authority, parse_actor
+from app.context import AppContext
+from app.models import Account
+from app.models.base import utcnow
+from app.services.accounts import AccountService
+
+ACTOR_MAX_AGE = timedelta(hours=24)
+# user@host, where host may carry a port (127.0.0.2:9100) or be an IPv6 literal in brackets.
+HANDLE_RE = re.compile(
+    r"^@?(?P<user>[^@\s/]+)@(?P<domain>[A-Za-z0-9.\-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?)$"
+)
+
+
+class ResolveError(Exception):
+    """An actor that could not be found or used; the message is meant for the person who asked."""
+
+
+def parse_handle(handle: str) -> tuple[str, str]:
+    match = HANDLE_RE.match(handle.strip().removeprefix("acct:"))
+    if not match:
+        raise ResolveError(f"{handle!r} is not a handle like @user@example.org")
+    return match["user"], match["domain"].lower()
+
+
+class ActorResolver:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def _fetcher(self) -> Fetcher:
+        return Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
+
+    async def resolve(self, handle_or_url: str) -> Account:
+        value = handle_or_url.strip()
+        if value.startswith(("http://", "https://")):
+            return await self.fetch_actor(value)
+        return await self.resolve_handle(value)
+
+    async def resolve_handle(self, handle: str, *, refresh: bool = False) -> Account:
+        username, domain = parse_handle(handle)
+        if domain in (self.context.settings.local_domain, self.context.settings.web_domain):
+            account = await AccountService(self.context).get_local_account(username)
+            if account is None:
+                raise ResolveError(f"there is no local account named {username!r}")
+            return account
+        if not refresh:
+            async with self.context.sessions() as session:
+                cached = await session.scalar(
+                    select(Account)
+                    .where(col(Account.username).ilike(username), Account.domain == domain)
+                    .order_by(col(Account.fetched_at).desc())
+                )
+            if cached is not None and self._fresh(cached):
+                return cached
+        actor_uri = await self._webfinger(username, domain)
+        account = await self.fetch_actor(actor_uri, refresh=refresh)
+        # Mastodon's round-trip rule: the actor must claim the handle we looked up, or its own
+        # WebFinger subject must lead back to the same actor.
+        if (account.username.lower(), account.domain) != (username.lower(), domain):
+            claimed = await self._webfinger(account.username, account.domain or domain)
+            if claimed != account.uri:
+                raise ResolveError(f"@{username}@{domain} points at {account.uri}, which does not confirm it")
+        return account
+
+    async def _webfinger(self, username: str, domain: str) -> str:
+        resource = quote(f"acct:{username}@{domain}", safe=":@")
+        url = f"{self.context.settings.scheme}://{domain}/.well-known/webfinger?resource={resource}"
+        fetcher = Fetcher(self.context)
+        try:
+            document = await fetcher.get_json(
+                url, accept="application/jrd+json, application/json", signed=False
+            )
+        except FetchError as error:
+            if error.status == 404:
+                raise ResolveError(f"@{username}@{domain} does not exist") from None
+            raise ResolveError(f"could not look up @{username}@{domain}: {error}") from None
+        links = document.get("links")
+        for link in links if isinstance(links, list) else []:
+            if (
+                isinstance(link, dict)
+                and link.get("rel") == "self"
+                and isinstance(link.get("href"), str)
+                and str(link.get("type", "")).split(";")[0].strip()
+                in ("application/activity+json", "application/ld+json")
+            ):
+                return str(link["href"])
+        raise ResolveError(f"@{username}@{domain} has no ActivityPub actor")
+
+    def _fresh(self, account: Account) -> bool:
+        return account.fetched_at is not None and utcnow() - account.fetched_at < ACTOR_MAX_AGE
+
+    async def cached_actor(self, uri: str) -> Account | None:
+        async with self.context.sessions() as session:
+            return await session.scalar(select(Account).where(Account.uri == uri))
+
+    async def fetch_actor(self, uri: str, *, refresh: bool = False) -> Account:
+        """The actor at `uri`, from the cache when fresh, else fetched; its `id` must be the URL fetched."""
+        cached = await self.cached_actor(uri)
+        if cached is not None and (cached.is_local or (not refresh and self._fresh(cached))):
+            return cached
+        fetcher = await self._fetcher()
+        try:
+            document = await fetcher.get_json(uri)
+        except RemoteGone:
+            if cached is not None:
+                await self.mark_gone(cached)
+            raise ResolveError(f"{uri} is gone") from None
+        except FetchError as error:
+            if cached is not None:
+                return cached
+            raise ResolveError(str(error)) from None
+        if document.get("id") != uri:
+            raise ResolveError(f"{uri} served a document whose id is {document.get('id')!r}")
+        try:
+            data = parse_actor(document)
+        except InvalidObject as error:
+            raise ResolveError(f"{uri} is not a usable actor: {error}") from None
+        return await self.store_actor(data)
+
+    async def store_actor(self, data: ActorData) -> Account:
+        if authority(data.inbox_url) != data.domain:
+            # An actor may not direct deliveries to another server's inbox.
+            raise ResolveError(f"{data.uri} names an inbox on another server")
+        for attempt in range(2):
+            async with self.context.sessions() as session:
+                account = await session.scalar(select(Account).where(Account.uri == data.uri))
+                if account is None:
+                    account = Account(uri=data.uri, username=data.username, domain=data.domain)
+                _apply(account, data)
+                session.add(account)
+                try:
+                    await session.commit()
+                    return account
+                except IntegrityError:
+                    # Someone stored the same actor at the same moment; update theirs.
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def mark_gone(self, account: Account) -> None:
+        async with self.context.sessions() as session:
+            stored = await session.get(Account, account.id)
+            if stored is not None and stored.gone_at is None:
+                stored.gone_at = utcnow()
+                session.add(stored)
+                await session.commit()
+
+
+def _apply(account: Account, data: ActorData) -> None:
+    account.username = data.username
+    account.domain = data.domain
+    account.actor_type = data.actor_type
+    account.display_name = data.display_name
+    account.summary_html = data.summary_html
+    account.url = data.url
+    account.inbox_url = data.inbox_url
+    account.shared_inbox_url = data.shared_inbox_url
+    account.outbox_url = data.outbox_url
+    account.followers_url = data.followers_url
+    account.following_url = data.following_url
+    account.featured_url = data.featured_url
+    if data.key is not None:
+        account.key_id = data.key.key_id
+        account.public_key_pem = data.key.public_key_pem
+    account.manually_approves_followers = data.manually_approves_followers
+    account.discoverable = data.discoverable
+    account.indexable = data.indexable
+    account.avatar_url = data.avatar_url
+    account.header_url = data.header_url
+    account.fields = data.fields
+    account.also_known_as = data.also_known_as
+    account.moved_to_uri = data.moved_to_uri
+    account.emojis = data.emojis
+    account.fetched_at = utcnow()
+    account.updated_at = utcnow()
+    account.gone_at = None

@@ -1,0 +1,174 @@
+"""ActivityPub documents of local actors: the actor, its collections, the instance actor.
+
+The same URLs serve HTML profile pages to browsers; `Vary: Accept` tells caches the two apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from app.activitypub.negotiation import ACTIVITY_JSON, wants_activity_json
+from app.activitypub.renderers import (
+    AS_CONTEXT,
+    render_actor,
+    render_note,
+    render_ordered_collection,
+    render_ordered_collection_page,
+    render_outbox_item,
+    render_tombstone,
+)
+from app.context import AppContext
+from app.http_errors import BadRequest, HttpError, NotFound
+from app.models import Account
+from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
+from app.services.profiles import Page, ProfileService
+from app.web.dependencies import get_context
+from app.web.profiles import render_profile_page
+
+router = APIRouter()
+
+VARY = {"Vary": "Accept"}
+
+
+class Gone(HttpError):
+    status_code = 410
+
+
+def activity_response(document: dict[str, Any], status_code: int = 200) -> Response:
+    return JSONResponse(document, status_code=status_code, media_type=ACTIVITY_JSON, headers=VARY)
+
+
+def page_number(request: Request) -> int | None:
+    raw = request.query_params.get("page")
+    if raw is None:
+        return None
+    if raw == "true":
+        return 1
+    if not raw.isdigit() or int(raw) < 1 or int(raw) > 1_000_000:
+        raise BadRequest(f"page must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+async def _local_account_or_error(context: AppContext, username: str) -> Account:
+    account = await ProfileService(context).local_account(username, include_deleted=True)
+    if account is None or account.username == INSTANCE_ACTOR_USERNAME:
+        raise NotFound(f"no account named {username!r} here")
+    return account
+
+
+@router.get("/actor")
+async def instance_actor(context: AppContext = Depends(get_context)) -> Response:
+    # Fetchable without a signature: servers that require signed fetches verify ours with this key.
+    actor = await AccountService(context).instance_actor()
+    return activity_response(render_actor(actor, context.urls))
+
+
+@router.get("/users/{username}")
+async def actor(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _local_account_or_error(context, username)
+    if not wants_activity_json(request.headers.get("accept")):
+        if account.deleted_at is not None:
+            raise Gone(f"{username} has deleted their account")
+        return RedirectResponse(context.urls.profile_page(account.username), status_code=302, headers=VARY)
+    if account.deleted_at is not None:
+        return activity_response(render_tombstone(account.uri, account.actor_type), status_code=410)
+    return activity_response(render_actor(account, context.urls))
+
+
+@router.get("/@{username}")
+async def profile(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _local_account_or_error(context, username)
+    if wants_activity_json(request.headers.get("accept")):
+        return RedirectResponse(account.uri, status_code=302, headers=VARY)
+    if account.deleted_at is not None:
+        raise Gone(f"{username} has deleted their account")
+    response = await render_profile_page(request, context, account, page_number(request) or 1)
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _collection(collection_id: str, page: Page[Any], number: int | None, items: list[Any]) -> Response:
+    if number is None:
+        return activity_response(
+            render_ordered_collection(collection_id, page.total, first=f"{collection_id}?page=1")
+        )
+    return activity_response(
+        render_ordered_collection_page(
+            f"{collection_id}?page={number}",
+            collection_id,
+            items,
+            total=page.total,
+            next_page=f"{collection_id}?page={number + 1}" if page.has_next else None,
+            prev_page=f"{collection_id}?page={number - 1}" if number > 1 else None,
+        )
+    )
+
+
+@router.get("/users/{username}/followers")
+async def followers(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _live_account(context, username)
+    number = page_number(request)
+    page = await ProfileService(context).followers(account, number or 1)
+    return _collection(context.urls.followers(account.username), page, number, page.items)
+
+
+@router.get("/users/{username}/following")
+async def following(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _live_account(context, username)
+    number = page_number(request)
+    page = await ProfileService(context).following(account, number or 1)
+    return _collection(context.urls.following(account.username), page, number, page.items)
+
+
+@router.get("/users/{username}/outbox")
+async def outbox(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _live_account(context, username)
+    number = page_number(request)
+    profiles = ProfileService(context)
+    page = await profiles.public_posts(account, number or 1)
+    reblogged = await profiles.posts_by_id([post.reblog_of_id for post in page.items if post.reblog_of_id])
+    items = [
+        render_outbox_item(post, account, reblogged.get(post.reblog_of_id) if post.reblog_of_id else None)
+        for post in page.items
+        if not post.reblog_of_id or post.reblog_of_id in reblogged
+    ]
+    return _collection(context.urls.outbox(account.username), page, number, items)
+
+
+@router.get("/users/{username}/collections/featured")
+async def featured(username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _live_account(context, username)
+    posts = await ProfileService(context).pinned_posts(account)
+    return activity_response(
+        {
+            "@context": AS_CONTEXT,
+            "id": context.urls.featured(account.username),
+            "type": "OrderedCollection",
+            "totalItems": len(posts),
+            "orderedItems": [render_note(post, account) for post in posts],
+        }
+    )
+
+
+@router.get("/users/{username}/collections/tags")
+async def featured_tags(username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await _live_account(context, username)
+    return activity_response(
+        {
+            "@context": AS_CONTEXT,
+            "id": context.urls.featured_tags(account.username),
+            "type": "Collection",
+            "totalItems": 0,
+            "items": [],
+        }
+    )
+
+
+async def _live_account(context: AppContext, username: str) -> Account:
+    account = await _local_account_or_error(context, username)
+    if account.deleted_at is not None:
+        raise Gone(f"{username} has deleted their account")
+    return account

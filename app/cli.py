@@ -1,0 +1,190 @@
+"""The `herold` command: runs the server and lets operators script against the same services the web UI uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+from app.config import ConfigurationError, Settings, load_settings
+from app.context import AppContext, build_context
+from app.models import Role
+from app.services.accounts import AccountError, AccountService
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; printed as one line, exit status 1."""
+
+
+async def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[int]]) -> int:
+    context = build_context(settings)
+    try:
+        return await work(context)
+    finally:
+        await context.aclose()
+
+
+async def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.migrations import upgrade_database
+
+    await upgrade_database(settings)
+    print(f"database is up to date ({_redacted(settings.database_url)})")
+    return 0
+
+
+async def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(context: AppContext) -> int:
+        created = await AccountService(context).create_local_account(
+            args.name,
+            organization=args.organization,
+            role=Role(args.role),
+            password=args.password,
+            display_name=args.display_name,
+            email=args.email,
+        )
+        account = created.account
+        kind = "organisation account" if args.organization else "account"
+        print(
+            f"created {kind} @{account.handle(settings.local_domain)} ({created.user.role}) at {account.uri}"
+        )
+        if created.password_generated:
+            print(f"password: {created.password}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(context: AppContext) -> int:
+        rows = await AccountService(context).list_local_accounts()
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "username": row.account.username,
+                            "handle": f"@{row.account.handle(settings.local_domain)}",
+                            "type": row.account.actor_type,
+                            "role": row.user.role if row.user else None,
+                            "uri": row.account.uri,
+                            "disabled": bool(row.user and row.user.disabled_at),
+                        }
+                        for row in rows
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        if not rows:
+            print("no accounts yet: create one with `herold accounts create NAME --role admin`")
+        for row in rows:
+            role = row.user.role if row.user else "-"
+            print(f"@{row.account.handle(settings.local_domain):40} {row.account.actor_type:13} {role}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_accounts_password(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(context: AppContext) -> int:
+        password = await AccountService(context).set_password(args.name, args.password)
+        if args.password is None:
+            print(f"password: {password}")
+        else:
+            print("password changed")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1,::1",
+        server_header=False,
+    )
+    await uvicorn.Server(config).serve()
+    return 0
+
+
+def _redacted(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herold", description="Herold, an ActivityPub server for organisations."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the web server (with the background worker unless disabled)"
+    )
+    serve.add_argument("--host", help="address to listen on (default: HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    accounts = commands.add_parser("accounts", help="manage local accounts").add_subparsers(
+        dest="accounts_command", required=True, metavar="ACTION"
+    )
+    create = accounts.add_parser("create", help="create a staff or organisation account")
+    create.add_argument("name", help="user name: the part before @ in @name@LOCAL_DOMAIN")
+    create.add_argument("--organization", "--organisation", action="store_true", help="an Organization actor")
+    create.add_argument("--role", choices=[role.value for role in Role], default=Role.STAFF.value)
+    create.add_argument("--password", help="login password (a generated one is printed when omitted)")
+    create.add_argument("--display-name", help="name shown on the profile (default: the user name)")
+    create.add_argument("--email", help="e-mail address of the login")
+    create.set_defaults(handler=cmd_accounts_create)
+
+    listing = accounts.add_parser("list", help="list local accounts")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(handler=cmd_accounts_list)
+
+    password = accounts.add_parser("password", help="set a new login password (generated when omitted)")
+    password.add_argument("name")
+    password.add_argument("--password", help="the new password")
+    password.set_defaults(handler=cmd_accounts_password)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        handler: Handler = args.handler
+        return asyncio.run(handler(args, settings))
+    except (ConfigurationError, AccountError, CommandError) as error:
+        print(f"herold: {error}", file=sys.stderr)
+        return 1 if not isinstance(error, ConfigurationError) else 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Settings: read once from the environment and `.env`, validated, then passed around explicitly."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+class ConfigurationError(Exception):
+    """Raised with one human sentence when the configuration cannot work."""
+
+
+def host_without_port(domain: str) -> str:
+    if domain.startswith("["):  # [::1]:8000
+        return domain[1 : domain.index("]")]
+    return domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
+
+
+def is_loopback_domain(domain: str) -> bool:
+    host = host_without_port(domain).lower()
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Handles are @user@LOCAL_DOMAIN, like e-mail addresses; may carry a port in development.
+    local_domain: str = ""
+    # The host that actually serves Herold; ids and URLs are built on it.
+    web_domain: str = ""
+    # None means "decide from the domain": plain http only for loopback development domains.
+    https: bool | None = None
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    secret_key: str = ""
+    allowed_private_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    # Run the background worker inside the web process (the embedded default).
+    embedded_worker: bool = True
+    instance_name: str = "Herold"
+    instance_description: str = "An organisation's corner of the fediverse."
+    open_registrations: bool = False
+    max_post_chars: int = Field(default=500, ge=1, le=100_000)
+    log_level: str = "info"
+
+    @field_validator("allowed_private_addresses", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                return [ipaddress.ip_network(item, strict=False) for item in items]
+            except ValueError as error:
+                raise ValueError(f"ALLOWED_PRIVATE_ADDRESSES: {error}") from None
+        return value
+
+    @field_validator("local_domain", "web_domain")
+    @classmethod
+    def _plain_domain(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and ("/" in value or "@" in value or " " in value):
+            raise ValueError(f"{value!r} must be a bare domain such as org.example or localhost:8000")
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.local_domain:
+            self.local_domain = f"localhost:{self.port}"
+        if not self.web_domain:
+            self.web_domain = self.local_domain
+        if self.https is None:
+            self.https = not is_loopback_domain(self.web_domain)
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'herold.db').as_posix()}"
+        if self.database_url.startswith("postgresql://") or self.database_url.startswith("postgres://"):
+            self.database_url = "postgresql+asyncpg://" + self.database_url.split("://", 1)[1]
+        if self.database_url.startswith("sqlite:///"):
+            self.database_url = "sqlite+aiosqlite:///" + self.database_url.removeprefix("sqlite:///")
+        if not (
+            self.database_url.startswith("sqlite+aiosqlite://")
+            or self.database_url.startswith("postgresql+asyncpg://")
+        ):
+            raise ValueError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.https else "http"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.web_domain}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
+        problems.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
+    return "Invalid configuration: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with SECRET_KEY generated and kept under DATA_DIR on first run."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+    if not settings.secret_key:
+        settings.secret_key = _stored_secret_key(settings.data_dir)
+    return settings
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+    except OSError as error:
+        raise ConfigurationError(f"DATA_DIR {data_dir} is not usable: {error.strerror}") from None

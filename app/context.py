@@ -1,0 +1,58 @@
+"""Everything one running Herold instance holds: settings, database, caches, HTTP client.
+
+`create_app` and the CLI each build one; nothing lives at module level, so one process can run
+several instances side by side (the federation test lab does).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import __version__
+from app.activitypub.signatures import KeyCache
+from app.activitypub.transport import build_client, build_transport
+from app.config import Settings
+from app.db import SessionFactory, create_engine, create_session_factory
+from app.urls import LocalUrls
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    urls: LocalUrls
+    engine: AsyncEngine
+    sessions: SessionFactory
+    http: httpx.AsyncClient
+    keys: KeyCache = field(default_factory=KeyCache)
+    # Guards the one-time first-admin form; printed on the console at start-up.
+    setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+    @property
+    def user_agent(self) -> str:
+        return user_agent(self.settings)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def user_agent(settings: Settings) -> str:
+    return f"herold/{__version__} (+{settings.base_url}/)"
+
+
+def build_context(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AppContext:
+    """`transport` replaces the network: the test lab routes requests between in-process instances."""
+    engine = create_engine(settings)
+    if transport is None:
+        transport = build_transport(allowed_private=settings.allowed_private_addresses)
+    return AppContext(
+        settings=settings,
+        urls=LocalUrls.from_settings(settings),
+        engine=engine,
+        sessions=create_session_factory(engine),
+        http=build_client(transport=transport, user_agent=user_agent(settings)),
+    )

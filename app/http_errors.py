@@ -1,0 +1,116 @@
+"""HTTP errors raised by routes, and how every error is answered: JSON or HTML as the client asked.
+
+Nothing a client sends may produce a 500: malformed input is a 400 that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.activitypub.negotiation import prefers_json
+
+log = logging.getLogger(__name__)
+
+
+class HttpError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(HttpError):
+    status_code = 400
+
+
+class Unauthorized(HttpError):
+    status_code = 401
+
+
+class Forbidden(HttpError):
+    status_code = 403
+
+
+class NotFound(HttpError):
+    status_code = 404
+
+
+class PayloadTooLarge(HttpError):
+    status_code = 413
+
+
+class UnsupportedMediaType(HttpError):
+    status_code = 415
+
+
+class TooManyRequests(HttpError):
+    status_code = 429
+
+
+def error_response(
+    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    if prefers_json(request.headers.get("accept")):
+        return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status_code": status_code, "message": message},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _describe_validation(error: RequestValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        location = ".".join(
+            str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
+        )
+        problems.append(f"{location or 'request'}: {item.get('msg', 'invalid')}")
+    return "; ".join(problems) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HttpError)
+    async def _http_error(request: Request, error: HttpError) -> Response:
+        return error_response(request, error.status_code, error.message, error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(request: Request, error: StarletteHTTPException) -> Response:
+        message = str(error.detail)
+        if error.status_code == 404 and message == "Not Found":
+            message = f"nothing here at {request.url.path}"
+        return error_response(request, error.status_code, message, dict(error.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+        return error_response(request, 400, _describe_validation(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal error; it has been logged")
+
+
+__all__ = [
+    "BadRequest",
+    "Forbidden",
+    "HTMLResponse",
+    "HttpError",
+    "NotFound",
+    "PayloadTooLarge",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "error_response",
+    "install_error_handlers",
+]

@@ -1,0 +1,62 @@
+"""create_app(settings): wiring only. Each call builds an independent instance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+from app.activitypub.routes import router as activitypub_router
+from app.config import Settings
+from app.context import AppContext, build_context
+from app.http_errors import install_error_handlers
+from app.services.accounts import AccountService
+from app.web.routes import router as web_router
+from app.wellknown.routes import router as wellknown_router
+
+log = logging.getLogger("herold")
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """A Herold instance. `transport` replaces the network (the test lab routes between instances with it)."""
+    context = build_context(settings, transport=transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        accounts = AccountService(context)
+        await accounts.instance_actor()
+        if await accounts.count_users() == 0:
+            log.warning(
+                "No accounts yet. Open %s/ and create the first administrator with setup token: %s",
+                settings.base_url,
+                context.setup_token,
+            )
+        try:
+            yield
+        finally:
+            await context.aclose()
+
+    app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.context = context
+    app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    install_error_handlers(app)
+    app.include_router(wellknown_router)
+    app.include_router(activitypub_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def app_context(app: FastAPI) -> AppContext:
+    context: AppContext = app.state.context
+    return context

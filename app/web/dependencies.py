@@ -1,0 +1,12 @@
+"""FastAPI dependencies shared by every surface (web pages, ActivityPub, discovery, API)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from app.context import AppContext
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
