@@ -126,6 +126,16 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.federation.worker import build_worker
+
+    async def work(context: AppContext) -> int:
+        await build_worker(context).run()
+        return 0
+
+    return await _with_context(settings, work)
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -145,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run only the background worker (deliveries, inbox processing)"
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)

@@ -16,6 +16,7 @@ from app import __version__
 from app.activitypub.signatures import KeyCache
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
+from app.federation.signals import WorkSignals
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.urls import LocalUrls
 
@@ -28,6 +29,7 @@ class AppContext:
     sessions: SessionFactory
     http: httpx.AsyncClient
     keys: KeyCache = field(default_factory=KeyCache)
+    work: WorkSignals = field(default_factory=WorkSignals)
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 

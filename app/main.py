@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +18,7 @@ from app import __version__
 from app.activitypub.routes import router as activitypub_router
 from app.config import Settings
 from app.context import AppContext, build_context
+from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
 from app.services.accounts import AccountService
 from app.web.routes import router as web_router
@@ -41,9 +44,16 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                 settings.base_url,
                 context.setup_token,
             )
+        worker_task = None
+        if settings.embedded_worker:
+            worker_task = asyncio.create_task(build_worker(context).run(), name="herold-worker")
         try:
             yield
         finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
             await context.aclose()
 
     app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

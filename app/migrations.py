@@ -22,7 +22,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade_database(settings: Settings, revision: str = "head") -> None:
+async def upgrade_database(settings: Settings, revision: str = "heads") -> None:
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:

@@ -52,7 +52,9 @@ def id_field() -> Any:
 OnDelete = Literal["CASCADE", "SET NULL", "RESTRICT"]
 
 
-def foreign_id(target: str, *, nullable: bool = False, index: bool = True, ondelete: OnDelete = "CASCADE") -> Any:
+def foreign_id(
+    target: str, *, nullable: bool = False, index: bool = True, ondelete: OnDelete = "CASCADE"
+) -> Any:
     return Field(
         default=None if nullable else ...,
         sa_type=BigInteger,

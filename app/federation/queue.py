@@ -1,0 +1,73 @@
+"""Database-backed job queues: work survives restarts, and several workers share it safely.
+
+A worker claims a batch by setting a lease (`locked_until`) in one statement; on PostgreSQL the
+candidate rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the
+same row. A worker that dies leaves its lease to run out, after which another takes the job over
+(at-least-once). SQLite has one writer at a time, so the same statement is safe there as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import or_, select, update
+from sqlmodel import col
+
+from app.context import AppContext
+from app.models import DeliveryJob, InboxItem, JobState
+from app.models.base import utcnow
+
+Job = TypeVar("Job", InboxItem, DeliveryJob)
+
+
+@dataclass(frozen=True)
+class QueueSpec(Generic[Job]):
+    """One kind of job: its table, how many run at once, and the function that runs one."""
+
+    name: str
+    model: type[Job]
+    handler: Callable[[Job], Awaitable[None]]
+    concurrency: int
+    batch_size: int
+    lease: timedelta
+
+
+async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease: timedelta) -> list[Job]:
+    now = utcnow()
+    table: Any = model
+    candidates = (
+        select(table.id)
+        .where(
+            col(table.state) == JobState.QUEUED,
+            col(table.next_attempt_at) <= now,
+            or_(col(table.locked_until).is_(None), col(table.locked_until) < now),
+        )
+        .order_by(col(table.next_attempt_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(table)
+        .where(col(table.id).in_(candidates.scalar_subquery()))
+        .values(locked_until=now + lease)
+        .returning(table)
+        .execution_options(synchronize_session=False)
+    )
+    async with context.sessions() as session:
+        rows = list((await session.scalars(statement)).all())
+        await session.commit()
+    return rows
+
+
+async def count_ready(context: AppContext, model: type[Job]) -> int:
+    from sqlalchemy import func
+
+    table: Any = model
+    async with context.sessions() as session:
+        total = await session.scalar(
+            select(func.count()).select_from(table).where(col(table.state) == JobState.QUEUED)
+        )
+    return int(total or 0)

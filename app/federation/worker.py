@@ -1,0 +1,129 @@
+"""The background worker: runs queued inbox items and deliveries, in the web process or alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from app.context import AppContext
+from app.federation.queue import QueueSpec, claim_jobs
+from app.models import JobState
+from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 1.0
+# A handler that fails unexpectedly is retried this often before the job is given up.
+MAX_UNEXPECTED_FAILURES = 8
+
+
+class Worker:
+    def __init__(self, context: AppContext, queues: list[QueueSpec[Any]]) -> None:
+        self.context = context
+        self.queues = queues
+
+    async def run(self) -> None:
+        """Run every queue until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for queue in self.queues:
+                group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
+
+    async def run_until_idle(self) -> None:
+        """Process every job that is due, then return (tests and one-shot CLI runs; bound it with asyncio.timeout)."""
+        while True:
+            ran = 0
+            for queue in self.queues:
+                jobs = await claim_jobs(self.context, queue.model, limit=queue.batch_size, lease=queue.lease)
+                ran += len(jobs)
+                await asyncio.gather(*(self._run_one(queue, job) for job in jobs))
+            if ran == 0:
+                return
+
+    async def _run_queue(self, queue: QueueSpec[Any]) -> None:
+        running: set[asyncio.Task[None]] = set()
+        while True:
+            free = queue.concurrency - len(running)
+            jobs: list[Any] = []
+            if free > 0:
+                try:
+                    jobs = await claim_jobs(
+                        self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
+                    )
+                except Exception:
+                    log.exception("claiming %s jobs failed; retrying shortly", queue.name)
+                    await asyncio.sleep(POLL_INTERVAL)
+                    continue
+            for job in jobs:
+                task = asyncio.create_task(self._run_one(queue, job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if jobs and len(jobs) == min(free, queue.batch_size):
+                continue
+            if len(running) >= queue.concurrency:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await self.context.work.wait(queue.name, POLL_INTERVAL)
+
+    async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
+        try:
+            await queue.handler(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("%s job %s failed", queue.name, job.id)
+            await self._record_unexpected_failure(queue, job, error)
+
+    async def _record_unexpected_failure(self, queue: QueueSpec[Any], job: Any, error: Exception) -> None:
+        attempts = job.attempts + 1
+        table: Any = queue.model
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "locked_until": None,
+            "last_error": f"{type(error).__name__}: {error}"[:2000],
+        }
+        if attempts >= MAX_UNEXPECTED_FAILURES:
+            values["state"] = JobState.FAILED
+        else:
+            backoff = 2**attempts + random.uniform(0, 2**attempts)
+            values["next_attempt_at"] = utcnow() + timedelta(seconds=backoff)
+        async with self.context.sessions() as session:
+            await session.execute(update(table).where(col(table.id) == job.id).values(**values))
+            await session.commit()
+
+
+INBOX_QUEUE = "inbox"
+DELIVERY_QUEUE = "delivery"
+
+
+def build_worker(context: AppContext) -> Worker:
+    from app.federation.delivery import Deliverer
+    from app.federation.inbox_processing import InboxProcessor
+    from app.models import DeliveryJob, InboxItem
+
+    return Worker(
+        context,
+        [
+            QueueSpec(
+                name=INBOX_QUEUE,
+                model=InboxItem,
+                handler=InboxProcessor(context),
+                concurrency=8,
+                batch_size=50,
+                lease=timedelta(minutes=5),
+            ),
+            QueueSpec(
+                name=DELIVERY_QUEUE,
+                model=DeliveryJob,
+                handler=Deliverer(context),
+                concurrency=64,
+                batch_size=200,
+                lease=timedelta(minutes=2),
+            ),
+        ],
+    )
