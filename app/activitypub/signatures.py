@@ -45,14 +45,13 @@ __all__ = [
 
 # How far a signed timestamp (Date, (created), created=) may lie from our clock.
 #
-# The Mastodon vectors only pin down that a Date two days old is refused, so any past window
-# under 48 h agrees with them. Mastodon used to accept |now - Date| <= 12 h; current Mastodon
-# (SignatureVerification#matches_time_window?) is stricter for a Date-signed request: created
-# + 5 min default expiry + 1 h CLOCK_SKEW_MARGIN, with 12 h only as the cap on an explicit
-# (expires). We keep 12 h in the past so that senders with lagging clocks or slow queues still
-# get through; the price is a longer replay window, so replays inside it have to be caught by
-# de-duplicating activity ids. 1 h in the future is Mastodon's CLOCK_SKEW_MARGIN.
-CLOCK_SKEW_PAST = timedelta(hours=12)
+# We take current Mastodon's window (SignatureVerification#matches_time_window?): a signature
+# without an explicit expiry is good for 5 minutes after it was made, plus 1 hour of clock skew
+# (CLOCK_SKEW_MARGIN) either way, so a Date may be at most 1 h 5 min old and at most 1 h ahead.
+# A sender that Mastodon accepts is accepted here, and vice versa. Every sender we know of signs
+# each delivery attempt afresh, so a longer window would only widen the replay window; replays
+# inside it are caught by de-duplicating activity ids.
+CLOCK_SKEW_PAST = timedelta(hours=1, minutes=5)
 CLOCK_SKEW_FUTURE = timedelta(hours=1)
 
 DRAFT_CAVAGE_ALGORITHMS = frozenset({"rsa-sha256", "hs2019"})

@@ -361,6 +361,7 @@ def test_signed_digest_header_must_be_present() -> None:
     ("age", "accepted"),
     [
         (timedelta(hours=13), False),
+        (timedelta(hours=2), False),
         (CLOCK_SKEW_PAST + timedelta(seconds=1), False),
         (CLOCK_SKEW_PAST - timedelta(minutes=1), True),
         (timedelta(minutes=5), True),
@@ -370,6 +371,7 @@ def test_signed_digest_header_must_be_present() -> None:
     ],
     ids=[
         "13h-old",
+        "2h-old",
         "just-past-window",
         "just-inside-window",
         "5min-old",
@@ -388,7 +390,8 @@ def test_date_window(age: timedelta, accepted: bool) -> None:
 
 
 def test_window_constants() -> None:
-    assert timedelta(hours=12) == CLOCK_SKEW_PAST
+    # Mastodon's: 5 minutes of validity plus 1 hour of clock skew.
+    assert timedelta(hours=1, minutes=5) == CLOCK_SKEW_PAST
     assert timedelta(hours=1) == CLOCK_SKEW_FUTURE
 
 
@@ -575,17 +578,18 @@ def test_hs2019_with_created_and_expires() -> None:
         "(request-target): get /users/alice",
         "host: herold.example",
         f"(created): {created}",
-        f"(expires): {created + 300}",
+        f"(expires): {created + 60}",
     ]
     raw = PRIVATE_KEY.sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())
     headers["Signature"] = (
-        f'keyId="{KEY_ID}",algorithm="hs2019",created={created},expires={created + 300},'
+        f'keyId="{KEY_ID}",algorithm="hs2019",created={created},expires={created + 60},'
         f'headers="(request-target) host (created) (expires)",signature="{base64.b64encode(raw).decode()}"'
     )
     url = "https://herold.example/users/alice"
     assert _parse("GET", url, headers, None).verify(PUBLIC_KEY)
+    # Expired a minute after signing, plus the hour of clock skew; still inside the (created) window.
     with pytest.raises(SignatureError, match=r"^signature has expired$"):
-        _parse("GET", url, headers, None, now=NOW + timedelta(hours=2))
+        _parse("GET", url, headers, None, now=NOW + timedelta(hours=1, minutes=1))
     with pytest.raises(SignatureError, match=r"^\(created\) is outside the accepted window"):
         _parse("GET", url, headers, None, now=NOW - timedelta(hours=2))
 
