@@ -81,6 +81,13 @@ class DatabaseFactory:
         shutil.copyfile(self._template, path)
         return f"sqlite+aiosqlite:///{path}"
 
+    async def new_empty_database_url(self) -> str:
+        """A PostgreSQL database with no schema at all (SQLite needs only a new file name)."""
+        name = f"herold_e_{uuid.uuid4().hex[:12]}"
+        await self._admin(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return self._pg_url(name)
+
     async def cleanup(self) -> None:
         for name in reversed(self._created):
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

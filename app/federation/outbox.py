@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext

@@ -1,0 +1,89 @@
+"""The `herold` command, run as operators run it: a real process on the same database as the server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.lab import DatabaseFactory, Lab
+from tests.processes import herold_env, run_herold
+
+
+@pytest.fixture
+async def cli_env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
+    return herold_env(
+        tmp_path / "data", await databases.new_database_url(), LOCAL_DOMAIN="cli.test", HTTPS="false"
+    )
+
+
+async def test_create_list_and_password(cli_env: dict[str, str]) -> None:
+    created = run_herold(["accounts", "create", "alice", "--role", "admin"], cli_env)
+    assert created.returncode == 0, created.stderr
+    assert "@alice@cli.test" in created.stdout
+    password_line = [line for line in created.stdout.splitlines() if line.startswith("password: ")]
+    assert len(password_line) == 1 and len(password_line[0].split(": ", 1)[1]) >= 12
+
+    org = run_herold(
+        ["accounts", "create", "knnktv", "--organization", "--password", "correct horse"], cli_env
+    )
+    assert org.returncode == 0, org.stderr
+    assert "organisation account @knnktv@cli.test" in org.stdout
+    assert "password:" not in org.stdout
+
+    listed = run_herold(["accounts", "list", "--json"], cli_env)
+    rows = {row["username"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"alice", "knnktv"}
+    assert rows["alice"]["role"] == "admin" and rows["alice"]["type"] == "Person"
+    assert rows["knnktv"]["role"] == "staff" and rows["knnktv"]["type"] == "Organization"
+    assert rows["knnktv"]["uri"] == "http://cli.test/users/knnktv"
+
+    changed = run_herold(["accounts", "password", "alice"], cli_env)
+    assert changed.returncode == 0 and changed.stdout.startswith("password: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["accounts", "create", "Bad Name!"], "not a valid user name"),
+        (["accounts", "create", "bob", "--password", "short"], "at least 8 characters"),
+        (["accounts", "password", "nobody"], "no local account named 'nobody'"),
+    ],
+)
+async def test_refusals_are_one_clear_line(cli_env: dict[str, str], args: list[str], message: str) -> None:
+    result = run_herold(args, cli_env)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_duplicate_name_is_refused(cli_env: dict[str, str]) -> None:
+    assert run_herold(["accounts", "create", "carol"], cli_env).returncode == 0
+    again = run_herold(["accounts", "create", "Carol"], cli_env)
+    assert again.returncode == 1
+    assert "already taken" in again.stderr
+
+
+async def test_cli_works_on_the_database_of_a_running_server(lab: Lab, tmp_path: Path) -> None:
+    server = await lab.instance("a.test")
+    before = await server.client.get("/.well-known/webfinger", params={"resource": "acct:dora@a.test"})
+    assert before.status_code == 404
+
+    env = herold_env(
+        tmp_path / "cli-data", server.settings.database_url, LOCAL_DOMAIN="a.test", HTTPS="false"
+    )
+    result = run_herold(["accounts", "create", "dora"], env)
+    assert result.returncode == 0, result.stderr
+
+    after = await server.client.get("/.well-known/webfinger", params={"resource": "acct:dora@a.test"})
+    assert after.status_code == 200
+    actor = await server.client.get("/users/dora", headers={"Accept": "application/activity+json"})
+    assert actor.json()["publicKey"]["publicKeyPem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_cli_help_lists_commands() -> None:
+    result = run_herold(["--help"], herold_env(Path("/nonexistent"), "sqlite:///unused.db"))
+    assert result.returncode == 0
+    for command in ("serve", "worker", "migrate", "accounts"):
+        assert command in result.stdout

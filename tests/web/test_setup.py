@@ -1,0 +1,77 @@
+"""The one-time first-administrator setup on a fresh server."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from app.models import Account, Role, User
+from app.services.passwords import verify_password
+from tests.lab import Instance
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+async def test_fresh_server_offers_setup_and_creates_the_first_admin(instance: Instance) -> None:
+    page = await instance.client.get("/", headers=BROWSER)
+    assert page.status_code == 200
+    assert 'name="setup_token"' in page.text
+
+    wrong = await instance.client.post(
+        "/setup",
+        data={"setup_token": "guess", "username": "root", "password": "long enough"},
+        headers=BROWSER,
+    )
+    assert wrong.status_code == 403
+    assert "setup token is wrong" in wrong.text
+
+    token = instance.context.setup_token
+    made = await instance.client.post(
+        "/setup", data={"setup_token": token, "username": "Admin", "password": "long enough"}, headers=BROWSER
+    )
+    assert made.status_code == 303
+    assert made.headers["location"] == "http://a.test/@admin"
+
+    async with instance.context.sessions() as session:
+        account = (await session.scalars(select(Account).where(Account.username == "admin"))).one()
+        user = (await session.scalars(select(User).where(User.account_id == account.id))).one()
+    assert user.role == Role.ADMIN
+    assert await verify_password(user.password_hash, "long enough")
+
+    # The form is gone once an account exists, and the token cannot be used twice.
+    home = await instance.client.get("/", headers=BROWSER)
+    assert 'name="setup_token"' not in home.text
+    again = await instance.client.post(
+        "/setup", data={"setup_token": token, "username": "other", "password": "long enough"}, headers=BROWSER
+    )
+    assert again.status_code == 404
+
+
+async def test_setup_form_reports_bad_input(instance: Instance) -> None:
+    response = await instance.client.post(
+        "/setup",
+        data={
+            "setup_token": instance.context.setup_token,
+            "username": "no spaces",
+            "password": "long enough",
+        },
+        headers=BROWSER,
+    )
+    assert response.status_code == 400
+    assert "not a valid user name" in response.text
+    short = await instance.client.post(
+        "/setup",
+        data={"setup_token": instance.context.setup_token, "username": "admin", "password": "short"},
+        headers=BROWSER,
+    )
+    assert short.status_code == 400
+    assert "at least 8 characters" in short.text
+
+
+async def test_unknown_pages_answer_404_in_the_negotiated_format(instance: Instance) -> None:
+    as_json = await instance.client.get("/no/such/page", headers={"Accept": "application/activity+json"})
+    assert as_json.status_code == 404
+    assert as_json.json() == {"error": "nothing here at /no/such/page"}
+    as_html = await instance.client.get("/no/such/page", headers=BROWSER)
+    assert as_html.status_code == 404
+    assert as_html.headers["content-type"].startswith("text/html")
+    assert "nothing here at /no/such/page" in as_html.text
