@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -66,7 +67,8 @@ class Settings(BaseSettings):
             try:
                 return [ipaddress.ip_network(item, strict=False) for item in items]
             except ValueError as error:
-                raise ValueError(f"ALLOWED_PRIVATE_ADDRESSES: {error}") from None
+                # The key itself is named by describe_validation_error (from the field's location).
+                raise ValueError(str(error)) from None
         return value
 
     @field_validator("local_domain", "web_domain")
@@ -137,8 +139,19 @@ def _stored_secret_key(data_dir: Path) -> str:
             return path.read_text().strip()
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+        # Written private from the start, then linked into place only if no key is there yet: a second
+        # process starting at the same moment (the worker beside the web process) reads the winner's
+        # key instead of replacing it, and nobody ever reads a half-written file.
+        draft = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(key + "\n")
+            os.link(draft, path)
+        except FileExistsError:
+            return path.read_text().strip()
+        finally:
+            draft.unlink(missing_ok=True)
         return key
     except OSError as error:
         raise ConfigurationError(f"DATA_DIR {data_dir} is not usable: {error.strerror}") from None
