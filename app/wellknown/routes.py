@@ -108,15 +108,17 @@ async def host_meta(request: Request, context: AppContext = Depends(get_context)
         return redirect
     template = f"{context.settings.base_url}/.well-known/webfinger?resource={{uri}}"
     accept = request.headers.get("accept", "")
+    # One URL, two formats: caches must key on Accept.
+    headers = {**CORS, "Vary": "Accept"}
     if "json" in accept and "xml" not in accept:
-        return JSONResponse({"links": [{"rel": "lrdd", "template": template}]}, headers=CORS)
+        return JSONResponse({"links": [{"rel": "lrdd", "template": template}]}, headers=headers)
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">\n'
         f'  <Link rel="lrdd" template="{template}"/>\n'
         "</XRD>\n"
     )
-    return Response(xml, media_type="application/xrd+xml", headers=CORS)
+    return Response(xml, media_type="application/xrd+xml", headers=headers)
 
 
 @router.get("/.well-known/host-meta.json")
