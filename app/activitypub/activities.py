@@ -1,4 +1,5 @@
-"""Outgoing activities (Follow, Accept, Reject, Undo, …) as ActivityStreams JSON.
+"""Outgoing activities (Create, Update, Delete, Announce, Like, Add, Remove, Follow, Accept, Reject, Undo)
+as ActivityStreams JSON.
 
 Services decide *what* happens; these functions only say it in AS2. Activity ids are minted
 from `LocalUrls` so they dereference on this server.
@@ -8,10 +9,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.activitypub.renderers import AS_CONTEXT
-from app.models import Account
-from app.models.base import new_id
+from app.activitypub.renderers import (
+    AS_CONTEXT,
+    OBJECT_CONTEXT,
+    NoteParts,
+    iso,
+    render_announce,
+    render_create,
+    render_note,
+)
+from app.models import Account, Post
+from app.models.base import new_id, utcnow
 from app.urls import LocalUrls
+
+# Create and Announce are also served at their ids, so they live with the renderers.
+__all__ = [
+    "activity_id",
+    "render_add",
+    "render_announce",
+    "render_create",
+    "render_delete",
+    "render_follow",
+    "render_follow_response",
+    "render_like",
+    "render_remove",
+    "render_undo",
+    "render_update",
+]
 
 
 def activity_id(urls: LocalUrls, actor: Account) -> str:
@@ -54,3 +78,56 @@ def render_undo(urls: LocalUrls, actor: Account, undone: dict[str, Any]) -> dict
         "actor": actor.uri,
         "object": inner,
     }
+
+
+def render_update(post: Post, author: Account, parts: NoteParts, urls: LocalUrls) -> dict[str, Any]:
+    """An edit: the whole new Note, `updated` set; the id names the edit, as Mastodon's do."""
+    edited = post.edited_at or utcnow()
+    return {
+        "@context": OBJECT_CONTEXT,
+        "id": f"{post.uri}#updates/{int(edited.timestamp())}",
+        "type": "Update",
+        "actor": author.uri,
+        "published": iso(edited),
+        "to": list(post.to),
+        "cc": list(post.cc),
+        "object": render_note(post, author, parts, urls=urls),
+    }
+
+
+def render_delete(post: Post, author: Account) -> dict[str, Any]:
+    """A deleted post: a Tombstone, addressed as the post was so no new audience learns of it."""
+    return {
+        "@context": OBJECT_CONTEXT,
+        "id": f"{post.uri}#delete",
+        "type": "Delete",
+        "actor": author.uri,
+        "to": list(post.to),
+        "cc": list(post.cc),
+        "object": {"id": post.uri, "type": "Tombstone", "atomUri": post.uri},
+    }
+
+
+def render_like(like_uri: str, actor: Account, post: Post) -> dict[str, Any]:
+    return {"@context": AS_CONTEXT, "id": like_uri, "type": "Like", "actor": actor.uri, "object": post.uri}
+
+
+def _featured_change(kind: str, urls: LocalUrls, actor: Account, post: Post) -> dict[str, Any]:
+    return {
+        "@context": AS_CONTEXT,
+        "id": activity_id(urls, actor),
+        "type": kind,
+        "actor": actor.uri,
+        "object": post.uri,
+        "target": actor.featured_url or urls.featured(actor.username),
+    }
+
+
+def render_add(urls: LocalUrls, actor: Account, post: Post) -> dict[str, Any]:
+    """A pin: the post added to the actor's featured collection."""
+    return _featured_change("Add", urls, actor, post)
+
+
+def render_remove(urls: LocalUrls, actor: Account, post: Post) -> dict[str, Any]:
+    """An unpin."""
+    return _featured_change("Remove", urls, actor, post)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.models import Account, Post
+from app.models import Account, MediaAttachment, Post, Visibility
 from app.models.base import utcnow
 from app.urls import LocalUrls
 
@@ -32,6 +34,19 @@ EXTENSION_TERMS: dict[str, Any] = {
     "webfinger": "https://purl.archive.org/socialweb/webfinger#webfinger",
 }
 ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTENSION_TERMS]
+
+# The terms posts and their activities use, as Mastodon declares them for its statuses.
+OBJECT_TERMS: dict[str, Any] = {
+    "ostatus": "http://ostatus.org#",
+    "conversation": "ostatus:conversation",
+    "sensitive": "as:sensitive",
+    "Hashtag": "as:Hashtag",
+    "toot": "http://joinmastodon.org/ns#",
+    "Emoji": "toot:Emoji",
+    "blurhash": "toot:blurhash",
+    "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+}
+OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
 
 
 def iso(moment: datetime | None) -> str:
@@ -139,48 +154,156 @@ def render_ordered_collection_page(
     return document
 
 
-def render_note(post: Post, author: Account) -> dict[str, Any]:
-    """A post as a Note (or the type it was written as), addressed as stored."""
-    note: dict[str, Any] = {
-        "id": post.uri,
-        "type": post.object_type,
-        "attributedTo": author.uri,
-        "content": post.content_html,
-        "summary": post.summary or None,
-        "sensitive": post.sensitive,
-        "published": iso(post.published_at),
-        "url": post.url or post.uri,
-        "to": list(post.to),
-        "cc": list(post.cc),
-        "inReplyTo": post.in_reply_to_uri,
+@dataclass(frozen=True)
+class NoteParts:
+    """What a Note carries besides the post row itself: its mentions, hashtags and media."""
+
+    mentions: Sequence[Account] = ()
+    # Lower-cased hashtag names, as stored.
+    tags: Sequence[str] = ()
+    attachments: Sequence[MediaAttachment] = ()
+
+
+def address_post(
+    visibility: str, followers_url: str | None, mentioned: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """`to` and `cc` for a post, exactly as Mastodon addresses each visibility."""
+    followers = [followers_url] if followers_url else []
+    mentions = list(dict.fromkeys(mentioned))
+    if visibility == Visibility.PUBLIC:
+        return [AS_PUBLIC], followers + mentions
+    if visibility == Visibility.UNLISTED:
+        return followers, [AS_PUBLIC, *mentions]
+    if visibility == Visibility.FOLLOWERS:
+        return followers, mentions
+    return mentions, []
+
+
+def mention_name(account: Account) -> str:
+    # Mastodon names local accounts by user name alone and remote ones by their full acct.
+    return f"@{account.username}" if account.domain is None else f"@{account.username}@{account.domain}"
+
+
+def _attachment(media: MediaAttachment) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "type": "Document",
+        "mediaType": media.media_type,
+        "url": media.url,
+        "name": media.description,
     }
+    if media.blurhash:
+        document["blurhash"] = media.blurhash
+    if media.width and media.height:
+        document["width"] = media.width
+        document["height"] = media.height
+    return document
+
+
+def render_replies_collection(post_uri: str, items: Sequence[str] | None = None) -> dict[str, Any]:
+    """The `replies` Collection of a local post; embedded in the Note with its first page empty."""
+    collection_id = f"{post_uri}/replies"
+    first: dict[str, Any] = {"type": "CollectionPage", "partOf": collection_id, "items": list(items or [])}
+    if items is None:
+        first["next"] = f"{collection_id}?page=true"
+    return {"id": collection_id, "type": "Collection", "first": first}
+
+
+def render_note(
+    post: Post,
+    author: Account,
+    parts: NoteParts | None = None,
+    *,
+    urls: LocalUrls | None = None,
+    with_context: bool = False,
+) -> dict[str, Any]:
+    """A post as a Note (or the type it was written as), addressed as stored, shaped like Mastodon's.
+
+    `urls` is needed for the hashtags' links; `with_context` when the Note is a document of its own
+    rather than embedded in an activity.
+    """
+    parts = parts or NoteParts()
+    tags: list[dict[str, Any]] = [
+        {"type": "Mention", "href": account.uri, "name": mention_name(account)} for account in parts.mentions
+    ]
+    if parts.tags:
+        assert urls is not None, "hashtag links need the instance's URLs"
+        tags += [{"type": "Hashtag", "href": urls.tag(name), "name": f"#{name}"} for name in parts.tags]
+    note: dict[str, Any] = {}
+    if with_context:
+        note["@context"] = OBJECT_CONTEXT
+    note.update(
+        {
+            "id": post.uri,
+            "type": post.object_type,
+            "summary": post.summary or None,
+            "inReplyTo": post.in_reply_to_uri,
+            "published": iso(post.published_at),
+            "url": post.url or post.uri,
+            "attributedTo": author.uri,
+            "to": list(post.to),
+            "cc": list(post.cc),
+            "sensitive": post.sensitive,
+            "content": post.content_html,
+            "attachment": [_attachment(media) for media in parts.attachments],
+            "tag": tags,
+        }
+    )
     if post.language:
         note["contentMap"] = {post.language: post.content_html}
     if post.edited_at:
         note["updated"] = iso(post.edited_at)
     if post.conversation_uri:
         note["conversation"] = post.conversation_uri
+    if post.local:
+        note["replies"] = render_replies_collection(post.uri)
     return note
+
+
+def render_create(
+    post: Post,
+    author: Account,
+    parts: NoteParts | None = None,
+    *,
+    urls: LocalUrls | None = None,
+    with_context: bool = True,
+) -> dict[str, Any]:
+    """The Create of a post; its id is the post's id + `/activity`, where it also dereferences."""
+    document: dict[str, Any] = {"@context": OBJECT_CONTEXT} if with_context else {}
+    document.update(
+        {
+            "id": f"{post.uri}/activity",
+            "type": "Create",
+            "actor": author.uri,
+            "published": iso(post.published_at),
+            "to": list(post.to),
+            "cc": list(post.cc),
+            "object": render_note(post, author, parts, urls=urls),
+        }
+    )
+    return document
+
+
+def render_announce(
+    boost: Post, booster: Account, original_uri: str, *, with_context: bool = True
+) -> dict[str, Any]:
+    """A boost: the boost post's id is the Announce's id (as Mastodon's reblogs are)."""
+    document: dict[str, Any] = {"@context": AS_CONTEXT} if with_context else {}
+    document.update(
+        {
+            "id": boost.uri,
+            "type": "Announce",
+            "actor": booster.uri,
+            "published": iso(boost.published_at),
+            "to": list(boost.to),
+            "cc": list(boost.cc),
+            "object": original_uri,
+        }
+    )
+    return document
 
 
 def render_outbox_item(post: Post, author: Account, reblogged: Post | None) -> dict[str, Any]:
     """An outbox entry: the Create of a post, or the Announce of a boost."""
     if reblogged is not None:
-        return {
-            "id": post.uri,
-            "type": "Announce",
-            "actor": author.uri,
-            "published": iso(post.published_at),
-            "to": list(post.to),
-            "cc": list(post.cc),
-            "object": reblogged.uri,
-        }
-    return {
-        "id": f"{post.uri}/activity",
-        "type": "Create",
-        "actor": author.uri,
-        "published": iso(post.published_at),
-        "to": list(post.to),
-        "cc": list(post.cc),
-        "object": render_note(post, author),
-    }
+        return render_announce(post, author, reblogged.uri, with_context=False)
+    return render_create(post, author, with_context=False)

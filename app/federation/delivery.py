@@ -1,14 +1,701 @@
-"""Delivery of our activities to remote inboxes (outbound federation)."""
+"""Delivery of our activities to remote inboxes: one signed POST per job, and what each answer means.
+
+The worker hands every claimed `DeliveryJob` to a `Deliverer`. What happens to a job:
+
+- 2xx: done.
+- 4xx other than 401, 408 and 429: failed for good (recorded, never retried). 410 also marks the
+  account behind a personal inbox gone, so it is no longer delivered to.
+- 429 and 503 honour Retry-After; every other failure (network errors, timeouts, 5xx, 401, 408)
+  is retried with exponential backoff and jitter: 16 attempts over about 2 to 2.6 days, as
+  Mastodon's Sidekiq schedule does (15 s + n⁴ after the n-th failure).
+- Redirects are not followed: the signature covers the request target, so a redirected POST could
+  only be refused; an inbox that redirects has failed for good.
+
+Two guards keep one bad host from costing the others anything:
+
+- a per-host circuit breaker: after 10 consecutive failures the host's jobs are postponed, without
+  a request, for 60 s; then one job probes it, and the others wait for the probe's answer;
+- domain availability (`DomainHealth`): a host with failures on 7 distinct (UTC) days, with no
+  success in between, is unavailable. Its deliveries are dropped without a request (Mastodon does
+  the same), except one probe per day: the first job for the host on a day on which it has not
+  failed yet is attempted. One success (a probe, or `mark_host_reachable` when the host sends us
+  a signed activity) makes it available again and clears its failure days.
+
+The breaker, the per-host limits and the caches are per-process state held by the `Deliverer`
+instance (one per worker), never at module level: workers in other processes keep their own, and
+the database is what they share.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from app.activitypub.signatures import sign_request
+from app.activitypub.transport import ForbiddenAddressError, ResponseTooLarge, read_capped
 from app.context import AppContext
-from app.models import DeliveryJob
+from app.federation.queue import QueueSpec
+from app.federation.worker import DELIVERY_QUEUE
+from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
+from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_JSON = "application/activity+json"
+MAX_ATTEMPTS = 16
+# Sidekiq's schedule stretched by up to this much, so jobs that failed together do not retry together.
+RETRY_JITTER = 0.25
+RETRY_AFTER_MIN = timedelta(seconds=1)
+RETRY_AFTER_MAX = timedelta(days=1)
+# Only the status matters; the body is read (to keep the connection reusable) up to this much.
+MAX_RESPONSE_BYTES = 1_048_576
+
+BREAKER_THRESHOLD = 10
+BREAKER_COOLOFF = 60.0
+# While a probe is out to a host whose breaker just closed, its other jobs wait this long.
+PROBE_WAIT = 5.0
+PER_HOST_REQUESTS = 4
+# Jobs allowed to queue for one host's requests before further ones are postponed, so that a slow
+# host with a backlog cannot take all of the worker's slots.
+PER_HOST_WAITING = 16
+LINE_WAIT = 2.0
+UNAVAILABLE_AFTER_DAYS = 7
+HEALTH_REFRESH = 30.0
+ACTIVITY_CACHE_SIZE = 256
+# Requests in flight per worker: below the transport's 200 pooled connections, so the server's own
+# fetches (actors, keys) always find one.
+DELIVERY_CONCURRENCY = 128
+DELIVERY_BATCH = 200
+# A job is claimed for this long; it finishes well within it (5 s connect + 10 s read timeouts, and
+# the per-host line is kept short), and a crashed worker's jobs are retaken once it runs out.
+DELIVERY_LEASE = timedelta(minutes=2)
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long to wait after the `failures`-th failed attempt (1 → ~16 s … 15 → ~14 h)."""
+    base = 15 + failures**4
+    return timedelta(seconds=base * (1 + random.uniform(0, RETRY_JITTER)))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as seconds or as an HTTP date, held within sane bounds; None if absent or unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    delay: timedelta | None = None
+    if value.isdigit():
+        delay = timedelta(seconds=int(value))
+    else:
+        try:
+            delay = parsedate_to_datetime(value) - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(RETRY_AFTER_MIN, min(RETRY_AFTER_MAX, delay))
+
+
+class Verdict(Enum):
+    DONE = "done"
+    RETRY = "retry"
+    FAILED = "failed"
+    # Not attempted now (breaker open, host busy): back in the queue without counting an attempt.
+    POSTPONE = "postpone"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+    retry_after: timedelta | None = None
+    # The host did not answer usefully (network error, timeout, 5xx...): feeds the breaker and
+    # the domain's failure days. A host that answers, even with a refusal, is up.
+    host_failed: bool = False
+    # 410 Gone from the inbox.
+    gone: bool = False
+    # How long to postpone a POSTPONE.
+    delay: float = 0.0
+    # A request went out (for logs and tests).
+    attempted: bool = True
+
+
+def classify(status: int, retry_after: str | None, now: datetime) -> Outcome:
+    """What an HTTP status from an inbox means for the job."""
+    if 200 <= status < 300:
+        return Outcome(Verdict.DONE, status)
+    if 300 <= status < 400:
+        return Outcome(Verdict.FAILED, status, f"the inbox redirected ({status})")
+    if status in (429, 503):
+        return Outcome(
+            Verdict.RETRY,
+            status,
+            f"the inbox answered {status}",
+            retry_after=parse_retry_after(retry_after, now),
+            host_failed=True,
+        )
+    if status in (401, 408) or status >= 500:
+        return Outcome(Verdict.RETRY, status, f"the inbox answered {status}", host_failed=True)
+    if status == 410:
+        return Outcome(Verdict.FAILED, status, "the inbox is gone (410)", gone=True)
+    return Outcome(Verdict.FAILED, status, f"the inbox refused the activity ({status})")
+
+
+# --------------------------------------------------------------------------------------------
+# Per-host limits and the circuit breaker
+
+
+@dataclass
+class _HostState:
+    semaphore: asyncio.Semaphore
+    # Tasks holding or waiting for the semaphore.
+    users: int = 0
+    failures: int = 0
+    open_until: float = 0.0
+    probing: bool = False
+
+
+class HostGates:
+    """Per-host concurrency and circuit breakers. Only hosts in use or failing are remembered."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int = PER_HOST_REQUESTS,
+        max_waiting: int = PER_HOST_WAITING,
+        threshold: int = BREAKER_THRESHOLD,
+        cooloff: float = BREAKER_COOLOFF,
+    ) -> None:
+        self.per_host = per_host
+        self.max_waiting = max_waiting
+        self.threshold = threshold
+        self.cooloff = cooloff
+        self._hosts: dict[str, _HostState] = {}
+
+    def open_for(self, host: str) -> float | None:
+        """Seconds until `host`'s open circuit closes; None when it is closed."""
+        state = self._hosts.get(host)
+        if state is None:
+            return None
+        remaining = state.open_until - time.monotonic()
+        return remaining if remaining > 0 else None
+
+    def admit(self, host: str) -> float | None:
+        """None when a request to `host` may go ahead, else how long to postpone the job.
+
+        Must be followed by `slot(host)` without an await in between (the check and the claim are
+        one step on the event loop). A caller admitted as the breaker's probe must report back
+        through `succeeded` or `failed`.
+        """
+        state = self._hosts.get(host)
+        if state is None:
+            return None
+        now = time.monotonic()
+        if state.open_until > now:
+            return state.open_until - now
+        if state.failures >= self.threshold:
+            if state.probing:
+                return PROBE_WAIT
+            state.probing = True
+            return None
+        if state.users >= self.per_host + self.max_waiting:
+            return LINE_WAIT
+        return None
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _HostState(asyncio.Semaphore(self.per_host))
+        state.users += 1
+        try:
+            async with state.semaphore:
+                yield
+        finally:
+            state.users -= 1
+            self._forget_if_idle(host, state)
+
+    def succeeded(self, host: str) -> None:
+        state = self._hosts.get(host)
+        if state is not None:
+            state.failures = 0
+            state.open_until = 0.0
+            state.probing = False
+            self._forget_if_idle(host, state)
+
+    def failed(self, host: str) -> None:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _HostState(asyncio.Semaphore(self.per_host))
+        state.failures += 1
+        state.probing = False
+        if state.failures >= self.threshold:
+            state.open_until = time.monotonic() + self.cooloff
+
+    def _forget_if_idle(self, host: str, state: _HostState) -> None:
+        if state.users == 0 and state.failures == 0 and self._hosts.get(host) is state:
+            del self._hosts[host]
+
+
+# --------------------------------------------------------------------------------------------
+# Domain availability
+
+
+@dataclass
+class _Health:
+    failure_days: int
+    last_failure_day: date | None
+    unavailable: bool
+
+
+class DomainHealthBook:
+    """What this worker knows of `DomainHealth`: the hosts with failure days, reloaded every 30 s.
+
+    Healthy hosts have no row, so a fan-out to thousands of them costs no query at all; a failing
+    host costs one write per day, not one per failed job.
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self._troubled: dict[str, _Health] = {}
+        self._loaded_at = float("-inf")
+        self._loading: asyncio.Lock = asyncio.Lock()
+        # Hosts this worker lets through as today's probe of an unavailable domain.
+        self._probed: dict[str, date] = {}
+
+    async def refresh(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < HEALTH_REFRESH:
+            return
+        async with self._loading:
+            if not force and time.monotonic() - self._loaded_at < HEALTH_REFRESH:
+                return
+            async with self.context.sessions() as session:
+                rows = await session.execute(
+                    select(
+                        col(DomainHealth.host),
+                        col(DomainHealth.failure_days),
+                        col(DomainHealth.last_failure_day),
+                        col(DomainHealth.unavailable_since),
+                    ).where(col(DomainHealth.failure_days) > 0)
+                )
+                self._troubled = {
+                    host: _Health(days, last_day, unavailable is not None)
+                    for host, days, last_day, unavailable in rows.all()
+                }
+            self._loaded_at = time.monotonic()
+
+    def skip_reason(self, host: str) -> str | None:
+        """Why a delivery to `host` is dropped without a request, or None to attempt it."""
+        health = self._troubled.get(host)
+        if health is None or not health.unavailable:
+            return None
+        today = utcnow().date()
+        if health.last_failure_day != today and self._probed.get(host) != today:
+            self._probed[host] = today
+            return None
+        return f"{host} is unavailable: deliveries failed on {health.failure_days} days; probed once a day"
+
+    async def failed(self, host: str) -> None:
+        today = utcnow().date()
+        known = self._troubled.get(host)
+        if known is not None and known.last_failure_day == today:
+            return
+        for attempt in range(2):
+            async with self.context.sessions() as session:
+                row = await session.scalar(
+                    select(DomainHealth).where(DomainHealth.host == host).with_for_update()
+                )
+                if row is None:
+                    row = DomainHealth(host=host)
+                if row.last_failure_day != today:
+                    row.failure_days += 1
+                    row.last_failure_day = today
+                if row.failure_days >= UNAVAILABLE_AFTER_DAYS and row.unavailable_since is None:
+                    row.unavailable_since = utcnow()
+                    log.warning("%s marked unavailable after failures on %d days", host, row.failure_days)
+                session.add(row)
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    # Another worker wrote the first failure of this host at the same moment.
+                    if attempt:
+                        raise
+                    continue
+                self._troubled[host] = _Health(
+                    row.failure_days, row.last_failure_day, row.unavailable_since is not None
+                )
+                return
+
+    async def succeeded(self, host: str) -> None:
+        if host not in self._troubled:
+            return
+        await mark_host_reachable(self.context, host)
+        self._troubled.pop(host, None)
+        self._probed.pop(host, None)
+
+
+async def mark_host_reachable(context: AppContext, host: str) -> None:
+    """`host` answered (a delivery succeeded, or it sent us a signed activity): clear its failure days."""
+    async with context.sessions() as session:
+        await session.execute(
+            update(DomainHealth)
+            .where(col(DomainHealth.host) == host)
+            .values(failure_days=0, last_failure_day=None, unavailable_since=None, last_success_at=utcnow())
+        )
+        await session.commit()
+
+
+# --------------------------------------------------------------------------------------------
+# Writing outcomes: many jobs per transaction
+
+
+@dataclass
+class _Pending:
+    job_id: int
+    lease: datetime | None
+    # DONE outcomes are written by the group; the others carry their own values.
+    done_status: int | None
+    values: dict[str, Any] | None
+    future: asyncio.Future[None]
+
+
+_WRITE_ONE = (
+    update(DeliveryJob)
+    .where(
+        col(DeliveryJob.id) == bindparam("job_id"),
+        # Only while our lease holds: had it run out and another worker taken the job over, that
+        # worker's result is the one that counts.
+        col(DeliveryJob.locked_until) == bindparam("lease"),
+    )
+    .values(
+        state=bindparam("new_state"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("new_next_attempt_at"),
+        locked_until=None,
+        last_status=bindparam("new_last_status"),
+        last_error=bindparam("new_last_error"),
+        finished_at=bindparam("new_finished_at"),
+    )
+)
+
+
+class OutcomeWriter:
+    """Group commit: outcomes that arrive while a write is running go together in the next one.
+
+    Each job's handler still waits for its own outcome to be committed (a returned handler means
+    a recorded job), but a fan-out to thousands of inboxes costs a few dozen transactions: the
+    successes of one claimed batch (one lease) are a single UPDATE.
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.lost_leases = 0
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def done(self, job: DeliveryJob, status: int) -> None:
+        await self._submit(_Pending(job.id, job.locked_until, status, None, self._future()))
+
+    async def write(self, job: DeliveryJob, values: dict[str, Any]) -> None:
+        await self._submit(_Pending(job.id, job.locked_until, None, values, self._future()))
+
+    @staticmethod
+    def _future() -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, pending: _Pending) -> None:
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await pending.future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                expected, written = await self._write(batch)
+            except Exception as error:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            if written >= 0 and written < expected:
+                self.lost_leases += expected - written
+                log.warning("%d delivery outcomes not written: their leases had run out", expected - written)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(None)
+
+    async def _write(self, batch: list[_Pending]) -> tuple[int, int]:
+        now = utcnow()
+        groups: dict[tuple[datetime | None, int], list[int]] = {}
+        singles: list[dict[str, Any]] = []
+        for item in batch:
+            if item.values is None:
+                assert item.done_status is not None
+                groups.setdefault((item.lease, item.done_status), []).append(item.job_id)
+            else:
+                singles.append({"job_id": item.job_id, "lease": item.lease, **item.values})
+        written = 0
+        async with self.context.sessions() as session:
+            for (lease, status), ids in groups.items():
+                result = await session.execute(
+                    update(DeliveryJob)
+                    .where(col(DeliveryJob.id).in_(ids), col(DeliveryJob.locked_until) == lease)
+                    .values(
+                        state=JobState.DONE,
+                        attempts=col(DeliveryJob.attempts) + 1,
+                        locked_until=None,
+                        last_status=status,
+                        last_error=None,
+                        finished_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                written += max(0, getattr(result, "rowcount", 0))
+            for values in singles:
+                result = await session.execute(_WRITE_ONE, values)
+                written += max(0, getattr(result, "rowcount", 0))
+            await session.commit()
+        return len(batch), written
+
+
+# --------------------------------------------------------------------------------------------
+# The deliverer
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An activity ready to send: serialised once, whatever the number of inboxes."""
+
+    uri: str
+    body: bytes
+    key_id: str
+    private_key: RSAPrivateKey
+
+
+@dataclass
+class DeliveryStats:
+    """Counters for logs, tests and the benchmark."""
+
+    requests: int = 0
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    postponed: int = 0
 
 
 class Deliverer:
-    def __init__(self, context: AppContext) -> None:
+    """Runs delivery jobs. One per worker: it owns that worker's breakers, host limits and caches."""
+
+    def __init__(
+        self,
+        context: AppContext,
+        *,
+        client: httpx.AsyncClient | None = None,
+        gates: HostGates | None = None,
+    ) -> None:
         self.context = context
+        self.client = client or context.http
+        self.gates = gates or HostGates()
+        self.health = DomainHealthBook(context)
+        self.writer = OutcomeWriter(context)
+        self.stats = DeliveryStats()
+        self._activities: OrderedDict[int, _Prepared | None] = OrderedDict()
+        self._loading: dict[int, asyncio.Future[_Prepared | None]] = {}
 
     async def __call__(self, job: DeliveryJob) -> None:
-        raise NotImplementedError("delivery arrives with outbound federation")
+        outcome = await self.attempt(job)
+        if outcome.verdict is Verdict.DONE and outcome.status is not None:
+            self.stats.done += 1
+            await self.writer.done(job, outcome.status)
+        else:
+            await self.writer.write(job, self._values(job, outcome))
+
+    async def attempt(self, job: DeliveryJob) -> Outcome:
+        """Try one delivery and say what came of it (nothing is written here)."""
+        await self.health.refresh()
+        skip = self.health.skip_reason(job.host)
+        if skip is not None:
+            return Outcome(Verdict.FAILED, error=skip, attempted=False)
+        prepared = await self._prepared(job.activity_id)
+        if prepared is None:
+            return Outcome(Verdict.FAILED, error="the activity is no longer stored", attempted=False)
+        wait = self.gates.admit(job.host)
+        if wait is not None:
+            return _postponed(wait)
+        outcome: Outcome | None = None
+        try:
+            async with self.gates.slot(job.host):
+                # The circuit may have opened while this job waited for its turn.
+                wait = self.gates.open_for(job.host)
+                if wait is None:
+                    outcome = await self._post(job, prepared)
+        finally:
+            if outcome is None and wait is None:
+                # Cancelled or broken mid-request: a failure, so that a probe is not left hanging.
+                self.gates.failed(job.host)
+        if outcome is None:
+            assert wait is not None
+            return _postponed(wait)
+        if outcome.host_failed:
+            self.gates.failed(job.host)
+            await self.health.failed(job.host)
+        else:
+            self.gates.succeeded(job.host)
+            await self.health.succeeded(job.host)
+        if outcome.gone:
+            await self._mark_gone(job.inbox_url)
+        return outcome
+
+    async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
+        headers = sign_request(
+            method="POST",
+            url=job.inbox_url,
+            body=prepared.body,
+            key_id=prepared.key_id,
+            private_key=prepared.private_key,
+            content_type=ACTIVITY_JSON,
+        )
+        self.stats.requests += 1
+        try:
+            async with self.client.stream(
+                "POST", job.inbox_url, content=prepared.body, headers=headers, follow_redirects=False
+            ) as response:
+                outcome = classify(response.status_code, response.headers.get("retry-after"), utcnow())
+                try:
+                    await read_capped(response, MAX_RESPONSE_BYTES)
+                except (ResponseTooLarge, httpx.HTTPError):
+                    pass  # the status has been given; an unreadable body changes nothing
+                return outcome
+        except ForbiddenAddressError as error:
+            # Our own guard refused: retrying will not change where the name points.
+            return Outcome(Verdict.FAILED, error=str(error))
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}")
+        except httpx.TimeoutException as error:
+            return Outcome(Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True)
+        except httpx.HTTPError as error:
+            return Outcome(Verdict.RETRY, error=f"{type(error).__name__}: {error}"[:500], host_failed=True)
+
+    def _values(self, job: DeliveryJob, outcome: Outcome) -> dict[str, Any]:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "new_state": JobState.QUEUED,
+            "new_attempts": job.attempts + (1 if outcome.attempted else 0),
+            "new_next_attempt_at": job.next_attempt_at,
+            "new_last_status": outcome.status if outcome.status is not None else job.last_status,
+            "new_last_error": outcome.error[:2000] if outcome.error else None,
+            "new_finished_at": None,
+        }
+        verdict = outcome.verdict
+        if verdict is Verdict.RETRY and values["new_attempts"] >= MAX_ATTEMPTS:
+            verdict = Verdict.FAILED
+            values["new_last_error"] = f"gave up after {MAX_ATTEMPTS} attempts: {outcome.error}"[:2000]
+        if verdict is Verdict.DONE:
+            self.stats.done += 1
+            values.update(new_state=JobState.DONE, new_finished_at=now, new_last_error=None)
+        elif verdict is Verdict.FAILED:
+            self.stats.failed += 1
+            values.update(new_state=JobState.FAILED, new_finished_at=now)
+        elif verdict is Verdict.RETRY:
+            self.stats.retried += 1
+            delay = outcome.retry_after or retry_delay(values["new_attempts"])
+            values["new_next_attempt_at"] = now + delay
+        else:
+            self.stats.postponed += 1
+            # Spread out, so postponed jobs do not all come back in the same instant.
+            values["new_next_attempt_at"] = now + timedelta(seconds=outcome.delay * random.uniform(1.0, 1.2))
+            values["new_last_error"] = job.last_error
+        return values
+
+    async def _prepared(self, activity_id: int) -> _Prepared | None:
+        if activity_id in self._activities:
+            self._activities.move_to_end(activity_id)
+            return self._activities[activity_id]
+        loading = self._loading.get(activity_id)
+        if loading is not None:
+            # A fan-out's jobs all arrive at once: the first loads, the others wait for it.
+            return await asyncio.shield(loading)
+        future: asyncio.Future[_Prepared | None] = asyncio.get_running_loop().create_future()
+        self._loading[activity_id] = future
+        try:
+            prepared = await self._load(activity_id)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here, so waiters-less failures are not logged as lost
+            raise
+        finally:
+            self._loading.pop(activity_id, None)
+        future.set_result(prepared)
+        self._activities[activity_id] = prepared
+        while len(self._activities) > ACTIVITY_CACHE_SIZE:
+            self._activities.popitem(last=False)
+        return prepared
+
+    async def _load(self, activity_id: int) -> _Prepared | None:
+        async with self.context.sessions() as session:
+            row = (
+                await session.execute(
+                    select(
+                        OutboxActivity.uri, OutboxActivity.payload, Account.key_id, Account.private_key_pem
+                    )
+                    .join(Account, col(Account.id) == col(OutboxActivity.account_id))
+                    .where(col(OutboxActivity.id) == activity_id)
+                )
+            ).first()
+        if row is None or not row.private_key_pem:
+            return None
+        body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return _Prepared(
+            uri=row.uri,
+            body=body,
+            key_id=row.key_id,
+            private_key=self.context.keys.private_key(row.private_key_pem),
+        )
+
+    async def _mark_gone(self, inbox_url: str) -> None:
+        """A personal inbox answered 410: its account is gone. A shared inbox speaks for no one account."""
+        async with self.context.sessions() as session:
+            await session.execute(
+                update(Account)
+                .where(
+                    col(Account.inbox_url) == inbox_url,
+                    col(Account.domain).is_not(None),
+                    col(Account.gone_at).is_(None),
+                    (col(Account.shared_inbox_url).is_(None)) | (col(Account.shared_inbox_url) != inbox_url),
+                )
+                .values(gone_at=utcnow())
+            )
+            await session.commit()
+
+
+def _postponed(delay: float) -> Outcome:
+    return Outcome(Verdict.POSTPONE, error="host busy or its circuit open", delay=delay, attempted=False)
+
+
+def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> QueueSpec[DeliveryJob]:
+    """The worker's delivery queue, run by `deliverer` (a new one, with its own breakers, by default)."""
+    return QueueSpec(
+        name=DELIVERY_QUEUE,
+        model=DeliveryJob,
+        handler=deliverer or Deliverer(context),
+        concurrency=DELIVERY_CONCURRENCY,
+        batch_size=DELIVERY_BATCH,
+        lease=DELIVERY_LEASE,
+    )

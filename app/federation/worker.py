@@ -102,9 +102,9 @@ DELIVERY_QUEUE = "delivery"
 
 
 def build_worker(context: AppContext) -> Worker:
-    from app.federation.delivery import Deliverer
+    from app.federation.delivery import delivery_queue
     from app.federation.inbox_processing import InboxProcessor
-    from app.models import DeliveryJob, InboxItem
+    from app.models import InboxItem
 
     return Worker(
         context,
@@ -117,13 +117,6 @@ def build_worker(context: AppContext) -> Worker:
                 batch_size=50,
                 lease=timedelta(minutes=5),
             ),
-            QueueSpec(
-                name=DELIVERY_QUEUE,
-                model=DeliveryJob,
-                handler=Deliverer(context),
-                concurrency=64,
-                batch_size=200,
-                lease=timedelta(minutes=2),
-            ),
+            delivery_queue(context),
         ],
     )

@@ -1,0 +1,816 @@
+"""Writing posts and acting on them: create, edit, delete, boost, like, pin — and their delivery.
+
+One service for the CLI now and the web UI and client API later. Each action commits the change,
+its timeline entries and its delivery jobs in one transaction (the transactional outbox), so
+what is committed is delivered even if the process dies right after.
+
+What a post says on the wire is decided by the renderers; this module decides who receives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.activitypub import activities
+from app.activitypub.fetcher import Fetcher, FetchError
+from app.activitypub.parsers import InvalidObject, authority, first_id
+from app.activitypub.renderers import NoteParts, address_post
+from app.activitypub.resolver import ActorResolver, ResolveError
+from app.context import AppContext
+from app.federation.outbox import (
+    booster_inboxes,
+    follower_inboxes,
+    notify_delivery,
+    post_inboxes,
+    queue_activity,
+)
+from app.models import (
+    Account,
+    Favourite,
+    Follow,
+    FollowState,
+    MediaAttachment,
+    Mention,
+    Pin,
+    Post,
+    PostEdit,
+    PostTag,
+    Tag,
+    TimelineEntry,
+    Visibility,
+)
+from app.models.base import new_id, utcnow
+from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
+from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
+
+# Mastodon counts every link as 23 characters, whatever its length.
+URL_WEIGHT = 23
+MAX_PINS = 5
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_REMOTE_MENTION_RE = re.compile(r"(?<![=/\w@])(@[A-Za-z0-9_][A-Za-z0-9_.\-]*)@[\w.\-]*\w(?::[0-9]{1,5})?")
+# Mentions are resolved a few at a time: each may be a WebFinger round trip and an actor fetch.
+MENTION_LOOKUPS = 4
+
+
+class PostingError(ValueError):
+    """A request that cannot be carried out; the message is meant for the person asking."""
+
+
+@dataclass(frozen=True)
+class _ReplyTarget:
+    uri: str
+    post: Post | None
+    author: Account | None
+    conversation_uri: str | None
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post with everything needed to show or render it."""
+
+    post: Post
+    author: Account
+    parts: NoteParts
+
+
+def visible_length(text: str) -> int:
+    """Characters as Mastodon counts them: links weigh 23, remote mentions count without their domain."""
+    text = URL_RE.sub("x" * URL_WEIGHT, text)
+    return len(_REMOTE_MENTION_RE.sub(r"\1", text))
+
+
+def conversation_tag(local_domain: str, post: Post) -> str:
+    # Mastodon's form, which other servers keep as an opaque thread key.
+    return f"tag:{local_domain},{post.published_at:%Y-%m-%d}:objectId={post.id}:objectType=Conversation"
+
+
+class PostingService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.urls = context.urls
+
+    # ------------------------------------------------------------------------------------------
+    # Looking things up
+
+    async def local_account(self, username: str) -> Account:
+        name = username.strip().removeprefix("@").removesuffix(f"@{self.context.settings.local_domain}")
+        account = await AccountService(self.context).get_local_account(name)
+        if account is None or account.username == INSTANCE_ACTOR_USERNAME or account.deleted_at is not None:
+            raise PostingError(f"there is no local account named {username!r}")
+        return account
+
+    async def find_post(self, reference: str | int) -> Post | None:
+        """A stored post by its id, its ActivityPub id or its web address (deleted ones included)."""
+        async with self.context.sessions() as session:
+            return await _find_post(session, reference)
+
+    async def view(self, post: Post) -> PostView:
+        async with self.context.sessions() as session:
+            author = await session.get(Account, post.account_id)
+            assert author is not None
+            parts = (await _note_parts(session, [post]))[post.id]
+        return PostView(post=post, author=author, parts=parts)
+
+    async def replies(self, post: Post, *, limit: int = 40) -> list[str]:
+        """Ids of public and unlisted replies to `post`, oldest first (its `replies` collection)."""
+        async with self.context.sessions() as session:
+            rows = await session.scalars(
+                select(Post.uri)
+                .where(
+                    col(Post.in_reply_to_id) == post.id,
+                    col(Post.deleted_at).is_(None),
+                    col(Post.visibility).in_([Visibility.PUBLIC, Visibility.UNLISTED]),
+                )
+                .order_by(col(Post.id))
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def may_see(self, post: Post, viewer_uri: str | None) -> bool:
+        """Whether the actor `viewer_uri` (None: anonymous) may see `post`: the one visibility rule."""
+        if post.deleted_at is not None:
+            return False
+        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
+            return True
+        if viewer_uri is None:
+            return False
+        async with self.context.sessions() as session:
+            viewer = await session.scalar(select(Account).where(Account.uri == viewer_uri))
+            if viewer is None:
+                return False
+            if viewer.id == post.account_id:
+                return True
+            mentioned = await session.scalar(
+                select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == viewer.id)
+            )
+            if mentioned is not None:
+                return True
+            if post.visibility != Visibility.FOLLOWERS:
+                return False
+            follows = await session.scalar(
+                select(Follow.id).where(
+                    Follow.follower_id == viewer.id,
+                    Follow.followee_id == post.account_id,
+                    col(Follow.state) == FollowState.ACCEPTED,
+                )
+            )
+            return follows is not None
+
+    # ------------------------------------------------------------------------------------------
+    # Writing
+
+    async def create(
+        self,
+        author: Account,
+        text: str,
+        *,
+        visibility: Visibility | str = Visibility.PUBLIC,
+        spoiler_text: str | None = None,
+        sensitive: bool = False,
+        language: str | None = None,
+        in_reply_to: str | None = None,
+        written_by_user_id: int | None = None,
+    ) -> Post:
+        """Publish a post typed as plain text; returns it once it and its deliveries are committed."""
+        visibility = _visibility(visibility)
+        text = text.strip()
+        spoiler = (spoiler_text or "").strip() or None
+        self._check_text(text, spoiler)
+        language = _language(language)
+        reply = await self._reply_target(in_reply_to) if in_reply_to else None
+        mentioned = await self._resolve_mentions(text)
+        # A reply reaches the author replied to even when the text does not name them, as a script
+        # replying with --reply-to expects; they are addressed and tagged, not written into the text.
+        addressed = list(mentioned.values())
+        if reply is not None and reply.author is not None and reply.author.id != author.id:
+            if all(account.id != reply.author.id for account in addressed):
+                addressed.append(reply.author)
+        content_html = render_plain_text(
+            text,
+            mention_hrefs={key: account.url or account.uri for key, account in mentioned.items()},
+            hashtag_href=self.urls.tag,
+        )
+        tag_names = list(dict.fromkeys(name.lower() for name in extract_hashtags(text)))[:100]
+
+        post_id = new_id()
+        now = utcnow()
+        to, cc = address_post(visibility, author.followers_url, [account.uri for account in addressed])
+        post = Post(
+            id=post_id,
+            uri=self.urls.post(author.username, post_id),
+            url=self.urls.post_page(author.username, post_id),
+            account_id=author.id,
+            written_by_user_id=written_by_user_id,
+            local=True,
+            visibility=visibility,
+            content_html=content_html,
+            content_source=text,
+            summary=spoiler,
+            sensitive=sensitive or spoiler is not None,
+            language=language,
+            in_reply_to_uri=reply.uri if reply else None,
+            in_reply_to_id=reply.post.id if reply and reply.post else None,
+            in_reply_to_account_id=reply.author.id if reply and reply.author else None,
+            to=to,
+            cc=cc,
+            published_at=now,
+            created_at=now,
+        )
+        post.conversation_uri = (
+            reply.conversation_uri if reply and reply.conversation_uri else None
+        ) or conversation_tag(self.context.settings.local_domain, post)
+
+        async with self.context.sessions() as session:
+            session.add(post)
+            await session.flush()
+            await _add_mentions(session, post, addressed)
+            await _add_tags(session, post, tag_names)
+            audience = [author.id]
+            if visibility == Visibility.DIRECT:
+                audience += [account.id for account in addressed if account.domain is None]
+            else:
+                audience += await _local_follower_ids(session, author)
+            await _add_to_timelines(session, post, audience)
+            await session.execute(
+                update(Account)
+                .where(col(Account.id) == author.id)
+                .values(posts_count=col(Account.posts_count) + 1, last_post_at=now)
+            )
+            if reply is not None and reply.post is not None:
+                await session.execute(
+                    update(Post)
+                    .where(col(Post.id) == reply.post.id)
+                    .values(replies_count=col(Post.replies_count) + 1)
+                )
+            parts = NoteParts(mentions=addressed, tags=tag_names)
+            inboxes = await post_inboxes(
+                session, author, to_followers=visibility != Visibility.DIRECT, accounts=addressed
+            )
+            await queue_activity(
+                session,
+                activity=activities.render_create(post, author, parts, urls=self.urls),
+                signer=author,
+                inboxes=inboxes,
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return post
+
+    async def edit(
+        self,
+        author: Account,
+        reference: str | int,
+        text: str,
+        *,
+        spoiler_text: str | None = None,
+        sensitive: bool | None = None,
+        language: str | None = None,
+    ) -> Post:
+        """Change a post's text (the previous version is kept) and send the Update."""
+        post = await self._own_post(author, reference)
+        text = text.strip()
+        spoiler = (spoiler_text or "").strip() or None
+        self._check_text(text, spoiler)
+        mentioned = await self._resolve_mentions(text)
+        tag_names = list(dict.fromkeys(name.lower() for name in extract_hashtags(text)))[:100]
+        now = utcnow()
+        async with self.context.sessions() as session:
+            stored = await session.get(Post, post.id, with_for_update=True)
+            assert stored is not None
+            previous = await _mentioned_accounts(session, stored)
+            addressed = list(mentioned.values())
+            reply_author = (
+                await session.get(Account, stored.in_reply_to_account_id)
+                if stored.in_reply_to_account_id
+                else None
+            )
+            if reply_author is not None and reply_author.id != author.id:
+                if all(account.id != reply_author.id for account in addressed):
+                    addressed.append(reply_author)
+            session.add(
+                PostEdit(
+                    post_id=stored.id,
+                    content_html=stored.content_html,
+                    summary=stored.summary,
+                    sensitive=stored.sensitive,
+                    created_at=stored.edited_at or stored.published_at,
+                )
+            )
+            stored.content_source = text
+            stored.content_html = render_plain_text(
+                text,
+                mention_hrefs={key: account.url or account.uri for key, account in mentioned.items()},
+                hashtag_href=self.urls.tag,
+            )
+            stored.summary = spoiler
+            stored.sensitive = (
+                sensitive if sensitive is not None else stored.sensitive
+            ) or spoiler is not None
+            if language is not None:
+                stored.language = _language(language)
+            stored.edited_at = now
+            stored.to, stored.cc = address_post(
+                stored.visibility, author.followers_url, [account.uri for account in addressed]
+            )
+            session.add(stored)
+            await session.execute(delete(Mention).where(col(Mention.post_id) == stored.id))
+            await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
+            await session.flush()
+            await _add_mentions(session, stored, addressed)
+            await _add_tags(session, stored, tag_names)
+            attachments = await _attachments(session, [stored.id])
+            parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
+            # Everyone who had the old version gets the new one: mentions dropped by the edit included.
+            inboxes = await post_inboxes(
+                session,
+                author,
+                to_followers=stored.visibility != Visibility.DIRECT,
+                accounts=[*addressed, *previous],
+            )
+            inboxes += await booster_inboxes(session, stored)
+            await queue_activity(
+                session,
+                activity=activities.render_update(stored, author, parts, self.urls),
+                signer=author,
+                inboxes=inboxes,
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return stored
+
+    async def delete(self, author: Account, reference: str | int) -> Post:
+        """Delete a post: its URL then answers 410, and everyone who received it gets the Delete."""
+        post = await self._own_post(author, reference)
+        async with self.context.sessions() as session:
+            stored = await session.get(Post, post.id, with_for_update=True)
+            assert stored is not None
+            mentioned = await _mentioned_accounts(session, stored)
+            reply_author = (
+                await session.get(Account, stored.in_reply_to_account_id)
+                if stored.in_reply_to_account_id
+                else None
+            )
+            inboxes = await post_inboxes(
+                session,
+                author,
+                to_followers=stored.visibility != Visibility.DIRECT,
+                accounts=[*mentioned, *([reply_author] if reply_author else [])],
+            )
+            inboxes += await booster_inboxes(session, stored)
+            activity = activities.render_delete(stored, author)
+            # The row stays so the URL can answer 410; what was said goes.
+            stored.deleted_at = utcnow()
+            stored.content_html = ""
+            stored.content_source = None
+            stored.summary = None
+            session.add(stored)
+            boosts = select(Post.id).where(col(Post.reblog_of_id) == stored.id)
+            await session.execute(
+                delete(TimelineEntry).where(
+                    col(TimelineEntry.post_id).in_(boosts) | (col(TimelineEntry.post_id) == stored.id)
+                )
+            )
+            # Boosts of a deleted post go with it; other servers drop theirs on the Delete.
+            await session.execute(delete(Post).where(col(Post.reblog_of_id) == stored.id))
+            await session.execute(delete(Pin).where(col(Pin.post_id) == stored.id))
+            await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
+            await session.execute(
+                update(Account)
+                .where(col(Account.id) == author.id, col(Account.posts_count) > 0)
+                .values(posts_count=col(Account.posts_count) - 1)
+            )
+            if stored.in_reply_to_id is not None:
+                await session.execute(
+                    update(Post)
+                    .where(col(Post.id) == stored.in_reply_to_id, col(Post.replies_count) > 0)
+                    .values(replies_count=col(Post.replies_count) - 1)
+                )
+            await queue_activity(session, activity=activity, signer=author, inboxes=inboxes)
+            await session.commit()
+        notify_delivery(self.context)
+        return stored
+
+    async def boost(self, account: Account, reference: str | int) -> Post:
+        """Boost a public or unlisted post; returns the boost (already boosted: the existing one)."""
+        original = await self._known_post(reference)
+        if original.reblog_of_id is not None:
+            raise PostingError("a boost cannot be boosted; boost the original post")
+        if original.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
+            raise PostingError("only public and unlisted posts can be boosted")
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(Post).where(Post.account_id == account.id, Post.reblog_of_id == original.id)
+            )
+            if existing is not None:
+                return existing
+            original_author = await session.get(Account, original.account_id)
+            assert original_author is not None
+            boost_id = new_id()
+            to, cc = address_post(original.visibility, account.followers_url, [original_author.uri])
+            boost = Post(
+                id=boost_id,
+                uri=self.urls.post_activity(account.username, boost_id),
+                account_id=account.id,
+                local=True,
+                visibility=original.visibility,
+                reblog_of_id=original.id,
+                to=to,
+                cc=cc,
+            )
+            session.add(boost)
+            await session.flush()
+            await _add_to_timelines(
+                session, boost, [account.id, *await _local_follower_ids(session, account)]
+            )
+            await session.execute(
+                update(Post)
+                .where(col(Post.id) == original.id)
+                .values(reblogs_count=col(Post.reblogs_count) + 1)
+            )
+            inboxes = await post_inboxes(session, account, to_followers=True, accounts=[original_author])
+            await queue_activity(
+                session,
+                activity=activities.render_announce(boost, account, original.uri),
+                signer=account,
+                inboxes=inboxes,
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return boost
+
+    async def unboost(self, account: Account, reference: str | int) -> bool:
+        """Withdraw a boost (the Announce is undone); False when there was none."""
+        original = await self._known_post(reference)
+        async with self.context.sessions() as session:
+            boost = await session.scalar(
+                select(Post).where(Post.account_id == account.id, Post.reblog_of_id == original.id)
+            )
+            if boost is None:
+                return False
+            original_author = await session.get(Account, original.account_id)
+            assert original_author is not None
+            announce = activities.render_announce(boost, account, original.uri)
+            inboxes = await post_inboxes(session, account, to_followers=True, accounts=[original_author])
+            await session.execute(delete(Post).where(col(Post.id) == boost.id))
+            await session.execute(
+                update(Post)
+                .where(col(Post.id) == original.id, col(Post.reblogs_count) > 0)
+                .values(reblogs_count=col(Post.reblogs_count) - 1)
+            )
+            await queue_activity(
+                session,
+                activity=activities.render_undo(self.urls, account, announce),
+                signer=account,
+                inboxes=inboxes,
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return True
+
+    async def like(self, account: Account, reference: str | int) -> Favourite:
+        """Like a post (idempotent); the Like goes to the author's inbox."""
+        post = await self._known_post(reference)
+        async with self.context.sessions() as session:
+            if not await self._may_interact(session, account, post):
+                raise PostingError("that post is not visible to this account")
+            existing = await session.scalar(
+                select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
+            )
+            if existing is not None:
+                return existing
+            favourite_id = new_id()
+            favourite = Favourite(
+                id=favourite_id,
+                account_id=account.id,
+                post_id=post.id,
+                uri=f"{account.uri}#likes/{favourite_id}",
+            )
+            session.add(favourite)
+            await session.execute(
+                update(Post)
+                .where(col(Post.id) == post.id)
+                .values(favourites_count=col(Post.favourites_count) + 1)
+            )
+            author = await session.get(Account, post.account_id)
+            assert author is not None and favourite.uri is not None
+            await queue_activity(
+                session,
+                activity=activities.render_like(favourite.uri, account, post),
+                signer=account,
+                inboxes=_personal_inboxes([author]),
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return favourite
+
+    async def unlike(self, account: Account, reference: str | int) -> bool:
+        post = await self._known_post(reference)
+        async with self.context.sessions() as session:
+            favourite = await session.scalar(
+                select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
+            )
+            if favourite is None:
+                return False
+            author = await session.get(Account, post.account_id)
+            assert author is not None
+            like = activities.render_like(
+                favourite.uri or f"{account.uri}#likes/{favourite.id}", account, post
+            )
+            await session.execute(delete(Favourite).where(col(Favourite.id) == favourite.id))
+            await session.execute(
+                update(Post)
+                .where(col(Post.id) == post.id, col(Post.favourites_count) > 0)
+                .values(favourites_count=col(Post.favourites_count) - 1)
+            )
+            await queue_activity(
+                session,
+                activity=activities.render_undo(self.urls, account, like),
+                signer=account,
+                inboxes=_personal_inboxes([author]),
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return True
+
+    async def pin(self, account: Account, reference: str | int) -> Pin:
+        """Feature one of the account's own posts on its profile (Add to the featured collection)."""
+        post = await self._own_post(account, reference)
+        if post.visibility == Visibility.DIRECT or post.reblog_of_id is not None:
+            raise PostingError(
+                "only the account's own public, unlisted or followers-only posts can be pinned"
+            )
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(Pin).where(Pin.account_id == account.id, Pin.post_id == post.id)
+            )
+            if existing is not None:
+                return existing
+            count = await session.scalar(
+                select(func.count()).select_from(Pin).where(col(Pin.account_id) == account.id)
+            )
+            if int(count or 0) >= MAX_PINS:
+                raise PostingError(f"at most {MAX_PINS} posts can be pinned; unpin one first")
+            pin = Pin(account_id=account.id, post_id=post.id)
+            session.add(pin)
+            await queue_activity(
+                session,
+                activity=activities.render_add(self.urls, account, post),
+                signer=account,
+                inboxes=await follower_inboxes(session, account),
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return pin
+
+    async def unpin(self, account: Account, reference: str | int) -> bool:
+        post = await self._own_post(account, reference)
+        async with self.context.sessions() as session:
+            removed = await session.execute(
+                delete(Pin).where(col(Pin.account_id) == account.id, col(Pin.post_id) == post.id)
+            )
+            if not getattr(removed, "rowcount", 0):
+                return False
+            await queue_activity(
+                session,
+                activity=activities.render_remove(self.urls, account, post),
+                signer=account,
+                inboxes=await follower_inboxes(session, account),
+            )
+            await session.commit()
+        notify_delivery(self.context)
+        return True
+
+    # ------------------------------------------------------------------------------------------
+    # Helpers
+
+    def _check_text(self, text: str, spoiler: str | None) -> None:
+        if not text:
+            raise PostingError("a post needs some text")
+        limit = self.context.settings.max_post_chars
+        length = visible_length(text) + len(spoiler or "")
+        if length > limit:
+            raise PostingError(f"the post is {length} characters long; the limit is {limit}")
+
+    async def _own_post(self, author: Account, reference: str | int) -> Post:
+        post = await self.find_post(reference)
+        if post is None or post.deleted_at is not None or post.account_id != author.id:
+            raise PostingError(f"@{author.username} has no post {reference}")
+        return post
+
+    async def _known_post(self, reference: str | int) -> Post:
+        post = await self.find_post(reference)
+        if post is None or post.deleted_at is not None:
+            raise PostingError(f"no post {reference} is known here")
+        return post
+
+    async def _may_interact(self, session: AsyncSession, account: Account, post: Post) -> bool:
+        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED) or post.account_id == account.id:
+            return True
+        if await session.scalar(
+            select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == account.id)
+        ):
+            return True
+        return post.visibility == Visibility.FOLLOWERS and bool(
+            await session.scalar(
+                select(Follow.id).where(
+                    Follow.follower_id == account.id,
+                    Follow.followee_id == post.account_id,
+                    col(Follow.state) == FollowState.ACCEPTED,
+                )
+            )
+        )
+
+    async def _resolve_mentions(self, text: str) -> dict[tuple[str, str | None], Account]:
+        """The accounts `@user` / `@user@domain` in `text` name; unresolvable ones stay plain text."""
+        settings = self.context.settings
+        resolver = ActorResolver(self.context)
+        accounts = AccountService(self.context)
+        limit = asyncio.Semaphore(MENTION_LOOKUPS)
+
+        async def one(username: str, domain: str | None) -> Account | None:
+            if domain is None or domain.lower() in (settings.local_domain, settings.web_domain):
+                account = await accounts.get_local_account(username)
+                if account is None or account.username == INSTANCE_ACTOR_USERNAME or account.deleted_at:
+                    return None
+                return account
+            async with limit:
+                try:
+                    return await resolver.resolve_handle(f"{username}@{domain}")
+                except ResolveError:
+                    return None
+
+        found = extract_mentions(text)
+        resolved = await asyncio.gather(*(one(username, domain) for username, domain in found))
+        return {key: account for key, account in zip(found, resolved, strict=True) if account is not None}
+
+    async def _reply_target(self, reference: str) -> _ReplyTarget:
+        stored = await self.find_post(reference)
+        if stored is not None:
+            if stored.deleted_at is not None:
+                raise PostingError(f"the post {reference} was deleted")
+            async with self.context.sessions() as session:
+                author = await session.get(Account, stored.account_id)
+            return _ReplyTarget(stored.uri, stored, author, stored.conversation_uri)
+        if not reference.startswith(("http://", "https://")):
+            raise PostingError(f"no post {reference} is known here")
+        # A remote post we never received: read its author and thread from its origin.
+        signer = await AccountService(self.context).instance_actor()
+        try:
+            document = await Fetcher(self.context, signer=signer).get_json(reference)
+            uri, author_uri = document.get("id"), first_id(document.get("attributedTo"))
+            if not isinstance(uri, str) or author_uri is None:
+                raise PostingError(f"{reference} is not a post")
+            if authority(uri) != authority(reference) or authority(author_uri) != authority(uri):
+                raise PostingError(f"{reference} names a post or author on another server")
+            author = await ActorResolver(self.context).fetch_actor(author_uri)
+        except (FetchError, ResolveError, InvalidObject) as error:
+            raise PostingError(f"could not find the post to reply to: {error}") from None
+        conversation = document.get("conversation")
+        return _ReplyTarget(uri, None, author, conversation if isinstance(conversation, str) else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Queries shared by the actions above
+
+
+async def _find_post(session: AsyncSession, reference: str | int) -> Post | None:
+    if isinstance(reference, int) or reference.strip().isdigit():
+        return await session.get(Post, int(reference))
+    reference = reference.strip()
+    return await session.scalar(
+        select(Post).where((col(Post.uri) == reference) | (col(Post.url) == reference)).limit(1)
+    )
+
+
+async def _note_parts(session: AsyncSession, posts: Sequence[Post]) -> dict[int, NoteParts]:
+    ids = [post.id for post in posts]
+    mentions: dict[int, list[Account]] = {post_id: [] for post_id in ids}
+    tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
+    rows = await session.execute(
+        select(Mention.post_id, Account)
+        .join(Account, col(Account.id) == col(Mention.account_id))
+        .where(col(Mention.post_id).in_(ids))
+        .order_by(col(Mention.id))
+    )
+    for post_id, account in rows.all():
+        mentions[post_id].append(account)
+    tag_rows = await session.execute(
+        select(PostTag.post_id, Tag.name)
+        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+        .where(col(PostTag.post_id).in_(ids))
+        .order_by(col(PostTag.id))
+    )
+    for post_id, name in tag_rows.all():
+        tags[post_id].append(name)
+    media = await _attachments(session, ids)
+    return {
+        post_id: NoteParts(mentions=mentions[post_id], tags=tags[post_id], attachments=media.get(post_id, []))
+        for post_id in ids
+    }
+
+
+async def _attachments(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, list[MediaAttachment]]:
+    rows = await session.scalars(
+        select(MediaAttachment)
+        .where(col(MediaAttachment.post_id).in_(post_ids))
+        .order_by(col(MediaAttachment.position), col(MediaAttachment.id))
+    )
+    found: dict[int, list[MediaAttachment]] = {}
+    for media in rows.all():
+        if media.post_id is not None:
+            found.setdefault(media.post_id, []).append(media)
+    return found
+
+
+async def _mentioned_accounts(session: AsyncSession, post: Post) -> list[Account]:
+    rows = await session.scalars(
+        select(Account)
+        .join(Mention, col(Mention.account_id) == col(Account.id))
+        .where(col(Mention.post_id) == post.id)
+    )
+    return list(rows.all())
+
+
+async def _local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
+    rows = await session.scalars(
+        select(Follow.follower_id)
+        .join(Account, col(Account.id) == col(Follow.follower_id))
+        .where(
+            col(Follow.followee_id) == account.id,
+            col(Follow.state) == FollowState.ACCEPTED,
+            col(Account.domain).is_(None),
+        )
+    )
+    return list(rows.all())
+
+
+async def _add_to_timelines(session: AsyncSession, post: Post, account_ids: Iterable[int]) -> None:
+    now = utcnow()
+    rows = [
+        {"id": new_id(), "account_id": account_id, "post_id": post.id, "created_at": now}
+        for account_id in dict.fromkeys(account_ids)
+    ]
+    if rows:
+        await session.execute(insert(TimelineEntry), rows)
+
+
+async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Account]) -> None:
+    rows = [{"id": new_id(), "post_id": post.id, "account_id": account.id} for account in accounts]
+    if rows:
+        await session.execute(insert(Mention), rows)
+
+
+async def _add_tags(session: AsyncSession, post: Post, names: Sequence[str]) -> None:
+    if not names:
+        return
+    now = utcnow()
+    values = [{"id": new_id(), "name": name, "created_at": now} for name in names]
+    # Another post may create the same tag at the same moment: insert-or-ignore, then read back.
+    dialect = session.get_bind().dialect.name
+    statement: Any = (postgresql.insert(Tag) if dialect == "postgresql" else sqlite.insert(Tag)).values(
+        values
+    )
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+    rows = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(names)))
+    ids = dict(rows.all())
+    await session.execute(
+        insert(PostTag), [{"id": new_id(), "post_id": post.id, "tag_id": ids[name]} for name in names]
+    )
+
+
+def _personal_inboxes(accounts: Iterable[Account]) -> list[str]:
+    # Likes and follows go to the actor's own inbox, as Mastodon sends them.
+    return [
+        account.inbox_url
+        for account in accounts
+        if account.domain is not None and account.gone_at is None and account.inbox_url
+    ]
+
+
+def _visibility(value: Visibility | str) -> Visibility:
+    try:
+        return Visibility(value)
+    except ValueError:
+        choices = ", ".join(item.value for item in Visibility)
+        raise PostingError(f"visibility must be one of {choices}, not {value!r}") from None
+
+
+def _language(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not _LANGUAGE_RE.match(value):
+        raise PostingError(f"{value!r} is not a language code such as en or pt-BR")
+    return value
+
+
+__all__ = ["PostView", "PostingError", "PostingService", "conversation_tag", "visible_length"]

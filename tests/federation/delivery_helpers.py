@@ -1,0 +1,75 @@
+"""Shared set-up for the delivery tests: an instance with a local author, remote followers on the
+independent peer, and a worker that runs only the delivery queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from app.federation.delivery import Deliverer, delivery_queue
+from app.federation.worker import Worker
+from app.models import Account, DeliveryJob, Follow, FollowState, JobState
+from app.models.base import utcnow
+from app.services.accounts import AccountService
+from tests.federation.delivery_peer import Peer, PeerAccount
+from tests.lab import Instance
+
+
+async def local_account(instance: Instance, name: str) -> Account:
+    created = await AccountService(instance.context).create_local_account(
+        name, password="correct horse battery"
+    )
+    return created.account
+
+
+async def remote_follower(instance: Instance, followee: Account, peer: Peer, account: PeerAccount) -> Account:
+    """`account` on the peer follows `followee` (stored as if its Follow had been accepted)."""
+    async with instance.context.sessions() as session:
+        remote = Account(
+            username=account.username,
+            domain=account.host,
+            uri=account.uri,
+            inbox_url=account.inbox,
+            shared_inbox_url=account.shared_inbox_url,
+            key_id=f"{account.uri}#main-key",
+            public_key_pem=peer.public_pem(),
+            followers_url=f"{account.uri}/followers",
+            fetched_at=utcnow(),
+        )
+        session.add(remote)
+        await session.flush()
+        session.add(Follow(follower_id=remote.id, followee_id=followee.id, state=FollowState.ACCEPTED))
+        await session.commit()
+    return remote
+
+
+def delivery_worker(instance: Instance, deliverer: Deliverer | None = None) -> tuple[Worker, Deliverer]:
+    deliverer = deliverer or Deliverer(instance.context)
+    return Worker(instance.context, [delivery_queue(instance.context, deliverer)]), deliverer
+
+
+async def deliver(instance: Instance, deliverer: Deliverer | None = None) -> Deliverer:
+    """Run every delivery that is due now, then return (with the deliverer, for its breakers)."""
+    worker, deliverer = delivery_worker(instance, deliverer)
+    await worker.run_until_idle()
+    return deliverer
+
+
+async def jobs(instance: Instance) -> list[DeliveryJob]:
+    async with instance.context.sessions() as session:
+        return list((await session.scalars(select(DeliveryJob).order_by(col(DeliveryJob.id)))).all())
+
+
+async def make_due(instance: Instance, **where: Any) -> int:
+    """Time passes: queued jobs (optionally filtered by column values) become due now."""
+    conditions = [col(DeliveryJob.state) == JobState.QUEUED]
+    conditions += [getattr(DeliveryJob, name) == value for name, value in where.items()]
+    async with instance.context.sessions() as session:
+        result = await session.execute(
+            update(DeliveryJob).where(*conditions).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,362 @@
+"""What each answer from an inbox does to a delivery: done, retried, given up, gone, postponed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from app.federation import delivery as delivery_module
+from app.federation.delivery import (
+    BREAKER_THRESHOLD,
+    MAX_ATTEMPTS,
+    Deliverer,
+    HostGates,
+    Verdict,
+    classify,
+    parse_retry_after,
+    retry_delay,
+)
+from app.federation.queue import claim_jobs
+from app.models import Account, DeliveryJob, DomainHealth, JobState
+from app.models.base import utcnow
+from app.services import accounts as account_service
+from app.services.posting import PostingService
+from tests.federation.delivery_helpers import deliver, jobs, local_account, make_due, remote_follower
+from tests.federation.delivery_peer import Peer
+from tests.lab import Instance, Lab
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def cheap(password: str) -> str:
+        return f"unusable:{len(password)}"
+
+    monkeypatch.setattr(account_service, "hash_password", cheap)
+
+
+@pytest.fixture
+async def peer(lab: Lab) -> AsyncIterator[Peer]:
+    client = httpx.AsyncClient(transport=lab.network)
+    peer = Peer(client)
+    for host in ("one.test", "two.test"):
+        lab.network.register(host, peer.app)  # type: ignore[arg-type]
+    yield peer
+    await client.aclose()
+
+
+@pytest.fixture
+async def home(lab: Lab) -> Instance:
+    return await lab.instance("a.test", embedded_worker=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The rules, on their own
+
+
+def test_retry_schedule_spans_about_two_to_three_days_over_sixteen_attempts() -> None:
+    assert MAX_ATTEMPTS == 16
+    for _ in range(20):
+        delays = [retry_delay(failures) for failures in range(1, MAX_ATTEMPTS)]
+        assert delays == sorted(delays)
+        total = sum(delays, timedelta())
+        assert timedelta(days=2) < total < timedelta(days=2, hours=16)
+    assert timedelta(seconds=15) < retry_delay(1) < timedelta(seconds=21)
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict", "host_failed"),
+    [
+        (200, Verdict.DONE, False),
+        (202, Verdict.DONE, False),
+        (204, Verdict.DONE, False),
+        (301, Verdict.FAILED, False),
+        (400, Verdict.FAILED, False),
+        (403, Verdict.FAILED, False),
+        (404, Verdict.FAILED, False),
+        (410, Verdict.FAILED, False),
+        (422, Verdict.FAILED, False),
+        (401, Verdict.RETRY, True),
+        (408, Verdict.RETRY, True),
+        (429, Verdict.RETRY, True),
+        (500, Verdict.RETRY, True),
+        (502, Verdict.RETRY, True),
+        (503, Verdict.RETRY, True),
+    ],
+)
+def test_statuses_are_classified_as_mastodon_does(status: int, verdict: Verdict, host_failed: bool) -> None:
+    outcome = classify(status, None, utcnow())
+    assert (outcome.verdict, outcome.host_failed) == (verdict, host_failed)
+    assert outcome.gone is (status == 410)
+
+
+def test_retry_after_in_seconds_or_as_a_date_within_bounds() -> None:
+    now = utcnow().replace(microsecond=0)
+    assert parse_retry_after("120", now) == timedelta(seconds=120)
+    assert parse_retry_after(
+        (now + timedelta(minutes=5)).strftime("%a, %d %b %Y %H:%M:%S GMT"), now
+    ) == timedelta(minutes=5)
+    assert parse_retry_after("0", now) == timedelta(seconds=1)
+    assert parse_retry_after("999999999", now) == timedelta(days=1)
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_breaker_opens_after_consecutive_failures_then_lets_one_probe_through() -> None:
+    gates = HostGates(threshold=3, cooloff=0.05)
+    for _ in range(2):
+        assert gates.admit("dead.test") is None
+        gates.failed("dead.test")
+    gates.succeeded("dead.test")  # a success in between: the count starts again
+    for _ in range(3):
+        assert gates.admit("dead.test") is None
+        gates.failed("dead.test")
+    wait = gates.admit("dead.test")
+    assert wait is not None and 0 < wait <= 0.05
+    assert gates.admit("other.test") is None
+    time.sleep(0.06)
+    assert gates.admit("dead.test") is None  # the probe
+    assert gates.admit("dead.test") == delivery_module.PROBE_WAIT  # others wait for its answer
+    gates.failed("dead.test")
+    assert gates.open_for("dead.test") is not None  # a failed probe opens it again at once
+    time.sleep(0.06)
+    assert gates.admit("dead.test") is None
+    gates.succeeded("dead.test")
+    assert gates.admit("dead.test") is None and gates.admit("dead.test") is None
+
+
+async def test_a_long_line_for_one_host_is_postponed_not_waited_for() -> None:
+    gates = HostGates(per_host=2, max_waiting=3)
+    release = asyncio.Event()
+
+    async def request() -> None:
+        async with gates.slot("busy.test"):
+            await release.wait()
+
+    tasks = []
+    for _ in range(5):  # two requests in flight, three waiting: the line is full
+        assert gates.admit("busy.test") is None
+        tasks.append(asyncio.create_task(request()))
+        await asyncio.sleep(0)
+    assert gates.admit("busy.test") == delivery_module.LINE_WAIT
+    assert gates.admit("calm.test") is None
+    release.set()
+    await asyncio.gather(*tasks)
+    assert gates.admit("busy.test") is None
+
+
+# --------------------------------------------------------------------------------------------
+# Against the peer
+
+
+async def test_410_fails_for_good_and_marks_the_account_gone(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    gone = await remote_follower(home, alice, peer, peer.add_account("ann", "one.test", shared_inbox=False))
+    await remote_follower(home, alice, peer, peer.add_account("ben", "two.test"))
+    peer.answer("one.test", 410)
+    posting = PostingService(home.context)
+    await posting.create(alice, "first")
+    await deliver(home)
+
+    by_host = {job.host: job for job in await jobs(home)}
+    assert (by_host["one.test"].state, by_host["one.test"].last_status) == (JobState.FAILED, 410)
+    assert by_host["one.test"].attempts == 1
+    assert by_host["two.test"].state == JobState.DONE
+    async with home.context.sessions() as session:
+        stored = await session.get(Account, gone.id)
+        assert stored is not None and stored.gone_at is not None
+
+    await posting.create(alice, "second")
+    await deliver(home)
+    assert [item.host for item in peer.received].count("one.test") == 1  # never again
+
+
+async def test_410_from_a_shared_inbox_marks_nobody_gone(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    follower = await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    peer.answer("one.test", 410)
+    await PostingService(home.context).create(alice, "hello")
+    await deliver(home)
+    [job] = await jobs(home)
+    assert job.state == JobState.FAILED
+    async with home.context.sessions() as session:
+        stored = await session.get(Account, follower.id)
+        assert stored is not None and stored.gone_at is None
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422, 302])
+async def test_refusals_are_permanent(home: Instance, peer: Peer, status: int) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    peer.answer("one.test", (status, {"Location": "http://elsewhere.test/inbox"}))
+    await PostingService(home.context).create(alice, "hello")
+    await deliver(home)
+    await make_due(home)
+    await deliver(home)
+    [job] = await jobs(home)
+    assert (job.state, job.attempts, job.last_status) == (JobState.FAILED, 1, status)
+    assert job.finished_at is not None and job.last_error
+    assert len(peer.received) == 1  # redirects are not followed either
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured(home: Instance, peer: Peer, status: int) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    peer.answer("one.test", (status, {"Retry-After": "120"}))
+    await PostingService(home.context).create(alice, "hello")
+    before = utcnow()
+    await deliver(home)
+    [job] = await jobs(home)
+    assert (job.state, job.attempts, job.last_status) == (JobState.QUEUED, 1, status)
+    assert before + timedelta(seconds=119) <= job.next_attempt_at <= utcnow() + timedelta(seconds=121)
+
+
+async def test_after_sixteen_failed_attempts_the_job_is_given_up(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await PostingService(home.context).create(alice, "hello")
+    async with home.context.sessions() as session:
+        await session.execute(update(DeliveryJob).values(attempts=MAX_ATTEMPTS - 1))
+        await session.commit()
+    peer.answer("one.test", 502)
+    await deliver(home)
+    [job] = await jobs(home)
+    assert (job.state, job.attempts) == (JobState.FAILED, MAX_ATTEMPTS)
+    assert job.last_error is not None and job.last_error.startswith("gave up after 16 attempts")
+
+
+async def test_refused_connections_trip_the_breaker_without_delaying_healthy_hosts(
+    home: Instance, peer: Peer, lab: Lab
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    # dead.test is not on the lab network: every connection to it is refused.
+    dead = peer.add_account("zed", "dead.test")
+    await remote_follower(home, alice, peer, dead)
+    posting = PostingService(home.context)
+    deliverer = Deliverer(home.context)
+
+    def attempts_on(host: str) -> int:
+        return sum(
+            1 for request in lab.network.requests if request.url.host == host and request.method == "POST"
+        )
+
+    for number in range(BREAKER_THRESHOLD):
+        await posting.create(alice, f"post {number}")
+        await deliver(home, deliverer)
+    assert attempts_on("dead.test") == BREAKER_THRESHOLD
+    assert deliverer.gates.open_for("dead.test") is not None
+
+    # While the circuit is open, dead.test's jobs wait without a request; one.test's go at once.
+    for number in range(2):
+        await posting.create(alice, f"later {number}")
+    await make_due(home, host="dead.test")
+    await deliver(home, deliverer)
+    assert attempts_on("dead.test") == BREAKER_THRESHOLD
+    assert len(peer.at("one.test")) == BREAKER_THRESHOLD + 2
+    assert all(item.problems == [] for item in peer.received)
+    dead_jobs = [job for job in await jobs(home) if job.host == "dead.test"]
+    postponed = [job for job in dead_jobs if job.attempts == 0]
+    assert len(postponed) == 2
+    for job in postponed:
+        assert job.state == JobState.QUEUED
+        assert utcnow() + timedelta(seconds=50) < job.next_attempt_at < utcnow() + timedelta(seconds=75)
+    assert all(job.state == JobState.DONE for job in await jobs(home) if job.host == "one.test")
+
+
+async def test_a_domain_failing_on_seven_days_is_skipped_until_it_answers(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    today = utcnow().date()
+    async with home.context.sessions() as session:
+        session.add(DomainHealth(host="one.test", failure_days=6, last_failure_day=today - timedelta(days=2)))
+        await session.commit()
+    posting = PostingService(home.context)
+
+    # A seventh day of failures: unavailable from now on.
+    peer.answer("one.test", 500)
+    await posting.create(alice, "one")
+    await deliver(home)
+    async with home.context.sessions() as session:
+        health = await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test"))
+    assert health is not None
+    assert (health.failure_days, health.last_failure_day) == (7, today)
+    assert health.unavailable_since is not None
+
+    # The same day: dropped without a request, and the earlier job's retry too.
+    await posting.create(alice, "two")
+    await make_due(home)
+    await deliver(home)
+    assert len(peer.received) == 1
+    assert [job.state for job in await jobs(home)] == [JobState.FAILED, JobState.FAILED]
+    assert "unavailable" in ((await jobs(home))[1].last_error or "")
+
+    # A later day: one delivery goes through as a probe; its success makes the domain available again.
+    async with home.context.sessions() as session:
+        await session.execute(
+            update(DomainHealth)
+            .where(col(DomainHealth.host) == "one.test")
+            .values(last_failure_day=today - timedelta(days=1))
+        )
+        await session.commit()
+    await posting.create(alice, "three")
+    await deliver(home)  # a new deliverer: it reads the domain's health afresh
+    assert [item.status for item in peer.received] == [500, 202]
+    async with home.context.sessions() as session:
+        health = await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test"))
+    assert health is not None
+    assert (health.failure_days, health.unavailable_since) == (0, None)
+    assert health.last_success_at is not None
+    await posting.create(alice, "four")
+    await deliver(home)
+    assert len(peer.received) == 3
+
+
+async def test_failures_on_one_day_count_once(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    peer.answer("one.test", 500, 500, 500)
+    posting = PostingService(home.context)
+    for number in range(3):
+        await posting.create(alice, f"post {number}")
+    await deliver(home)
+    async with home.context.sessions() as session:
+        health = await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test"))
+    assert health is not None and health.failure_days == 1
+
+
+async def test_an_outcome_is_not_written_over_another_workers_claim(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await PostingService(home.context).create(alice, "hello")
+    [job] = await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2))
+    # Our lease ran out and another worker claimed the job in the meantime.
+    later = utcnow() + timedelta(minutes=5)
+    async with home.context.sessions() as session:
+        await session.execute(update(DeliveryJob).values(locked_until=later))
+        await session.commit()
+    deliverer = Deliverer(home.context)
+    await deliverer(job)
+    assert len(peer.received) == 1
+    assert deliverer.writer.lost_leases == 1
+    [stored] = await jobs(home)
+    assert (stored.state, stored.attempts, stored.locked_until) == (JobState.QUEUED, 0, later)
+
+
+async def test_requests_to_one_host_are_limited(home: Instance, peer: Peer) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    peer.delay["one.test"] = 0.05
+    posting = PostingService(home.context)
+    for number in range(10):
+        await posting.create(alice, f"post {number}")
+    await deliver(home)
+    assert len(peer.at("one.test")) == 10
+    assert peer.max_in_flight["one.test"] == delivery_module.PER_HOST_REQUESTS
