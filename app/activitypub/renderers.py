@@ -108,13 +108,16 @@ def render_actor(account: Account, urls: LocalUrls) -> dict[str, Any]:
     return document
 
 
-def render_tombstone(uri: str, former_type: str = "Person") -> dict[str, Any]:
+def render_tombstone(
+    uri: str, former_type: str = "Person", deleted_at: datetime | None = None
+) -> dict[str, Any]:
     return {
         "@context": AS_CONTEXT,
         "id": uri,
         "type": "Tombstone",
         "formerType": former_type,
-        "deleted": iso(utcnow()),
+        # When it was deleted, not when it was asked for: the same answer on every fetch.
+        "deleted": iso(deleted_at or utcnow()),
     }
 
 

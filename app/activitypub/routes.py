@@ -74,7 +74,9 @@ async def actor(request: Request, username: str, context: AppContext = Depends(g
             raise Gone(f"{username} has deleted their account")
         return RedirectResponse(context.urls.profile_page(account.username), status_code=302, headers=VARY)
     if account.deleted_at is not None:
-        return activity_response(render_tombstone(account.uri, account.actor_type), status_code=410)
+        return activity_response(
+            render_tombstone(account.uri, account.actor_type, account.deleted_at), status_code=410
+        )
     return activity_response(render_actor(account, context.urls))
 
 
