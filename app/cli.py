@@ -136,6 +136,84 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.posting import PostingError, PostingService
+
+    async def work(context: AppContext) -> int:
+        posting = PostingService(context)
+        try:
+            author = await posting.local_account(args.name)
+            post = await posting.create(
+                author,
+                args.text,
+                visibility=args.visibility,
+                spoiler_text=args.cw,
+                sensitive=args.sensitive,
+                language=args.language,
+                in_reply_to=args.reply_to,
+            )
+        except PostingError as error:
+            raise CommandError(str(error)) from None
+        # The id is the last line, so scripts can take it with `tail -n 1`.
+        print(post.uri)
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_delete_post(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.posting import PostingError, PostingService
+
+    async def work(context: AppContext) -> int:
+        posting = PostingService(context)
+        try:
+            post = await posting.delete(await posting.local_account(args.name), args.post)
+        except PostingError as error:
+            raise CommandError(str(error)) from None
+        print(f"deleted {post.uri}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_follow(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.following import FollowingError, FollowingService
+    from app.services.posting import PostingError, PostingService
+
+    async def work(context: AppContext) -> int:
+        try:
+            follower = await PostingService(context).local_account(args.name)
+            outcome = await FollowingService(context).follow(follower, args.target)
+        except (FollowingError, PostingError) as error:
+            raise CommandError(str(error)) from None
+        handle = f"@{outcome.target.handle(settings.local_domain)}"
+        if outcome.pending:
+            print(f"follow request sent to {handle}; pending until accepted")
+        else:
+            print(f"following {handle}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.following import FollowingError, FollowingService
+    from app.services.posting import PostingError, PostingService
+
+    async def work(context: AppContext) -> int:
+        try:
+            follower = await PostingService(context).local_account(args.name)
+            unfollowed = await FollowingService(context).unfollow(follower, args.target)
+        except (FollowingError, PostingError) as error:
+            raise CommandError(str(error)) from None
+        if unfollowed is None:
+            raise CommandError(f"@{follower.username} does not follow {args.target}")
+        print(f"unfollowed @{unfollowed.handle(settings.local_domain)}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -160,6 +238,31 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run only the background worker (deliveries, inbox processing)"
     )
     worker.set_defaults(handler=cmd_worker)
+
+    post = commands.add_parser("post", help="publish a post as a local account; prints its id last")
+    post.add_argument("name", help="the local account that posts")
+    post.add_argument("text", help="plain text; @user@domain mentions, #hashtags and links are recognised")
+    post.add_argument("--visibility", choices=["public", "unlisted", "followers", "direct"], default="public")
+    post.add_argument("--cw", help="content warning shown before the text")
+    post.add_argument("--sensitive", action="store_true", help="mark the post sensitive")
+    post.add_argument("--language", help="language code of the text, such as en or de")
+    post.add_argument("--reply-to", metavar="URL", help="the post (its id or web address) this replies to")
+    post.set_defaults(handler=cmd_post)
+
+    delete_post = commands.add_parser("delete-post", help="delete a post of a local account")
+    delete_post.add_argument("name", help="the local account whose post it is")
+    delete_post.add_argument("post", help="the post's id URL, web address or number")
+    delete_post.set_defaults(handler=cmd_delete_post)
+
+    follow = commands.add_parser("follow", help="follow an account here or elsewhere")
+    follow.add_argument("name", help="the local account that follows")
+    follow.add_argument("target", metavar="HANDLE_OR_URL", help="@user@domain or the account's URL")
+    follow.set_defaults(handler=cmd_follow)
+
+    unfollow = commands.add_parser("unfollow", help="stop following an account")
+    unfollow.add_argument("name", help="the local account that follows")
+    unfollow.add_argument("target", metavar="HANDLE_OR_URL", help="@user@domain or the account's URL")
+    unfollow.set_defaults(handler=cmd_unfollow)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)

@@ -1,0 +1,169 @@
+"""Following and unfollowing accounts, here or on other servers, by handle or by URL.
+
+A follow of a remote account is pending until its server answers with an Accept (handled by the
+inbox); the Follow activity is committed with the pending row, so it is sent even if the process
+stops right after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.activitypub import activities
+from app.activitypub.resolver import ActorResolver, ResolveError, parse_handle
+from app.context import AppContext
+from app.federation.outbox import notify_delivery, queue_activity
+from app.models import Account, Follow, FollowState, Post, TimelineEntry
+from app.models.base import new_id, utcnow
+
+
+class FollowingError(ValueError):
+    """A follow or unfollow that cannot be carried out; the message is meant for the person asking."""
+
+
+@dataclass(frozen=True)
+class FollowOutcome:
+    follow: Follow
+    target: Account
+    # False when the follow already existed (a pending one has its Follow sent again).
+    created: bool
+
+    @property
+    def pending(self) -> bool:
+        return self.follow.state == FollowState.PENDING
+
+
+class FollowingService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def follow(self, follower: Account, target: str) -> FollowOutcome:
+        try:
+            followee = await ActorResolver(self.context).resolve(target)
+        except ResolveError as error:
+            raise FollowingError(str(error)) from None
+        if followee.id == follower.id:
+            raise FollowingError("an account cannot follow itself")
+        if followee.gone_at is not None or followee.deleted_at is not None:
+            raise FollowingError(f"{target} no longer exists")
+        remote = followee.domain is not None
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
+            )
+            if existing is not None:
+                if existing.state == FollowState.PENDING and remote:
+                    # Sent again, with the same id: the first may have been lost, or refused before a fix.
+                    await self._send_follow(session, follower, followee, existing)
+                    await session.commit()
+                    notify_delivery(self.context)
+                return FollowOutcome(existing, followee, created=False)
+            follow_id = new_id()
+            follow = Follow(
+                id=follow_id,
+                follower_id=follower.id,
+                followee_id=followee.id,
+                uri=self.context.urls.activity(follower.username, follow_id),
+            )
+            if not remote and not followee.manually_approves_followers:
+                follow.state = FollowState.ACCEPTED
+                follow.accepted_at = utcnow()
+            session.add(follow)
+            await session.flush()
+            if remote:
+                await self._send_follow(session, follower, followee, follow)
+            await session.commit()
+        if remote:
+            notify_delivery(self.context)
+        return FollowOutcome(follow, followee, created=True)
+
+    async def unfollow(self, follower: Account, target: str) -> Account | None:
+        """Stop following `target`; returns the account unfollowed, or None when it was not followed."""
+        followee = await self._known_account(target)
+        if followee is None:
+            return None
+        async with self.context.sessions() as session:
+            follow = await session.scalar(
+                select(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
+            )
+            if follow is None:
+                return None
+            if followee.domain is not None:
+                undone = activities.render_follow(
+                    self.context.urls,
+                    follower,
+                    followee,
+                    follow.uri or self.context.urls.activity(follower.username, follow.id),
+                )
+                await queue_activity(
+                    session,
+                    activity=activities.render_undo(self.context.urls, follower, undone),
+                    signer=follower,
+                    inboxes=[followee.inbox_url],
+                )
+            await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
+            # Their posts leave the home timeline, as on Mastodon.
+            await session.execute(
+                delete(TimelineEntry).where(
+                    col(TimelineEntry.account_id) == follower.id,
+                    col(TimelineEntry.post_id).in_(
+                        select(Post.id).where(col(Post.account_id) == followee.id)
+                    ),
+                )
+            )
+            await session.commit()
+        if followee.domain is not None:
+            notify_delivery(self.context)
+        return followee
+
+    async def _send_follow(
+        self, session: AsyncSession, follower: Account, followee: Account, follow: Follow
+    ) -> None:
+        assert follow.uri is not None
+        await queue_activity(
+            session,
+            activity=activities.render_follow(self.context.urls, follower, followee, follow.uri),
+            signer=follower,
+            inboxes=[followee.inbox_url],
+            # A re-sent Follow keeps its id (the Accept will name it), so its stored activity is reused.
+            reuse=True,
+        )
+
+    async def _known_account(self, target: str) -> Account | None:
+        """The account `target` names, from what is stored first: unfollowing needs no network."""
+        value = target.strip()
+        resolver = ActorResolver(self.context)
+        if value.startswith(("http://", "https://")):
+            async with self.context.sessions() as session:
+                found = await session.scalar(
+                    select(Account).where((col(Account.uri) == value) | (col(Account.url) == value)).limit(1)
+                )
+            if found is not None:
+                return found
+        else:
+            try:
+                username, domain = parse_handle(value)
+            except ResolveError as error:
+                raise FollowingError(str(error)) from None
+            settings = self.context.settings
+            local = domain in (settings.local_domain, settings.web_domain)
+            async with self.context.sessions() as session:
+                found = await session.scalar(
+                    select(Account)
+                    .where(
+                        col(Account.username).ilike(username),
+                        col(Account.domain).is_(None) if local else col(Account.domain) == domain,
+                    )
+                    .order_by(col(Account.fetched_at).desc())
+                    .limit(1)
+                )
+            if found is not None:
+                return found
+        try:
+            return await resolver.resolve(value)
+        except ResolveError as error:
+            raise FollowingError(str(error)) from None
