@@ -22,7 +22,23 @@ class CommandError(Exception):
     """A command that cannot be carried out; printed as one line, exit status 1."""
 
 
+async def require_schema(settings: Settings) -> None:
+    """Refuse to work on a database `herold migrate` has not set up, with one line instead of a traceback."""
+    from app.migrations import current_revision
+
+    try:
+        revision = await current_revision(settings)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CommandError(f"cannot open the database {_redacted(settings.database_url)}: {reason}") from None
+    if revision is None:
+        raise CommandError(
+            f"the database {_redacted(settings.database_url)} has no schema yet: run `herold migrate` first"
+        )
+
+
 async def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[int]]) -> int:
+    await require_schema(settings)
     context = build_context(settings)
     try:
         return await work(context)
@@ -108,6 +124,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.main import create_app
 
+    await require_schema(settings)
     if args.host:
         settings.host = args.host
     if args.port:

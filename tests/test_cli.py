@@ -87,3 +87,12 @@ def test_cli_help_lists_commands() -> None:
     assert result.returncode == 0
     for command in ("serve", "worker", "migrate", "accounts"):
         assert command in result.stdout
+
+
+async def test_unmigrated_database_is_one_line_pointing_at_migrate(tmp_path: Path) -> None:
+    env = herold_env(tmp_path / "data", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    for args in (["accounts", "list"], ["serve"]):
+        result = run_herold(args, env)
+        assert result.returncode == 1
+        assert "run `herold migrate` first" in result.stderr
+        assert "Traceback" not in result.stderr
