@@ -8,6 +8,7 @@ run exactly as they would between machines.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -89,7 +90,16 @@ class DatabaseFactory:
         return self._pg_url(name)
 
     async def cleanup(self) -> None:
-        for name in reversed(self._created):
+        # Concurrently: one DROP DATABASE takes most of a second on PostgreSQL.
+        clones, templates = self._created[1:], self._created[:1]
+        slots = asyncio.Semaphore(8)  # stay far below PostgreSQL's connection limit
+
+        async def drop(name: str) -> None:
+            async with slots:
+                await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        await asyncio.gather(*(drop(name) for name in clones))
+        for name in templates:
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._created.clear()
 
@@ -151,6 +161,9 @@ class Lab:
         app = create_app(settings, transport=self.network)
         await self.stack.enter_async_context(app.router.lifespan_context(app))
         self.network.register(settings.web_domain, app)
+        if settings.local_domain != settings.web_domain:
+            # Handles on a main domain: its web server redirects discovery to WEB_DOMAIN, as Herold does itself.
+            self.network.register(settings.local_domain, app)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url)
         self.stack.push_async_callback(client.aclose)
         instance = Instance(domain=domain, app=app, client=client, settings=settings)

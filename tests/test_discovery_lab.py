@@ -224,13 +224,9 @@ async def test_actor_whose_id_is_not_the_url_fetched_is_refused(
     assert await resolver.cached_actor("http://evil.test/users/mallory") is None
 
 
-# Known bugs, pinned: each test states what peers and users rely on, and fails loudly (XPASS) once fixed.
+# Regressions: each of these was a bug once.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolver.resolve_handle looks the cache up with ILIKE, so _ and % in a user name are wildcards",
-)
 async def test_underscore_in_a_name_is_not_a_wildcard(lab: Lab, pair: tuple[Instance, Instance]) -> None:
     a, b = pair
     await AccountService(b.context).create_local_account("axb", display_name="Someone else")
@@ -241,10 +237,6 @@ async def test_underscore_in_a_name_is_not_a_wildcard(lab: Lab, pair: tuple[Inst
     assert (await resolver.resolve_handle("@a_b@b.test")).uri == "http://b.test/users/a_b"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolver stores the actor's domain from its URL (WEB_DOMAIN), not the WebFinger domain (LOCAL_DOMAIN)",
-)
 async def test_handles_on_a_split_domain_instance(lab: Lab) -> None:
     """@carol@org.test, served from social.org.test: the handle is what people type, and it is cached."""
     a = await lab.instance("a.test")
@@ -262,10 +254,6 @@ async def test_handles_on_a_split_domain_instance(lab: Lab) -> None:
     assert len(lab.network.requests) == made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetcher follows redirects and the resolver checks the id against the URL asked for, not the final URL",
-)
 async def test_redirect_to_another_host_cannot_speak_for_the_first(lab: Lab) -> None:
     """An open redirect on a victim's host must not let another host serve actors in its name."""
     a = await lab.instance("a.test")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,6 +30,14 @@ class RemoteGone(FetchError):
     """The remote server answered 410: the object or actor was deleted."""
 
 
+@dataclass(frozen=True)
+class FetchedDocument:
+    """A JSON object and the URL it finally came from, after redirects: the origin that vouches for it."""
+
+    url: str
+    document: dict[str, Any]
+
+
 class Fetcher:
     def __init__(self, context: AppContext, signer: Account | None = None) -> None:
         """`signer` (normally the instance actor) signs GETs for servers that require authorized fetch."""
@@ -39,6 +48,12 @@ class Fetcher:
         self, url: str, *, accept: str = AS2_ACCEPT, signed: bool | None = None
     ) -> dict[str, Any]:
         """GET a JSON object. With `signed=None`, try unsigned first and sign only when refused (401/403)."""
+        return (await self.fetch(url, accept=accept, signed=signed)).document
+
+    async def fetch(
+        self, url: str, *, accept: str = AS2_ACCEPT, signed: bool | None = None
+    ) -> FetchedDocument:
+        """Like get_json, also telling the final URL (callers that check origins need it)."""
         if signed is None:
             try:
                 return await self._get(url, accept, signed=False)
@@ -48,7 +63,7 @@ class Fetcher:
             return await self._get(url, accept, signed=True)
         return await self._get(url, accept, signed=signed)
 
-    async def _get(self, url: str, accept: str, *, signed: bool) -> dict[str, Any]:
+    async def _get(self, url: str, accept: str, *, signed: bool) -> FetchedDocument:
         headers = {"Accept": accept}
         if signed and self.signer is not None and self.signer.private_key_pem:
             headers.update(
@@ -69,6 +84,7 @@ class Fetcher:
                 if response.status_code != 200:
                     raise FetchError(f"{url} answered {response.status_code}", status=response.status_code)
                 body = await read_capped(response, MAX_DOCUMENT_BYTES)
+                final_url = str(response.url)
         except ResponseTooLarge:
             raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
         except httpx.HTTPError as error:
@@ -79,4 +95,4 @@ class Fetcher:
             raise FetchError(f"{url} did not answer with JSON") from None
         if not isinstance(document, dict):
             raise FetchError(f"{url} answered with JSON that is not an object")
-        return document
+        return FetchedDocument(url=final_url, document=document)

@@ -6,11 +6,12 @@ import re
 from datetime import timedelta
 from urllib.parse import quote
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from app.activitypub.fetcher import Fetcher, FetchError, RemoteGone
-from app.activitypub.parsers import ActorData, InvalidObject, authority, parse_actor
+from app.activitypub.fetcher import JRD_ACCEPT, Fetcher, FetchError, RemoteGone
+from app.activitypub.parsers import ActorData, InvalidObject, authority, parse_actor, same_origin
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
@@ -55,36 +56,45 @@ class ActorResolver:
                 raise ResolveError(f"there is no local account named {username!r}")
             return account
         if not refresh:
-            async with self.context.sessions() as session:
-                cached = await session.scalar(
-                    select(Account)
-                    .where(col(Account.username).ilike(username), Account.domain == domain)
-                    .order_by(col(Account.fetched_at).desc())
-                )
+            cached = await self.cached_handle(username, domain)
             if cached is not None and self._fresh(cached):
                 return cached
-        actor_uri = await self._webfinger(username, domain)
-        account = await self.fetch_actor(actor_uri, refresh=refresh)
-        # Mastodon's round-trip rule: the actor must claim the handle we looked up, or its own
-        # WebFinger subject must lead back to the same actor.
-        if (account.username.lower(), account.domain) != (username.lower(), domain):
-            claimed = await self._webfinger(account.username, account.domain or domain)
-            if claimed != account.uri:
-                raise ResolveError(f"@{username}@{domain} points at {account.uri}, which does not confirm it")
-        return account
+        actor_uri, subject = await self._webfinger(username, domain)
+        # Mastodon's round-trip rule: when the server names the account differently (another case,
+        # or handles on a main domain it redirects from), that name must lead back to the same actor.
+        handle_user, handle_domain = subject or (username, domain)
+        if (handle_user.lower(), handle_domain) != (username.lower(), domain):
+            confirmed, _ = await self._webfinger(handle_user, handle_domain)
+            if confirmed != actor_uri:
+                raise ResolveError(f"@{username}@{domain} points at {actor_uri}, which does not confirm it")
+        return await self.fetch_actor(actor_uri, refresh=refresh, handle_domain=handle_domain)
 
-    async def _webfinger(self, username: str, domain: str) -> str:
+    async def cached_handle(self, username: str, domain: str) -> Account | None:
+        async with self.context.sessions() as session:
+            return await session.scalar(
+                select(Account)
+                .where(func.lower(Account.username) == username.lower(), Account.domain == domain)
+                .order_by(col(Account.fetched_at).desc())
+                .limit(1)
+            )
+
+    async def _webfinger(self, username: str, domain: str) -> tuple[str, tuple[str, str] | None]:
+        """The actor id WebFinger gives for user@domain, and the handle its `subject` names (if any)."""
         resource = quote(f"acct:{username}@{domain}", safe=":@")
         url = f"{self.context.settings.scheme}://{domain}/.well-known/webfinger?resource={resource}"
         fetcher = Fetcher(self.context)
         try:
-            document = await fetcher.get_json(
-                url, accept="application/jrd+json, application/json", signed=False
-            )
+            document = await fetcher.get_json(url, accept=JRD_ACCEPT, signed=False)
         except FetchError as error:
             if error.status == 404:
                 raise ResolveError(f"@{username}@{domain} does not exist") from None
             raise ResolveError(f"could not look up @{username}@{domain}: {error}") from None
+        subject: tuple[str, str] | None = None
+        if isinstance(document.get("subject"), str):
+            try:
+                subject = parse_handle(document["subject"])
+            except ResolveError:
+                subject = None
         links = document.get("links")
         for link in links if isinstance(links, list) else []:
             if (
@@ -94,7 +104,7 @@ class ActorResolver:
                 and str(link.get("type", "")).split(";")[0].strip()
                 in ("application/activity+json", "application/ld+json")
             ):
-                return str(link["href"])
+                return str(link["href"]), subject
         raise ResolveError(f"@{username}@{domain} has no ActivityPub actor")
 
     def _fresh(self, account: Account) -> bool:
@@ -104,14 +114,22 @@ class ActorResolver:
         async with self.context.sessions() as session:
             return await session.scalar(select(Account).where(Account.uri == uri))
 
-    async def fetch_actor(self, uri: str, *, refresh: bool = False) -> Account:
-        """The actor at `uri`, from the cache when fresh, else fetched; its `id` must be the URL fetched."""
+    async def fetch_actor(
+        self, uri: str, *, refresh: bool = False, handle_domain: str | None = None
+    ) -> Account:
+        """The actor at `uri`, from the cache when fresh, else fetched.
+
+        Its `id` must be the URL asked for, and the URL it finally came from (after redirects) must
+        be on the same origin: otherwise an open redirect would let any host speak for another.
+        `handle_domain` is the domain of its handle when WebFinger confirmed one (it may differ
+        from the host serving the actor); otherwise a known account keeps the domain it had.
+        """
         cached = await self.cached_actor(uri)
         if cached is not None and (cached.is_local or (not refresh and self._fresh(cached))):
             return cached
         fetcher = await self._fetcher()
         try:
-            document = await fetcher.get_json(uri)
+            fetched = await fetcher.fetch(uri)
         except RemoteGone:
             if cached is not None:
                 await self.mark_gone(cached)
@@ -120,16 +138,23 @@ class ActorResolver:
             if cached is not None:
                 return cached
             raise ResolveError(str(error)) from None
+        document = fetched.document
         if document.get("id") != uri:
             raise ResolveError(f"{uri} served a document whose id is {document.get('id')!r}")
+        if not same_origin(fetched.url, uri):
+            raise ResolveError(f"{uri} redirected to {fetched.url}, another origin")
         try:
             data = parse_actor(document)
         except InvalidObject as error:
             raise ResolveError(f"{uri} is not a usable actor: {error}") from None
+        if handle_domain is not None:
+            data.domain = handle_domain
+        elif cached is not None and cached.domain:
+            data.domain = cached.domain
         return await self.store_actor(data)
 
     async def store_actor(self, data: ActorData) -> Account:
-        if authority(data.inbox_url) != data.domain:
+        if authority(data.inbox_url) != authority(data.uri):
             # An actor may not direct deliveries to another server's inbox.
             raise ResolveError(f"{data.uri} names an inbox on another server")
         for attempt in range(2):
