@@ -12,7 +12,7 @@ from typing import Any
 
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
-from app.models import Role
+from app.models import Account, Role
 from app.services.accounts import AccountError, AccountService
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -231,6 +231,53 @@ async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+async def _local_account(context: AppContext, name: str) -> Account:
+    accounts = AccountService(context)
+    account = await accounts.get_local_account(accounts.normalize_username(name))
+    if account is None:
+        raise CommandError(f"there is no local account named {name!r}")
+    return account
+
+
+async def cmd_notifications(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.html_sanitizer import html_to_plain_text
+    from app.services.notifications import NotificationService
+
+    async def work(context: AppContext) -> int:
+        account = await _local_account(context, args.name)
+        views = await NotificationService(context).for_account(account, limit=args.limit)
+        if args.json:
+            print(json.dumps([view.to_dict() for view in views], indent=2, ensure_ascii=False))
+            return 0
+        for view in views:
+            about = f": {html_to_plain_text(view.status.post.content_html)[:80]}" if view.status else ""
+            when = view.notification.created_at.strftime("%Y-%m-%d %H:%M")
+            print(f"{when} {view.notification.type:<15} @{view.account.acct}{about}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.html_sanitizer import html_to_plain_text
+    from app.services.timelines import TimelineService
+
+    async def work(context: AppContext) -> int:
+        account = await _local_account(context, args.name)
+        posts = await TimelineService(context).home(account, limit=args.limit)
+        if args.json:
+            print(json.dumps([post.to_dict() for post in posts], indent=2, ensure_ascii=False))
+            return 0
+        for summary in posts:
+            shown = summary.reblog or summary
+            boosted = f" (boosted by @{summary.account.acct})" if summary.reblog else ""
+            text = html_to_plain_text(shown.post.content_html).replace("\n", " ")[:100]
+            print(f"@{shown.account.acct}{boosted}: {text}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -280,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     unfollow.add_argument("name", help="the local account that follows")
     unfollow.add_argument("target", metavar="HANDLE_OR_URL", help="@user@domain or the account's URL")
     unfollow.set_defaults(handler=cmd_unfollow)
+
+    notifications = commands.add_parser("notifications", help="a local account's notifications, newest first")
+    notifications.add_argument("name", help="the local account")
+    notifications.add_argument("--json", action="store_true", help="print a JSON array")
+    notifications.add_argument("--limit", type=int, default=40, help="how many (default 40, at most 200)")
+    notifications.set_defaults(handler=cmd_notifications)
+
+    timeline = commands.add_parser("timeline", help="a local account's home timeline, newest first")
+    timeline.add_argument("name", help="the local account")
+    timeline.add_argument("--json", action="store_true", help="print a JSON array")
+    timeline.add_argument("--limit", type=int, default=40, help="how many (default 40, at most 200)")
+    timeline.set_defaults(handler=cmd_timeline)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)

@@ -18,6 +18,7 @@ from app import __version__
 from app.activitypub.routes import router as activitypub_router
 from app.config import Settings
 from app.context import AppContext, build_context
+from app.federation.inbox import router as inbox_router
 from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
 from app.services.accounts import AccountService
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     install_error_handlers(app)
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
+    app.include_router(inbox_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

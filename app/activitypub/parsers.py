@@ -6,13 +6,27 @@ them; `publicKey` an object or a list; `icon` an Image or a list); the quirks en
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urldefrag, urlsplit
 
-from app.services.html_sanitizer import sanitize_remote_html
+from app.models.posts import Visibility
+from app.services.html_sanitizer import html_to_plain_text, sanitize_remote_html
 
 ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Application", "Group"})
+# Posts as Mastodon shows them; the converted types become their title and a link, as Mastodon does.
+POST_TYPES = frozenset({"Note", "Article", "Page", "Question"})
+CONVERTED_TYPES = frozenset({"Video", "Audio", "Image", "Event"})
+# The ways servers write the public collection (JSON-LD compaction gives the short forms).
+PUBLIC_ADDRESSES = frozenset({"https://www.w3.org/ns/activitystreams#Public", "as:Public", "Public"})
+MAX_ATTACHMENTS = 16
+MAX_TAGS = 100
+MAX_ADDRESSES = 1000
+_LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+_HASHTAG_RE = re.compile(r"^[\w\u00b7\u200c]{1,100}$")
 
 
 class InvalidObject(ValueError):
@@ -203,4 +217,354 @@ def parse_actor(document: dict[str, Any]) -> ActorData:
         also_known_as=[item for item in as_list(document.get("alsoKnownAs")) if isinstance(item, str)][:16],
         moved_to_uri=first_id(document.get("movedTo")),
         emojis=parse_emojis(document.get("tag")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Activities and the objects they carry
+
+
+def first_type(value: Any) -> str | None:
+    """`type` is a string, or (JSON-LD) a list whose first string is the one we act on."""
+    for item in as_list(value):
+        if isinstance(item, str) and item:
+            return item
+    return None
+
+
+def addresses(value: Any) -> list[str]:
+    """`to` / `cc`: a string, a list of strings, or (rarely) objects with an id."""
+    found: list[str] = []
+    for item in as_list(value)[:MAX_ADDRESSES]:
+        uri = item if isinstance(item, str) else first_id(item) if isinstance(item, dict) else None
+        if uri:
+            found.append(uri)
+    return found
+
+
+def is_public(address: str) -> bool:
+    return address in PUBLIC_ADDRESSES
+
+
+def compute_visibility(to: list[str], cc: list[str], followers_url: str | None) -> Visibility:
+    """Mastodon's rule: public if to Public, unlisted if Public is only in cc, followers-only when the
+    author's followers collection is addressed, direct otherwise."""
+    if any(is_public(address) for address in to):
+        return Visibility.PUBLIC
+    if any(is_public(address) for address in cc):
+        return Visibility.UNLISTED
+    if followers_url and (followers_url in to or followers_url in cc):
+        return Visibility.FOLLOWERS
+    return Visibility.DIRECT
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An xsd:dateTime as servers write it (Z or an offset, with or without fractions); None if unusable."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    candidate = value.strip()
+    if candidate.endswith(("Z", "z")):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def strip_fragment(uri: str) -> str:
+    return urldefrag(uri)[0]
+
+
+@dataclass(frozen=True)
+class ActivityData:
+    """The envelope of a received activity. `object` is the embedded object, still AS2: only the
+    federation handlers look inside it, through the parsers below."""
+
+    id: str | None
+    type: str
+    actor: str
+    object_id: str | None
+    object: dict[str, Any] | None
+    target_id: str | None
+    to: list[str]
+    cc: list[str]
+    # Emoji reactions (EmojiReact, Misskey's Like with _misskey_reaction) carry their emoji here.
+    content: str | None
+    emojis: list[dict[str, Any]]
+    published: datetime | None
+
+    @property
+    def object_type(self) -> str | None:
+        return first_type(self.object.get("type")) if self.object is not None else None
+
+    @property
+    def object_actor(self) -> str | None:
+        """The `actor` of an embedded activity (Undo, Accept), if any."""
+        return first_id(self.object.get("actor")) if self.object is not None else None
+
+
+def parse_activity(document: dict[str, Any]) -> ActivityData:
+    activity_type = first_type(document.get("type"))
+    if activity_type is None:
+        raise InvalidObject("the activity has no type")
+    actor = first_id(document.get("actor"))
+    if actor is None:
+        raise InvalidObject("the activity has no actor")
+    raw_object = document.get("object")
+    if isinstance(raw_object, list):
+        raw_object = raw_object[0] if raw_object else None
+    embedded = raw_object if isinstance(raw_object, dict) else None
+    object_id = first_id(raw_object)
+    activity_id = document.get("id")
+    reaction = document.get("content")
+    if not isinstance(reaction, str):
+        reaction = document.get("_misskey_reaction")
+    return ActivityData(
+        id=activity_id if isinstance(activity_id, str) and activity_id else None,
+        type=activity_type,
+        actor=actor,
+        object_id=object_id,
+        object=embedded,
+        target_id=first_id(document.get("target")),
+        to=addresses(document.get("to")),
+        cc=addresses(document.get("cc")),
+        content=reaction[:255] if isinstance(reaction, str) and reaction else None,
+        emojis=parse_emojis(document.get("tag")),
+        published=parse_datetime(document.get("published")),
+    )
+
+
+@dataclass(frozen=True)
+class MentionData:
+    href: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AttachmentData:
+    url: str
+    media_type: str
+    description: str | None
+    blurhash: str | None
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class PollData:
+    # (title, votes so far) in order.
+    options: list[tuple[str, int]]
+    multiple: bool
+    expires_at: datetime | None
+    voters_count: int | None
+
+
+@dataclass(frozen=True)
+class NoteData:
+    """A post as received: content already sanitised, addressing and tags flattened."""
+
+    uri: str
+    object_type: str
+    attributed_to: str
+    content_html: str
+    summary: str | None
+    sensitive: bool
+    language: str | None
+    url: str | None
+    in_reply_to: str | None
+    conversation: str | None
+    published: datetime | None
+    updated: datetime | None
+    to: list[str]
+    cc: list[str]
+    mentions: list[MentionData]
+    hashtags: list[str]
+    emojis: list[dict[str, Any]]
+    attachments: list[AttachmentData]
+    poll: PollData | None
+    # A poll vote is a Note with a name (the option chosen) and no content, replying to the poll.
+    name: str | None
+
+    @property
+    def is_vote(self) -> bool:
+        return (
+            self.object_type == "Note"
+            and bool(self.name)
+            and self.in_reply_to is not None
+            and not self.content_html
+            and not self.attachments
+        )
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and 0 <= value < 2**31:
+        return value
+    return None
+
+
+def _language(document: dict[str, Any]) -> str | None:
+    content_map = document.get("contentMap")
+    if isinstance(content_map, dict):
+        for key in content_map:
+            if isinstance(key, str) and len(key) <= 16 and _LANGUAGE_RE.match(key):
+                return key
+    return None
+
+
+def _content_html(document: dict[str, Any], object_type: str) -> str:
+    content = document.get("content")
+    if not isinstance(content, str):
+        content_map = document.get("contentMap")
+        values = list(content_map.values()) if isinstance(content_map, dict) else []
+        content = next((value for value in values if isinstance(value, str)), "")
+    content = content[:100_000]
+    if document.get("mediaType") == "text/plain":
+        content = "<p>" + html.escape(content).replace("\n", "<br>") + "</p>"
+    name = text(document.get("name"), 500)
+    if object_type in CONVERTED_TYPES:
+        # Mastodon shows these as their title and a link to where they can be watched or read.
+        url = link_href(document.get("url")) or str(document.get("id"))
+        title = html.escape(name) if name else ""
+        href = html.escape(url, quote=True)
+        return sanitize_remote_html(f'<p>{title}</p><p><a href="{href}">{html.escape(url)}</a></p>')
+    if object_type in ("Article", "Page") and name:
+        content = f"<p><strong>{html.escape(name)}</strong></p>{content}"
+    return sanitize_remote_html(content)
+
+
+def _mentions_and_hashtags(tags: Any) -> tuple[list[MentionData], list[str]]:
+    mentions: list[MentionData] = []
+    hashtags: list[str] = []
+    for tag in as_list(tags)[:MAX_TAGS]:
+        if not isinstance(tag, dict):
+            continue
+        kind = first_type(tag.get("type"))
+        if kind == "Mention":
+            href = tag.get("href")
+            if isinstance(href, str) and href:
+                mentions.append(MentionData(href=href, name=text(tag.get("name"), 255)))
+        elif kind == "Hashtag":
+            name = text(tag.get("name"), 255).strip().lstrip("#").lower()
+            if _HASHTAG_RE.match(name) and name not in hashtags:
+                hashtags.append(name)
+    return mentions, hashtags
+
+
+def _attachments(value: Any) -> list[AttachmentData]:
+    found: list[AttachmentData] = []
+    for item in as_list(value):
+        if len(found) >= MAX_ATTACHMENTS:
+            break
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict) or first_type(item.get("type")) == "PropertyValue":
+            continue
+        url = link_href(item.get("url")) or (item.get("href") if isinstance(item.get("href"), str) else None)
+        if not url or not url.startswith(("http://", "https://")) or len(url) > 2048:
+            continue
+        media_type = item.get("mediaType")
+        description = item.get("name") or item.get("summary")
+        blurhash = item.get("blurhash")
+        found.append(
+            AttachmentData(
+                url=url,
+                media_type=media_type[:128] if isinstance(media_type, str) else "",
+                description=description[:1500] if isinstance(description, str) and description else None,
+                blurhash=blurhash[:255] if isinstance(blurhash, str) and blurhash else None,
+                width=_integer(item.get("width")),
+                height=_integer(item.get("height")),
+            )
+        )
+    return found
+
+
+def _poll(document: dict[str, Any]) -> PollData | None:
+    multiple = "anyOf" in document and "oneOf" not in document
+    choices = document.get("anyOf") if multiple else document.get("oneOf")
+    options: list[tuple[str, int]] = []
+    for choice in as_list(choices)[:20]:
+        if not isinstance(choice, dict):
+            continue
+        title = text(choice.get("name"), 200)
+        replies = choice.get("replies")
+        votes = _integer(replies.get("totalItems")) if isinstance(replies, dict) else None
+        options.append((title, votes or 0))
+    if not options:
+        return None
+    expires = parse_datetime(document.get("endTime")) or parse_datetime(document.get("closed"))
+    return PollData(
+        options=options,
+        multiple=multiple,
+        expires_at=expires,
+        voters_count=_integer(document.get("votersCount")),
+    )
+
+
+def parse_note(document: dict[str, Any]) -> NoteData:
+    """A Note, Article, Page or Question (and the types shown as a link: Video, Audio, Image, Event)."""
+    uri = document.get("id")
+    if not isinstance(uri, str) or not uri:
+        raise InvalidObject("the object has no id")
+    authority(uri)
+    object_type = first_type(document.get("type"))
+    if object_type not in POST_TYPES and object_type not in CONVERTED_TYPES:
+        raise InvalidObject(f"{object_type!r} is not a kind of post")
+    attributed_to = first_id(document.get("attributedTo"))
+    if attributed_to is None:
+        raise InvalidObject(f"{uri} has no attributedTo")
+    mentions, hashtags = _mentions_and_hashtags(document.get("tag"))
+    summary = text(document.get("summary"), 5000)
+    if "<" in summary:
+        summary = html_to_plain_text(summary)
+    name = text(document.get("name"), 500) or None
+    conversation = document.get("conversation") or document.get("context")
+    return NoteData(
+        uri=uri,
+        object_type=object_type,
+        attributed_to=attributed_to,
+        content_html=_content_html(document, object_type),
+        summary=summary[:1000] or None,
+        sensitive=boolean(document.get("sensitive")),
+        language=_language(document),
+        url=link_href(document.get("url")),
+        in_reply_to=first_id(document.get("inReplyTo")),
+        conversation=conversation[:2048] if isinstance(conversation, str) else None,
+        published=parse_datetime(document.get("published")),
+        updated=parse_datetime(document.get("updated")),
+        to=addresses(document.get("to")),
+        cc=addresses(document.get("cc")),
+        mentions=mentions,
+        hashtags=hashtags,
+        emojis=parse_emojis(document.get("tag")),
+        attachments=_attachments(document.get("attachment")),
+        poll=_poll(document) if object_type == "Question" else None,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class FlagData:
+    """A report: the accounts and posts it is about (by URI) and the reporter's comment."""
+
+    uri: str | None
+    object_ids: list[str]
+    comment: str
+
+
+def parse_flag(document: dict[str, Any]) -> FlagData:
+    objects: list[str] = []
+    for item in as_list(document.get("object"))[:100]:
+        found = first_id(item)
+        if found:
+            objects.append(found)
+    uri = document.get("id")
+    return FlagData(
+        uri=uri if isinstance(uri, str) and uri else None,
+        object_ids=objects,
+        comment=html_to_plain_text(text(document.get("content"), 5000))[:1000],
     )

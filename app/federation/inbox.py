@@ -1,0 +1,338 @@
+"""The inboxes (`/inbox` and `/users/NAME/inbox`): verify a delivery, write it down, answer 202.
+
+Everything a peer sends is checked here, in this order, each failure with its own status and a
+precise reason in `{"error": ...}`:
+
+    413  body over 1 MB (from Content-Length, or counted while reading, never read in full)
+    401  signature missing, malformed, stale, not covering what it must, or not verifying
+    403  the signing key's or the actor's domain is blocked (decided before any key is fetched)
+    400  body that is not a JSON object, or an activity without type or actor
+    202  accepted: stored durably, processed later by the worker
+
+The activity is committed to `inbox_item` before the 202 goes out, so a crash after answering
+loses nothing; the unique activity id makes redeliveries free. Concurrent deliveries are
+committed together (one transaction for whatever arrived meanwhile), which is what lets a
+single SQLite file keep up with a busy inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+
+from app.activitypub.fetcher import Fetcher, FetchError
+from app.activitypub.parsers import ActivityData, InvalidObject, authority, parse_activity, same_origin
+from app.activitypub.signatures import SignatureError, parse_signed_request
+from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError
+from app.context import AppContext
+from app.federation.handlers import HANDLED_TYPES
+from app.federation.worker import INBOX_QUEUE
+from app.models import Account, InboxItem, JobState
+from app.models.base import new_id, utcnow
+from app.services.accounts import AccountService
+from app.services.moderation import suspending_block
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_048_576
+# Real activities nest a handful of levels; a deep one is an attempt on the JSON code's stack.
+MAX_JSON_DEPTH = 64
+# Rows committed in one transaction at most; more wait for the next one.
+MAX_BATCH = 256
+
+router = APIRouter()
+
+
+class InboxRefusal(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def _refuse(status_code: int, message: str) -> InboxRefusal:
+    return InboxRefusal(status_code, message)
+
+
+@router.post("/inbox", include_in_schema=False)
+async def shared_inbox(request: Request) -> Response:
+    return await inbox_receiver(request).receive(request, username=None)
+
+
+@router.post("/users/{username}/inbox", include_in_schema=False)
+async def personal_inbox(request: Request, username: str) -> Response:
+    return await inbox_receiver(request).receive(request, username=username)
+
+
+def inbox_receiver(request: Request) -> InboxReceiver:
+    """The app's receiver, made on first use (it holds in-flight key fetches and the write queue)."""
+    state = request.app.state
+    receiver: InboxReceiver | None = getattr(state, "inbox_receiver", None)
+    if receiver is None:
+        receiver = InboxReceiver(state.context)
+        state.inbox_receiver = receiver
+    return receiver
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise _refuse(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise _refuse(413, f"body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _refuse(413, f"body is larger than {limit} bytes")
+    return bytes(body)
+
+
+class InboxWriter:
+    """Commits inbox rows in groups: each caller waits until its own row is durable.
+
+    A drain task runs while rows are waiting and ends when none are left, so nothing outlives a
+    quiet period and nothing needs starting or stopping with the app.
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def write(self, row: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain(), name="inbox-writer")
+        # Shielded: a client that hangs up does not take its row out of a batch being written.
+        await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            try:
+                await self._insert([row for row, _ in batch])
+            except Exception:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=True)
+                    log.exception("could not store an inbox item")
+                    continue
+                # One unexpected row must not fail the others: write them one by one.
+                for row, future in batch:
+                    try:
+                        await self._insert([row])
+                    except Exception:
+                        log.exception("could not store an inbox item")
+                        _settle(future, error=True)
+                    else:
+                        _settle(future)
+            else:
+                for _row, future in batch:
+                    _settle(future)
+            self.context.work.notify(INBOX_QUEUE)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        async with self.context.sessions() as session:
+            dialect = session.bind.dialect.name if session.bind is not None else ""
+            table: Any = InboxItem.__table__  # type: ignore[attr-defined]
+            builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            statement = builder(table).on_conflict_do_nothing(index_elements=["activity_uri"])
+            await session.execute(statement, rows)
+            await session.commit()
+
+
+class StoreFailed(Exception):
+    pass
+
+
+def _settle(future: asyncio.Future[None], *, error: bool = False) -> None:
+    if future.done():
+        return
+    if error:
+        future.set_exception(StoreFailed())
+    else:
+        future.set_result(None)
+
+
+class InboxReceiver:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.verifier = RequestVerifier(context)
+        self.writer = InboxWriter(context)
+
+    async def receive(self, request: Request, *, username: str | None) -> Response:
+        try:
+            return await self._receive(request, username)
+        except InboxRefusal as refusal:
+            return JSONResponse({"error": refusal.message}, status_code=refusal.status_code)
+
+    async def _receive(self, request: Request, username: str | None) -> Response:
+        context = self.context
+        settings = context.settings
+        recipient_id = await self._recipient(username) if username is not None else None
+        body = await read_body(request)
+
+        raw_path = request.scope.get("raw_path")
+        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+        try:
+            signed = parse_signed_request(
+                method=request.method,
+                path=path.split("?", 1)[0],
+                query=request.scope.get("query_string", b"").decode("latin-1"),
+                headers=request.headers,
+                body=body,
+                now=utcnow(),
+                # The authority we answer as, not the Host header: a request signed for another
+                # server cannot be replayed here.
+                host=settings.web_domain,
+                scheme=settings.scheme,
+            )
+        except SignatureError as error:
+            raise _refuse(401, str(error)) from None
+        try:
+            key_host = authority(signed.key_id)
+        except InvalidObject:
+            raise _refuse(401, f"keyId {signed.key_id!r} is not an http(s) URL") from None
+        await self._check_not_blocked(key_host)
+
+        activity, document = _parse_body(body)
+        try:
+            actor_host = authority(activity.actor)
+        except InvalidObject as error:
+            raise _refuse(400, f"actor: {error}") from None
+        if actor_host != key_host:
+            await self._check_not_blocked(actor_host)
+
+        known = await self.verifier.known_key(signed.key_id)
+        if known is None and activity.type == "Delete" and activity.object_id == activity.actor:
+            # An actor we never knew deleting itself (Mastodon tells everyone it ever talked to):
+            # nothing of it is stored here, and fetching its key would only earn a 410.
+            return Response(status_code=202)
+        try:
+            key = await self.verifier.verify(signed, known)
+        except VerificationError as error:
+            raise _refuse(401, str(error)) from None
+
+        signer = key.owner
+        if activity.actor != key.owner:
+            document = await self._from_origin(activity, key)
+            activity = parse_activity(document)
+            signer = activity.actor
+        if activity.id is not None:
+            if len(activity.id) > 2048:
+                raise _refuse(400, "the activity id is longer than 2048 characters")
+            if not same_origin(activity.id, activity.actor):
+                raise _refuse(400, f"the activity id {activity.id} is not on the actor's server")
+        if activity.type not in HANDLED_TYPES:
+            # Accepted and dropped: peers send many kinds we have no use for.
+            return Response(status_code=202)
+
+        now = utcnow()
+        row = {
+            "id": new_id(),
+            "activity_uri": activity.id,
+            "activity_type": activity.type[:64],
+            "payload": document,
+            "signer_uri": signer,
+            "recipient_account_id": recipient_id,
+            "state": JobState.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "locked_until": None,
+            "last_error": None,
+            "received_at": now,
+            "processed_at": None,
+        }
+        try:
+            await self.writer.write(row)
+        except StoreFailed:
+            return JSONResponse(
+                {"error": "the activity could not be stored; deliver it again later"}, status_code=503
+            )
+        return Response(status_code=202)
+
+    async def _recipient(self, username: str) -> int:
+        async with self.context.sessions() as session:
+            account_id = await session.scalar(
+                select(Account.id).where(
+                    col(Account.username) == username.lower(),
+                    col(Account.domain).is_(None),
+                    col(Account.deleted_at).is_(None),
+                )
+            )
+        if account_id is None:
+            raise _refuse(404, f"no account named {username!r} here")
+        return account_id
+
+    async def _check_not_blocked(self, host: str) -> None:
+        async with self.context.sessions() as session:
+            blocked = await suspending_block(session, host)
+        if blocked is not None:
+            raise _refuse(403, f"{host} is blocked by this server")
+
+    async def _from_origin(self, activity: ActivityData, key: SignerKey) -> dict[str, Any]:
+        """An activity relayed by someone else is believed only as its origin serves it."""
+        refusal = _refuse(401, f"the activity's actor {activity.actor} is not the signer {key.owner}")
+        if activity.id is None or not same_origin(activity.id, activity.actor):
+            raise refusal
+        fetcher = Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
+        try:
+            document = await fetcher.get_json(activity.id)
+        except FetchError:
+            raise refusal from None
+        try:
+            fetched = parse_activity(document)
+        except InvalidObject:
+            raise refusal from None
+        if (
+            document.get("id") != activity.id
+            or fetched.actor != activity.actor
+            or fetched.type != activity.type
+        ):
+            raise refusal
+        return document
+
+
+def _parse_body(body: bytes) -> tuple[ActivityData, dict[str, Any]]:
+    if b"\\u0000" in body:
+        # PostgreSQL text cannot hold NUL; no real activity carries one.
+        raise _refuse(400, "body contains a NUL character")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _refuse(400, f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise _refuse(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if not isinstance(document, dict):
+        raise _refuse(400, f"body is a JSON {type(document).__name__}, not an object")
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise _refuse(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return parse_activity(document), document
+    except InvalidObject as error:
+        raise _refuse(400, str(error)) from None
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values() if isinstance(item, dict | list))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
+    return False

@@ -1,0 +1,95 @@
+"""Notifications for local accounts: who followed, mentioned, replied, boosted, liked or reacted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import Account, Notification, NotificationType
+from app.services.timelines import (
+    AccountSummary,
+    PostSummary,
+    api_timestamp,
+    summarize_account,
+    summarize_posts,
+)
+
+DEFAULT_LIMIT = 40
+MAX_LIMIT = 200
+
+
+async def notify(
+    session: AsyncSession,
+    *,
+    account: Account,
+    from_account: Account,
+    kind: NotificationType,
+    post_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """Add a notification in the caller's transaction; only local accounts get them, and never from themselves."""
+    if account.domain is not None or account.id == from_account.id:
+        return
+    session.add(
+        Notification(
+            account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
+        )
+    )
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    notification: Notification
+    account: AccountSummary
+    status: PostSummary | None
+
+    def to_dict(self) -> dict[str, Any]:
+        notification = self.notification
+        document: dict[str, Any] = {
+            "id": str(notification.id),
+            "type": notification.type,
+            "created_at": api_timestamp(notification.created_at),
+            "read": notification.read_at is not None,
+            "account": self.account.to_dict(),
+            "status": self.status.to_dict() if self.status else None,
+        }
+        if notification.type == NotificationType.REACTION:
+            document["emoji"] = notification.detail
+        return document
+
+
+class NotificationService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def for_account(
+        self, account: Account, *, limit: int = DEFAULT_LIMIT, max_id: int | None = None
+    ) -> list[NotificationView]:
+        """Newest first; page further back with `max_id`."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        query = (
+            select(Notification, Account)
+            .join(Account, col(Account.id) == col(Notification.from_account_id))
+            .where(col(Notification.account_id) == account.id)
+            .order_by(col(Notification.id).desc())
+            .limit(limit)
+        )
+        if max_id is not None:
+            query = query.where(col(Notification.id) < max_id)
+        async with self.context.sessions() as session:
+            rows = (await session.execute(query)).all()
+            posts = await summarize_posts(
+                session, [notification.post_id for notification, _ in rows if notification.post_id]
+            )
+        return [
+            NotificationView(
+                notification=notification,
+                account=summarize_account(sender),
+                status=posts.get(notification.post_id) if notification.post_id else None,
+            )
+            for notification, sender in rows
+        ]

@@ -1,0 +1,301 @@
+"""Home timelines: written at fan-in time (one row per local reader), read newest first.
+
+Also the read-side summaries of posts and accounts that the CLI prints as JSON (shaped like
+Mastodon's client API entities, so scripts written against one read the other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import (
+    Account,
+    AccountBlock,
+    AccountMute,
+    MediaAttachment,
+    Mention,
+    Poll,
+    Post,
+    PostTag,
+    Tag,
+    TimelineEntry,
+    UserDomainBlock,
+)
+from app.models.base import new_id, utcnow
+
+DEFAULT_LIMIT = 40
+MAX_LIMIT = 200
+
+
+def insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> Any:
+    """An INSERT that skips rows a unique constraint already holds (both backends speak ON CONFLICT)."""
+    table = model.__table__
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return builder(table).values(rows).on_conflict_do_nothing()
+
+
+async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
+    """Local accounts that must not see `author` in their timelines or notifications: they block or
+    mute the account, or hide its whole domain."""
+    hidden: set[int] = set()
+    hidden.update(
+        (
+            await session.scalars(
+                select(AccountBlock.account_id).where(AccountBlock.target_account_id == author.id)
+            )
+        ).all()
+    )
+    hidden.update(
+        (
+            await session.scalars(
+                select(AccountMute.account_id).where(AccountMute.target_account_id == author.id)
+            )
+        ).all()
+    )
+    if author.domain is not None:
+        hidden.update(
+            (
+                await session.scalars(
+                    select(UserDomainBlock.account_id).where(UserDomainBlock.domain == author.domain)
+                )
+            ).all()
+        )
+    return hidden
+
+
+async def add_to_home(session: AsyncSession, account_ids: Iterable[int], post_id: int) -> None:
+    """Put a post into these local accounts' home timelines (once each, however often it is called)."""
+    now = utcnow()
+    rows = [
+        {"id": new_id(), "account_id": account_id, "post_id": post_id, "created_at": now}
+        for account_id in sorted(set(account_ids))
+    ]
+    if rows:
+        await session.execute(insert_ignoring_duplicates(session, TimelineEntry, rows))
+
+
+# --------------------------------------------------------------------------------------------
+# Read side
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    id: int
+    username: str
+    acct: str
+    display_name: str
+    uri: str
+    url: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "acct": self.acct,
+            "display_name": self.display_name,
+            "uri": self.uri,
+            "url": self.url,
+        }
+
+
+def summarize_account(account: Account) -> AccountSummary:
+    acct = account.username if account.domain is None else f"{account.username}@{account.domain}"
+    return AccountSummary(
+        id=account.id,
+        username=account.username,
+        acct=acct,
+        display_name=account.display_name,
+        uri=account.uri,
+        url=account.url,
+    )
+
+
+@dataclass(frozen=True)
+class PostSummary:
+    post: Post
+    account: AccountSummary
+    reblog: PostSummary | None = None
+    media: list[MediaAttachment] = field(default_factory=list)
+    mentions: list[AccountSummary] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    poll: Poll | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        post = self.post
+        return {
+            "id": str(post.id),
+            "uri": post.uri,
+            "url": post.url or post.uri,
+            "created_at": api_timestamp(post.published_at),
+            "edited_at": api_timestamp(post.edited_at) if post.edited_at else None,
+            "account": self.account.to_dict(),
+            "content": post.content_html,
+            "spoiler_text": post.summary or "",
+            "sensitive": post.sensitive,
+            "visibility": post.visibility,
+            "language": post.language,
+            "in_reply_to_uri": post.in_reply_to_uri,
+            "in_reply_to_id": str(post.in_reply_to_id) if post.in_reply_to_id else None,
+            "replies_count": post.replies_count,
+            "reblogs_count": post.reblogs_count,
+            "favourites_count": post.favourites_count,
+            "reblog": self.reblog.to_dict() if self.reblog else None,
+            "media_attachments": [
+                {
+                    "id": str(media.id),
+                    "type": _media_kind(media.media_type),
+                    "url": media.url,
+                    "remote_url": media.remote_url,
+                    "description": media.description,
+                    "blurhash": media.blurhash,
+                }
+                for media in self.media
+            ],
+            "mentions": [
+                {"id": str(m.id), "username": m.username, "acct": m.acct, "url": m.url or m.uri}
+                for m in self.mentions
+            ],
+            "tags": [{"name": tag} for tag in self.tags],
+            "emojis": list(post.emojis),
+            "poll": _poll_dict(self.poll) if self.poll else None,
+        }
+
+
+def api_timestamp(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _media_kind(media_type: str) -> str:
+    major = media_type.split("/", 1)[0]
+    if media_type == "image/gif":
+        return "gifv"
+    return {"image": "image", "video": "video", "audio": "audio"}.get(major, "unknown")
+
+
+def _poll_dict(poll: Poll) -> dict[str, Any]:
+    return {
+        "id": str(poll.id),
+        "expires_at": api_timestamp(poll.expires_at) if poll.expires_at else None,
+        "expired": bool(poll.expires_at and poll.expires_at <= utcnow()),
+        "multiple": poll.multiple,
+        "votes_count": poll.votes_count,
+        "voters_count": poll.voters_count,
+        "options": [
+            {"title": option.get("title", ""), "votes_count": option.get("votes", 0)}
+            for option in poll.options
+        ],
+    }
+
+
+async def summarize_posts(session: AsyncSession, post_ids: list[int]) -> dict[int, PostSummary]:
+    """Summaries (with authors, boosted posts, media, mentions, tags and polls) in a few queries."""
+    if not post_ids:
+        return {}
+    posts = {
+        post.id: post
+        for post in (await session.scalars(select(Post).where(col(Post.id).in_(post_ids)))).all()
+    }
+    boosted_ids = [
+        post.reblog_of_id for post in posts.values() if post.reblog_of_id and post.reblog_of_id not in posts
+    ]
+    if boosted_ids:
+        for post in (await session.scalars(select(Post).where(col(Post.id).in_(boosted_ids)))).all():
+            posts[post.id] = post
+    all_ids = list(posts)
+    accounts = {
+        account.id: account
+        for account in (
+            await session.scalars(
+                select(Account).where(col(Account.id).in_({post.account_id for post in posts.values()}))
+            )
+        ).all()
+    }
+    media: dict[int, list[MediaAttachment]] = {}
+    for item in (
+        await session.scalars(
+            select(MediaAttachment)
+            .where(col(MediaAttachment.post_id).in_(all_ids))
+            .order_by(col(MediaAttachment.position))
+        )
+    ).all():
+        media.setdefault(item.post_id or 0, []).append(item)
+    mentions: dict[int, list[AccountSummary]] = {}
+    for post_id, account in (
+        await session.execute(
+            select(Mention.post_id, Account)
+            .join(Account, col(Account.id) == col(Mention.account_id))
+            .where(col(Mention.post_id).in_(all_ids))
+        )
+    ).all():
+        mentions.setdefault(post_id, []).append(summarize_account(account))
+    tags: dict[int, list[str]] = {}
+    for post_id, name in (
+        await session.execute(
+            select(PostTag.post_id, Tag.name)
+            .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+            .where(col(PostTag.post_id).in_(all_ids))
+        )
+    ).all():
+        tags.setdefault(post_id, []).append(name)
+    polls = {
+        poll.post_id: poll
+        for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(all_ids)))).all()
+    }
+
+    def build(post: Post) -> PostSummary:
+        return PostSummary(
+            post=post,
+            account=summarize_account(accounts[post.account_id]),
+            media=media.get(post.id, []),
+            mentions=mentions.get(post.id, []),
+            tags=tags.get(post.id, []),
+            poll=polls.get(post.id),
+        )
+
+    summaries: dict[int, PostSummary] = {}
+    for post_id in post_ids:
+        found = posts.get(post_id)
+        if found is None:
+            continue
+        summary = build(found)
+        if found.reblog_of_id is not None:
+            boosted = posts.get(found.reblog_of_id)
+            if boosted is None:
+                continue
+            summary = PostSummary(post=found, account=summary.account, reblog=build(boosted))
+        summaries[post_id] = summary
+    return summaries
+
+
+class TimelineService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def home(
+        self, account: Account, *, limit: int = DEFAULT_LIMIT, max_id: int | None = None
+    ) -> list[PostSummary]:
+        """The account's home timeline, newest first (page further back with `max_id`)."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        query = (
+            select(TimelineEntry.id, TimelineEntry.post_id)
+            .join(Post, col(Post.id) == col(TimelineEntry.post_id))
+            .where(col(TimelineEntry.account_id) == account.id, col(Post.deleted_at).is_(None))
+            .order_by(col(TimelineEntry.id).desc())
+            .limit(limit)
+        )
+        if max_id is not None:
+            query = query.where(col(TimelineEntry.id) < max_id)
+        async with self.context.sessions() as session:
+            rows = (await session.execute(query)).all()
+            post_ids = [post_id for _entry, post_id in rows]
+            summaries = await summarize_posts(session, post_ids)
+        return [summaries[post_id] for post_id in post_ids if post_id in summaries]
