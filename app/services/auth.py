@@ -1,0 +1,292 @@
+"""Logging in to the web UI: password checks, rate limiting, browser sessions and invite links.
+
+The session cookie carries a random token; only its SHA-256 is stored, so a leaked database
+does not hand out logins. Each session has its own CSRF token for the forms it submits.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import Account, User, WebSession
+from app.models.base import utcnow
+from app.services.accounts import AccountError
+from app.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+
+SESSION_LIFETIME = timedelta(days=30)
+# A session used after half its lifetime is extended, so people who use Herold daily stay logged in.
+SESSION_RENEW_AFTER = SESSION_LIFETIME / 2
+INVITE_LIFETIME = timedelta(days=7)
+MAX_PASSWORD_LENGTH = 1024
+
+
+class LoginError(Exception):
+    """Wrong name or password, or a login that may not be used; the message is safe to show."""
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed log-in attempts; try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
+class InviteError(Exception):
+    """An invite link that is unknown, used or expired."""
+
+
+class LoginRateLimiter:
+    """Failed log-ins per client address and per account name, in a sliding window.
+
+    In-process state, owned by one app instance: each web process limits on its own, which is
+    enough to make guessing passwords slow. Successful log-ins clear the account's record.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_ip: int = 20,
+        per_account: int = 5,
+        window: float = 15 * 60,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_ip = per_ip
+        self.per_account = per_account
+        self.window = window
+        self.max_keys = max_keys
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    def retry_after(self, ip: str, account: str) -> int | None:
+        """Seconds to wait before the next attempt may be made, or None when it may be made now."""
+        now = self.clock()
+        waits = []
+        for key, limit in ((f"ip:{ip}", self.per_ip), (f"account:{account.lower()}", self.per_account)):
+            failures = self._recent(key, now)
+            if len(failures) >= limit:
+                waits.append(failures[len(failures) - limit] + self.window - now)
+        if not waits:
+            return None
+        return max(1, math.ceil(max(waits)))
+
+    def record_failure(self, ip: str, account: str) -> None:
+        now = self.clock()
+        for key in (f"ip:{ip}", f"account:{account.lower()}"):
+            failures = self._failures.setdefault(key, deque())
+            self._failures.move_to_end(key)
+            failures.append(now)
+        # Bounded memory under a flood of made-up names: forget the least recently failed keys.
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def record_success(self, account: str) -> None:
+        self._failures.pop(f"account:{account.lower()}", None)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A live browser session: who is logged in and the CSRF token their forms carry."""
+
+    session: WebSession
+    user: User
+    account: Account
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuthService:
+    def __init__(self, context: AppContext, limiter: LoginRateLimiter | None = None) -> None:
+        self.context = context
+        self.limiter = limiter
+
+    async def authenticate(self, username: str, password: str, *, ip: str) -> User:
+        """The user behind `username` if `password` is theirs; raises LoginError or RateLimited."""
+        name = (
+            username.strip().removeprefix("@").lower().removesuffix(f"@{self.context.settings.local_domain}")
+        )
+        if self.limiter is not None:
+            wait = self.limiter.retry_after(ip, name)
+            if wait is not None:
+                raise RateLimited(wait)
+        user = None
+        if name and len(password) <= MAX_PASSWORD_LENGTH:
+            async with self.context.sessions() as session:
+                user = await session.scalar(
+                    select(User)
+                    .join(Account, col(Account.id) == col(User.account_id))
+                    .where(Account.username == name, col(Account.domain).is_(None))
+                )
+        # Verify even for unknown names, so timing does not tell which names exist.
+        stored_hash = user.password_hash if user is not None else _DUMMY_HASH
+        valid = await verify_password(stored_hash, password) if password else False
+        if user is None or not valid:
+            if self.limiter is not None:
+                self.limiter.record_failure(ip, name)
+            raise LoginError("wrong user name or password")
+        if user.disabled_at is not None:
+            raise LoginError("this login has been disabled by an administrator")
+        if self.limiter is not None:
+            self.limiter.record_success(name)
+        return user
+
+    async def start_session(self, user: User, *, user_agent: str = "") -> tuple[str, WebSession]:
+        """A new session for `user`; returns the cookie token (never stored) and the session row."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        web_session = WebSession(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+            user_agent=user_agent[:512],
+        )
+        async with self.context.sessions() as session:
+            session.add(web_session)
+            db_user = await session.get(User, user.id)
+            if db_user is not None:
+                db_user.last_login_at = now
+                session.add(db_user)
+            await session.commit()
+            await session.refresh(web_session)
+        return token, web_session
+
+    async def session_for_token(self, token: str) -> SignedIn | None:
+        if not token or len(token) > 200:
+            return None
+        now = utcnow()
+        async with self.context.sessions() as session:
+            row = (
+                await session.execute(
+                    select(WebSession, User, Account)
+                    .join(User, col(User.id) == col(WebSession.user_id))
+                    .join(Account, col(Account.id) == col(User.account_id))
+                    .where(WebSession.token_hash == token_hash(token), col(WebSession.expires_at) > now)
+                )
+            ).first()
+            if row is None:
+                return None
+            web_session, user, account = row
+            if user.disabled_at is not None or account.suspended_at is not None or account.deleted_at:
+                return None
+            if web_session.expires_at - now < SESSION_RENEW_AFTER:
+                web_session.expires_at = now + SESSION_LIFETIME
+                session.add(web_session)
+                await session.commit()
+        return SignedIn(session=web_session, user=user, account=account)
+
+    async def end_session(self, token: str) -> None:
+        async with self.context.sessions() as session:
+            await session.execute(delete(WebSession).where(col(WebSession.token_hash) == token_hash(token)))
+            await session.commit()
+
+    async def end_all_sessions(self, user_id: int, *, except_session_id: int | None = None) -> None:
+        statement = delete(WebSession).where(col(WebSession.user_id) == user_id)
+        if except_session_id is not None:
+            statement = statement.where(col(WebSession.id) != except_session_id)
+        async with self.context.sessions() as session:
+            await session.execute(statement)
+            await session.commit()
+
+    async def change_password(
+        self, user: User, current: str, new: str, *, keep_session_id: int | None = None
+    ) -> None:
+        if not await verify_password(user.password_hash, current):
+            raise AccountError("the current password is wrong")
+        await self._set_password(user.id, new)
+        await self.end_all_sessions(user.id, except_session_id=keep_session_id)
+
+    async def _set_password(self, user_id: int, new: str) -> None:
+        if len(new) < MIN_PASSWORD_LENGTH:
+            raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        if len(new) > MAX_PASSWORD_LENGTH:
+            raise AccountError(f"the password may have at most {MAX_PASSWORD_LENGTH} characters")
+        password_hash = await hash_password(new)
+        async with self.context.sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise AccountError("this login no longer exists")
+            user.password_hash = password_hash
+            session.add(user)
+            await session.commit()
+
+    # Invite links: stateless and single-use. The signature covers the current password hash, so
+    # the link stops working as soon as a password is set with it (or by any other means).
+
+    def invite_token(self, user: User, *, now: float | None = None) -> str:
+        expires = int((now if now is not None else time.time()) + INVITE_LIFETIME.total_seconds())
+        payload = f"{user.id}.{expires}"
+        return f"{payload}.{self._invite_signature(payload, user.password_hash)}"
+
+    def invite_url(self, user: User) -> str:
+        return f"{self.context.urls.base}/invite/{self.invite_token(user)}"
+
+    def _invite_signature(self, payload: str, password_hash: str) -> str:
+        key = hashlib.sha256(f"herold-invite:{self.context.settings.secret_key}".encode()).digest()
+        digest = hmac.new(key, f"{payload}:{password_hash}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+    async def user_for_invite(self, token: str) -> tuple[User, Account]:
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(token) > 200:
+            raise InviteError("this invite link is not valid")
+        user_id, expires = int(parts[0]), int(parts[1])
+        if expires < time.time():
+            raise InviteError("this invite link has expired; ask an administrator for a new one")
+        async with self.context.sessions() as session:
+            row = (
+                await session.execute(
+                    select(User, Account)
+                    .join(Account, col(Account.id) == col(User.account_id))
+                    .where(col(User.id) == user_id)
+                )
+            ).first()
+        if row is None:
+            raise InviteError("this invite link is not valid")
+        user, account = row
+        expected = self._invite_signature(f"{parts[0]}.{parts[1]}", user.password_hash)
+        if not hmac.compare_digest(expected, parts[2]):
+            raise InviteError("this invite link has already been used or is not valid")
+        if user.disabled_at is not None:
+            raise InviteError("this login has been disabled by an administrator")
+        return user, account
+
+    async def accept_invite(self, token: str, password: str) -> User:
+        user, _account = await self.user_for_invite(token)
+        await self._set_password(user.id, password)
+        await self.end_all_sessions(user.id)
+        async with self.context.sessions() as session:
+            fresh = await session.get(User, user.id)
+        assert fresh is not None
+        return fresh
+
+
+# A valid argon2 hash of a random password, so a log-in for an unknown name costs as much as a real one.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG7yr1YRJMfgw"
+)
