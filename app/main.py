@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from app import __version__
 from app.activitypub.routes import router as activitypub_router
@@ -22,6 +21,7 @@ from app.federation.inbox import router as inbox_router
 from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
 from app.services.accounts import AccountService
+from app.web.install import install_web
 from app.web.routes import router as web_router
 from app.wellknown.routes import router as wellknown_router
 
@@ -59,8 +59,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
 
     app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.context = context
-    app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
     install_error_handlers(app)
+    install_web(app, context, TEMPLATES_DIR)
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(inbox_router)

@@ -87,9 +87,8 @@ async def profile(request: Request, username: str, context: AppContext = Depends
         return RedirectResponse(account.uri, status_code=302, headers=VARY)
     if account.deleted_at is not None:
         raise Gone(f"{username} has deleted their account")
-    response = await render_profile_page(request, context, account, page_number(request) or 1)
-    response.headers["Vary"] = "Accept"
-    return response
+    # The page's own Vary (Accept, plus the language and cookie it depends on) is kept.
+    return await render_profile_page(request, context, account, page_number(request) or 1)
 
 
 def _collection(collection_id: str, page: Page[Any], number: int | None, items: list[Any]) -> Response:

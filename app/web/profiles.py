@@ -1,4 +1,4 @@
-"""The public HTML profile page of a local account."""
+"""The public HTML profile page of a local account (served at its actor URL to browsers)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,46 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.context import AppContext
+from app.http_errors import NotFound
+from app.i18n import N_
 from app.models import Account
 from app.services.profiles import ProfileService
+from app.web.post_views import build_cards, viewer_marks
+from app.web.session import page_state
+from app.web.templating import render, translate
+
+PROFILE_MAX_AGE = 60
 
 
 async def render_profile_page(request: Request, context: AppContext, account: Account, page: int) -> Response:
+    viewer = await page_state(request, context)
+    if account.suspended_at is not None:
+        raise NotFound(translate(request, N_("There is no account with this name here.")))
     profiles = ProfileService(context)
     posts = await profiles.public_posts(account, page)
     posts_count, followers_count, following_count = await profiles.counts(account)
-    templates = request.app.state.templates
-    return templates.TemplateResponse(
+    marks = (
+        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
+        if viewer is not None
+        else None
+    )
+    pinned = await profiles.pinned_posts(account) if page == 1 else []
+    pinned_ids = {post.id for post in pinned}
+    return render(
         request,
         "profile.html",
         {
             "account": account,
             "handle": account.handle(context.settings.local_domain),
             "posts": posts,
-            "pinned": await profiles.pinned_posts(account) if page == 1 else [],
+            "cards": await build_cards(
+                context, [post for post in posts.items if post.id not in pinned_ids], marks
+            ),
+            "pinned": await build_cards(context, pinned, marks),
             "posts_count": posts_count,
             "followers_count": followers_count,
             "following_count": following_count,
-            "instance_name": context.settings.instance_name,
         },
-        headers={"Cache-Control": "public, max-age=60"},
+        public_max_age=PROFILE_MAX_AGE,
+        headers={"Vary": "Accept"},
     )

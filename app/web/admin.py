@@ -1,0 +1,250 @@
+"""Administration: the team and who posts for the organisation, the About page, federation health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from app.context import AppContext
+from app.i18n import N_
+from app.models import Role
+from app.services.accounts import AccountError
+from app.services.auth import AuthService
+from app.services.instance import (
+    DeliveryStatusService,
+    InstanceAbout,
+    InstanceService,
+    InstanceSettingsError,
+)
+from app.services.staff import StaffService
+from app.web.dependencies import get_context
+from app.web.notices import redirect
+from app.web.session import Viewer, require_admin
+from app.web.templating import render, translate
+
+router = APIRouter(prefix="/admin")
+
+ROLE_CHOICES = {"staff": Role.STAFF, "admin": Role.ADMIN}
+
+
+async def _staff_page(
+    request: Request,
+    context: AppContext,
+    *,
+    error: str | None = None,
+    invite: tuple[str, str] | None = None,
+    status_code: int = 200,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    staff = StaffService(context)
+    return render(
+        request,
+        "admin/staff.html",
+        {
+            "members": await staff.members(),
+            "organizations": await staff.organizations(),
+            "audit": await staff.audit_log(20),
+            "error": error,
+            "invite": invite,
+            "entered": entered or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("")
+async def admin_home(_viewer: Viewer = Depends(require_admin)) -> Response:
+    return redirect("/admin/staff")
+
+
+@router.get("/staff")
+async def staff_list(
+    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    return await _staff_page(request, context)
+
+
+@router.post("/staff")
+async def create_staff(
+    request: Request,
+    username: str = Form(""),
+    display_name: str = Form(""),
+    email: str = Form(""),
+    kind: str = Form("staff"),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    entered = {"username": username, "display_name": display_name, "email": email, "kind": kind}
+    if kind not in ("staff", "admin", "organization"):
+        return await _staff_page(
+            request, context, error=translate(request, N_("Choose a kind of account.")), status_code=400
+        )
+    try:
+        created = await StaffService(context).create_member(
+            username,
+            by=viewer.user,
+            role=Role.ADMIN if kind == "admin" else Role.STAFF,
+            organization=kind == "organization",
+            display_name=display_name.strip() or None,
+            email=email.strip() or None,
+        )
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=400, entered=entered)
+    if kind == "organization":
+        return redirect("/admin/staff", "saved")
+    link = AuthService(context).invite_url(created.user)
+    return await _staff_page(request, context, invite=(created.account.username, link))
+
+
+@router.post("/staff/{user_id}/invite")
+async def new_invite(
+    request: Request,
+    user_id: int,
+    context: AppContext = Depends(get_context),
+    _viewer: Viewer = Depends(require_admin),
+) -> Response:
+    try:
+        member = await StaffService(context).member(user_id)
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=404)
+    link = AuthService(context).invite_url(member.user)
+    return await _staff_page(request, context, invite=(member.account.username, link))
+
+
+@router.post("/staff/{user_id}/role")
+async def change_role(
+    request: Request,
+    user_id: int,
+    role: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    if role not in ROLE_CHOICES:
+        return await _staff_page(
+            request, context, error=translate(request, N_("Choose a role.")), status_code=400
+        )
+    try:
+        await StaffService(context).set_role(user_id, ROLE_CHOICES[role], by=viewer.user)
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=400)
+    return redirect("/admin/staff", "role_changed")
+
+
+@router.post("/staff/{user_id}/disable")
+async def disable(
+    request: Request,
+    user_id: int,
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    try:
+        await StaffService(context).set_disabled(user_id, True, by=viewer.user)
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=400)
+    return redirect("/admin/staff", "disabled")
+
+
+@router.post("/staff/{user_id}/enable")
+async def enable(
+    request: Request,
+    user_id: int,
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    try:
+        await StaffService(context).set_disabled(user_id, False, by=viewer.user)
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=400)
+    return redirect("/admin/staff", "enabled")
+
+
+@router.post("/organizations/{account_id}/delegates")
+async def grant(
+    request: Request,
+    account_id: int,
+    user_id: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    if not user_id.isdigit():
+        return await _staff_page(
+            request, context, error=translate(request, N_("Choose a staff member.")), status_code=400
+        )
+    try:
+        await StaffService(context).grant_delegate(account_id, int(user_id), by=viewer.user)
+    except AccountError as error:
+        return await _staff_page(request, context, error=str(error), status_code=400)
+    return redirect("/admin/staff", "granted")
+
+
+@router.post("/organizations/{account_id}/delegates/{user_id}/revoke")
+async def revoke(
+    account_id: int,
+    user_id: int,
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    await StaffService(context).revoke_delegate(account_id, user_id, by=viewer.user)
+    return redirect("/admin/staff", "revoked")
+
+
+@router.get("/instance")
+async def instance_form(
+    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    about = await InstanceService(context).about()
+    return render(request, "admin/instance.html", {"about": about, "error": None})
+
+
+@router.post("/instance")
+async def save_instance(
+    request: Request,
+    name: str = Form(""),
+    description: str = Form(""),
+    contact_email: str = Form(""),
+    contact_account: str = Form(""),
+    rules: str = Form(""),
+    privacy_policy: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    about = InstanceAbout(
+        name=name,
+        description=description,
+        contact_email=contact_email,
+        contact_account=contact_account,
+        rules=rules.splitlines(),
+        privacy_policy=privacy_policy,
+    )
+    try:
+        await InstanceService(context).update_about(about, by_user_id=viewer.user.id)
+    except InstanceSettingsError as error:
+        return render(request, "admin/instance.html", {"about": about, "error": str(error)}, status_code=400)
+    return redirect("/admin/instance", "saved")
+
+
+@router.get("/federation")
+async def federation(
+    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    overview = await DeliveryStatusService(context).overview()
+    return render(request, "admin/federation.html", {"overview": overview})
+
+
+@router.post("/federation/retry")
+async def retry(
+    request: Request,
+    host: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    host = host.strip().lower()
+    if not host or len(host) > 255:
+        return render(
+            request,
+            "error.html",
+            {"status_code": 400, "message": translate(request, N_("Name the domain to retry."))},
+            status_code=400,
+        )
+    await DeliveryStatusService(context).retry_domain(host, by_user_id=viewer.user.id)
+    return redirect("/admin/federation", "retried")

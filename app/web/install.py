@@ -1,0 +1,32 @@
+"""Wiring of the HTML surface into an app: templates, translations, session handling, media files."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.context import AppContext
+from app.i18n import Catalogs
+from app.services.auth import LoginRateLimiter
+from app.services.profile_settings import media_root
+from app.web.security import SecurityHeadersMiddleware
+from app.web.session import install_session_handlers
+from app.web.templating import build_templates
+
+MEDIA_PREFIX = "/media"
+
+
+def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
+    app.state.catalogs = Catalogs()
+    app.state.templates = build_templates(templates_dir, context, app.state.catalogs)
+    # Failed log-ins per client address and account name: in-process state owned by this app.
+    app.state.login_limiter = LoginRateLimiter()
+    install_session_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+    directory = media_root(context)
+    with contextlib.suppress(OSError):  # reported when an upload is stored, not at start-up
+        directory.mkdir(parents=True, exist_ok=True)
+    app.mount(MEDIA_PREFIX, StaticFiles(directory=directory, check_dir=False), name="media")

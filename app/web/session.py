@@ -1,0 +1,207 @@
+"""Who is looking at a page: the session cookie, CSRF tokens, and the access rules of staff pages.
+
+Dependencies, in the order a request meets them:
+- `page_state` (on every web router): finds the logged-in staff member, the language and the
+  instance name, and stores them on `request.state` for the templates;
+- `verify_csrf` (on every web router): a POST must carry the form's CSRF token, or it is a 403;
+- `current_user` / `require_admin` (per route): staff pages and admin pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.context import AppContext
+from app.http_errors import Forbidden, HttpError, error_response
+from app.i18n import N_, negotiate, supported
+from app.models import Account, Role, User, WebSession
+from app.services.auth import SESSION_LIFETIME, AuthService, LoginRateLimiter
+from app.services.instance import InstanceService
+from app.web.dependencies import get_context
+from app.web.templating import Site, translate
+
+SESSION_COOKIE = "herold_session"
+ANON_CSRF_COOKIE = "herold_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A logged-in staff member."""
+
+    user: User
+    account: Account
+    session: WebSession
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == Role.ADMIN
+
+
+class LoginRequired(HttpError):
+    status_code = 401
+
+
+class AdminRequired(Forbidden):
+    pass
+
+
+def cookie_name(context: AppContext, base: str) -> str:
+    # Under HTTPS the __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
+    return f"__Host-{base}" if context.settings.https else base
+
+
+def login_limiter(request: Request) -> LoginRateLimiter:
+    limiter: LoginRateLimiter = request.app.state.login_limiter
+    return limiter
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def page_state(request: Request, context: AppContext = Depends(get_context)) -> Viewer | None:
+    cached = getattr(request.state, "page_state_loaded", False)
+    if cached:
+        viewer: Viewer | None = request.state.viewer
+        return viewer
+    viewer = None
+    token = request.cookies.get(cookie_name(context, SESSION_COOKIE))
+    if token:
+        signed_in = await AuthService(context).session_for_token(token)
+        if signed_in is not None:
+            viewer = Viewer(signed_in.user, signed_in.account, signed_in.session)
+    request.state.viewer = viewer
+    request.state.locale = (
+        supported(viewer.user.locale) if viewer and viewer.user.locale else None
+    ) or negotiate(request.headers.get("accept-language"))
+    settings = context.settings
+    request.state.site = Site(
+        name=await InstanceService(context).name(),
+        local_domain=settings.local_domain,
+        base_url=settings.base_url,
+        max_post_chars=settings.max_post_chars,
+    )
+    request.state.page_state_loaded = True
+    return viewer
+
+
+async def current_user(request: Request, viewer: Viewer | None = Depends(page_state)) -> Viewer:
+    if viewer is None:
+        raise LoginRequired(translate(request, N_("Log in to see this page.")))
+    return viewer
+
+
+async def require_admin(request: Request, viewer: Viewer = Depends(current_user)) -> Viewer:
+    if not viewer.is_admin:
+        raise AdminRequired(translate(request, N_("Only administrators can open this page.")))
+    return viewer
+
+
+def anon_csrf_token(request: Request) -> str:
+    """The CSRF token of forms shown before logging in: a random value also kept in a cookie."""
+    context: AppContext = request.app.state.context
+    existing = request.cookies.get(cookie_name(context, ANON_CSRF_COOKIE))
+    if existing and 20 <= len(existing) <= 100:
+        token = existing
+    else:
+        token = getattr(request.state, "new_anon_csrf", None) or secrets.token_urlsafe(24)
+        request.state.new_anon_csrf = token
+    request.state.anon_csrf = token
+    return token
+
+
+def set_anon_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    context: AppContext = request.app.state.context
+    response.set_cookie(
+        cookie_name(context, ANON_CSRF_COOKIE),
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=bool(context.settings.https),
+        path="/",
+    )
+
+
+def set_session_cookie(context: AppContext, response: Response, token: str) -> None:
+    response.set_cookie(
+        cookie_name(context, SESSION_COOKIE),
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=bool(context.settings.https),
+        path="/",
+    )
+
+
+def clear_session_cookie(context: AppContext, response: Response) -> None:
+    response.delete_cookie(
+        cookie_name(context, SESSION_COOKIE),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=bool(context.settings.https),
+    )
+
+
+async def verify_csrf(
+    request: Request,
+    viewer: Viewer | None = Depends(page_state),
+    context: AppContext = Depends(get_context),
+) -> None:
+    """Every state-changing form carries the session's token (or, before login, the cookie's)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and _origin_of(origin) != _origin_of(context.settings.base_url):
+        raise Forbidden(translate(request, N_("This form was sent from another site and was refused.")))
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    expected = (
+        viewer.csrf_token
+        if viewer is not None
+        else request.cookies.get(cookie_name(context, ANON_CSRF_COOKIE))
+    )
+    if not isinstance(sent, str) or not expected or not secrets.compare_digest(sent, expected):
+        raise Forbidden(
+            translate(
+                request,
+                N_(
+                    "The form's security token is missing or out of date (CSRF check). "
+                    "Go back, reload the page and send the form again."
+                ),
+            )
+        )
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def safe_next(target: str | None, default: str = "/home") -> str:
+    """A local path to return to after logging in; anything else (another site, //host) is ignored."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(ord(ch) < 32 for ch in target):
+        return default
+    return target
+
+
+def install_session_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, error: LoginRequired) -> Response:
+        if request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return error_response(request, 401, error.message)
