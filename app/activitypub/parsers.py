@@ -21,7 +21,14 @@ ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Application", "Gr
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question"})
 CONVERTED_TYPES = frozenset({"Video", "Audio", "Image", "Event"})
 # The ways servers write the public collection (JSON-LD compaction gives the short forms).
-PUBLIC_ADDRESSES = frozenset({"https://www.w3.org/ns/activitystreams#Public", "as:Public", "Public"})
+PUBLIC_ADDRESSES = frozenset(
+    {
+        "https://www.w3.org/ns/activitystreams#Public",
+        "http://www.w3.org/ns/activitystreams#Public",
+        "as:Public",
+        "Public",
+    }
+)
 MAX_ATTACHMENTS = 16
 MAX_TAGS = 100
 MAX_ADDRESSES = 1000

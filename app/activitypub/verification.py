@@ -190,12 +190,15 @@ class RequestVerifier:
         fetcher = Fetcher(context, signer=await AccountService(context).instance_actor())
         resolver = ActorResolver(context)
         try:
-            document = await fetcher.get_json(key_id)
+            fetched = await fetcher.fetch(key_id)
         except RemoteGone:
             await self._mark_gone(strip_fragment(key_id))
             raise VerificationError(f"the key {key_id} is gone (410)") from None
         except FetchError as error:
             raise VerificationError(f"could not fetch the key {key_id}: {error}") from None
+        if not same_origin(fetched.url, key_id):
+            raise VerificationError(f"the key {key_id} redirected to {fetched.url}, on another server")
+        document = fetched.document
 
         if first_type(document.get("type")) in ACTOR_TYPES:
             if document.get("id") != strip_fragment(key_id):

@@ -289,17 +289,20 @@ class InboxReceiver:
             raise refusal
         fetcher = Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
         try:
-            document = await fetcher.get_json(activity.id)
+            fetched = await fetcher.fetch(activity.id)
         except FetchError:
             raise refusal from None
+        if not same_origin(fetched.url, activity.id):
+            raise refusal
+        document = fetched.document
         try:
-            fetched = parse_activity(document)
+            served = parse_activity(document)
         except InvalidObject:
             raise refusal from None
         if (
             document.get("id") != activity.id
-            or fetched.actor != activity.actor
-            or fetched.type != activity.type
+            or served.actor != activity.actor
+            or served.type != activity.type
         ):
             raise refusal
         return document

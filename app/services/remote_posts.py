@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 
 from app.activitypub.parsers import NoteData, is_public
@@ -263,60 +264,68 @@ class RemotePostService:
     async def edit(self, note: NoteData, author: Account) -> Post | None:
         """Apply an Update: the previous version is kept as a PostEdit. None if the post is not known here."""
         async with self.context.sessions() as session:
-            post = await session.scalar(select(Post).where(col(Post.uri) == note.uri))
-            if post is None or post.account_id != author.id or post.reblog_of_id is not None:
+            try:
+                return await self._edit(session, note, author)
+            except (StaleDataError, IntegrityError):
+                # Deleted while we were editing it (a Delete processed at the same moment).
+                await session.rollback()
                 return None
-            if note.updated and post.edited_at and note.updated <= post.edited_at:
-                return post  # an older Update arriving late
-            changed = (
-                note.content_html != post.content_html
-                or note.summary != post.summary
-                or note.sensitive != post.sensitive
-                or [a.url for a in note.attachments]
-                != list(
-                    (
-                        await session.scalars(
-                            select(MediaAttachment.url)
-                            .where(col(MediaAttachment.post_id) == post.id)
-                            .order_by(col(MediaAttachment.position))
-                        )
-                    ).all()
+
+    async def _edit(self, session: AsyncSession, note: NoteData, author: Account) -> Post | None:
+        post = await session.scalar(select(Post).where(col(Post.uri) == note.uri))
+        if post is None or post.account_id != author.id or post.reblog_of_id is not None:
+            return None
+        if note.updated and post.edited_at and note.updated <= post.edited_at:
+            return post  # an older Update arriving late
+        changed = (
+            note.content_html != post.content_html
+            or note.summary != post.summary
+            or note.sensitive != post.sensitive
+            or [a.url for a in note.attachments]
+            != list(
+                (
+                    await session.scalars(
+                        select(MediaAttachment.url)
+                        .where(col(MediaAttachment.post_id) == post.id)
+                        .order_by(col(MediaAttachment.position))
+                    )
+                ).all()
+            )
+        )
+        if changed:
+            session.add(
+                PostEdit(
+                    post_id=post.id,
+                    content_html=post.content_html,
+                    summary=post.summary,
+                    sensitive=post.sensitive,
+                    created_at=post.edited_at or post.published_at,
                 )
             )
-            if changed:
-                session.add(
-                    PostEdit(
-                        post_id=post.id,
-                        content_html=post.content_html,
-                        summary=post.summary,
-                        sensitive=post.sensitive,
-                        created_at=post.edited_at or post.published_at,
-                    )
-                )
-                post.content_html = note.content_html
-                post.summary = note.summary
-                post.sensitive = note.sensitive
-                post.language = note.language or post.language
-                post.emojis = note.emojis
-                post.edited_at = min(note.updated or utcnow(), utcnow())
-                await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
-                await self._set_tags(session, post, note.hashtags)
-                await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
-                self._add_media(session, post, author, note)
-                await self._notify_new_mentions(session, post, author, note)
-                await self._notify_boosters(session, post, author)
-            if note.poll is not None:
-                poll = await session.scalar(select(Poll).where(col(Poll.post_id) == post.id))
-                if poll is not None:
-                    # The author's server counts the votes; its numbers replace ours.
-                    poll.options = [{"title": title, "votes": votes} for title, votes in note.poll.options]
-                    poll.votes_count = sum(votes for _title, votes in note.poll.options)
-                    poll.voters_count = note.poll.voters_count or poll.voters_count
-                    poll.expires_at = note.poll.expires_at
-                    session.add(poll)
-            session.add(post)
-            await session.commit()
-            return post
+            post.content_html = note.content_html
+            post.summary = note.summary
+            post.sensitive = note.sensitive
+            post.language = note.language or post.language
+            post.emojis = note.emojis
+            post.edited_at = min(note.updated or utcnow(), utcnow())
+            await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
+            await self._set_tags(session, post, note.hashtags)
+            await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
+            self._add_media(session, post, author, note)
+            await self._notify_new_mentions(session, post, author, note)
+            await self._notify_boosters(session, post, author)
+        if note.poll is not None:
+            poll = await session.scalar(select(Poll).where(col(Poll.post_id) == post.id))
+            if poll is not None:
+                # The author's server counts the votes; its numbers replace ours.
+                poll.options = [{"title": title, "votes": votes} for title, votes in note.poll.options]
+                poll.votes_count = sum(votes for _title, votes in note.poll.options)
+                poll.voters_count = note.poll.voters_count or poll.voters_count
+                poll.expires_at = note.poll.expires_at
+                session.add(poll)
+        session.add(post)
+        await session.commit()
+        return post
 
     async def _notify_new_mentions(
         self, session: AsyncSession, post: Post, author: Account, note: NoteData

@@ -371,8 +371,14 @@ async def follow_locally(instance: Instance, follower: Account, followee_uri: st
     async with instance.context.sessions() as session:
         followee = await session.scalar(select(Account).where(col(Account.uri) == followee_uri))
         assert followee is not None
-        session.add(Follow(follower_id=follower.id, followee_id=followee.id, state=FollowState.ACCEPTED))
-        await session.commit()
+        existing = await session.scalar(
+            select(Follow).where(
+                col(Follow.follower_id) == follower.id, col(Follow.followee_id) == followee.id
+            )
+        )
+        if existing is None:
+            session.add(Follow(follower_id=follower.id, followee_id=followee.id, state=FollowState.ACCEPTED))
+            await session.commit()
 
 
 async def known_actor(instance: Instance, peer_actor: PeerActor) -> Account:

@@ -74,13 +74,17 @@ class Inbound:
             if await suspending_block(session, host) is not None:
                 raise Ignored(f"{host} is blocked")
         fetcher = Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
-        try:
-            document = await fetcher.get_json(uri)
-        except FetchError as error:
-            raise Ignored(f"could not fetch {uri}: {error}") from None
+        document = await _fetch_from_origin(fetcher, uri)
         found = document.get("id")
+        if found == uri:
+            return document
         if not isinstance(found, str) or not same_origin(found, uri):
             raise Ignored(f"{uri} answered with a document whose id is {found!r}")
+        # Served under another URL than its id (a media upload dressed as a post, say): only what
+        # its declared id serves is believed, as Mastodon does.
+        document = await _fetch_from_origin(fetcher, found)
+        if document.get("id") != found:
+            raise Ignored(f"{found} answered with a document whose id is {document.get('id')!r}")
         return document
 
     async def object_document(self, *, on_actor_origin: bool) -> dict[str, Any]:
@@ -98,6 +102,16 @@ class Inbound:
         if embedded is not None and embedded.get("id") == uri and same_origin(uri, self.signer):
             return embedded
         return await self.fetch(uri)
+
+
+async def _fetch_from_origin(fetcher: Fetcher, uri: str) -> dict[str, Any]:
+    try:
+        fetched = await fetcher.fetch(uri)
+    except FetchError as error:
+        raise Ignored(f"could not fetch {uri}: {error}") from None
+    if not same_origin(fetched.url, uri):
+        raise Ignored(f"{uri} redirected to {fetched.url}, on another server")
+    return fetched.document
 
 
 async def local_account(context: AppContext, uri: str | None) -> Account | None:
