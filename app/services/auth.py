@@ -253,7 +253,11 @@ class AuthService:
 
     async def user_for_invite(self, token: str) -> tuple[User, Account]:
         parts = token.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(token) > 200:
+        if (
+            len(token) > 200
+            or len(parts) != 3
+            or not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in parts[:2])
+        ):
             raise InviteError("this invite link is not valid")
         user_id, expires = int(parts[0]), int(parts[1])
         if expires < time.time():

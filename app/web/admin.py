@@ -18,6 +18,7 @@ from app.services.instance import (
 )
 from app.services.staff import StaffService
 from app.web.dependencies import get_context
+from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.session import Viewer, require_admin
 from app.web.templating import render, translate
@@ -99,7 +100,7 @@ async def create_staff(
 @router.post("/staff/{user_id}/invite")
 async def new_invite(
     request: Request,
-    user_id: int,
+    user_id: EntityId,
     context: AppContext = Depends(get_context),
     _viewer: Viewer = Depends(require_admin),
 ) -> Response:
@@ -114,7 +115,7 @@ async def new_invite(
 @router.post("/staff/{user_id}/role")
 async def change_role(
     request: Request,
-    user_id: int,
+    user_id: EntityId,
     role: str = Form(""),
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
@@ -133,7 +134,7 @@ async def change_role(
 @router.post("/staff/{user_id}/disable")
 async def disable(
     request: Request,
-    user_id: int,
+    user_id: EntityId,
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
@@ -147,7 +148,7 @@ async def disable(
 @router.post("/staff/{user_id}/enable")
 async def enable(
     request: Request,
-    user_id: int,
+    user_id: EntityId,
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
@@ -161,17 +162,18 @@ async def enable(
 @router.post("/organizations/{account_id}/delegates")
 async def grant(
     request: Request,
-    account_id: int,
+    account_id: EntityId,
     user_id: str = Form(""),
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
-    if not user_id.isdigit():
+    grantee = parse_id(user_id)
+    if grantee is None:
         return await _staff_page(
             request, context, error=translate(request, N_("Choose a staff member.")), status_code=400
         )
     try:
-        await StaffService(context).grant_delegate(account_id, int(user_id), by=viewer.user)
+        await StaffService(context).grant_delegate(account_id, grantee, by=viewer.user)
     except AccountError as error:
         return await _staff_page(request, context, error=str(error), status_code=400)
     return redirect("/admin/staff", "granted")
@@ -179,8 +181,8 @@ async def grant(
 
 @router.post("/organizations/{account_id}/delegates/{user_id}/revoke")
 async def revoke(
-    account_id: int,
-    user_id: int,
+    account_id: EntityId,
+    user_id: EntityId,
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:

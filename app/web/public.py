@@ -6,6 +6,7 @@ import re
 import secrets
 from urllib.parse import quote
 
+import httpx
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -20,6 +21,7 @@ from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
 from app.web.dependencies import get_context
 from app.web.feeds import atom_feed, rss_feed
+from app.web.ids import parse_id
 from app.web.notices import redirect
 from app.web.post_views import (
     PUBLIC_VISIBILITIES,
@@ -152,7 +154,11 @@ async def remote_follow(
     entered = entered.strip("/").lstrip("@")
     handle_user, _, domain = entered.rpartition("@")
     domain = domain.split("/", 1)[0]
-    if not domain or not _DOMAIN_RE.match(domain) or len(domain) > 255 or "." not in domain + ":":
+    try:  # münchen.social → xn--mnchen-3ya.social
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        domain = ""
+    if not domain or not _DOMAIN_RE.match(domain) or len(domain) > 255 or not _usable_host(domain):
         raise BadRequest(
             translate(
                 request, N_("Enter the domain of your server, such as mastodon.social, or your handle.")
@@ -166,6 +172,13 @@ async def remote_follow(
         template = f"{scheme}://{domain}/authorize_interaction?uri={{uri}}"
     target = template.replace("{uri}", quote(account.uri, safe=""))
     return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _usable_host(domain: str) -> bool:
+    try:
+        return bool(httpx.URL(f"https://{domain}/").host)  # .host decodes IDNA labels, strictly
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        return False
 
 
 async def _subscribe_template(context: AppContext, user: str, domain: str) -> str | None:
@@ -238,10 +251,10 @@ async def post_page(
 
 
 async def _post_of(context: AppContext, account: Account, post_id: str) -> Post | None:
-    if not post_id.isdigit() or len(post_id) > 20:
+    number = parse_id(post_id)
+    if number is None:
         return None
-    posts = await ProfileService(context).posts_by_id([int(post_id)])
-    post = posts.get(int(post_id))
+    post = (await ProfileService(context).posts_by_id([number])).get(number)
     if post is None or post.account_id != account.id or post.reblog_of_id is not None:
         return None
     return post
@@ -281,6 +294,7 @@ async def tag_page(
 def _cursor(request: Request, max_id: str | None) -> int | None:
     if max_id is None or max_id == "":
         return None
-    if not max_id.isdigit() or len(max_id) > 20:
+    cursor = parse_id(max_id)
+    if cursor is None:
         raise BadRequest(translate(request, N_("The page cursor is not valid.")))
-    return int(max_id)
+    return cursor

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
@@ -24,6 +25,7 @@ from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
 from app.web.dependencies import get_context
+from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.post_views import (
     PUBLIC_VISIBILITIES,
@@ -81,9 +83,10 @@ async def _marks(context: AppContext, viewer: Viewer) -> ViewerMarks:
 def _cursor(request: Request, max_id: str | None) -> int | None:
     if not max_id:
         return None
-    if not max_id.isdigit() or len(max_id) > 20:
+    cursor = parse_id(max_id)
+    if cursor is None:
         raise BadRequest(translate(request, N_("The page cursor is not valid.")))
-    return int(max_id)
+    return cursor
 
 
 def _here(request: Request) -> str:
@@ -187,7 +190,8 @@ async def _compose_page(
 
 
 async def _visible_post(context: AppContext, viewer: Viewer, post_id: int | str) -> Post:
-    post = await post_by_id(context, int(post_id)) if str(post_id).isdigit() else None
+    number = parse_id(post_id)
+    post = await post_by_id(context, number) if number is not None else None
     if post is None or post.deleted_at is not None:
         raise NotFound("this post does not exist or was deleted")
     if post.visibility not in PUBLIC_VISIBILITIES:
@@ -514,7 +518,7 @@ async def notifications(
 @router.post("/notifications/requests/{follower_id}/{decision}")
 async def answer_request(
     request: Request,
-    follower_id: int,
+    follower_id: EntityId,
     decision: str,
     account: str = Form(""),
     context: AppContext = Depends(get_context),
@@ -584,6 +588,18 @@ async def search(
     )
 
 
+def _valid_target(target: str) -> bool:
+    """A handle, or a URL that can be requested at all (the services expect one of the two)."""
+    if len(target) > 2048:
+        return False
+    if target.startswith(("http://", "https://")):
+        try:
+            return bool(httpx.URL(target).host)
+        except (httpx.InvalidURL, UnicodeError, ValueError):
+            return False
+    return True
+
+
 @router.post("/follow")
 async def follow(
     request: Request,
@@ -591,7 +607,7 @@ async def follow(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    if not target.strip():
+    if not target.strip() or not _valid_target(target.strip()):
         raise BadRequest(translate(request, N_("Name the account to follow.")))
     try:
         outcome = await FollowingService(context).follow(viewer.account, target.strip())
@@ -607,7 +623,7 @@ async def unfollow(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    if not target.strip():
+    if not target.strip() or not _valid_target(target.strip()):
         raise BadRequest(translate(request, N_("Name the account to unfollow.")))
     try:
         await FollowingService(context).unfollow(viewer.account, target.strip())
