@@ -293,6 +293,14 @@ async def post_by_id(context: AppContext, post_id: int) -> Post | None:
         return await session.get(Post, post_id)
 
 
+async def accounts_by_id(context: AppContext, account_ids: set[int]) -> dict[int, Account]:
+    if not account_ids:
+        return {}
+    async with context.sessions() as session:
+        rows = await session.scalars(select(Account).where(col(Account.id).in_(account_ids)))
+        return {account.id: account for account in rows.all()}
+
+
 async def account_by_id(context: AppContext, account_id: int) -> Account | None:
     async with context.sessions() as session:
         return await session.get(Account, account_id)

@@ -21,6 +21,7 @@ from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingError, FollowingService
 from app.services.notifications import NotificationService
 from app.services.posting import PostingError, PostingService, visible_length
+from app.services.profiles import ProfileService
 from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
@@ -31,6 +32,7 @@ from app.web.post_views import (
     PUBLIC_VISIBILITIES,
     ViewerMarks,
     account_by_id,
+    accounts_by_id,
     build_cards,
     follow_state,
     local_posts,
@@ -490,16 +492,16 @@ async def notifications(
     cursor = _cursor(request, max_id)
     items = await NotificationService(context).for_account(owner, limit=PAGE_SIZE, max_id=cursor)
     requests = await FollowRequestService(context).pending_requests(owner) if cursor is None else []
-    post_ids = [item.notification.post_id for item in items if item.notification.post_id]
+    post_ids = list(dict.fromkeys(item.notification.post_id for item in items if item.notification.post_id))
+    posts = await ProfileService(context).posts_by_id(post_ids)
     marks = await _marks(context, viewer)
-    posts = [
-        post for post in [await post_by_id(context, post_id) for post_id in dict.fromkeys(post_ids)] if post
-    ]
-    cards = {card.item.id: card for card in await build_cards(context, posts, marks)}
-    senders = {
-        item.notification.from_account_id: await account_by_id(context, item.notification.from_account_id)
-        for item in items
+    cards = {
+        card.item.id: card
+        for card in await build_cards(
+            context, [posts[post_id] for post_id in post_ids if post_id in posts], marks
+        )
     }
+    senders = await accounts_by_id(context, {item.notification.from_account_id for item in items})
     return render(
         request,
         "staff/notifications.html",

@@ -78,6 +78,7 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
         return format_datetime(moment, length, tzinfo=UTC, locale=locale)
 
     environment.filters["datetime"] = localized_datetime
+    environment.filters["http_url"] = http_url
     environment.filters["plaintext"] = lambda html, limit=300: _shorten(html_to_plain_text(html or ""), limit)
     environment.globals["static_version"] = __version__
     environment.globals["locale_names"] = LOCALE_NAMES
@@ -103,6 +104,13 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
         }
 
     return Jinja2Templates(env=environment, context_processors=[page_defaults])
+
+
+def http_url(url: str | None) -> str:
+    """Links taken from other servers' documents are only followed when they are http(s)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return "#"
 
 
 def _shorten(text: str, limit: int) -> str:

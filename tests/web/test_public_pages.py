@@ -6,7 +6,7 @@ import re
 from urllib.parse import quote
 from xml.etree import ElementTree
 
-from app.models import Visibility
+from app.models import Account, Post, PostTag, Tag, Visibility
 from app.services.posting import PostingService
 from app.services.profile_settings import ProfileChanges, ProfileSettingsService
 from tests.lab import Instance, Lab
@@ -210,3 +210,35 @@ async def test_front_page_lists_discoverable_accounts(instance: Instance) -> Non
     assert "@alice@a.test" in page.text
     assert "@hidden@a.test" not in page.text
     assert "instance.actor" not in page.text
+
+
+async def test_links_from_other_servers_are_only_followed_when_http(instance: Instance) -> None:
+    async with instance.context.sessions() as session:
+        remote = Account(
+            username="mallory",
+            domain="evil.test",
+            uri="https://evil.test/users/mallory",
+            url="javascript:alert(1)",
+            avatar_url="javascript:alert(2)",
+            inbox_url="https://evil.test/inbox",
+        )
+        session.add(remote)
+        await session.flush()
+        tag = Tag(name="trap")
+        session.add(tag)
+        await session.flush()
+        post = Post(
+            uri="https://evil.test/notes/1",
+            url="javascript:alert(3)",
+            account_id=remote.id,
+            content_html="<p>A #trap</p>",
+            visibility=Visibility.PUBLIC,
+        )
+        session.add(post)
+        await session.flush()
+        session.add(PostTag(post_id=post.id, tag_id=tag.id))
+        await session.commit()
+    page = await instance.client.get("/tags/trap", headers=BROWSER)
+    assert page.status_code == 200
+    assert "A #trap" in page.text
+    assert "javascript:" not in page.text
