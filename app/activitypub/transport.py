@@ -22,10 +22,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -385,11 +386,102 @@ class GuardedTransport(AiohttpTransport):
         finally:
             await self._sessions.aclose()
 
+    def session(self) -> aiohttp.ClientSession:
+        """The guarded aiohttp session (made on first use), shared by every request through this
+        transport, so the pool and its keep-alive connections are shared as well."""
+        session = self.client
+        if not isinstance(session, aiohttp.ClientSession):
+            session = self.client = self.get_client()
+        return session
+
+    async def post_direct(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeouts: httpx.Timeout,
+        read_limit: int,
+    ) -> PostResult:
+        """A POST straight on the aiohttp session: the same checks and exceptions as
+        `handle_async_request`, without building httpx's request and response models."""
+        host = urlsplit(url).hostname or ""
+        if _may_be_ip_literal(host):
+            literal = _ip_literal(host)
+            reason = None if literal is None else self.policy.refusal(literal)
+            if reason is not None:
+                raise ForbiddenAddressError(address=str(literal), host=host, reason=reason)
+        try:
+            async with self.session().post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=_client_timeout(timeouts.as_dict(), self._connect_timeout),
+            ) as response:
+                result = PostResult(response.status, response.headers.get("Retry-After"))
+                await _drain(response, read_limit)
+                return result
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, host) from exc
+
+
+async def _drain(response: aiohttp.ClientResponse, limit: int) -> None:
+    """Read a response to the end, up to `limit` bytes, so its connection goes back to the pool;
+    a larger or broken body closes the connection instead. Only the status was wanted."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        response.close()
+        return
+    received = 0
+    try:
+        async for chunk in response.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                response.close()
+                return
+    except (aiohttp.ClientError, TimeoutError):
+        response.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    status: int
+    retry_after: str | None
+
+
+async def post_bytes(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    read_limit: int = DEFAULT_BODY_LIMIT,
+) -> PostResult:
+    """POST `body` without following redirects; the answer's status and Retry-After.
+
+    The hot path of deliveries. When `client` runs on the guarded transport the request goes
+    straight to its aiohttp session: httpx's request and response models cost more CPU than
+    aiohttp itself (bench/bench_http_client.py measures both). The session is the transport's
+    own, so the SSRF checks, the pool and keep-alive are the same, and so are the exceptions
+    (httpx's). Any other transport (the test lab's) is used through `client.stream`.
+    """
+    transport = getattr(client, "_transport", None)  # httpx keeps its transport private
+    if isinstance(transport, GuardedTransport):
+        merged = {"User-Agent": client.headers.get("User-Agent", ""), **headers}
+        return await transport.post_direct(url, body, merged, client.timeout, read_limit)
+    async with client.stream("POST", url, content=body, headers=headers, follow_redirects=False) as response:
+        result = PostResult(response.status_code, response.headers.get("Retry-After"))
+        try:
+            await read_capped(response, read_limit)
+        except httpx.HTTPError:
+            pass  # only the status was wanted; read_capped has closed the connection
+        return result
+
 
 def build_transport(
     *,
     allowed_private: Sequence[IPNetwork],
-    max_connections: int = 200,
+    max_connections: int = 1024,
     max_per_host: int = 4,
     connect_timeout: float = 5.0,
 ) -> httpx.AsyncBaseTransport:

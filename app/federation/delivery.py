@@ -32,31 +32,36 @@ import asyncio
 import json
 import logging
 import random
+import resource
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from sqlalchemy import bindparam, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, case, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub.signatures import sign_request
-from app.activitypub.transport import ForbiddenAddressError, ResponseTooLarge, read_capped
+from app.activitypub.transport import ForbiddenAddressError, post_bytes
 from app.context import AppContext
 from app.federation.queue import QueueSpec
 from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
-from app.models.base import utcnow
+from app.models.base import new_ids, utcnow
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
 
 ACTIVITY_JSON = "application/activity+json"
 MAX_ATTEMPTS = 16
@@ -79,9 +84,11 @@ LINE_WAIT = 2.0
 UNAVAILABLE_AFTER_DAYS = 7
 HEALTH_REFRESH = 30.0
 ACTIVITY_CACHE_SIZE = 256
-# Requests in flight per worker: below the transport's 200 pooled connections, so the server's own
-# fetches (actors, keys) always find one.
-DELIVERY_CONCURRENCY = 128
+# Deliveries in flight per worker. Waiting on the network costs next to nothing, and a fan-out meets
+# hosts that hang until the 10 s read timeout: with too few slots those would hold every slot and
+# stall the healthy ones. Below the transport's 1024 pooled connections, so fetches find one too.
+DELIVERY_CONCURRENCY = 768
+OPEN_FILES_WANTED = 65_536
 DELIVERY_BATCH = 200
 # A job is claimed for this long; it finishes well within it (5 s connect + 10 s read timeouts, and
 # the per-host line is kept short), and a crashed worker's jobs are retaken once it runs out.
@@ -253,6 +260,45 @@ class HostGates:
 
 
 # --------------------------------------------------------------------------------------------
+# Group commit
+
+
+class GroupCommit(Generic[Item]):
+    """Items submitted while a write is running go together into the next write.
+
+    Each submitter still waits until the write holding its item is committed (so a finished job
+    is a recorded job), but a burst of thousands costs a handful of transactions, and however
+    slow the database, there is never more than one write in flight.
+    """
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[None]]) -> None:
+        self._write = write
+        self._queue: list[tuple[Item, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._write([item for item, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+# --------------------------------------------------------------------------------------------
 # Domain availability
 
 
@@ -310,36 +356,58 @@ class DomainHealthBook:
             return None
         return f"{host} is unavailable: deliveries failed on {health.failure_days} days; probed once a day"
 
-    async def failed(self, host: str) -> None:
-        today = utcnow().date()
+    def to_record(self, host: str) -> bool:
+        """Whether a failure of `host` still has to be written: once per host and day is enough."""
         known = self._troubled.get(host)
-        if known is not None and known.last_failure_day == today:
-            return
-        for attempt in range(2):
-            async with self.context.sessions() as session:
-                row = await session.scalar(
-                    select(DomainHealth).where(DomainHealth.host == host).with_for_update()
-                )
-                if row is None:
-                    row = DomainHealth(host=host)
-                if row.last_failure_day != today:
-                    row.failure_days += 1
-                    row.last_failure_day = today
-                if row.failure_days >= UNAVAILABLE_AFTER_DAYS and row.unavailable_since is None:
-                    row.unavailable_since = utcnow()
-                    log.warning("%s marked unavailable after failures on %d days", host, row.failure_days)
-                session.add(row)
-                try:
-                    await session.commit()
-                except IntegrityError:
-                    # Another worker wrote the first failure of this host at the same moment.
-                    if attempt:
-                        raise
-                    continue
-                self._troubled[host] = _Health(
-                    row.failure_days, row.last_failure_day, row.unavailable_since is not None
-                )
-                return
+        return known is None or known.last_failure_day != utcnow().date()
+
+    async def write_failures(self, session: AsyncSession, hosts: list[str]) -> None:
+        """Count today as a failure day of each of `hosts`, in the caller's transaction."""
+        today, now = utcnow().date(), utcnow()
+        hosts = list(dict.fromkeys(hosts))
+        table: Any = DomainHealth
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        days = case(
+            (col(DomainHealth.last_failure_day) == today, col(DomainHealth.failure_days)),
+            else_=col(DomainHealth.failure_days) + 1,
+        )
+        # One upsert for the batch, race-free between workers: a new day of failures counts
+        # once however many workers see it, and the 7th marks the host unavailable.
+        statement = (
+            insert(table)
+            .values(
+                [
+                    {"id": row_id, "host": host, "failure_days": 1, "last_failure_day": today}
+                    for row_id, host in zip(new_ids(len(hosts)), hosts, strict=True)
+                ]
+            )
+            .on_conflict_do_update(
+                index_elements=["host"],
+                set_={
+                    "failure_days": days,
+                    "last_failure_day": today,
+                    "unavailable_since": case(
+                        (
+                            (days >= UNAVAILABLE_AFTER_DAYS) & col(DomainHealth.unavailable_since).is_(None),
+                            now,
+                        ),
+                        else_=col(DomainHealth.unavailable_since),
+                    ),
+                },
+            )
+            .returning(
+                col(DomainHealth.host),
+                col(DomainHealth.failure_days),
+                col(DomainHealth.last_failure_day),
+                col(DomainHealth.unavailable_since),
+            )
+        )
+        rows = (await session.execute(statement)).all()
+        for host, failure_days, last_day, unavailable in rows:
+            if unavailable is not None and not self._troubled.get(host, _Health(0, None, False)).unavailable:
+                log.warning("%s is unavailable: deliveries failed on %d days", host, failure_days)
+            self._troubled[host] = _Health(failure_days, last_day, unavailable is not None)
 
     async def succeeded(self, host: str) -> None:
         if host not in self._troubled:
@@ -364,14 +432,15 @@ async def mark_host_reachable(context: AppContext, host: str) -> None:
 # Writing outcomes: many jobs per transaction
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True, slots=True)
+class _Outcome:
     job_id: int
     lease: datetime | None
-    # DONE outcomes are written by the group; the others carry their own values.
+    # Successes are written together, one UPDATE per claimed batch; the rest carry their values.
     done_status: int | None
     values: dict[str, Any] | None
-    future: asyncio.Future[None]
+    # A host whose failure today is not on record yet: written in the same transaction.
+    failed_host: str | None = None
 
 
 _WRITE_ONE = (
@@ -395,53 +464,23 @@ _WRITE_ONE = (
 
 
 class OutcomeWriter:
-    """Group commit: outcomes that arrive while a write is running go together in the next one.
+    """Writes delivery outcomes by group commit; only while the job's lease still holds."""
 
-    Each job's handler still waits for its own outcome to be committed (a returned handler means
-    a recorded job), but a fan-out to thousands of inboxes costs a few dozen transactions: the
-    successes of one claimed batch (one lease) are a single UPDATE.
-    """
-
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, health: DomainHealthBook) -> None:
         self.context = context
+        self.health = health
         self.lost_leases = 0
-        self._queue: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._commits: GroupCommit[_Outcome] = GroupCommit(self._write)
 
     async def done(self, job: DeliveryJob, status: int) -> None:
-        await self._submit(_Pending(job.id, job.locked_until, status, None, self._future()))
+        await self._commits.submit(_Outcome(job.id, job.locked_until, status, None))
 
-    async def write(self, job: DeliveryJob, values: dict[str, Any]) -> None:
-        await self._submit(_Pending(job.id, job.locked_until, None, values, self._future()))
+    async def write(
+        self, job: DeliveryJob, values: dict[str, Any], *, failed_host: str | None = None
+    ) -> None:
+        await self._commits.submit(_Outcome(job.id, job.locked_until, None, values, failed_host))
 
-    @staticmethod
-    def _future() -> asyncio.Future[None]:
-        return asyncio.get_running_loop().create_future()
-
-    async def _submit(self, pending: _Pending) -> None:
-        self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        await pending.future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                expected, written = await self._write(batch)
-            except Exception as error:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                continue
-            if written >= 0 and written < expected:
-                self.lost_leases += expected - written
-                log.warning("%d delivery outcomes not written: their leases had run out", expected - written)
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_result(None)
-
-    async def _write(self, batch: list[_Pending]) -> tuple[int, int]:
+    async def _write(self, batch: list[_Outcome]) -> None:
         now = utcnow()
         groups: dict[tuple[datetime | None, int], list[int]] = {}
         singles: list[dict[str, Any]] = []
@@ -451,7 +490,7 @@ class OutcomeWriter:
                 groups.setdefault((item.lease, item.done_status), []).append(item.job_id)
             else:
                 singles.append({"job_id": item.job_id, "lease": item.lease, **item.values})
-        written = 0
+        written, counted = 0, True
         async with self.context.sessions() as session:
             for (lease, status), ids in groups.items():
                 result = await session.execute(
@@ -467,12 +506,102 @@ class OutcomeWriter:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                written += max(0, getattr(result, "rowcount", 0))
-            for values in singles:
-                result = await session.execute(_WRITE_ONE, values)
-                written += max(0, getattr(result, "rowcount", 0))
+                written += getattr(result, "rowcount", 0)
+            if singles:
+                connection = await session.connection()
+                result = await connection.execute(_WRITE_ONE, singles)
+                rowcount = getattr(result, "rowcount", -1)
+                # Not every driver counts the rows of an executemany (asyncpg does not).
+                counted = rowcount >= 0
+                written += max(rowcount, 0)
+            failed_hosts = [item.failed_host for item in batch if item.failed_host]
+            if failed_hosts:
+                await self.health.write_failures(session, failed_hosts)
             await session.commit()
-        return len(batch), written
+        if counted and written < len(batch):
+            self.lost_leases += len(batch) - written
+            log.warning("%d delivery outcomes not written: their leases had run out", len(batch) - written)
+
+
+# --------------------------------------------------------------------------------------------
+# Signing beside the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureJob:
+    url: str
+    body: bytes
+    key_id: str
+    private_key: RSAPrivateKey
+
+
+def _sign_all(jobs: list[SignatureJob]) -> list[dict[str, str] | BaseException]:
+    results: list[dict[str, str] | BaseException] = []
+    for job in jobs:
+        try:
+            results.append(
+                sign_request(
+                    method="POST",
+                    url=job.url,
+                    body=job.body,
+                    key_id=job.key_id,
+                    private_key=job.private_key,
+                    content_type=ACTIVITY_JSON,
+                )
+            )
+        except Exception as error:
+            results.append(error)
+    return results
+
+
+class BatchSigner:
+    """Signs requests in a thread of its own, many per hand-over.
+
+    An RSA-2048 signature costs ~0.8 ms and releases the GIL, so in a thread it runs beside the
+    event loop (which meanwhile does the HTTP work) and the loop's turns stay short: a web
+    request or a database round trip never waits behind a row of signatures. Handing requests
+    over one by one would cost a thread wake-up each; here whatever queued up while the thread
+    was busy goes over in one batch.
+    """
+
+    def __init__(self) -> None:
+        # One thread: the event loop needs the other core. Its thread ends with the executor.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herold-sign")
+        self._queue: list[tuple[SignatureJob, asyncio.Future[dict[str, str]]]] = []
+        self._busy = False
+
+    async def sign(self, job: SignatureJob) -> dict[str, str]:
+        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, future))
+        if not self._busy:
+            self._hand_over()
+        return await future
+
+    def _hand_over(self) -> None:
+        batch, self._queue = self._queue, []
+        self._busy = True
+        done = asyncio.get_running_loop().run_in_executor(
+            self._executor, _sign_all, [job for job, _ in batch]
+        )
+        done.add_done_callback(lambda finished: self._settle(batch, finished))
+
+    def _settle(
+        self,
+        batch: list[tuple[SignatureJob, asyncio.Future[dict[str, str]]]],
+        finished: asyncio.Future[list[dict[str, str] | BaseException]],
+    ) -> None:
+        self._busy = False
+        error = finished.exception() if not finished.cancelled() else asyncio.CancelledError()
+        results = finished.result() if error is None else [error] * len(batch)
+        for (_job, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if self._queue:
+            self._hand_over()
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,18 +643,28 @@ class Deliverer:
         self.client = client or context.http
         self.gates = gates or HostGates()
         self.health = DomainHealthBook(context)
-        self.writer = OutcomeWriter(context)
+        self.writer = OutcomeWriter(context, self.health)
         self.stats = DeliveryStats()
+        self._signer = BatchSigner()
         self._activities: OrderedDict[int, _Prepared | None] = OrderedDict()
         self._loading: dict[int, asyncio.Future[_Prepared | None]] = {}
 
     async def __call__(self, job: DeliveryJob) -> None:
         outcome = await self.attempt(job)
         if outcome.verdict is Verdict.DONE and outcome.status is not None:
-            self.stats.done += 1
             await self.writer.done(job, outcome.status)
+            self.stats.done += 1
+            return
+        values = self._values(job, outcome)
+        failed_host = job.host if outcome.host_failed and self.health.to_record(job.host) else None
+        await self.writer.write(job, values, failed_host=failed_host)
+        # Counted once recorded, so that the counts say what the database holds.
+        if values["new_state"] == JobState.FAILED:
+            self.stats.failed += 1
+        elif outcome.verdict is Verdict.POSTPONE:
+            self.stats.postponed += 1
         else:
-            await self.writer.write(job, self._values(job, outcome))
+            self.stats.retried += 1
 
     async def attempt(self, job: DeliveryJob) -> Outcome:
         """Try one delivery and say what came of it (nothing is written here)."""
@@ -555,7 +694,6 @@ class Deliverer:
             return _postponed(wait)
         if outcome.host_failed:
             self.gates.failed(job.host)
-            await self.health.failed(job.host)
         else:
             self.gates.succeeded(job.host)
             await self.health.succeeded(job.host)
@@ -564,25 +702,19 @@ class Deliverer:
         return outcome
 
     async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
-        headers = sign_request(
-            method="POST",
-            url=job.inbox_url,
-            body=prepared.body,
-            key_id=prepared.key_id,
-            private_key=prepared.private_key,
-            content_type=ACTIVITY_JSON,
+        headers = await self._signer.sign(
+            SignatureJob(
+                url=job.inbox_url,
+                body=prepared.body,
+                key_id=prepared.key_id,
+                private_key=prepared.private_key,
+            )
         )
         self.stats.requests += 1
         try:
-            async with self.client.stream(
-                "POST", job.inbox_url, content=prepared.body, headers=headers, follow_redirects=False
-            ) as response:
-                outcome = classify(response.status_code, response.headers.get("retry-after"), utcnow())
-                try:
-                    await read_capped(response, MAX_RESPONSE_BYTES)
-                except (ResponseTooLarge, httpx.HTTPError):
-                    pass  # the status has been given; an unreadable body changes nothing
-                return outcome
+            answer = await post_bytes(
+                self.client, job.inbox_url, prepared.body, headers, read_limit=MAX_RESPONSE_BYTES
+            )
         except ForbiddenAddressError as error:
             # Our own guard refused: retrying will not change where the name points.
             return Outcome(Verdict.FAILED, error=str(error))
@@ -592,6 +724,7 @@ class Deliverer:
             return Outcome(Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True)
         except httpx.HTTPError as error:
             return Outcome(Verdict.RETRY, error=f"{type(error).__name__}: {error}"[:500], host_failed=True)
+        return classify(answer.status, answer.retry_after, utcnow())
 
     def _values(self, job: DeliveryJob, outcome: Outcome) -> dict[str, Any]:
         now = utcnow()
@@ -608,17 +741,13 @@ class Deliverer:
             verdict = Verdict.FAILED
             values["new_last_error"] = f"gave up after {MAX_ATTEMPTS} attempts: {outcome.error}"[:2000]
         if verdict is Verdict.DONE:
-            self.stats.done += 1
             values.update(new_state=JobState.DONE, new_finished_at=now, new_last_error=None)
         elif verdict is Verdict.FAILED:
-            self.stats.failed += 1
             values.update(new_state=JobState.FAILED, new_finished_at=now)
         elif verdict is Verdict.RETRY:
-            self.stats.retried += 1
             delay = outcome.retry_after or retry_delay(values["new_attempts"])
             values["new_next_attempt_at"] = now + delay
         else:
-            self.stats.postponed += 1
             # Spread out, so postponed jobs do not all come back in the same instant.
             values["new_next_attempt_at"] = now + timedelta(seconds=outcome.delay * random.uniform(1.0, 1.2))
             values["new_last_error"] = job.last_error
@@ -689,8 +818,22 @@ def _postponed(delay: float) -> Outcome:
     return Outcome(Verdict.POSTPONE, error="host busy or its circuit open", delay=delay, attempted=False)
 
 
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> None:
+    """Raise this process's soft limit on open files towards `wanted` (never past the hard limit).
+
+    Every delivery in flight holds a socket, and aiohttp keeps idle connections open for 15 s
+    beyond its pool limit, so a fan-out to a few thousand servers needs more descriptors than the
+    common default of 1024; running out would fail deliveries to healthy hosts.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> QueueSpec[DeliveryJob]:
     """The worker's delivery queue, run by `deliverer` (a new one, with its own breakers, by default)."""
+    raise_open_file_limit()
     return QueueSpec(
         name=DELIVERY_QUEUE,
         model=DeliveryJob,

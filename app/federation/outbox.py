@@ -18,7 +18,7 @@ from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
 from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, Follow, FollowState, JobState, OutboxActivity, Post
-from app.models.base import new_id, utcnow
+from app.models.base import new_ids, utcnow
 
 
 async def queue_activity(
@@ -47,28 +47,27 @@ async def queue_activity(
         session.add(stored)
         await session.flush()
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    targets: dict[str, str] = {}
     for inbox in inboxes:
-        if not inbox or inbox in seen:
+        if not inbox or inbox in targets:
             continue
-        seen.add(inbox)
         try:
-            host = authority(inbox)
+            targets[inbox] = authority(inbox)
         except InvalidObject:
             continue
-        rows.append(
-            {
-                "id": new_id(),
-                "activity_id": stored.id,
-                "inbox_url": inbox,
-                "host": host,
-                "state": JobState.QUEUED,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-        )
+    rows = [
+        {
+            "id": job_id,
+            "activity_id": stored.id,
+            "inbox_url": inbox,
+            "host": host,
+            "state": JobState.QUEUED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for job_id, (inbox, host) in zip(new_ids(len(targets)), targets.items(), strict=True)
+    ]
     if rows:
         # One multi-row INSERT: a post to thousands of followers' servers is one statement, not thousands.
         await session.execute(insert(DeliveryJob), rows)

@@ -47,28 +47,37 @@ class Worker:
 
     async def _run_queue(self, queue: QueueSpec[Any]) -> None:
         running: set[asyncio.Task[None]] = set()
+        # Slots are refilled a batch at a time: claiming one job each time one finishes would cost
+        # a claim transaction per job, more than many jobs cost themselves.
+        refill = max(1, min(queue.batch_size, queue.concurrency) // 4)
+        room = asyncio.Event()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            if queue.concurrency - len(running) >= refill:
+                room.set()
+
         while True:
             free = queue.concurrency - len(running)
-            jobs: list[Any] = []
-            if free > 0:
-                try:
-                    jobs = await claim_jobs(
-                        self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
-                    )
-                except Exception:
-                    log.exception("claiming %s jobs failed; retrying shortly", queue.name)
-                    await asyncio.sleep(POLL_INTERVAL)
-                    continue
+            if free < refill:
+                room.clear()
+                await room.wait()
+                continue
+            try:
+                jobs = await claim_jobs(
+                    self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
+                )
+            except Exception:
+                log.exception("claiming %s jobs failed; retrying shortly", queue.name)
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
             for job in jobs:
                 task = asyncio.create_task(self._run_one(queue, job))
                 running.add(task)
-                task.add_done_callback(running.discard)
+                task.add_done_callback(finished)
             if jobs and len(jobs) == min(free, queue.batch_size):
                 continue
-            if len(running) >= queue.concurrency:
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            else:
-                await self.context.work.wait(queue.name, POLL_INTERVAL)
+            await self.context.work.wait(queue.name, POLL_INTERVAL)
 
     async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
         try:

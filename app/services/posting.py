@@ -48,7 +48,7 @@ from app.models import (
     TimelineEntry,
     Visibility,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
 
@@ -755,16 +755,21 @@ async def _local_follower_ids(session: AsyncSession, account: Account) -> list[i
 
 async def _add_to_timelines(session: AsyncSession, post: Post, account_ids: Iterable[int]) -> None:
     now = utcnow()
+    accounts = list(dict.fromkeys(account_ids))
     rows = [
-        {"id": new_id(), "account_id": account_id, "post_id": post.id, "created_at": now}
-        for account_id in dict.fromkeys(account_ids)
+        {"id": entry_id, "account_id": account_id, "post_id": post.id, "created_at": now}
+        for entry_id, account_id in zip(new_ids(len(accounts)), accounts, strict=True)
     ]
     if rows:
         await session.execute(insert(TimelineEntry), rows)
 
 
 async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Account]) -> None:
-    rows = [{"id": new_id(), "post_id": post.id, "account_id": account.id} for account in accounts]
+    unique = list({account.id: account for account in accounts}.values())
+    rows = [
+        {"id": mention_id, "post_id": post.id, "account_id": account.id}
+        for mention_id, account in zip(new_ids(len(unique)), unique, strict=True)
+    ]
     if rows:
         await session.execute(insert(Mention), rows)
 
@@ -773,7 +778,10 @@ async def _add_tags(session: AsyncSession, post: Post, names: Sequence[str]) -> 
     if not names:
         return
     now = utcnow()
-    values = [{"id": new_id(), "name": name, "created_at": now} for name in names]
+    values = [
+        {"id": tag_id, "name": name, "created_at": now}
+        for tag_id, name in zip(new_ids(len(names)), names, strict=True)
+    ]
     # Another post may create the same tag at the same moment: insert-or-ignore, then read back.
     dialect = session.get_bind().dialect.name
     statement: Any = (postgresql.insert(Tag) if dialect == "postgresql" else sqlite.insert(Tag)).values(
@@ -783,7 +791,11 @@ async def _add_tags(session: AsyncSession, post: Post, names: Sequence[str]) -> 
     rows = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(names)))
     ids = dict(rows.all())
     await session.execute(
-        insert(PostTag), [{"id": new_id(), "post_id": post.id, "tag_id": ids[name]} for name in names]
+        insert(PostTag),
+        [
+            {"id": link_id, "post_id": post.id, "tag_id": ids[name]}
+            for link_id, name in zip(new_ids(len(names)), names, strict=True)
+        ],
     )
 
 

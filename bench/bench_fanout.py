@@ -1,0 +1,411 @@
+"""Fan-out of one post to 1,000 and 5,000 shared inboxes on distinct hosts, through the real worker.
+
+    python bench/bench_fanout.py [--sizes 1000,5000] [--dead 0.2] [--database-url URL]
+
+Every follower sits on its own host: 127.1.x.y, all loopback on Linux, served by one sink in a
+separate process (so its CPU is not counted) that answers 202 and counts what each host received.
+The worker is Herold's own: `Worker` claiming from the database with the delivery queue's real
+settings, the `Deliverer` signing every request, and the guarded aiohttp transport.
+
+Reported for each size:
+- wall time of the fan-out and the worker's CPU seconds (this process: the worker, SQLite's
+  thread and the transport; the post's creation is timed separately as "enqueue");
+- the signing floor: N x one RSA-2048 signature, measured here in the same run, and the ratio
+  CPU / floor (goal <= 1.5x);
+- with 20 % of the hosts dead, half refusing connections and half accepting and never answering
+  (so the 10 s read timeout runs out): the time until every healthy inbox has the post, against
+  the all-healthy time (goal <= 1.2x), and the time until every job has had its first attempt;
+- peak RSS growth during the fan-out (goal <= 100 MB);
+- duplicates: inboxes that received the post more than once (should be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import multiprocessing
+import os
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from ipaddress import ip_network
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import insert
+
+from app.config import Settings
+from app.context import AppContext, build_context
+from app.federation.delivery import Deliverer, delivery_queue
+from app.federation.worker import Worker
+from app.migrations import upgrade_database
+from app.models import Account, Follow, FollowState
+from app.models.base import new_ids, utcnow
+from app.services import accounts as account_service
+from app.services.accounts import AccountService
+from app.services.posting import PostingService
+
+CPU_GOAL = 1.5
+DEAD_GOAL = 1.2
+RSS_GOAL_MB = 100
+RESPONSE = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The sink, in its own process
+
+
+class _Sink(asyncio.Protocol):
+    """Minimal HTTP/1.1 keep-alive server: counts requests per Host, answers 202 (or nothing)."""
+
+    def __init__(self, counts: dict[str, int], answer: bool) -> None:
+        self._counts = counts
+        self._answer = answer
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._answer:
+            return  # a hung server: reads, never answers
+        self._buffer += data
+        while (end := self._buffer.find(b"\r\n\r\n")) >= 0:
+            length, host = 0, ""
+            for line in bytes(self._buffer[:end]).split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"host":
+                    host = value.strip().decode()
+            total = end + 4 + length
+            if len(self._buffer) < total:
+                return
+            del self._buffer[:total]
+            self._counts[host] = self._counts.get(host, 0) + 1
+            assert self._transport is not None
+            self._transport.write(RESPONSE)
+
+
+def _serve(channel: Connection) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        counts: dict[str, int] = {}
+        healthy = await loop.create_server(lambda: _Sink(counts, True), "0.0.0.0", 0, backlog=4096)
+        hung = await loop.create_server(lambda: _Sink(counts, False), "0.0.0.0", 0, backlog=4096)
+        # A port with no listener: connections to it are refused.
+        with socket.socket() as probe:
+            probe.bind(("0.0.0.0", 0))
+            refused_port = probe.getsockname()[1]
+        channel.send((healthy.sockets[0].getsockname()[1], hung.sockets[0].getsockname()[1], refused_port))
+        while True:
+            command = await loop.run_in_executor(None, channel.recv)
+            if command == "counts":
+                channel.send(dict(counts))
+            elif command == "reset":
+                counts.clear()
+                channel.send("ok")
+            else:
+                return
+
+    asyncio.run(serve())
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+
+
+class RssSampler:
+    """Resident set size of this process, sampled every 20 ms in a thread."""
+
+    def __init__(self) -> None:
+        self.peak = self.baseline = self.current()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.current())
+
+    def __enter__(self) -> RssSampler:
+        gc.collect()
+        self.peak = self.baseline = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / 1_048_576
+
+
+@dataclass
+class Run:
+    size: int
+    dead: int
+    enqueue_s: float
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    system_s: float
+    # Until every healthy inbox had the post.
+    healthy_s: float
+    rss_growth_mb: float
+    delivered: int
+    duplicates: int
+    requests: int
+
+
+def host_for(number: int) -> str:
+    return f"127.1.{number // 250}.{number % 250 + 1}"
+
+
+def signing_floor(count: int) -> float:
+    """CPU seconds for `count` bare RSA-2048 signatures (PKCS#1 v1.5, SHA-256) of signing strings
+    shaped like a delivery's: the least any signed fan-out can cost."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    strings = [
+        (
+            f"(request-target): post /inbox\nhost: {host_for(number)}:8080\n"
+            f"date: Thu, 26 Nov 2026 12:00:00 GMT\ndigest: SHA-256={'A' * 43}=\n"
+            "content-type: application/activity+json"
+        ).encode()
+        for number in range(count)
+    ]
+    algorithm, pkcs1 = hashes.SHA256(), padding.PKCS1v15()
+    start = time.process_time()
+    for string in strings:
+        key.sign(string, pkcs1, algorithm)
+    return time.process_time() - start
+
+
+async def _one_post(
+    context: AppContext, author: Account, deliverer: Deliverer, size: int, dead: int, channel: Connection
+) -> Run:
+    """Post once; measure until every job has had its first attempt."""
+    channel.send("reset")
+    channel.recv()
+    stats = deliverer.stats
+    base = stats.done + stats.retried + stats.failed
+    base_done, base_requests = stats.done, stats.requests
+    started = time.perf_counter()
+    await PostingService(context).create(author, "A post for everyone. #benchmark")
+    enqueue_s = time.perf_counter() - started
+    healthy_s = 0.0
+    with RssSampler() as rss:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, wall = time.process_time(), time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            elapsed = time.perf_counter() - wall
+            if not healthy_s and stats.done - base_done >= size - dead:
+                healthy_s = elapsed
+            if stats.done + stats.retried + stats.failed - base >= size:
+                break
+        cpu_s = time.process_time() - cpu
+        wall_s = time.perf_counter() - wall
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    channel.send("counts")
+    counts: dict[str, int] = channel.recv()
+    return Run(
+        size=size,
+        dead=dead,
+        enqueue_s=enqueue_s,
+        wall_s=wall_s,
+        cpu_s=cpu_s,
+        user_s=after.ru_utime - usage.ru_utime,
+        system_s=after.ru_stime - usage.ru_stime,
+        healthy_s=healthy_s,
+        rss_growth_mb=rss.growth_mb,
+        delivered=len(counts),
+        duplicates=sum(count - 1 for count in counts.values() if count > 1),
+        requests=stats.requests - base_requests,
+    )
+
+
+async def fan_out(
+    size: int, dead_share: float, ports: tuple[int, int, int], channel: Connection, database_url: str | None
+) -> tuple[Run, Run | None]:
+    """A fresh instance with `size` followers on distinct hosts; one post (and, when no host is
+    dead, a second one right after, to the connections still open)."""
+    healthy_port, hung_port, refused_port = ports
+    with tempfile.TemporaryDirectory(prefix="herold-fanout-") as workdir:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            local_domain="bench.example",
+            https=False,
+            data_dir=Path(workdir),
+            database_url=database_url or f"sqlite+aiosqlite:///{workdir}/bench.db",
+            secret_key="bench",
+            allowed_private_addresses=[ip_network("127.0.0.0/8")],
+            embedded_worker=False,
+        )
+        await upgrade_database(settings)
+        context = build_context(settings)
+        try:
+            author = (await AccountService(context).create_local_account("herold", password="x" * 16)).account
+            # Dead hosts are spread evenly through the followers, alternately refusing and hung.
+            step = round(1 / dead_share) if dead_share else 0
+            accounts: list[dict[str, Any]] = []
+            follows: list[dict[str, Any]] = []
+            now = utcnow()
+            for number, (account_id, follow_id) in enumerate(zip(new_ids(size), new_ids(size), strict=True)):
+                port = healthy_port
+                if step and number % step == 0:
+                    port = refused_port if (number // step) % 2 == 0 else hung_port
+                host = f"{host_for(number)}:{port}"
+                uri = f"http://{host}/users/f{number}"
+                accounts.append(
+                    {
+                        "id": account_id,
+                        "username": f"f{number}",
+                        "domain": host,
+                        "uri": uri,
+                        "inbox_url": f"{uri}/inbox",
+                        "shared_inbox_url": f"http://{host}/inbox",
+                        "key_id": f"{uri}#main-key",
+                        "created_at": now,
+                        "updated_at": now,
+                        "fetched_at": now,
+                    }
+                )
+                follows.append(
+                    {
+                        "id": follow_id,
+                        "follower_id": account_id,
+                        "followee_id": author.id,
+                        "state": FollowState.ACCEPTED,
+                        "created_at": now,
+                    }
+                )
+            async with context.sessions() as session:
+                await session.execute(insert(Account), accounts)
+                await session.execute(insert(Follow), follows)
+                await session.commit()
+            dead = sum(1 for row in accounts if not row["domain"].endswith(f":{healthy_port}"))
+
+            deliverer = Deliverer(context)
+            worker = Worker(context, [delivery_queue(context, deliverer)])
+            task = asyncio.create_task(worker.run())
+            try:
+                cold = await _one_post(context, author, deliverer, size, dead, channel)
+                # The same followers again, at once: their connections are still open.
+                warm = None if dead else await _one_post(context, author, deliverer, size, dead, channel)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            return cold, warm
+        finally:
+            await context.aclose()
+
+
+async def _cheap(password: str) -> str:
+    return "unusable"
+
+
+@dataclass
+class Size:
+    cold: Run
+    warm: Run
+    dead: Run
+    floor_s: float
+
+
+def _row(label: str, run: Run, floor: float) -> str:
+    return (
+        f"{run.size:>8} {label:<5} {run.enqueue_s:>9.2f} {run.wall_s:>7.2f} {run.cpu_s:>6.2f} {run.user_s:>6.2f} "
+        f"{run.system_s:>5.2f} {floor:>10.2f} {run.cpu_s / floor:>8.2f}x {run.rss_growth_mb:>7.1f} "
+        f"{run.size - run.delivered:>6} {run.duplicates:>4}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--dead", type=float, default=0.2, help="share of dead hosts in the second run")
+    parser.add_argument("--database-url", help="PostgreSQL URL of an empty database (default: SQLite)")
+    args, _unknown = parser.parse_known_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    account_service.hash_password = _cheap  # type: ignore[assignment]  # logins are not measured
+
+    spawn = multiprocessing.get_context("spawn")
+    channel, remote = spawn.Pipe()
+    sink = spawn.Process(target=_serve, args=(remote,), daemon=True)
+    sink.start()
+    results: list[Size] = []
+    try:
+        if not channel.poll(30):
+            raise SystemExit("the sink did not start")
+        ports = channel.recv()
+        for size in sizes:
+            cold, warm = asyncio.run(fan_out(size, 0.0, ports, channel, args.database_url))
+            dead, _ = asyncio.run(fan_out(size, args.dead, ports, channel, args.database_url))
+            assert warm is not None
+            results.append(Size(cold, warm, dead, signing_floor(size)))
+        channel.send("stop")
+    finally:
+        sink.join(timeout=5)
+        if sink.is_alive():
+            sink.terminate()
+
+    backend = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"Fan-out of one post to N shared inboxes on distinct hosts; {os.cpu_count()} cores, {backend}")
+    print("cold: first contact, a new TCP connection per host; warm: a second post right after (kept alive)")
+    print(
+        f"{'inboxes':>8} {'':<5} {'enqueue s':>9} {'wall s':>7} {'CPU s':>6} {'user':>6} {'sys':>5} "
+        f"{'sign floor':>10} {'CPU/floor':>9} {'RSS +MB':>7} {'missed':>6} {'dup':>4}"
+    )
+    for result in results:
+        print(_row("cold", result.cold, result.floor_s))
+        print(_row("warm", result.warm, result.floor_s))
+    print(
+        f"\nWith {round(args.dead * 100)} % of the hosts dead (half refusing connections, half never answering):"
+    )
+    print(
+        f"{'inboxes':>8} {'dead':>5} {'healthy done s':>14} {'vs all-healthy':>14} {'first pass s':>12} {'RSS +MB':>7}"
+    )
+    for result in results:
+        dead = result.dead
+        print(
+            f"{dead.size:>8} {dead.dead:>5} {dead.healthy_s:>14.2f} {dead.healthy_s / result.cold.wall_s:>13.2f}x "
+            f"{dead.wall_s:>12.2f} {dead.rss_growth_mb:>7.1f}"
+        )
+    cold = max(result.cold.cpu_s / result.floor_s for result in results)
+    warm = max(result.warm.cpu_s / result.floor_s for result in results)
+    slowed = max(result.dead.healthy_s / result.cold.wall_s for result in results)
+    rss = max(max(result.cold.rss_growth_mb, result.dead.rss_growth_mb) for result in results)
+    missed = sum(result.cold.size - result.cold.delivered for result in results)
+    duplicates = sum(result.cold.duplicates + result.warm.duplicates for result in results)
+    print(
+        f"\nCPU / signing floor: cold {cold:.2f}x, warm {warm:.2f}x (goal <= {CPU_GOAL}x); "
+        f"healthy inboxes with dead hosts {slowed:.2f}x the all-healthy time (goal <= {DEAD_GOAL}x); "
+        f"peak RSS growth {rss:.0f} MB (goal <= {RSS_GOAL_MB} MB); missed {missed}, duplicates {duplicates}"
+    )
+
+
+if __name__ == "__main__":
+    main()
