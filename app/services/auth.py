@@ -113,6 +113,8 @@ class SignedIn:
     session: WebSession
     user: User
     account: Account
+    # The session's lifetime was just extended: the cookie should be sent again with the new expiry.
+    renewed: bool = False
 
 
 def token_hash(token: str) -> str:
@@ -194,11 +196,12 @@ class AuthService:
             web_session, user, account = row
             if user.disabled_at is not None or account.suspended_at is not None or account.deleted_at:
                 return None
-            if web_session.expires_at - now < SESSION_RENEW_AFTER:
+            renewed = web_session.expires_at - now < SESSION_RENEW_AFTER
+            if renewed:
                 web_session.expires_at = now + SESSION_LIFETIME
                 session.add(web_session)
                 await session.commit()
-        return SignedIn(session=web_session, user=user, account=account)
+        return SignedIn(session=web_session, user=user, account=account, renewed=renewed)
 
     async def end_session(self, token: str) -> None:
         async with self.context.sessions() as session:

@@ -80,6 +80,8 @@ async def page_state(request: Request, context: AppContext = Depends(get_context
         signed_in = await AuthService(context).session_for_token(token)
         if signed_in is not None:
             viewer = Viewer(signed_in.user, signed_in.account, signed_in.session)
+            if signed_in.renewed:
+                request.state.renewed_session_token = token
     request.state.viewer = viewer
     request.state.locale = (
         supported(viewer.user.locale) if viewer and viewer.user.locale else None

@@ -144,8 +144,12 @@ def render(
         request, name, dict(values or {}), status_code=status_code, headers=all_headers
     )
     new_token = getattr(request.state, "new_anon_csrf", None)
-    if new_token:
-        from app.web.session import set_anon_csrf_cookie
+    renewed = getattr(request.state, "renewed_session_token", None)
+    if new_token or renewed:
+        from app.web.session import set_anon_csrf_cookie, set_session_cookie
 
-        set_anon_csrf_cookie(request, response, new_token)
+        if new_token:
+            set_anon_csrf_cookie(request, response, new_token)
+        if renewed:
+            set_session_cookie(request.app.state.context, response, renewed)
     return response

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 from sqlmodel import col, select
 
 from app.models import Account, Role, User, WebSession
+from app.models.base import utcnow
 from app.services.auth import AuthService, LoginRateLimiter, RateLimited
 from tests.lab import Instance, Lab
 from tests.web.helpers import PASSWORD, Browser, logged_in, make_user, new_client
@@ -288,3 +290,27 @@ async def test_next_parameter_cannot_send_people_elsewhere(instance: Instance) -
         await browser.get("/login")
         response = await browser.post("/login", {"username": "alice", "password": PASSWORD, "next": target})
         assert response.headers["location"] == "/home", target
+
+
+async def test_sessions_in_daily_use_are_extended(instance: Instance) -> None:
+    browser = await logged_in(instance, "alice")
+    async with instance.context.sessions() as session:
+        stored = (await session.scalars(select(WebSession))).one()
+        stored.expires_at = utcnow() + timedelta(days=2)
+        session.add(stored)
+        await session.commit()
+    page = await browser.client.get("/home")
+    assert page.status_code == 200
+    assert any(
+        "herold_session=" in value and "Max-Age=2592000" in value
+        for value in page.headers.get_list("set-cookie")
+    )
+    async with instance.context.sessions() as session:
+        renewed = (await session.scalars(select(WebSession))).one()
+    assert renewed.expires_at > utcnow() + timedelta(days=29)
+    # An expired session is no session.
+    async with instance.context.sessions() as session:
+        renewed.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(renewed)
+        await session.commit()
+    assert (await browser.client.get("/home")).status_code == 303
