@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
 from app.config import Settings
 from app.context import AppContext, build_context
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     install_web(app, context, TEMPLATES_DIR)
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
+    app.include_router(object_router)
     app.include_router(inbox_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -17,8 +17,9 @@ from app.activitypub import activities
 from app.activitypub.resolver import ActorResolver, ResolveError, parse_handle
 from app.context import AppContext
 from app.federation.outbox import notify_delivery, queue_activity
-from app.models import Account, Follow, FollowState, Post, TimelineEntry
+from app.models import Account, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
+from app.services.notifications import notify
 
 
 class FollowingError(ValueError):
@@ -76,6 +77,10 @@ class FollowingService:
             await session.flush()
             if remote:
                 await self._send_follow(session, follower, followee, follow)
+            else:
+                pending = follow.state == FollowState.PENDING
+                kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
+                await notify(session, account=followee, from_account=follower, kind=kind)
             await session.commit()
         if remote:
             notify_delivery(self.context)

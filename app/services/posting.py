@@ -40,6 +40,7 @@ from app.models import (
     FollowState,
     MediaAttachment,
     Mention,
+    NotificationType,
     Pin,
     Post,
     PostEdit,
@@ -50,7 +51,9 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
+from app.services.notifications import notify
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
+from app.services.timelines import add_to_home, hidden_from
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
@@ -239,7 +242,14 @@ class PostingService:
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await _local_follower_ids(session, author)
-            await _add_to_timelines(session, post, audience)
+            hidden = await _add_to_timelines(session, post, author, audience)
+            # Accounts here learn of it as they would from another server: a reply, a mention.
+            for account in addressed:
+                if account.id in hidden:
+                    continue
+                replied_to = reply is not None and reply.author is not None and reply.author.id == account.id
+                kind = NotificationType.REPLY if replied_to else NotificationType.MENTION
+                await notify(session, account=account, from_account=author, kind=kind, post_id=post.id)
             await session.execute(
                 update(Account)
                 .where(col(Account.id) == author.id)
@@ -429,7 +439,14 @@ class PostingService:
             session.add(boost)
             await session.flush()
             await _add_to_timelines(
-                session, boost, [account.id, *await _local_follower_ids(session, account)]
+                session, boost, account, [account.id, *await _local_follower_ids(session, account)]
+            )
+            await notify(
+                session,
+                account=original_author,
+                from_account=account,
+                kind=NotificationType.REBLOG,
+                post_id=original.id,
             )
             await session.execute(
                 update(Post)
@@ -502,6 +519,13 @@ class PostingService:
             )
             author = await session.get(Account, post.account_id)
             assert author is not None and favourite.uri is not None
+            await notify(
+                session,
+                account=author,
+                from_account=account,
+                kind=NotificationType.FAVOURITE,
+                post_id=post.id,
+            )
             await queue_activity(
                 session,
                 activity=activities.render_like(favourite.uri, account, post),
@@ -753,15 +777,14 @@ async def _local_follower_ids(session: AsyncSession, account: Account) -> list[i
     return list(rows.all())
 
 
-async def _add_to_timelines(session: AsyncSession, post: Post, account_ids: Iterable[int]) -> None:
-    now = utcnow()
-    accounts = list(dict.fromkeys(account_ids))
-    rows = [
-        {"id": entry_id, "account_id": account_id, "post_id": post.id, "created_at": now}
-        for entry_id, account_id in zip(new_ids(len(accounts)), accounts, strict=True)
-    ]
-    if rows:
-        await session.execute(insert(TimelineEntry), rows)
+async def _add_to_timelines(
+    session: AsyncSession, post: Post, author: Account, account_ids: Iterable[int]
+) -> set[int]:
+    """Into the home timelines of `account_ids`, except those blocking or muting the author;
+    returns those, so that they get no notification either."""
+    hidden = await hidden_from(session, author) - {author.id}
+    await add_to_home(session, set(account_ids) - hidden, post.id)
+    return hidden
 
 
 async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Account]) -> None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from app.federation.delivery import Deliverer, delivery_queue
-from app.federation.worker import Worker
-from app.models import Account, DeliveryJob, Follow, FollowState, JobState
+from app.federation.worker import Worker, build_worker
+from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState
 from app.models.base import utcnow
 from app.services.accounts import AccountService
 from tests.federation.delivery_peer import Peer, PeerAccount
-from tests.lab import Instance
+from tests.lab import Instance, Lab
 
 
 async def local_account(instance: Instance, name: str) -> Account:
@@ -73,3 +73,32 @@ async def make_due(instance: Instance, **where: Any) -> int:
         )
         await session.commit()
     return int(getattr(result, "rowcount", 0))
+
+
+async def due_work(instance: Instance) -> int:
+    """Queued inbox items and deliveries that are due now."""
+    now = utcnow()
+    async with instance.context.sessions() as session:
+        total = 0
+        for model in (DeliveryJob, InboxItem):
+            table: Any = model
+            total += int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(table)
+                    .where(col(table.state) == JobState.QUEUED, col(table.next_attempt_at) <= now)
+                )
+                or 0
+            )
+    return total
+
+
+async def settle(lab: Lab, *, rounds: int = 30) -> None:
+    """Run every instance's worker until no instance has work due: a delivery becomes inbox work on
+    the other side, which may deliver back (an Accept), and so on."""
+    for _ in range(rounds):
+        for instance in lab.instances.values():
+            await build_worker(instance.context).run_until_idle()
+        if all([await due_work(instance) == 0 for instance in lab.instances.values()]):
+            return
+    raise AssertionError("the lab did not settle")

@@ -1,0 +1,138 @@
+"""Local posts as ActivityPub objects: the Note at its id, its Create at `…/activity`, its replies.
+
+Content negotiation works as for actors: AS2 clients get JSON, browsers are sent to the post's
+web page. A deleted post answers 410 with a Tombstone. Followers-only and direct posts are
+served only to signed requests whose signer may see them (the author's accepted followers, or
+the accounts mentioned); to anyone else they do not exist (404), as on Mastodon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.activitypub.negotiation import wants_activity_json
+from app.activitypub.renderers import (
+    AS_CONTEXT,
+    OBJECT_CONTEXT,
+    render_announce,
+    render_create,
+    render_note,
+    render_tombstone,
+)
+from app.activitypub.routes import VARY, Gone, activity_response
+from app.activitypub.signatures import SignatureError, parse_signed_request
+from app.activitypub.verification import VerificationError
+from app.context import AppContext
+from app.federation.inbox import inbox_receiver
+from app.http_errors import NotFound
+from app.models import Account, Post
+from app.models.base import utcnow
+from app.services.posting import PostingService, PostView
+from app.services.profiles import ProfileService
+from app.web.dependencies import get_context
+
+router = APIRouter()
+
+
+async def _local_post(context: AppContext, username: str, post_id: str) -> tuple[Account, Post]:
+    missing = NotFound(f"no post {post_id} by {username} here")
+    if not post_id.isdigit() or len(post_id) > 20:
+        raise missing
+    account = await ProfileService(context).local_account(username, include_deleted=True)
+    post = await PostingService(context).find_post(int(post_id))
+    if account is None or post is None or post.account_id != account.id or not post.local:
+        raise missing
+    return account, post
+
+
+async def signer_of(request: Request, context: AppContext) -> str | None:
+    """The actor that signed this GET, or None when it is unsigned or the signature does not hold."""
+    if "signature" not in request.headers and "signature-input" not in request.headers:
+        return None
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    try:
+        signed = parse_signed_request(
+            method=request.method,
+            path=path.split("?", 1)[0],
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers=request.headers,
+            body=None,
+            now=utcnow(),
+            host=context.settings.web_domain,
+            scheme=context.settings.scheme,
+        )
+        # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
+        key = await inbox_receiver(request).verifier.verify(signed)
+    except (SignatureError, VerificationError):
+        return None
+    return key.owner
+
+
+async def _visible(request: Request, context: AppContext, username: str, post_id: str) -> PostView | Response:
+    """The post to serve, or the response that replaces it (redirect, 410)."""
+    account, post = await _local_post(context, username, post_id)
+    as2 = wants_activity_json(request.headers.get("accept"))
+    if post.deleted_at is not None or account.deleted_at is not None:
+        if as2:
+            return activity_response(
+                render_tombstone(post.uri, post.object_type, post.deleted_at), status_code=410
+            )
+        raise Gone("this post was deleted")
+    posting = PostingService(context)
+    if not await posting.may_see(post, await signer_of(request, context) if as2 else None):
+        raise NotFound(f"no post {post_id} by {username} here")
+    if not as2:
+        return RedirectResponse(post.url or post.uri, status_code=302, headers=VARY)
+    return await posting.view(post)
+
+
+@router.get("/users/{username}/statuses/{post_id}")
+async def note(
+    request: Request, username: str, post_id: str, context: AppContext = Depends(get_context)
+) -> Response:
+    found = await _visible(request, context, username, post_id)
+    if isinstance(found, Response):
+        return found
+    if found.post.reblog_of_id is not None:
+        # A boost is its Announce, which lives at …/activity.
+        return RedirectResponse(found.post.uri, status_code=302, headers=VARY)
+    return activity_response(
+        render_note(found.post, found.author, found.parts, urls=context.urls, with_context=True)
+    )
+
+
+@router.get("/users/{username}/statuses/{post_id}/activity")
+async def activity(
+    request: Request, username: str, post_id: str, context: AppContext = Depends(get_context)
+) -> Response:
+    found = await _visible(request, context, username, post_id)
+    if isinstance(found, Response):
+        return found
+    post = found.post
+    if post.reblog_of_id is not None:
+        original = await PostingService(context).find_post(post.reblog_of_id)
+        if original is None or original.deleted_at is not None:
+            raise NotFound("the boosted post is gone")
+        return activity_response(render_announce(post, found.author, original.uri))
+    return activity_response(render_create(post, found.author, found.parts, urls=context.urls))
+
+
+@router.get("/users/{username}/statuses/{post_id}/replies")
+async def replies(
+    request: Request, username: str, post_id: str, context: AppContext = Depends(get_context)
+) -> Response:
+    found = await _visible(request, context, username, post_id)
+    if isinstance(found, Response):
+        return found
+    collection_id = f"{found.post.uri}/replies"
+    items = await PostingService(context).replies(found.post)
+    page: dict[str, Any] = {"type": "CollectionPage", "partOf": collection_id, "items": items}
+    if request.query_params.get("page") is not None:
+        return activity_response({"@context": AS_CONTEXT, "id": f"{collection_id}?page=true", **page})
+    return activity_response(
+        {"@context": OBJECT_CONTEXT, "id": collection_id, "type": "Collection", "first": page}
+    )
