@@ -29,6 +29,7 @@ PUBLIC_ADDRESSES = frozenset(
         "Public",
     }
 )
+MAX_URL_LENGTH = 2048
 MAX_ATTACHMENTS = 16
 MAX_TAGS = 100
 MAX_ADDRESSES = 1000
@@ -111,6 +112,11 @@ def image_url(value: Any) -> str | None:
     return None
 
 
+def bounded(url: str | None, limit: int = MAX_URL_LENGTH) -> str | None:
+    """An optional URL, dropped when longer than our columns hold (no real one is)."""
+    return url if url is not None and len(url) <= limit else None
+
+
 def text(value: Any, limit: int = 10_000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
@@ -165,6 +171,8 @@ def parse_key(document: Any, owner: str | None = None) -> RemoteKey | None:
             key_owner = owner or ""
         if owner is not None and key_owner != owner:
             continue
+        if len(key_id) > MAX_URL_LENGTH or len(key_owner) > MAX_URL_LENGTH:
+            continue
         return RemoteKey(key_id=key_id, owner=key_owner, public_key_pem=pem)
     return None
 
@@ -173,9 +181,9 @@ def parse_emojis(tags: Any) -> list[dict[str, Any]]:
     emojis = []
     for tag in as_list(tags):
         if isinstance(tag, dict) and tag.get("type") == "Emoji" and isinstance(tag.get("name"), str):
-            url = image_url(tag.get("icon"))
+            url = bounded(image_url(tag.get("icon")))
             if url:
-                emojis.append({"shortcode": tag["name"].strip(":"), "url": url})
+                emojis.append({"shortcode": tag["name"].strip(":")[:255], "url": url})
     return emojis[:100]
 
 
@@ -189,6 +197,8 @@ def parse_actor(document: dict[str, Any]) -> ActorData:
     inbox = document.get("inbox")
     if not isinstance(inbox, str):
         raise InvalidObject("the actor has no inbox")
+    if len(uri) > MAX_URL_LENGTH or len(inbox) > MAX_URL_LENGTH:
+        raise InvalidObject(f"the actor's id or inbox is longer than {MAX_URL_LENGTH} characters")
     domain = authority(uri)
     username = document.get("preferredUsername")
     if not isinstance(username, str) or not username:
@@ -207,22 +217,22 @@ def parse_actor(document: dict[str, Any]) -> ActorData:
         domain=domain,
         display_name=text(document.get("name"), 255),
         summary_html=sanitize_remote_html(text(document.get("summary"))),
-        url=link_href(document.get("url")),
+        url=bounded(link_href(document.get("url"))),
         inbox_url=inbox,
-        shared_inbox_url=shared_inbox if isinstance(shared_inbox, str) else None,
-        outbox_url=first_id(document.get("outbox")),
-        followers_url=first_id(document.get("followers")),
-        following_url=first_id(document.get("following")),
-        featured_url=first_id(document.get("featured")),
+        shared_inbox_url=bounded(shared_inbox) if isinstance(shared_inbox, str) else None,
+        outbox_url=bounded(first_id(document.get("outbox"))),
+        followers_url=bounded(first_id(document.get("followers"))),
+        following_url=bounded(first_id(document.get("following"))),
+        featured_url=bounded(first_id(document.get("featured"))),
         key=parse_key(document.get("publicKey"), owner=uri),
         manually_approves_followers=boolean(document.get("manuallyApprovesFollowers")),
         discoverable=boolean(document.get("discoverable")),
         indexable=boolean(document.get("indexable")),
-        avatar_url=image_url(document.get("icon")),
-        header_url=image_url(document.get("image")),
+        avatar_url=bounded(image_url(document.get("icon"))),
+        header_url=bounded(image_url(document.get("image"))),
         fields=fields,
         also_known_as=[item for item in as_list(document.get("alsoKnownAs")) if isinstance(item, str)][:16],
-        moved_to_uri=first_id(document.get("movedTo")),
+        moved_to_uri=bounded(first_id(document.get("movedTo"))),
         emojis=parse_emojis(document.get("tag")),
     )
 
@@ -517,6 +527,8 @@ def parse_note(document: dict[str, Any]) -> NoteData:
     uri = document.get("id")
     if not isinstance(uri, str) or not uri:
         raise InvalidObject("the object has no id")
+    if len(uri) > MAX_URL_LENGTH:
+        raise InvalidObject(f"the object's id is longer than {MAX_URL_LENGTH} characters")
     authority(uri)
     object_type = first_type(document.get("type"))
     if object_type not in POST_TYPES and object_type not in CONVERTED_TYPES:

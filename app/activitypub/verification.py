@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from app.activitypub.fetcher import Fetcher, FetchError, RemoteGone
 from app.activitypub.parsers import (
     ACTOR_TYPES,
+    MAX_URL_LENGTH,
     InvalidObject,
     authority,
     first_type,
@@ -182,6 +183,8 @@ class RequestVerifier:
         return key
 
     async def _fetch(self, key_id: str) -> SignerKey:
+        if len(key_id) > MAX_URL_LENGTH:
+            raise VerificationError(f"keyId is longer than {MAX_URL_LENGTH} characters")
         try:
             authority(key_id)
         except InvalidObject:

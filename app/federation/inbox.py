@@ -29,7 +29,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
-from app.activitypub.parsers import ActivityData, InvalidObject, authority, parse_activity, same_origin
+from app.activitypub.parsers import (
+    MAX_URL_LENGTH,
+    ActivityData,
+    InvalidObject,
+    authority,
+    parse_activity,
+    same_origin,
+)
 from app.activitypub.signatures import SignatureError, parse_signed_request
 from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError
 from app.context import AppContext
@@ -38,7 +45,7 @@ from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
 from app.models.base import new_id, utcnow
 from app.services.accounts import AccountService
-from app.services.moderation import suspending_block
+from app.services.moderation import SuspendedDomainsView
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +178,7 @@ class InboxReceiver:
         self.context = context
         self.verifier = RequestVerifier(context)
         self.writer = InboxWriter(context)
+        self.blocks = SuspendedDomainsView(context)
 
     async def receive(self, request: Request, *, username: str | None) -> Response:
         try:
@@ -208,6 +216,8 @@ class InboxReceiver:
         await self._check_not_blocked(key_host)
 
         activity, document = _parse_body(body)
+        if len(activity.actor) > MAX_URL_LENGTH:
+            raise _refuse(400, f"the actor's id is longer than {MAX_URL_LENGTH} characters")
         try:
             actor_host = authority(activity.actor)
         except InvalidObject as error:
@@ -231,8 +241,8 @@ class InboxReceiver:
             activity = parse_activity(document)
             signer = activity.actor
         if activity.id is not None:
-            if len(activity.id) > 2048:
-                raise _refuse(400, "the activity id is longer than 2048 characters")
+            if len(activity.id) > MAX_URL_LENGTH:
+                raise _refuse(400, f"the activity id is longer than {MAX_URL_LENGTH} characters")
             if not same_origin(activity.id, activity.actor):
                 raise _refuse(400, f"the activity id {activity.id} is not on the actor's server")
         if activity.type not in HANDLED_TYPES:
@@ -277,9 +287,7 @@ class InboxReceiver:
         return account_id
 
     async def _check_not_blocked(self, host: str) -> None:
-        async with self.context.sessions() as session:
-            blocked = await suspending_block(session, host)
-        if blocked is not None:
+        if await self.blocks.blocking(host) is not None:
             raise _refuse(403, f"{host} is blocked by this server")
 
     async def _from_origin(self, activity: ActivityData, key: SignerKey) -> dict[str, Any]:

@@ -4,14 +4,21 @@ An item is finished in one of two ways: handled, or deliberately ignored (irrele
 an origin rule, pointing at something we do not have), the reason then kept in `last_error`.
 Only unexpected exceptions escape, and the worker retries those with backoff; every handler is
 idempotent, so a retry or a second delivery after a crash changes nothing twice.
+
+Items the worker hands over together are processed as one batch: their handlers run side by
+side, reading what they need and adding the rows they would write to a WriteBatch, and then one
+transaction writes every row of the batch and marks its items done. The effects of an item and
+the record that it was processed are committed together; a crash before the commit leaves the
+items queued, to be processed again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlalchemy import bindparam, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activitypub.parsers import InvalidObject, authority, parse_activity
 from app.context import AppContext
@@ -19,42 +26,143 @@ from app.federation.handlers.base import Ignored, Inbound
 from app.federation.handlers.dispatch import dispatch
 from app.models import InboxItem, JobState
 from app.models.base import utcnow
-from app.services.moderation import suspending_block
+from app.services.batch_writes import ReadCache, WriteBatch
+from app.services.moderation import SuspendedDomainsView
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 64
+# How long the answers to repeated reads (followers, blocks, actors) are reused.
+READ_CACHE_SECONDS = 2.0
+
 
 class InboxProcessor:
+    """One per worker: it holds the batch being gathered and the short-lived read cache."""
+
     def __init__(self, context: AppContext) -> None:
         self.context = context
+        self.cache = ReadCache(ttl=READ_CACHE_SECONDS)
+        self.blocks = SuspendedDomainsView(context)
+        # Hashtag ids, which never change once made.
+        self.tag_ids: dict[str, int] = {}
+        self._waiting: list[tuple[InboxItem, asyncio.Future[None]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
 
     async def __call__(self, item: InboxItem) -> None:
-        outcome = None
+        """Process `item` (in a batch with those the worker starts at the same moment)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain(), name="inbox-batch")
+        await future
+
+    async def _drain(self) -> None:
+        # One turn of the event loop, so that every job the worker is starting right now joins.
+        await asyncio.sleep(0)
         try:
-            await self._handle(item)
+            while self._waiting:
+                batch = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                await self._process(batch)
+        except asyncio.CancelledError:
+            for _item, future in self._waiting:
+                future.cancel()
+            self._waiting.clear()
+            raise
+
+    async def _process(self, batch: list[tuple[InboxItem, asyncio.Future[None]]]) -> None:
+        units = [(item, future, WriteBatch()) for item, future in batch]
+        outcomes = await asyncio.gather(
+            *(self._handle(item, writes) for item, _future, writes in units), return_exceptions=True
+        )
+        ready: list[tuple[InboxItem, asyncio.Future[None], WriteBatch, str | None]] = []
+        for (item, future, writes), outcome in zip(units, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                # Unexpected: the worker records the failure and retries the item later.
+                _settle(future, outcome)
+            else:
+                ready.append((item, future, writes, outcome))
+        if not ready:
+            return
+        combined = WriteBatch()
+        for _item, _future, writes, _outcome in ready:
+            combined.merge(writes)
+        try:
+            await self._commit(combined, [(item, outcome) for item, _f, _w, outcome in ready])
+        except Exception:
+            # Something in one item's rows must not hold the others back: each on its own.
+            log.warning("committing a batch of %s inbox items failed; committing them one by one", len(ready))
+            for item, future, writes, outcome in ready:
+                try:
+                    await self._commit(writes, [(item, outcome)])
+                except Exception as error:
+                    _settle(future, error)
+                else:
+                    _settle(future)
+        else:
+            for _item, future, _writes, _outcome in ready:
+                _settle(future)
+
+    async def _handle(self, item: InboxItem, writes: WriteBatch) -> str | None:
+        """Run the item's handler; the reason it was ignored, or None when it was handled."""
+        try:
+            activity = parse_activity(item.payload)
+            # A domain blocked after the delivery arrived is not acted on either.
+            if await self.blocks.blocking(authority(activity.actor)) is not None:
+                raise Ignored("the actor's domain is blocked")
+            await dispatch(
+                Inbound(
+                    context=self.context,
+                    activity=activity,
+                    document=item.payload,
+                    signer=item.signer_uri,
+                    recipient_account_id=item.recipient_account_id,
+                    writes=writes,
+                    cache=self.cache,
+                )
+            )
         except (Ignored, InvalidObject) as reason:
+            # Whatever the handler had planned before giving up is not written.
+            writes.posts.clear()
+            writes.favourites.clear()
             outcome = str(reason) or type(reason).__name__
             log.debug("inbox item %s (%s) ignored: %s", item.id, item.activity_type, outcome)
+            return outcome
+        return None
+
+    async def _commit(self, writes: WriteBatch, finished: list[tuple[InboxItem, str | None]]) -> None:
         async with self.context.sessions() as session:
-            await session.execute(
-                update(InboxItem)
-                .where(col(InboxItem.id) == item.id)
-                .values(state=JobState.DONE, processed_at=utcnow(), locked_until=None, last_error=outcome)
-            )
+            try:
+                await writes.apply(session, tag_ids=self.tag_ids)
+            except Exception:
+                # An id remembered from a rolled-back transaction may not exist; start afresh.
+                self.tag_ids.clear()
+                raise
+            await _mark_done(session, finished)
             await session.commit()
 
-    async def _handle(self, item: InboxItem) -> None:
-        activity = parse_activity(item.payload)
-        # A domain blocked after the delivery arrived is not acted on either.
-        async with self.context.sessions() as session:
-            if await suspending_block(session, authority(activity.actor)) is not None:
-                raise Ignored("the actor's domain is blocked")
-        await dispatch(
-            Inbound(
-                context=self.context,
-                activity=activity,
-                document=item.payload,
-                signer=item.signer_uri,
-                recipient_account_id=item.recipient_account_id,
-            )
-        )
+
+async def _mark_done(session: AsyncSession, finished: list[tuple[InboxItem, str | None]]) -> None:
+    table = InboxItem.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("item_id"))
+        .values(
+            state=JobState.DONE.value,
+            processed_at=utcnow(),
+            locked_until=None,
+            last_error=bindparam("outcome"),
+        ),
+        [{"item_id": item.id, "outcome": outcome} for item, outcome in finished],
+    )
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    elif error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -6,6 +6,10 @@ blocks `media.example.org:8443`. The inbox asks before fetching anything from th
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -33,6 +37,50 @@ def covering_domains(host: str) -> list[str]:
         return [name]  # an IP address has no parent domains
     labels = name.split(".")
     return [".".join(labels[index:]) for index in range(len(labels))]
+
+
+@dataclass(frozen=True)
+class SuspendedDomains:
+    """Every suspended domain at one moment: what a busy inbox consults instead of asking per request."""
+
+    domains: frozenset[str]
+
+    def covering(self, host: str) -> str | None:
+        return next((domain for domain in covering_domains(host) if domain in self.domains), None)
+
+
+async def suspended_domains(session: AsyncSession) -> SuspendedDomains:
+    rows = await session.scalars(
+        select(DomainBlock.domain).where(col(DomainBlock.severity) == BlockSeverity.SUSPEND)
+    )
+    return SuspendedDomains(frozenset(bare_host(domain) for domain in rows.all()))
+
+
+class SuspendedDomainsView:
+    """The suspended domains as read at most `ttl` seconds ago: for the inbox and its worker, which
+    would otherwise ask the database for every activity. A new block applies within `ttl`."""
+
+    def __init__(self, context: AppContext, ttl: float = 5.0) -> None:
+        self.context = context
+        self.ttl = ttl
+        self._snapshot: asyncio.Future[SuspendedDomains] | None = None
+        self._expires = 0.0
+
+    async def blocking(self, host: str) -> str | None:
+        snapshot = self._snapshot
+        if (
+            snapshot is None
+            or time.monotonic() >= self._expires
+            or (snapshot.done() and snapshot.exception())
+        ):
+            # One read however many requests find the snapshot stale at the same moment.
+            snapshot = self._snapshot = asyncio.ensure_future(self._read())
+            self._expires = time.monotonic() + self.ttl
+        return (await asyncio.shield(snapshot)).covering(host)
+
+    async def _read(self) -> SuspendedDomains:
+        async with self.context.sessions() as session:
+            return await suspended_domains(session)
 
 
 async def suspending_block(session: AsyncSession, host: str) -> str | None:

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import Account, Notification, NotificationType
+from app.services.batch_writes import new_row
 from app.services.timelines import (
     AccountSummary,
     PostSummary,
@@ -38,6 +39,24 @@ async def notify(
         Notification(
             account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
         )
+    )
+
+
+def notification_row(
+    account_id: int,
+    from_account_id: int,
+    kind: NotificationType,
+    post_id: int | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """A notification as a row for a batched insert (the caller has checked the account is local)."""
+    return new_row(
+        Notification,
+        account_id=account_id,
+        from_account_id=from_account_id,
+        type=kind,
+        post_id=post_id,
+        detail=detail,
     )
 
 

@@ -17,14 +17,58 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Favourite, NotificationType, Post, Reaction, Visibility
 from app.models.base import new_id, utcnow
-from app.services.notifications import notify
-from app.services.remote_posts import local_follower_ids
-from app.services.timelines import add_to_home, hidden_from, insert_ignoring_duplicates
+from app.services.batch_writes import FavouriteRows, PostRows, ReadCache, WriteBatch, new_row
+from app.services.notifications import notification_row, notify
+from app.services.remote_posts import RemotePostService
+from app.services.timelines import hidden_from, insert_ignoring_duplicates
 
 
 class RemoteInteractionService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, cache: ReadCache | None = None) -> None:
         self.context = context
+        self.posts = RemotePostService(context, cache)
+
+    async def plan_boost(
+        self,
+        announcer: Account,
+        original: Post,
+        *,
+        uri: str,
+        published: datetime | None,
+        to: list[str],
+        cc: list[str],
+        visibility: Visibility,
+    ) -> PostRows | None:
+        """The rows of a boost (see WriteBatch); None when the boosted post may not be boosted."""
+        if (
+            original.visibility in (Visibility.FOLLOWERS, Visibility.DIRECT)
+            or original.reblog_of_id is not None
+        ):
+            return None
+        now = utcnow()
+        boost = new_row(
+            Post,
+            id=new_id(),
+            uri=uri,
+            account_id=announcer.id,
+            local=False,
+            object_type="Announce",
+            visibility=visibility,
+            reblog_of_id=original.id,
+            to=to,
+            cc=cc,
+            published_at=min(published or now, now),
+            created_at=now,
+        )
+        hidden = await self.posts.hidden(announcer)
+        rows = PostRows(post=boost, reblog_of_id=original.id)
+        if visibility != Visibility.DIRECT:
+            rows.readers = sorted(await self.posts.followers(announcer) - hidden)
+        if original.local and original.account_id not in hidden:
+            rows.notifications.append(
+                notification_row(original.account_id, announcer.id, NotificationType.REBLOG, original.id)
+            )
+        return rows
 
     async def boost(
         self,
@@ -37,51 +81,16 @@ class RemoteInteractionService:
         cc: list[str],
         visibility: Visibility,
     ) -> Post | None:
-        """Keep a boost (once); None when the boosted post may not be boosted."""
-        if (
-            original.visibility in (Visibility.FOLLOWERS, Visibility.DIRECT)
-            or original.reblog_of_id is not None
-        ):
+        """Keep a boost now (once); None when the boosted post may not be boosted."""
+        rows = await self.plan_boost(
+            announcer, original, uri=uri, published=published, to=to, cc=cc, visibility=visibility
+        )
+        if rows is None:
             return None
         async with self.context.sessions() as session:
-            existing = await session.scalar(select(Post).where(col(Post.uri) == uri))
-            if existing is not None:
-                return existing
-            now = utcnow()
-            boost = Post(
-                uri=uri,
-                account_id=announcer.id,
-                local=False,
-                object_type="Announce",
-                visibility=visibility,
-                reblog_of_id=original.id,
-                to=to,
-                cc=cc,
-                published_at=min(published or now, now),
-            )
-            session.add(boost)
-            await session.flush()
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == original.id)
-                .values(reblogs_count=col(Post.reblogs_count) + 1)
-            )
-            hidden = await hidden_from(session, announcer)
-            if visibility != Visibility.DIRECT:
-                readers = set(await local_follower_ids(session, announcer)) - hidden
-                await add_to_home(session, readers, boost.id)
-            if original.local:
-                author = await session.get(Account, original.account_id)
-                if author is not None and author.id not in hidden:
-                    await notify(
-                        session,
-                        account=author,
-                        from_account=announcer,
-                        kind=NotificationType.REBLOG,
-                        post_id=original.id,
-                    )
+            await WriteBatch(posts=[rows]).apply(session)
             await session.commit()
-            return boost
+        return await self.posts.find(uri)
 
     async def unboost(self, announcer: Account, uri: str) -> bool:
         async with self.context.sessions() as session:
@@ -103,35 +112,29 @@ class RemoteInteractionService:
             await session.commit()
             return True
 
-    async def like(self, account: Account, post: Post, uri: str | None) -> bool:
+    async def plan_like(self, account: Account, post: Post, uri: str | None) -> FavouriteRows | None:
+        """The rows of a Like (see WriteBatch); None unless the post is ours."""
         if not post.local:
+            return None
+        favourite = new_row(
+            Favourite, id=new_id(), account_id=account.id, post_id=post.id, uri=uri, created_at=utcnow()
+        )
+        notification = None
+        if post.account_id not in await self.posts.hidden(account):
+            notification = notification_row(post.account_id, account.id, NotificationType.FAVOURITE, post.id)
+        return FavouriteRows(favourite=favourite, notification=notification)
+
+    async def like(self, account: Account, post: Post, uri: str | None) -> bool:
+        """Keep a Like of a local post now; False if it is not ours or was liked already."""
+        rows = await self.plan_like(account, post, uri)
+        if rows is None:
             return False
         async with self.context.sessions() as session:
-            result = await session.execute(
-                insert_ignoring_duplicates(
-                    session,
-                    Favourite,
-                    [
-                        {
-                            "id": new_id(),
-                            "account_id": account.id,
-                            "post_id": post.id,
-                            "uri": uri,
-                            "created_at": utcnow(),
-                        }
-                    ],
-                )
-            )
-            if not _inserted(result):
+            if await self._find(session, Favourite, account, None, post.uri) is not None:
                 return False
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == post.id)
-                .values(favourites_count=col(Post.favourites_count) + 1)
-            )
-            await self._notify_author(session, post, account, NotificationType.FAVOURITE)
+            await WriteBatch(favourites=[rows]).apply(session)
             await session.commit()
-            return True
+        return True
 
     async def unlike(self, account: Account, *, uri: str | None, post_uri: str | None) -> bool:
         async with self.context.sessions() as session:

@@ -8,8 +8,10 @@ local account for a direct message); and mention and reply notifications.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +38,11 @@ from app.models import (
     Visibility,
 )
 from app.models.base import new_id, utcnow
-from app.services.notifications import notify
-from app.services.timelines import add_to_home, hidden_from, insert_ignoring_duplicates
+from app.services.batch_writes import PostRows, ReadCache, WriteBatch, new_row
+from app.services.notifications import notification_row, notify
+from app.services.timelines import hidden_from, insert_ignoring_duplicates
+
+T = TypeVar("T")
 
 # A post dated further ahead than this is taken to have been written now (clocks drift).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -45,14 +50,19 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Relevance:
-    followed: bool
+    # Local accounts that follow the author.
+    followers: frozenset[int]
     # Local accounts mentioned or addressed in the post.
     local_recipients: list[Account]
     parent: Post | None
 
     @property
     def relevant(self) -> bool:
-        return self.followed or bool(self.local_recipients) or (self.parent is not None and self.parent.local)
+        return (
+            bool(self.followers)
+            or bool(self.local_recipients)
+            or (self.parent is not None and self.parent.local)
+        )
 
 
 async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
@@ -69,36 +79,78 @@ async def local_follower_ids(session: AsyncSession, account: Account) -> list[in
 
 
 class RemotePostService:
-    def __init__(self, context: AppContext) -> None:
+    """`cache` (the inbox worker's) lets repeated reads about the same authors skip the database."""
+
+    def __init__(self, context: AppContext, cache: ReadCache | None = None) -> None:
         self.context = context
+        self.cache = cache
+
+    async def _cached(self, key: tuple[object, ...], load: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def read() -> T:
+            async with self.context.sessions() as session:
+                return await load(session)
+
+        return await self.cache.get(key, read) if self.cache is not None else await read()
 
     async def find(self, uri: str) -> Post | None:
         async with self.context.sessions() as session:
             return await session.scalar(select(Post).where(col(Post.uri) == uri))
 
+    async def find_cached(self, uri: str) -> Post | None:
+        """`find` through the cache: for what is reacted to (liked, reacted), where a post deleted
+        a moment ago only costs the reaction a retry."""
+
+        async def load(session: AsyncSession) -> Post | None:
+            return await session.scalar(select(Post).where(col(Post.uri) == uri))
+
+        return await self._cached(("post", uri), load)
+
+    async def followers(self, account: Account) -> frozenset[int]:
+        """Local accounts following `account`."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await local_follower_ids(session, account))
+
+        return await self._cached(("followers", account.id), load)
+
     async def has_local_followers(self, account: Account) -> bool:
-        async with self.context.sessions() as session:
-            return bool(await local_follower_ids(session, account))
+        return bool(await self.followers(account))
+
+    async def hidden(self, author: Account) -> frozenset[int]:
+        """Local accounts that block or mute `author` (or its domain)."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await hidden_from(session, author))
+
+        return await self._cached(("hidden", author.id), load)
 
     async def relevance(self, note: NoteData, author: Account) -> Relevance:
-        async with self.context.sessions() as session:
-            return await self._relevance(session, note, author)
+        candidates = self._recipient_candidates(note)
 
-    async def _relevance(self, session: AsyncSession, note: NoteData, author: Account) -> Relevance:
-        followed = bool(await local_follower_ids(session, author))
-        recipients = await self._local_recipients(session, note)
+        async def recipients(session: AsyncSession) -> list[Account]:
+            return await self._local_recipients(session, candidates, {m.href for m in note.mentions})
+
         parent = None
         if note.in_reply_to:
-            parent = await session.scalar(select(Post).where(col(Post.uri) == note.in_reply_to))
-        return Relevance(followed=followed, local_recipients=recipients, parent=parent)
+            parent = await self.find(note.in_reply_to)
+        return Relevance(
+            followers=await self.followers(author),
+            local_recipients=await self._cached(("recipients", candidates), recipients) if candidates else [],
+            parent=parent,
+        )
 
-    async def _local_recipients(self, session: AsyncSession, note: NoteData) -> list[Account]:
-        # Only our own URLs can name local accounts; everything else is skipped before the query.
+    def _recipient_candidates(self, note: NoteData) -> frozenset[str]:
+        # Only our own URLs can name local accounts; everything else is skipped before any query.
         prefix = self.context.urls.base + "/"
-        hrefs = {mention.href for mention in note.mentions}
-        candidates = {
-            uri for uri in (*hrefs, *note.to, *note.cc) if uri.startswith(prefix) and not is_public(uri)
-        }
+        return frozenset(
+            uri
+            for uri in (*(m.href for m in note.mentions), *note.to, *note.cc)
+            if uri.startswith(prefix) and not is_public(uri)
+        )
+
+    async def _local_recipients(
+        self, session: AsyncSession, candidates: frozenset[str], hrefs: set[str]
+    ) -> list[Account]:
         if not candidates:
             return []
         rows = await session.scalars(
@@ -113,43 +165,40 @@ class RemotePostService:
     async def store(
         self, note: NoteData, author: Account, visibility: Visibility, *, delivered: bool = True
     ) -> Post:
-        """Keep `note` (once; a second call returns the post kept the first time).
+        """Keep `note` now (once; a second call returns the post kept the first time).
 
-        `delivered` is False for posts fetched only to complete a thread: they are kept but put in
-        no timeline and notify nobody, as they were never sent to us.
+        `delivered` is False for posts fetched only to complete a thread or a boost: they are kept
+        but put in no timeline and notify nobody, as they were never sent to us.
         """
-        for attempt in range(2):
-            async with self.context.sessions() as session:
-                existing = await session.scalar(select(Post).where(col(Post.uri) == note.uri))
-                if existing is not None:
-                    return existing
-                try:
-                    post = await self._insert(session, note, author, visibility, delivered=delivered)
-                    await session.commit()
-                    return post
-                except IntegrityError:
-                    # The same post arrived by another route at the same moment (a boost and the
-                    # Create, say); the other transaction's copy is the one to use.
-                    await session.rollback()
-                    if attempt:
-                        raise
-        raise AssertionError("unreachable")
+        existing = await self.find(note.uri)
+        if existing is not None:
+            return existing
+        rows = await self.plan(note, author, visibility, delivered=delivered)
+        async with self.context.sessions() as session:
+            await WriteBatch(posts=[rows]).apply(session)
+            await session.commit()
+        stored = await self.find(note.uri)
+        assert stored is not None
+        return stored
 
-    async def _insert(
+    async def plan(
         self,
-        session: AsyncSession,
         note: NoteData,
         author: Account,
         visibility: Visibility,
         *,
-        delivered: bool,
-    ) -> Post:
-        relevance = await self._relevance(session, note, author)
+        relevance: Relevance | None = None,
+        delivered: bool = True,
+    ) -> PostRows:
+        """The rows that keeping `note` adds (nothing is written yet; see WriteBatch)."""
+        relevance = relevance or await self.relevance(note, author)
         parent = relevance.parent
         now = utcnow()
         published = note.published if note.published and note.published <= now + MAX_FUTURE_SKEW else now
-        edited = note.updated if note.updated and note.updated > published else None
-        post = Post(
+        post_id = new_id()
+        post = new_row(
+            Post,
+            id=post_id,
             uri=note.uri,
             url=note.url if note.url and len(note.url) <= 2048 else None,
             account_id=author.id,
@@ -168,63 +217,37 @@ class RemotePostService:
             cc=note.cc,
             emojis=note.emojis,
             published_at=min(published, now),
-            edited_at=edited,
+            edited_at=note.updated if note.updated and note.updated > published else None,
+            created_at=now,
         )
-        session.add(post)
-        await session.flush()
-        for account in relevance.local_recipients:
-            session.add(Mention(post_id=post.id, account_id=account.id))
-        await self._set_tags(session, post, note.hashtags)
-        self._add_media(session, post, author, note)
-        if note.poll is not None:
-            session.add(
-                Poll(
-                    post_id=post.id,
-                    options=[{"title": title, "votes": votes} for title, votes in note.poll.options],
-                    multiple=note.poll.multiple,
-                    expires_at=note.poll.expires_at,
-                    voters_count=note.poll.voters_count or 0,
-                    votes_count=sum(votes for _title, votes in note.poll.options),
-                )
-            )
-        if parent is not None:
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == parent.id)
-                .values(replies_count=col(Post.replies_count) + 1)
-            )
+        rows = PostRows(
+            post=post,
+            mention_account_ids=[account.id for account in relevance.local_recipients],
+            tags=note.hashtags,
+            media=[new_row(MediaAttachment, **values) for values in _media_values(post_id, author, note)],
+            poll=new_row(Poll, **_poll_values(post_id, note)) if note.poll is not None else None,
+            parent_id=parent.id if parent else None,
+        )
         if not delivered:
-            return post
-
-        hidden = await hidden_from(session, author)
-        readers: set[int] = set()
-        if visibility == Visibility.DIRECT:
-            readers.update(account.id for account in relevance.local_recipients)
-        else:
-            readers.update(await local_follower_ids(session, author))
-        await add_to_home(session, readers - hidden, post.id)
-
-        replied_to = None
-        if parent is not None and parent.local:
-            replied_to = await session.get(Account, parent.account_id)
-            if replied_to is not None and replied_to.id not in hidden:
-                await notify(
-                    session,
-                    account=replied_to,
-                    from_account=author,
-                    kind=NotificationType.REPLY,
-                    post_id=post.id,
-                )
+            return rows
+        hidden = await self.hidden(author)
+        readers = (
+            {account.id for account in relevance.local_recipients}
+            if visibility == Visibility.DIRECT
+            else set(relevance.followers)
+        )
+        rows.readers = sorted(readers - hidden)
+        replied_to = parent.account_id if parent is not None and parent.local else None
+        if replied_to is not None and replied_to not in hidden:
+            rows.notifications.append(
+                notification_row(replied_to, author.id, NotificationType.REPLY, post_id)
+            )
         for account in relevance.local_recipients:
-            if account.id not in hidden and (replied_to is None or account.id != replied_to.id):
-                await notify(
-                    session,
-                    account=account,
-                    from_account=author,
-                    kind=NotificationType.MENTION,
-                    post_id=post.id,
+            if account.id not in hidden and account.id != replied_to:
+                rows.notifications.append(
+                    notification_row(account.id, author.id, NotificationType.MENTION, post_id)
                 )
-        return post
+        return rows
 
     async def _set_tags(self, session: AsyncSession, post: Post, names: list[str]) -> None:
         if not names:
@@ -243,23 +266,6 @@ class RemotePostService:
                 [{"id": new_id(), "post_id": post.id, "tag_id": tag_id} for tag_id in tag_ids],
             )
         )
-
-    def _add_media(self, session: AsyncSession, post: Post, author: Account, note: NoteData) -> None:
-        for position, attachment in enumerate(note.attachments):
-            session.add(
-                MediaAttachment(
-                    post_id=post.id,
-                    account_id=author.id,
-                    media_type=attachment.media_type,
-                    url=attachment.url,
-                    remote_url=attachment.url,
-                    description=attachment.description,
-                    blurhash=attachment.blurhash,
-                    width=attachment.width,
-                    height=attachment.height,
-                    position=position,
-                )
-            )
 
     async def edit(self, note: NoteData, author: Account) -> Post | None:
         """Apply an Update: the previous version is kept as a PostEdit. None if the post is not known here."""
@@ -311,7 +317,8 @@ class RemotePostService:
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
             await self._set_tags(session, post, note.hashtags)
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
-            self._add_media(session, post, author, note)
+            for values in _media_values(post.id, author, note):
+                session.add(MediaAttachment(**values))
             await self._notify_new_mentions(session, post, author, note)
             await self._notify_boosters(session, post, author)
         if note.poll is not None:
@@ -334,7 +341,8 @@ class RemotePostService:
             (await session.scalars(select(Mention.account_id).where(col(Mention.post_id) == post.id))).all()
         )
         hidden = await hidden_from(session, author)
-        for account in await self._local_recipients(session, note):
+        candidates = self._recipient_candidates(note)
+        for account in await self._local_recipients(session, candidates, {m.href for m in note.mentions}):
             if account.id in already:
                 continue
             session.add(Mention(post_id=post.id, account_id=account.id))
@@ -450,6 +458,36 @@ class RemotePostService:
             )
             await session.commit()
             return bool(getattr(result, "rowcount", 0))
+
+
+def _media_values(post_id: int, author: Account, note: NoteData) -> list[dict[str, Any]]:
+    return [
+        {
+            "post_id": post_id,
+            "account_id": author.id,
+            "media_type": attachment.media_type,
+            "url": attachment.url,
+            "remote_url": attachment.url,
+            "description": attachment.description,
+            "blurhash": attachment.blurhash,
+            "width": attachment.width,
+            "height": attachment.height,
+            "position": position,
+        }
+        for position, attachment in enumerate(note.attachments)
+    ]
+
+
+def _poll_values(post_id: int, note: NoteData) -> dict[str, Any]:
+    assert note.poll is not None
+    return {
+        "post_id": post_id,
+        "options": [{"title": title, "votes": votes} for title, votes in note.poll.options],
+        "multiple": note.poll.multiple,
+        "expires_at": note.poll.expires_at,
+        "voters_count": note.poll.voters_count or 0,
+        "votes_count": sum(votes for _title, votes in note.poll.options),
+    }
 
 
 async def _decrement(session: AsyncSession, post_id: int, counter: str) -> None:

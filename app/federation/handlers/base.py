@@ -18,6 +18,7 @@ from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
 from app.models import Account
 from app.services.accounts import AccountService
+from app.services.batch_writes import ReadCache, WriteBatch
 from app.services.moderation import suspending_block
 
 # An Announce may carry another activity (Lemmy's groups do); that one may not carry a third.
@@ -38,13 +39,22 @@ class Inbound:
     signer: str
     recipient_account_id: int | None = None
     nesting: int = 0
+    # The rows handlers add instead of writing them, committed by the processor for a whole batch.
+    writes: WriteBatch = field(default_factory=WriteBatch)
+    # The processor's short-lived answers to repeated reads.
+    cache: ReadCache | None = None
     _actor: Account | None = field(default=None, repr=False)
 
     async def actor(self) -> Account:
         """The activity's actor as an account here (cached, or fetched when stale)."""
         if self._actor is None:
+            resolver = ActorResolver(self.context)
+            uri = self.activity.actor
             try:
-                account = await ActorResolver(self.context).fetch_actor(self.activity.actor)
+                if self.cache is not None:
+                    account = await self.cache.get(("actor", uri), lambda: resolver.fetch_actor(uri))
+                else:
+                    account = await resolver.fetch_actor(uri)
             except ResolveError as error:
                 raise Ignored(f"the actor is not available: {error}") from None
             if account.is_local:

@@ -62,7 +62,7 @@ async def handle_announce(inbound: Inbound) -> None:
         raise Ignored("an Announce without an id cannot be undone, so it is not kept")
 
     announcer = await inbound.actor()
-    posts = RemotePostService(inbound.context)
+    posts = RemotePostService(inbound.context, inbound.cache)
     followed = await posts.has_local_followers(announcer)
     original = await posts.find(object_uri)
     if original is None:
@@ -79,7 +79,7 @@ async def handle_announce(inbound: Inbound) -> None:
         original = await store_fetched_post(inbound, document)
     elif not original.local and not followed:
         raise Ignored("nobody here follows the booster, and the post is not ours")
-    boost = await RemoteInteractionService(inbound.context).boost(
+    boost = await RemoteInteractionService(inbound.context, inbound.cache).plan_boost(
         announcer,
         original,
         uri=activity.id,
@@ -90,6 +90,7 @@ async def handle_announce(inbound: Inbound) -> None:
     )
     if boost is None:
         raise Ignored(f"{original.uri} may not be boosted")
+    inbound.writes.posts.append(boost)
 
 
 async def _announced_activity(inbound: Inbound, inner: ActivityData, document: dict[str, Any]) -> None:
@@ -112,13 +113,15 @@ async def _announced_activity(inbound: Inbound, inner: ActivityData, document: d
             signer=inner.actor,
             recipient_account_id=inbound.recipient_account_id,
             nesting=inbound.nesting + 1,
+            writes=inbound.writes,
+            cache=inbound.cache,
         )
     )
 
 
 async def _local_post(inbound: Inbound) -> Post:
     uri = inbound.activity.object_id
-    post = await RemotePostService(inbound.context).find(uri) if uri else None
+    post = await RemotePostService(inbound.context, inbound.cache).find_cached(uri) if uri else None
     if post is None or not post.local:
         raise Ignored(f"{uri} is not a post of this server")
     return post
@@ -127,8 +130,12 @@ async def _local_post(inbound: Inbound) -> Post:
 async def handle_like(inbound: Inbound) -> None:
     post = await _local_post(inbound)
     account = await inbound.actor()
-    if not await RemoteInteractionService(inbound.context).like(account, post, inbound.activity.id):
-        raise Ignored("already liked")
+    rows = await RemoteInteractionService(inbound.context, inbound.cache).plan_like(
+        account, post, inbound.activity.id
+    )
+    if rows is None:
+        raise Ignored(f"{post.uri} is not a post of this server")
+    inbound.writes.favourites.append(rows)
 
 
 async def handle_emoji_react(inbound: Inbound) -> None:

@@ -45,7 +45,7 @@ async def handle_create(inbound: Inbound) -> None:
     if note.attributed_to != activity.actor:
         raise Ignored(f"{activity.actor} created a post attributed to {note.attributed_to}")
     author = await inbound.actor()
-    posts = RemotePostService(inbound.context)
+    posts = RemotePostService(inbound.context, inbound.cache)
     if note.is_vote:
         refusal = await posts.record_vote(note, author)
         if refusal:
@@ -56,7 +56,9 @@ async def handle_create(inbound: Inbound) -> None:
         raise Ignored("nobody here follows the author, is addressed, or is replied to")
     if note.in_reply_to and relevance.parent is None:
         await fetch_thread(inbound, note.in_reply_to)
-    await posts.store(note, author, compute_visibility(note.to, note.cc, author.followers_url))
+        relevance = await posts.relevance(note, author)
+    visibility = compute_visibility(note.to, note.cc, author.followers_url)
+    inbound.writes.posts.append(await posts.plan(note, author, visibility, relevance=relevance))
 
 
 async def fetch_thread(inbound: Inbound, uri: str | None, depth: int = MAX_THREAD_DEPTH) -> None:
