@@ -230,6 +230,9 @@ class ReadCache:
                 self._entries.popitem(last=False)
         else:
             future = found[1]
+        if future.done():
+            done: T = future.result()
+            return done
         # Shielded: one waiter cancelled must not cancel the read the others are waiting for.
         value: T = await asyncio.shield(future)
         return value

@@ -76,6 +76,8 @@ class SuspendedDomainsView:
             # One read however many requests find the snapshot stale at the same moment.
             snapshot = self._snapshot = asyncio.ensure_future(self._read())
             self._expires = time.monotonic() + self.ttl
+        if snapshot.done():
+            return snapshot.result().covering(host)
         return (await asyncio.shield(snapshot)).covering(host)
 
     async def _read(self) -> SuspendedDomains:
