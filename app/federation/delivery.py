@@ -345,11 +345,19 @@ class DomainHealthBook:
                 }
             self._loaded_at = time.monotonic()
 
-    def skip_reason(self, host: str) -> str | None:
+    async def skip_reason(self, host: str) -> str | None:
         """Why a delivery to `host` is dropped without a request, or None to attempt it."""
         health = self._troubled.get(host)
         if health is None or not health.unavailable:
             return None
+        # Before dropping anything, the host's row itself: an admin may have made it available
+        # again, or another worker's probe succeeded, since this worker last looked.
+        async with self.context.sessions() as session:
+            row = await session.scalar(select(DomainHealth).where(DomainHealth.host == host))
+        if row is None or row.unavailable_since is None:
+            self._troubled.pop(host, None)
+            return None
+        health = self._troubled[host] = _Health(row.failure_days, row.last_failure_day, True)
         today = utcnow().date()
         if health.last_failure_day != today and self._probed.get(host) != today:
             self._probed[host] = today
@@ -669,7 +677,7 @@ class Deliverer:
     async def attempt(self, job: DeliveryJob) -> Outcome:
         """Try one delivery and say what came of it (nothing is written here)."""
         await self.health.refresh()
-        skip = self.health.skip_reason(job.host)
+        skip = await self.health.skip_reason(job.host)
         if skip is not None:
             return Outcome(Verdict.FAILED, error=skip, attempted=False)
         prepared = await self._prepared(job.activity_id)

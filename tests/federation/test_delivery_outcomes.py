@@ -20,6 +20,7 @@ from app.federation.delivery import (
     HostGates,
     Verdict,
     classify,
+    mark_host_reachable,
     parse_retry_after,
     retry_delay,
 )
@@ -360,3 +361,27 @@ async def test_requests_to_one_host_are_limited(home: Instance, peer: Peer) -> N
     await deliver(home)
     assert len(peer.at("one.test")) == 10
     assert peer.max_in_flight["one.test"] == delivery_module.PER_HOST_REQUESTS
+
+
+async def test_a_domain_made_available_elsewhere_is_delivered_to_at_once(home: Instance, peer: Peer) -> None:
+    """The worker's memory of an unavailable domain yields to the database (an admin's retry,
+    another worker's successful probe, or the host writing to our inbox)."""
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    async with home.context.sessions() as session:
+        session.add(
+            DomainHealth(
+                host="one.test", failure_days=7, last_failure_day=utcnow().date(), unavailable_since=utcnow()
+            )
+        )
+        await session.commit()
+    posting = PostingService(home.context)
+    deliverer = Deliverer(home.context)
+    await posting.create(alice, "dropped")
+    await deliver(home, deliverer)
+    assert peer.received == []
+
+    await mark_host_reachable(home.context, "one.test")
+    await posting.create(alice, "delivered")
+    await deliver(home, deliverer)
+    assert [item.activity["object"]["content"] for item in peer.received] == ["<p>delivered</p>"]
