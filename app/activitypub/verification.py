@@ -142,7 +142,7 @@ class RequestVerifier:
         # Perhaps the actor rotated its key: look once more at the origin.
         self._refreshed.put(signed.key_id, True)
         self._known.pop(signed.key_id)
-        refreshed = await self.fetch_key(signed.key_id)
+        refreshed = await self.fetch_key(signed.key_id, again=True)
         if refreshed.public_key_pem != key.public_key_pem and self._verifies(signed, refreshed):
             return refreshed
         raise VerificationError(f"signature does not verify with the key {signed.key_id}")
@@ -159,13 +159,19 @@ class RequestVerifier:
             return False
         return key.fetched_at is None or utcnow() - key.fetched_at >= KEY_REFRESH_INTERVAL
 
-    async def fetch_key(self, key_id: str) -> SignerKey:
-        """Fetch `key_id` from its origin; concurrent callers for the same key share one fetch."""
+    async def fetch_key(self, key_id: str, *, again: bool = False) -> SignerKey:
+        """Fetch `key_id` from its origin; concurrent callers for the same key share one fetch.
+
+        `again` asks for a new fetch even when one has just finished (the key may have rotated)."""
         failure = self._failed.get(key_id)
         if isinstance(failure, str):
             raise VerificationError(failure)
         pending = self._inflight.get(key_id)
         if pending is None:
+            # A fetch for it may have finished while this caller was looking in the database.
+            just_fetched = None if again else self._known.get(key_id)
+            if isinstance(just_fetched, SignerKey):
+                return just_fetched
             pending = asyncio.ensure_future(self._fetch_and_remember(key_id))
             self._inflight[key_id] = pending
             pending.add_done_callback(lambda _done: self._inflight.pop(key_id, None))

@@ -30,9 +30,8 @@ from starlette.routing import Route
 
 from app.activitypub.resolver import ActorResolver
 from app.federation.worker import INBOX_QUEUE, Worker, build_worker
-from app.models import Account, Follow, FollowState, InboxItem, Post
+from app.models import Account, Follow, FollowState, InboxItem, Post, Role, User
 from app.models.base import new_id
-from app.services.accounts import AccountService
 from tests.lab import Instance, Lab
 
 AS2 = "application/activity+json"
@@ -264,11 +263,36 @@ class Peer:
 # Helpers for the receiving side
 
 
-async def local_account(instance: Instance, name: str, **options: Any) -> Account:
-    created = await AccountService(instance.context).create_local_account(
-        name, password="a long password", **options
+async def local_account(instance: Instance, name: str, *, role: Role = Role.STAFF) -> Account:
+    """A local account as AccountService makes one, minus the costly parts (a fresh RSA key, a
+    password hash) that these tests never use: its key is one of the throwaway keys."""
+    urls = instance.context.urls
+    key = throwaway_key(0)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = Account(
+        username=name,
+        domain=None,
+        display_name=name,
+        uri=urls.actor(name),
+        url=urls.profile_page(name),
+        inbox_url=urls.inbox(name),
+        shared_inbox_url=urls.shared_inbox,
+        outbox_url=urls.outbox(name),
+        followers_url=urls.followers(name),
+        following_url=urls.following(name),
+        featured_url=urls.featured(name),
+        key_id=urls.key_id(name),
+        public_key_pem=public_pem(key),
+        private_key_pem=private_pem,
     )
-    return created.account
+    async with instance.context.sessions() as session:
+        session.add(account)
+        await session.flush()
+        session.add(User(account_id=account.id, role=role, password_hash="!unusable"))
+        await session.commit()
+    return account
 
 
 async def run_worker(*instances: Instance, rounds: int = 3) -> None:

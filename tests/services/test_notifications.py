@@ -118,9 +118,6 @@ async def test_cli_prints_notifications_and_timeline_as_json(
         f"{bob.uri}#announces/1",
     ]
 
-    human = run_herold(["timeline", "alice"], env)
-    assert human.stdout.splitlines()[0] == "@bob@remote.test: plain post"
-
     missing = run_herold(["notifications", "nobody", "--json"], env)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1] == "herold: there is no local account named 'nobody'"
