@@ -67,7 +67,27 @@ class ActorResolver:
             confirmed, _ = await self._webfinger(handle_user, handle_domain)
             if confirmed != actor_uri:
                 raise ResolveError(f"@{username}@{domain} points at {actor_uri}, which does not confirm it")
-        return await self.fetch_actor(actor_uri, refresh=refresh, handle_domain=handle_domain)
+        actor_host = authority(actor_uri)
+        if actor_host == handle_domain:
+            return await self.fetch_actor(actor_uri, refresh=refresh, handle_domain=handle_domain)
+        # The handle's domain points at an actor on another host (handles on a main domain, or a
+        # spoof): only the actor's own server can vouch for it, as Mastodon asks it too.
+        account = await self.fetch_actor(actor_uri, refresh=refresh)
+        vouched_uri, vouched = await self._webfinger(account.username, actor_host)
+        if (
+            vouched_uri != actor_uri
+            or vouched is None
+            or (vouched[0].lower(), vouched[1]) != (handle_user.lower(), handle_domain)
+        ):
+            raise ResolveError(f"{actor_uri} does not confirm the handle @{handle_user}@{handle_domain}")
+        if account.domain != handle_domain:
+            async with self.context.sessions() as session:
+                stored = await session.get(Account, account.id)
+                assert stored is not None
+                stored.domain = handle_domain
+                await session.commit()
+                account = stored
+        return account
 
     async def cached_handle(self, username: str, domain: str) -> Account | None:
         async with self.context.sessions() as session:

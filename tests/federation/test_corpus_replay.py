@@ -364,11 +364,6 @@ async def test_bogus_announce_is_not_trusted(here: Instance, network: CorpusNetw
     assert await rows(here, Post) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolver: WebFinger of one domain can attach its handle to an actor on another domain "
-    "without that actor's server confirming it (Mastodon re-asks the actor's own host)",
-)
 async def test_spoofed_webfinger_does_not_lend_its_domain_to_another_actor(
     here: Instance, network: CorpusNetwork
 ) -> None:
