@@ -1,0 +1,125 @@
+"""Several workers on one database: each job is claimed by one of them, and a lease that ran out
+is taken over."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+
+from app.context import build_context
+from app.federation.delivery import delivery_queue
+from app.federation.outbox import queue_activity
+from app.federation.queue import claim_jobs
+from app.federation.worker import Worker
+from app.models import DeliveryJob, JobState
+from app.models.base import utcnow
+from app.services import accounts as account_service
+from app.services.posting import PostingService
+from tests.federation.delivery_helpers import jobs, local_account, remote_follower
+from tests.federation.delivery_peer import Peer
+from tests.lab import Instance, Lab
+
+HOSTS = [f"h{number}.test" for number in range(60)]
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def cheap(password: str) -> str:
+        return f"unusable:{len(password)}"
+
+    monkeypatch.setattr(account_service, "hash_password", cheap)
+
+
+@pytest.fixture
+async def peer(lab: Lab) -> AsyncIterator[Peer]:
+    client = httpx.AsyncClient(transport=lab.network)
+    peer = Peer(client)
+    for host in HOSTS:
+        lab.network.register(host, peer.app)  # type: ignore[arg-type]
+    yield peer
+    await client.aclose()
+
+
+@pytest.fixture
+async def home(lab: Lab) -> Instance:
+    return await lab.instance("a.test", embedded_worker=False)
+
+
+async def test_concurrent_claims_never_hand_out_a_job_twice(home: Instance) -> None:
+    alice = await local_account(home, "alice")
+    # Jobs queued directly: claiming is what is under test, not delivering.
+    async with home.context.sessions() as session:
+        await queue_activity(
+            session,
+            activity={"id": "http://a.test/x", "type": "Create"},
+            signer=alice,
+            inboxes=[f"http://{host}/inbox" for host in HOSTS * 5]
+            + [f"http://x{n}.test/inbox" for n in range(240)],
+        )
+        await session.commit()
+    contexts = [build_context(home.settings) for _ in range(4)]
+    try:
+        claimed = await asyncio.gather(
+            *(
+                claim_jobs(context, DeliveryJob, limit=40, lease=timedelta(minutes=2))
+                for context in contexts
+                for _ in range(3)
+            )
+        )
+    finally:
+        for context in contexts:
+            await context.aclose()
+    ids = [job.id for batch in claimed for job in batch]
+    assert len(ids) == len(set(ids))  # nobody got a job somebody else holds
+    assert len(ids) == 300  # and all of them were handed out (12 claims of up to 40)
+
+
+async def test_two_workers_deliver_each_post_once(home: Instance, peer: Peer, lab: Lab) -> None:
+    alice = await local_account(home, "alice")
+    for host in HOSTS:
+        await remote_follower(home, alice, peer, peer.add_account("f", host))
+    posting = PostingService(home.context)
+    for number in range(3):
+        await posting.create(alice, f"post {number}")
+    # Two worker processes, as two contexts with their own connection pools on one database.
+    contexts = [build_context(home.settings, transport=lab.network) for _ in range(2)]
+    try:
+        workers = [Worker(context, [delivery_queue(context)]) for context in contexts]
+        await asyncio.gather(*(worker.run_until_idle() for worker in workers))
+    finally:
+        for context in contexts:
+            await context.aclose()
+    deliveries = Counter((item.host, item.activity["id"]) for item in peer.received)
+    assert len(deliveries) == len(HOSTS) * 3
+    assert set(deliveries.values()) == {1}
+    assert {job.state for job in await jobs(home)} == {JobState.DONE}
+
+
+async def test_a_crashed_workers_claims_are_taken_over_when_the_lease_runs_out(
+    home: Instance, peer: Peer
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("f", HOSTS[0]))
+    await PostingService(home.context).create(alice, "hello")
+    # A worker claims the job and dies without a word.
+    [claimed] = await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2))
+    assert await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2)) == []
+    async with home.context.sessions() as session:
+        await session.execute(
+            update(DeliveryJob)
+            .where(col(DeliveryJob.id) == claimed.id)
+            .values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    worker = Worker(home.context, [delivery_queue(home.context)])
+    await worker.run_until_idle()
+    assert [item.host for item in peer.received] == [HOSTS[0]]
+    [job] = await jobs(home)
+    assert (job.state, job.attempts) == (JobState.DONE, 1)
