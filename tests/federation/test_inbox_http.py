@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from app.activitypub.signatures import sign_request
+from app.context import build_context
+from app.federation.worker import INBOX_QUEUE, Worker, build_worker
 from app.models import Account, DomainBlock, Follow, InboxItem, JobState
 from tests.federation.inbox_peer import (
     MASTODON_CONTEXT,
@@ -499,3 +501,21 @@ async def test_item_is_marked_done_with_the_reason_when_ignored(
     assert item.state == JobState.DONE
     assert item.attempts == 0
     assert item.last_error == "http://a.test/users/nobody is not an account of this server"
+
+
+async def test_an_accepted_activity_survives_a_restart(here: Instance, peer: Peer, bob: PeerActor) -> None:
+    """Answered 202 and never processed (the process died): a new process on the same database
+    finds the item and processes it."""
+    assert (await peer.deliver(here, bob, follow(bob))).status_code == 202
+    restarted = build_context(here.settings)
+    try:
+        worker = Worker(
+            restarted, [queue for queue in build_worker(restarted).queues if queue.name == INBOX_QUEUE]
+        )
+        async with asyncio.timeout(30):
+            await worker.run_until_idle()
+    finally:
+        await restarted.aclose()
+    [item] = await inbox_items(here)
+    assert item.state == JobState.DONE
+    assert len(await rows(here, Follow)) == 1
