@@ -59,14 +59,13 @@ router = APIRouter()
 
 
 class InboxRefusal(Exception):
+    """Answered as `{"error": message}` with `status_code` (JSON whatever the client accepts: peers
+    are programs)."""
+
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
-
-
-def _refuse(status_code: int, message: str) -> InboxRefusal:
-    return InboxRefusal(status_code, message)
 
 
 @router.post("/inbox", include_in_schema=False)
@@ -94,14 +93,14 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
-            raise _refuse(400, "Content-Length is not a number")
+            raise InboxRefusal(400, "Content-Length is not a number")
         if int(declared) > limit:
-            raise _refuse(413, f"body is larger than {limit} bytes")
+            raise InboxRefusal(413, f"body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _refuse(413, f"body is larger than {limit} bytes")
+            raise InboxRefusal(413, f"body is larger than {limit} bytes")
     return bytes(body)
 
 
@@ -208,20 +207,20 @@ class InboxReceiver:
                 scheme=settings.scheme,
             )
         except SignatureError as error:
-            raise _refuse(401, str(error)) from None
+            raise InboxRefusal(401, str(error)) from None
         try:
             key_host = authority(signed.key_id)
         except InvalidObject:
-            raise _refuse(401, f"keyId {signed.key_id!r} is not an http(s) URL") from None
+            raise InboxRefusal(401, f"keyId {signed.key_id!r} is not an http(s) URL") from None
         await self._check_not_blocked(key_host)
 
         activity, document = _parse_body(body)
         if len(activity.actor) > MAX_URL_LENGTH:
-            raise _refuse(400, f"the actor's id is longer than {MAX_URL_LENGTH} characters")
+            raise InboxRefusal(400, f"the actor's id is longer than {MAX_URL_LENGTH} characters")
         try:
             actor_host = authority(activity.actor)
         except InvalidObject as error:
-            raise _refuse(400, f"actor: {error}") from None
+            raise InboxRefusal(400, f"actor: {error}") from None
         if actor_host != key_host:
             await self._check_not_blocked(actor_host)
 
@@ -233,7 +232,7 @@ class InboxReceiver:
         try:
             key = await self.verifier.verify(signed, known)
         except VerificationError as error:
-            raise _refuse(401, str(error)) from None
+            raise InboxRefusal(401, str(error)) from None
 
         signer = key.owner
         if activity.actor != key.owner:
@@ -242,9 +241,9 @@ class InboxReceiver:
             signer = activity.actor
         if activity.id is not None:
             if len(activity.id) > MAX_URL_LENGTH:
-                raise _refuse(400, f"the activity id is longer than {MAX_URL_LENGTH} characters")
+                raise InboxRefusal(400, f"the activity id is longer than {MAX_URL_LENGTH} characters")
             if not same_origin(activity.id, activity.actor):
-                raise _refuse(400, f"the activity id {activity.id} is not on the actor's server")
+                raise InboxRefusal(400, f"the activity id {activity.id} is not on the actor's server")
         if activity.type not in HANDLED_TYPES:
             # Accepted and dropped: peers send many kinds we have no use for.
             return Response(status_code=202)
@@ -283,16 +282,16 @@ class InboxReceiver:
                 )
             )
         if account_id is None:
-            raise _refuse(404, f"no account named {username!r} here")
+            raise InboxRefusal(404, f"no account named {username!r} here")
         return account_id
 
     async def _check_not_blocked(self, host: str) -> None:
         if await self.blocks.blocking(host) is not None:
-            raise _refuse(403, f"{host} is blocked by this server")
+            raise InboxRefusal(403, f"{host} is blocked by this server")
 
     async def _from_origin(self, activity: ActivityData, key: SignerKey) -> dict[str, Any]:
         """An activity relayed by someone else is believed only as its origin serves it."""
-        refusal = _refuse(401, f"the activity's actor {activity.actor} is not the signer {key.owner}")
+        refusal = InboxRefusal(401, f"the activity's actor {activity.actor} is not the signer {key.owner}")
         if activity.id is None or not same_origin(activity.id, activity.actor):
             raise refusal
         fetcher = Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
@@ -319,21 +318,21 @@ class InboxReceiver:
 def _parse_body(body: bytes) -> tuple[ActivityData, dict[str, Any]]:
     if b"\\u0000" in body:
         # PostgreSQL text cannot hold NUL; no real activity carries one.
-        raise _refuse(400, "body contains a NUL character")
+        raise InboxRefusal(400, "body contains a NUL character")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
-        raise _refuse(400, f"body is not valid JSON: {error}") from None
+        raise InboxRefusal(400, f"body is not valid JSON: {error}") from None
     except RecursionError:
-        raise _refuse(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise InboxRefusal(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(document, dict):
-        raise _refuse(400, f"body is a JSON {type(document).__name__}, not an object")
+        raise InboxRefusal(400, f"body is a JSON {type(document).__name__}, not an object")
     if _nested_deeper_than(document, MAX_JSON_DEPTH):
-        raise _refuse(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        raise InboxRefusal(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return parse_activity(document), document
     except InvalidObject as error:
-        raise _refuse(400, str(error)) from None
+        raise InboxRefusal(400, str(error)) from None
 
 
 def _nested_deeper_than(document: Any, limit: int) -> bool:
