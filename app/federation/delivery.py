@@ -18,8 +18,9 @@ Two guards keep one bad host from costing the others anything:
 - domain availability (`DomainHealth`): a host with failures on 7 distinct (UTC) days, with no
   success in between, is unavailable. Its deliveries are dropped without a request (Mastodon does
   the same), except one probe per day: the first job for the host on a day on which it has not
-  failed yet is attempted. One success (a probe, or `mark_host_reachable` when the host sends us
-  a signed activity) makes it available again and clears its failure days.
+  failed yet is attempted. It is available again, its failure days cleared, after one success:
+  that probe, an admin's "retry" on the delivery status page, or `mark_host_reachable` (for the
+  inbox to call when the host writes to us).
 
 The breaker, the per-host limits and the caches are per-process state held by the `Deliverer`
 instance (one per worker), never at module level: workers in other processes keep their own, and
@@ -680,6 +681,10 @@ class Deliverer:
         skip = await self.health.skip_reason(job.host)
         if skip is not None:
             return Outcome(Verdict.FAILED, error=skip, attempted=False)
+        # A domain block (or the allowlist) refuses the host: failed with the reason, never sent.
+        refused = (await self.context.domain_policy.current()).refuses_delivery(job.host, job.created_at)
+        if refused is not None:
+            return Outcome(Verdict.FAILED, error=refused, attempted=False)
         prepared = await self._prepared(job.activity_id)
         if prepared is None:
             return Outcome(Verdict.FAILED, error="the activity is no longer stored", attempted=False)

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from app.activitypub import activities
 from app.activitypub.fetcher import Fetcher, FetchError
-from app.activitypub.parsers import InvalidObject, authority, first_id
+from app.activitypub.parsers import InvalidObject, authority, compute_visibility, parse_note, same_origin
 from app.activitypub.renderers import NoteParts, address_post
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
@@ -52,6 +52,7 @@ from app.models import (
 from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.notifications import notify
+from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
 from app.services.timelines import add_to_home, hidden_from
 
@@ -631,9 +632,18 @@ class PostingService:
         return post
 
     async def _known_post(self, reference: str | int) -> Post:
+        """A stored post by id, ActivityPub id or web address; a remote one is fetched when unknown."""
         post = await self.find_post(reference)
-        if post is None or post.deleted_at is not None:
+        if (
+            post is None
+            and isinstance(reference, str)
+            and reference.strip().startswith(("http://", "https://"))
+        ):
+            post = await self._fetch_remote_post(reference.strip())
+        if post is None:
             raise PostingError(f"no post {reference} is known here")
+        if post.deleted_at is not None:
+            raise PostingError(f"the post {reference} was deleted")
         return post
 
     async def _may_interact(self, session: AsyncSession, account: Account, post: Post) -> bool:
@@ -677,29 +687,27 @@ class PostingService:
         return {key: account for key, account in zip(found, resolved, strict=True) if account is not None}
 
     async def _reply_target(self, reference: str) -> _ReplyTarget:
-        stored = await self.find_post(reference)
-        if stored is not None:
-            if stored.deleted_at is not None:
-                raise PostingError(f"the post {reference} was deleted")
-            async with self.context.sessions() as session:
-                author = await session.get(Account, stored.account_id)
-            return _ReplyTarget(stored.uri, stored, author, stored.conversation_uri)
-        if not reference.startswith(("http://", "https://")):
-            raise PostingError(f"no post {reference} is known here")
-        # A remote post we never received: read its author and thread from its origin.
+        post = await self._known_post(reference)
+        async with self.context.sessions() as session:
+            author = await session.get(Account, post.account_id)
+        return _ReplyTarget(post.uri, post, author, post.conversation_uri)
+
+    async def _fetch_remote_post(self, url: str) -> Post:
+        """A post from elsewhere that never reached us, read from its origin and kept (in nobody's
+        timeline), so that it can be replied to, boosted or liked like any other."""
         signer = await AccountService(self.context).instance_actor()
         try:
-            document = await Fetcher(self.context, signer=signer).get_json(reference)
-            uri, author_uri = document.get("id"), first_id(document.get("attributedTo"))
-            if not isinstance(uri, str) or author_uri is None:
-                raise PostingError(f"{reference} is not a post")
-            if authority(uri) != authority(reference) or authority(author_uri) != authority(uri):
-                raise PostingError(f"{reference} names a post or author on another server")
-            author = await ActorResolver(self.context).fetch_actor(author_uri)
+            note = parse_note(await Fetcher(self.context, signer=signer).get_json(url))
+            # A server speaks for its own posts and actors only.
+            if authority(note.uri) != authority(url) or not same_origin(note.attributed_to, note.uri):
+                raise PostingError(f"{url} names a post or author on another server")
+            author = await ActorResolver(self.context).fetch_actor(note.attributed_to)
         except (FetchError, ResolveError, InvalidObject) as error:
-            raise PostingError(f"could not find the post to reply to: {error}") from None
-        conversation = document.get("conversation")
-        return _ReplyTarget(uri, None, author, conversation if isinstance(conversation, str) else None)
+            raise PostingError(f"could not read the post at {url}: {error}") from None
+        if author.is_local:
+            raise PostingError(f"{url} claims an author of this server")
+        visibility = compute_visibility(note.to, note.cc, author.followers_url)
+        return await RemotePostService(self.context).store(note, author, visibility, delivered=False)
 
 
 # ----------------------------------------------------------------------------------------------

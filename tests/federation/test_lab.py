@@ -234,3 +234,18 @@ async def test_the_lab_network_only_carries_signed_posts(trio: Trio) -> None:
         async with instance.context.sessions() as session:
             states = (await session.scalars(select(DeliveryJob.state))).all()
         assert set(states) <= {JobState.DONE}, states
+
+
+async def test_a_post_never_received_can_be_boosted_and_liked_by_its_address(trio: Trio) -> None:
+    post = await PostingService(trio.a.context).create(trio.alice, "Seen only on the web")
+    posting_c = PostingService(trio.c.context)
+    await posting_c.boost(trio.carol, post.url or "")
+    await posting_c.like(trio.dave, post.uri)
+    await settle(trio.lab)
+    copy = await stored(trio.c, post.uri)
+    assert copy is not None and not copy.local
+    original = await stored(trio.a, post.uri)
+    assert original is not None and (original.reblogs_count, original.favourites_count) == (1, 1)
+    assert {(NotificationType.REBLOG, "carol@c.test"), (NotificationType.FAVOURITE, "dave@c.test")} <= set(
+        await notified(trio.a, trio.alice)
+    )

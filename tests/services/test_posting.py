@@ -260,7 +260,11 @@ async def test_a_reply_to_a_remote_post_never_seen_reads_it_from_its_origin(
     reply = await PostingService(home.context).create(
         alice, "Replying", in_reply_to=note_uri, visibility="direct"
     )
-    assert reply.in_reply_to_uri == note_uri and reply.in_reply_to_id is None
+    # Kept here now, as context for the reply, in nobody's home timeline.
+    kept = await PostingService(home.context).find_post(note_uri)
+    assert kept is not None and not kept.local and reply.in_reply_to_id == kept.id
+    assert reply.in_reply_to_uri == note_uri and reply.in_reply_to_account_id == kept.account_id
+    assert await timeline_of(home, alice) == [reply.id]
     assert reply.conversation_uri == "tag:x"
     assert reply.to == ["http://notes.test/users/bob"]
     [(_activity, inboxes)] = await outbox(home)
