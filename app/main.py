@@ -62,10 +62,11 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app.state.context = context
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
+    # First: deliveries are the busiest requests, and routes are matched in order.
+    app.include_router(inbox_router)
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(object_router)
-    app.include_router(inbox_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
