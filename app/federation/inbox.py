@@ -327,7 +327,9 @@ def _parse_body(body: bytes) -> tuple[ActivityData, dict[str, Any]]:
         raise InboxRefusal(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(document, dict):
         raise InboxRefusal(400, f"body is a JSON {type(document).__name__}, not an object")
-    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+    # Nesting deeper than the limit needs more brackets than that; most bodies have far fewer.
+    brackets = body.count(b"{") + body.count(b"[")
+    if brackets > MAX_JSON_DEPTH and _nested_deeper_than(document, MAX_JSON_DEPTH):
         raise InboxRefusal(400, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return parse_activity(document), document
