@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from app.config import ConfigurationError, Settings, load_settings
@@ -278,6 +279,144 @@ async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+async def cmd_domains_block(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockError, DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        try:
+            block, effects = await DomainBlockService(context).block(
+                args.domain,
+                severity=args.severity,
+                reject_media=args.reject_media,
+                reject_reports=args.reject_reports,
+                public_comment=args.public_comment,
+                private_comment=args.private_comment,
+            )
+        except DomainBlockError as error:
+            raise CommandError(str(error)) from None
+        print(f"{block.domain}: {block.severity}")
+        if effects.accounts_purged or effects.follows_severed:
+            print(
+                f"severed {effects.follows_severed} follows, purged {effects.accounts_purged} accounts, "
+                f"dropped {effects.deliveries_dropped} waiting deliveries"
+            )
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockError, DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        try:
+            removed = await DomainBlockService(context).unblock(args.domain)
+        except DomainBlockError as error:
+            raise CommandError(str(error)) from None
+        if not removed:
+            raise CommandError(f"{args.domain} is not blocked")
+        print(f"unblocked {args.domain}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        service = DomainBlockService(context)
+        blocks = await service.blocks()
+        allowed = await service.allowed()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "blocks": [
+                            {
+                                "domain": block.domain,
+                                "severity": block.severity,
+                                "reject_media": block.reject_media,
+                                "reject_reports": block.reject_reports,
+                                "public_comment": block.public_comment,
+                                "private_comment": block.private_comment,
+                            }
+                            for block in blocks
+                        ],
+                        "allowed": [row.domain for row in allowed],
+                        "limited_federation": settings.limited_federation,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+            return 0
+        if not blocks:
+            print("no domain blocks")
+        for block in blocks:
+            flags = [
+                name
+                for name, on in (
+                    ("reject-media", block.reject_media),
+                    ("reject-reports", block.reject_reports),
+                )
+                if on
+            ]
+            comment = f"  {block.public_comment}" if block.public_comment else ""
+            print(f"{block.domain:40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
+        if settings.limited_federation or allowed:
+            mode = "on" if settings.limited_federation else "off"
+            print(f"allowlist (limited federation {mode}): {', '.join(row.domain for row in allowed) or '-'}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_domains_import(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        try:
+            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as error:
+            raise CommandError(f"cannot read {args.file}: {error}") from None
+        result = await DomainBlockService(context).import_csv(text)
+        print(f"imported {result.imported} domain blocks")
+        if result.skipped:
+            print(f"skipped: {', '.join(result.skipped)}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_domains_export(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        sys.stdout.write(await DomainBlockService(context).export_csv())
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_domains_allow(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.domain_blocks import DomainBlockError, DomainBlockService
+
+    async def work(context: AppContext) -> int:
+        service = DomainBlockService(context)
+        try:
+            changed = await (service.disallow(args.domain) if args.remove else service.allow(args.domain))
+        except DomainBlockError as error:
+            raise CommandError(str(error)) from None
+        verb = "removed from" if args.remove else "added to"
+        print(f"{args.domain} {verb} the allowlist" if changed else "nothing to change")
+        if not settings.limited_federation:
+            print("note: LIMITED_FEDERATION is off, so the allowlist is not enforced")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -342,6 +481,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)
+
+    domains = commands.add_parser("domains", help="block, silence or allow whole servers").add_subparsers(
+        dest="domains_command", required=True, metavar="ACTION"
+    )
+    block = domains.add_parser("block", help="block a domain and all its subdomains, on any port")
+    block.add_argument("domain")
+    block.add_argument("--severity", choices=["silence", "suspend"], default="suspend")
+    block.add_argument("--reject-media", action="store_true", help="do not store its media")
+    block.add_argument("--reject-reports", action="store_true", help="ignore reports (Flag) from it")
+    block.add_argument("--public-comment", help="the reason shown on /about")
+    block.add_argument("--private-comment", help="a note for the team only")
+    block.set_defaults(handler=cmd_domains_block)
+    unblock = domains.add_parser("unblock", help="lift a domain block")
+    unblock.add_argument("domain")
+    unblock.set_defaults(handler=cmd_domains_unblock)
+    domains_list = domains.add_parser("list", help="list domain blocks and the allowlist")
+    domains_list.add_argument("--json", action="store_true", help="print JSON")
+    domains_list.set_defaults(handler=cmd_domains_list)
+    domains_import = domains.add_parser("import", help="import blocks from Mastodon's CSV export")
+    domains_import.add_argument("file")
+    domains_import.set_defaults(handler=cmd_domains_import)
+    domains_export = domains.add_parser("export", help="print the blocks as Mastodon's CSV")
+    domains_export.set_defaults(handler=cmd_domains_export)
+    allow = domains.add_parser("allow", help="put a domain on the allowlist (LIMITED_FEDERATION)")
+    allow.add_argument("domain")
+    allow.add_argument("--remove", action="store_true", help="take it off the allowlist")
+    allow.set_defaults(handler=cmd_domains_allow)
 
     accounts = commands.add_parser("accounts", help="manage local accounts").add_subparsers(
         dest="accounts_command", required=True, metavar="ACTION"

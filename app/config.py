@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     instance_description: str = "An organisation's corner of the fediverse."
     open_registrations: bool = False
     max_post_chars: int = Field(default=500, ge=1, le=100_000)
+    # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
+    limited_federation: bool = False
+    # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
+    authorized_fetch: bool = False
     log_level: str = "info"
 
     @field_validator("allowed_private_addresses", mode="before")

@@ -16,8 +16,9 @@ from app import __version__
 from app.activitypub.signatures import KeyCache
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
-from app.federation.signals import WorkSignals
 from app.db import SessionFactory, create_engine, create_session_factory
+from app.federation.signals import WorkSignals
+from app.services.moderation import DomainPolicyView
 from app.urls import LocalUrls
 
 
@@ -32,6 +33,11 @@ class AppContext:
     work: WorkSignals = field(default_factory=WorkSignals)
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
+    domain_policy: DomainPolicyView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.domain_policy = DomainPolicyView(self.sessions, self.settings)
 
     @property
     def user_agent(self) -> str:

@@ -64,6 +64,7 @@ class Fetcher:
         return await self._get(url, accept, signed=signed)
 
     async def _get(self, url: str, accept: str, *, signed: bool) -> FetchedDocument:
+        await self._refuse_blocked(url)
         headers = {"Accept": accept}
         if signed and self.signer is not None and self.signer.private_key_pem:
             headers.update(
@@ -89,6 +90,8 @@ class Fetcher:
             raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
         except httpx.HTTPError as error:
             raise FetchError(f"could not fetch {url}: {error}") from None
+        if final_url != url:
+            await self._refuse_blocked(final_url)  # a redirect into a blocked domain
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -96,3 +99,11 @@ class Fetcher:
         if not isinstance(document, dict):
             raise FetchError(f"{url} answered with JSON that is not an object")
         return FetchedDocument(url=final_url, document=document)
+
+    async def _refuse_blocked(self, url: str) -> None:
+        """Nothing is fetched from a suspended domain (nor, in limited federation, an unlisted one)."""
+        host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        if host:
+            blocked = await self.context.domain_policy.suspending(host)
+            if blocked is not None:
+                raise FetchError(f"{host} is blocked ({blocked})", status=403)

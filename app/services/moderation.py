@@ -1,20 +1,32 @@
-"""Instance-wide moderation decisions. The one place that says whether a remote host is blocked.
+"""Instance-wide moderation decisions: the one place that says whether a remote host is blocked,
+silenced or (in limited federation mode) not allowed.
 
 A DomainBlock covers its domain on every port and every subdomain: blocking `example.org` also
-blocks `media.example.org:8443`. The inbox asks before fetching anything from the host.
+blocks `media.example.org:8443`. When blocks overlap, the most specific domain decides, as on
+Mastodon (`example.org` suspended, `news.example.org` only silenced).
+
+The inbox, the delivery worker, the fetcher, following and timelines all ask the same
+`DomainPolicy`; the services that change blocks (app/services/domain_blocks.py) invalidate it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.context import AppContext
-from app.models import BlockSeverity, DomainBlock
+from app.config import Settings, host_without_port
+from app.db import SessionFactory
+from app.models import BlockSeverity, DomainAllow, DomainBlock
+
+if TYPE_CHECKING:
+    from app.context import AppContext
 
 
 def bare_host(host: str) -> str:
@@ -40,33 +52,110 @@ def covering_domains(host: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class SuspendedDomains:
-    """Every suspended domain at one moment: what a busy inbox consults instead of asking per request."""
+class BlockRule:
+    domain: str
+    severity: str
+    reject_media: bool
+    reject_reports: bool
+    # Deliveries queued up to this moment (the Undo/Reject that sever follows) still go out.
+    since: datetime
 
-    domains: frozenset[str]
+    @property
+    def suspends(self) -> bool:
+        return self.severity == BlockSeverity.SUSPEND
 
-    def covering(self, host: str) -> str | None:
-        return next((domain for domain in covering_domains(host) if domain in self.domains), None)
+
+@dataclass(frozen=True)
+class DomainPolicy:
+    """Every domain block and allowed domain at one moment."""
+
+    blocks: Mapping[str, BlockRule]
+    # None unless the instance runs in limited federation mode.
+    allowed: frozenset[str] | None
+    # Our own hosts: never blocked, always allowed.
+    local: frozenset[str]
+
+    def rule_for(self, host: str) -> BlockRule | None:
+        """The most specific block covering `host` (covering_domains lists the host first)."""
+        return next((self.blocks[name] for name in covering_domains(host) if name in self.blocks), None)
+
+    def suspending(self, host: str) -> str | None:
+        """Why `host` may not federate at all (the blocked domain, or the host when not allowed), else None."""
+        name = bare_host(host)
+        if not name or name in self.local:
+            return None
+        rule = self.rule_for(name)
+        if rule is not None and rule.suspends:
+            return rule.domain
+        if self.allowed is not None and not any(domain in self.allowed for domain in covering_domains(name)):
+            return name
+        return None
+
+    def silencing(self, host: str) -> str | None:
+        rule = self.rule_for(host)
+        return rule.domain if rule is not None and rule.severity == BlockSeverity.SILENCE else None
+
+    def rejects_reports(self, host: str) -> bool:
+        rule = self.rule_for(host)
+        return rule is not None and (rule.reject_reports or rule.suspends)
+
+    def refuses_delivery(self, host: str, queued_at: datetime) -> str | None:
+        """Why a delivery queued at `queued_at` must not go to `host`, else None.
+
+        Jobs queued before a suspension took effect are the Undo/Reject written with it (the
+        block fails every other waiting job), so those still leave: the peer learns of the cut.
+        """
+        blocked = self.suspending(host)
+        if blocked is None:
+            return None
+        rule = self.rule_for(host)
+        if rule is not None and rule.suspends and queued_at <= rule.since:
+            return None
+        if rule is None or not rule.suspends:
+            return f"{bare_host(host)} is not on the allowlist (limited federation)"
+        return f"{rule.domain} is suspended by a domain block"
 
 
-async def suspended_domains(session: AsyncSession) -> SuspendedDomains:
-    rows = await session.scalars(
-        select(DomainBlock.domain).where(col(DomainBlock.severity) == BlockSeverity.SUSPEND)
+def local_hosts(settings: Settings) -> frozenset[str]:
+    return frozenset(
+        bare_host(host_without_port(domain)) for domain in (settings.local_domain, settings.web_domain)
     )
-    return SuspendedDomains(frozenset(bare_host(domain) for domain in rows.all()))
 
 
-class SuspendedDomainsView:
-    """The suspended domains as read at most `ttl` seconds ago: for the inbox and its worker, which
-    would otherwise ask the database for every activity. A new block applies within `ttl`."""
+async def read_policy(session: AsyncSession, settings: Settings) -> DomainPolicy:
+    blocks = await session.scalars(select(DomainBlock))
+    rules = {
+        bare_host(row.domain): BlockRule(
+            bare_host(row.domain), row.severity, row.reject_media, row.reject_reports, row.created_at
+        )
+        for row in blocks.all()
+    }
+    allowed = None
+    if settings.limited_federation:
+        allowed = frozenset(
+            bare_host(domain) for domain in (await session.scalars(select(DomainAllow.domain))).all()
+        )
+    return DomainPolicy(rules, allowed, local_hosts(settings))
 
-    def __init__(self, context: AppContext, ttl: float = 5.0) -> None:
-        self.context = context
+
+class DomainPolicyView:
+    """The policy as read at most `ttl` seconds ago, shared by everything in one instance.
+
+    Changes made in this process invalidate it at once; a block made by another process (the
+    CLI, a second worker) applies within `ttl`.
+    """
+
+    def __init__(self, sessions: SessionFactory, settings: Settings, ttl: float = 5.0) -> None:
+        self.sessions = sessions
+        self.settings = settings
         self.ttl = ttl
-        self._snapshot: asyncio.Future[SuspendedDomains] | None = None
+        self._snapshot: asyncio.Future[DomainPolicy] | None = None
         self._expires = 0.0
 
-    async def blocking(self, host: str) -> str | None:
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    async def current(self) -> DomainPolicy:
         snapshot = self._snapshot
         if (
             snapshot is None
@@ -77,27 +166,45 @@ class SuspendedDomainsView:
             snapshot = self._snapshot = asyncio.ensure_future(self._read())
             self._expires = time.monotonic() + self.ttl
         if snapshot.done():
-            return snapshot.result().covering(host)
-        return (await asyncio.shield(snapshot)).covering(host)
+            return snapshot.result()
+        return await asyncio.shield(snapshot)
 
-    async def _read(self) -> SuspendedDomains:
-        async with self.context.sessions() as session:
-            return await suspended_domains(session)
+    async def suspending(self, host: str) -> str | None:
+        return (await self.current()).suspending(host)
+
+    async def silencing(self, host: str) -> str | None:
+        return (await self.current()).silencing(host)
+
+    async def _read(self) -> DomainPolicy:
+        async with self.sessions() as session:
+            return await read_policy(session, self.settings)
+
+
+class SuspendedDomainsView:
+    """What the inbox and its worker consult: the instance's shared policy (blocks and allowlist)."""
+
+    def __init__(self, context: AppContext, ttl: float = 5.0) -> None:
+        self.context = context
+
+    async def blocking(self, host: str) -> str | None:
+        return await self.context.domain_policy.suspending(host)
 
 
 async def suspending_block(session: AsyncSession, host: str) -> str | None:
-    """The blocked domain that suspends federation with `host`, or None when it may federate."""
+    """The blocked domain that suspends federation with `host`, or None (blocks only, no allowlist)."""
     candidates = covering_domains(host)
     if not candidates:
         return None
-    found = await session.scalar(
-        select(DomainBlock.domain)
-        .where(col(DomainBlock.domain).in_(candidates), col(DomainBlock.severity) == BlockSeverity.SUSPEND)
-        .limit(1)
+    rows = await session.execute(
+        select(DomainBlock.domain, DomainBlock.severity).where(col(DomainBlock.domain).in_(candidates))
     )
-    return found
+    found = dict(rows.tuples().all())
+    # The most specific block decides: a silenced subdomain of a suspended domain is only silenced.
+    for name in candidates:
+        if name in found:
+            return name if found[name] == BlockSeverity.SUSPEND else None
+    return None
 
 
 async def is_domain_suspended(context: AppContext, host: str) -> bool:
-    async with context.sessions() as session:
-        return await suspending_block(session, host) is not None
+    return await context.domain_policy.suspending(host) is not None

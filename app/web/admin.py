@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from app.context import AppContext
 from app.i18n import N_
 from app.models import Role
 from app.services.accounts import AccountError
 from app.services.auth import AuthService
+from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
 from app.services.instance import (
     DeliveryStatusService,
     InstanceAbout,
@@ -250,3 +251,128 @@ async def retry(
         )
     await DeliveryStatusService(context).retry_domain(host, by_user_id=viewer.user.id)
     return redirect("/admin/federation", "retried")
+
+
+async def _domains_page(
+    request: Request,
+    context: AppContext,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    service = DomainBlockService(context)
+    return render(
+        request,
+        "admin/domains.html",
+        {
+            "blocks": await service.blocks(),
+            "allowed": await service.allowed(),
+            "limited_federation": context.settings.limited_federation,
+            "error": error,
+            "entered": entered or {},
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/domains")
+async def domains(
+    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    return await _domains_page(request, context)
+
+
+@router.post("/domains")
+async def block_domain(
+    request: Request,
+    domain: str = Form(""),
+    severity: str = Form("suspend"),
+    reject_media: str = Form(""),
+    reject_reports: str = Form(""),
+    public_comment: str = Form(""),
+    private_comment: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    entered = {
+        "domain": domain[:300],
+        "public_comment": public_comment[:1000],
+        "private_comment": private_comment[:1000],
+    }
+    try:
+        await DomainBlockService(context).block(
+            domain,
+            severity=severity,
+            reject_media=bool(reject_media),
+            reject_reports=bool(reject_reports),
+            public_comment=public_comment,
+            private_comment=private_comment,
+            by=viewer.user,
+        )
+    except DomainBlockError as error:
+        return await _domains_page(request, context, error=str(error), status_code=400, entered=entered)
+    return redirect("/admin/domains", "domain_blocked")
+
+
+@router.post("/domains/unblock")
+async def unblock_domain(
+    request: Request,
+    domain: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    try:
+        removed = await DomainBlockService(context).unblock(domain, by=viewer.user)
+    except DomainBlockError as error:
+        return await _domains_page(request, context, error=str(error), status_code=400)
+    if not removed:
+        return await _domains_page(
+            request, context, error=translate(request, N_("That domain is not blocked.")), status_code=404
+        )
+    return redirect("/admin/domains", "domain_unblocked")
+
+
+@router.post("/domains/import")
+async def import_domains(
+    request: Request,
+    blocks_csv: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    if len(blocks_csv) > MAX_IMPORT_BYTES:
+        return await _domains_page(
+            request, context, error=translate(request, N_("The list is too long.")), status_code=400
+        )
+    await DomainBlockService(context).import_csv(blocks_csv, by=viewer.user)
+    return redirect("/admin/domains", "domains_imported")
+
+
+@router.get("/domains/export.csv")
+async def export_domains(
+    context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    return PlainTextResponse(
+        await DomainBlockService(context).export_csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="domain_blocks.csv"'},
+    )
+
+
+@router.post("/domains/allow")
+async def allow_domain(
+    request: Request,
+    domain: str = Form(""),
+    remove: str = Form(""),
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    service = DomainBlockService(context)
+    try:
+        if remove:
+            await service.disallow(domain, by=viewer.user)
+        else:
+            await service.allow(domain, by=viewer.user)
+    except DomainBlockError as error:
+        return await _domains_page(request, context, error=str(error), status_code=400)
+    return redirect("/admin/domains", "domain_allowed")

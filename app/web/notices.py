@@ -39,6 +39,10 @@ NOTICES = {
     "granted": N_("Posting right granted."),
     "revoked": N_("Posting right revoked."),
     "retried": N_("Deliveries to this domain will be tried again now."),
+    "domain_blocked": N_("The domain block was saved."),
+    "domain_unblocked": N_("The domain block was lifted. New activity from the domain is accepted again."),
+    "domains_imported": N_("The domain blocks were imported."),
+    "domain_allowed": N_("The allowlist was changed."),
 }
 
 

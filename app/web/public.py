@@ -16,6 +16,7 @@ from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_
 from app.models import Account, Post, Role
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService
+from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
 from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
@@ -108,6 +109,7 @@ async def about(request: Request, context: AppContext = Depends(get_context)) ->
             "privacy_html": prose_html(context, details.privacy_policy),
             "contact": contact,
             "usage": await instance.usage(),
+            "domain_blocks": await DomainBlockService(context).blocks(),
         },
         public_max_age=PUBLIC_MAX_AGE,
     )

@@ -1,0 +1,361 @@
+"""Blocking and allowing whole domains: what the admin page, the CLI and CSV import call.
+
+The decision itself (is this host blocked?) is app/services/moderation.py; this module changes
+the rows it reads and carries out what a suspension means for what is already stored:
+follows in both directions are severed (the peer is told with Undo or Reject, queued before the
+cut takes effect), waiting deliveries are dropped and every cached account from the domain is
+purged with its posts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.activitypub import activities
+from app.activitypub.parsers import InvalidObject, authority
+from app.context import AppContext
+from app.federation.outbox import notify_delivery, queue_activity
+from app.models import (
+    Account,
+    AuditLogEntry,
+    BlockSeverity,
+    DeliveryJob,
+    DomainAllow,
+    DomainBlock,
+    Follow,
+    JobState,
+    User,
+)
+from app.models.base import utcnow
+from app.services.moderation import bare_host, covering_domains
+
+MAX_DOMAIN_LENGTH = 253
+MAX_COMMENT_LENGTH = 1000
+MAX_IMPORT_BYTES = 1_000_000
+CSV_FIELDS = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
+
+
+class DomainBlockError(ValueError):
+    """A domain or block that cannot be used; the message is shown to the admin as is."""
+
+
+@dataclass(frozen=True)
+class SuspensionEffects:
+    follows_severed: int = 0
+    accounts_purged: int = 0
+    deliveries_dropped: int = 0
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    skipped: list[str]
+
+
+def normalize_domain(value: str) -> str:
+    """What an admin typed (`https://Threads.net/`, `*.threads.net`, `threads.net:443`) → `threads.net`."""
+    text = value.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].removeprefix("*.").removeprefix(".")
+    if not text or any(char.isspace() or char in "@?#\\\"'<>" for char in text):
+        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
+    host = bare_host(text)
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain") from None
+    if not host or len(host) > MAX_DOMAIN_LENGTH or ".." in host or host.startswith("-"):
+        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
+    return host
+
+
+def _severity(value: str) -> BlockSeverity:
+    try:
+        return BlockSeverity(value.strip().lower())
+    except ValueError:
+        raise DomainBlockError(f"severity must be silence or suspend, not {value[:40]!r}") from None
+
+
+def _comment(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value[:MAX_COMMENT_LENGTH] or None
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
+
+
+class DomainBlockService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def blocks(self) -> list[DomainBlock]:
+        async with self.context.sessions() as session:
+            return list((await session.scalars(select(DomainBlock).order_by(col(DomainBlock.domain)))).all())
+
+    async def block(
+        self,
+        domain: str,
+        *,
+        severity: str = BlockSeverity.SUSPEND,
+        reject_media: bool = False,
+        reject_reports: bool = False,
+        public_comment: str | None = None,
+        private_comment: str | None = None,
+        by: User | None = None,
+    ) -> tuple[DomainBlock, SuspensionEffects]:
+        """Create or change the block of `domain`; a new suspension severs and purges at once."""
+        name = normalize_domain(domain)
+        level = _severity(severity)
+        if name in {
+            bare_host(host) for host in (self.context.settings.local_domain, self.context.settings.web_domain)
+        }:
+            raise DomainBlockError("this server cannot block itself")
+        effects = SuspensionEffects()
+        async with self.context.sessions() as session:
+            row = await session.scalar(select(DomainBlock).where(col(DomainBlock.domain) == name))
+            newly_suspended = level == BlockSeverity.SUSPEND and (row is None or row.severity != level)
+            created = row is None
+            if row is None:
+                row = DomainBlock(domain=name)
+            if newly_suspended:
+                effects = await self._sever_and_purge(session, name)
+                # Written after the severing activities were queued: those still go out, nothing later does.
+                row.created_at = utcnow()
+            row.severity = level
+            row.reject_media = reject_media
+            row.reject_reports = reject_reports
+            row.public_comment = _comment(public_comment)
+            row.private_comment = _comment(private_comment)
+            session.add(row)
+            self._audit(
+                session,
+                by,
+                "domain_block.create" if created else "domain_block.update",
+                name,
+                {
+                    "severity": str(level),
+                    "reject_media": reject_media,
+                    "reject_reports": reject_reports,
+                    "follows_severed": effects.follows_severed,
+                    "accounts_purged": effects.accounts_purged,
+                },
+            )
+            await session.commit()
+            await session.refresh(row)
+        self.context.domain_policy.invalidate()
+        if effects.follows_severed:
+            notify_delivery(self.context)
+        return row, effects
+
+    async def unblock(self, domain: str, *, by: User | None = None) -> bool:
+        """Lift the block; new activity flows again (what was purged stays gone). False if there was none."""
+        name = normalize_domain(domain)
+        async with self.context.sessions() as session:
+            result = await session.execute(delete(DomainBlock).where(col(DomainBlock.domain) == name))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            self._audit(session, by, "domain_block.delete", name, {})
+            await session.commit()
+        self.context.domain_policy.invalidate()
+        return True
+
+    # Limited federation --------------------------------------------------------------------
+
+    async def allowed(self) -> list[DomainAllow]:
+        async with self.context.sessions() as session:
+            return list((await session.scalars(select(DomainAllow).order_by(col(DomainAllow.domain)))).all())
+
+    async def allow(self, domain: str, *, by: User | None = None) -> bool:
+        name = normalize_domain(domain)
+        async with self.context.sessions() as session:
+            if await session.scalar(select(DomainAllow.id).where(col(DomainAllow.domain) == name)):
+                return False
+            session.add(DomainAllow(domain=name))
+            self._audit(session, by, "domain_allow.create", name, {})
+            await session.commit()
+        self.context.domain_policy.invalidate()
+        return True
+
+    async def disallow(self, domain: str, *, by: User | None = None) -> bool:
+        name = normalize_domain(domain)
+        async with self.context.sessions() as session:
+            result = await session.execute(delete(DomainAllow).where(col(DomainAllow.domain) == name))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            self._audit(session, by, "domain_allow.delete", name, {})
+            await session.commit()
+        self.context.domain_policy.invalidate()
+        return True
+
+    # Mastodon's CSV ------------------------------------------------------------------------
+
+    async def export_csv(self) -> str:
+        """The blocks in the CSV Mastodon's admin exports and imports."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        for row in await self.blocks():
+            writer.writerow(
+                [
+                    row.domain,
+                    row.severity,
+                    str(row.reject_media).lower(),
+                    str(row.reject_reports).lower(),
+                    row.public_comment or "",
+                    "false",
+                ]
+            )
+        return out.getvalue()
+
+    async def import_csv(self, text: str, *, by: User | None = None) -> ImportResult:
+        """Mastodon's export (with or without `#` in the header), or a bare list of domains."""
+        lines = text.lstrip("\ufeff").splitlines()
+        if not lines:
+            return ImportResult(0, [])
+        first = [cell.strip().lstrip("#").lower() for cell in next(csv.reader([lines[0]]))]
+        if "domain" in first:
+            reader: Any = csv.DictReader(io.StringIO("\n".join(lines[1:])), fieldnames=first)
+        else:
+            reader = ({"domain": cells[0] if cells else ""} for cells in csv.reader(io.StringIO(text)))
+        imported, skipped = 0, []
+        for record in reader:
+            domain = (record.get("domain") or "").strip()
+            if not domain:
+                continue
+            severity = (record.get("severity") or "suspend").strip().lower()
+            if severity == "noop":
+                # Mastodon's "none": only media or reports rejected; Herold has no such level.
+                skipped.append(domain)
+                continue
+            try:
+                await self.block(
+                    domain,
+                    severity=severity,
+                    reject_media=_flag(record.get("reject_media")),
+                    reject_reports=_flag(record.get("reject_reports")),
+                    public_comment=record.get("public_comment") or record.get("comment"),
+                    by=by,
+                )
+            except DomainBlockError:
+                skipped.append(domain[:80])
+                continue
+            imported += 1
+        return ImportResult(imported, skipped)
+
+    # What a suspension does to what is stored ------------------------------------------------
+
+    async def _sever_and_purge(self, session: AsyncSession, domain: str) -> SuspensionEffects:
+        # Dropped first: what was waiting must not go; the Undo/Reject queued below must.
+        dropped = await self._drop_waiting_deliveries(session, domain)
+        accounts = await self._accounts_on(session, domain)
+        by_id = {account.id: account for account in accounts}
+        severed = 0
+        if by_id:
+            follows = (
+                await session.scalars(
+                    select(Follow).where(
+                        col(Follow.follower_id).in_(by_id) | col(Follow.followee_id).in_(by_id)
+                    )
+                )
+            ).all()
+            local_ids = {follow.follower_id for follow in follows} | {
+                follow.followee_id for follow in follows
+            }
+            local = {
+                account.id: account
+                for account in (
+                    await session.scalars(
+                        select(Account).where(col(Account.id).in_(local_ids), col(Account.domain).is_(None))
+                    )
+                ).all()
+            }
+            for follow in follows:
+                if follow.followee_id in by_id and follow.follower_id in local:
+                    follower, followee = local[follow.follower_id], by_id[follow.followee_id]
+                    undone = activities.render_follow(
+                        self.context.urls,
+                        follower,
+                        followee,
+                        follow.uri or self.context.urls.activity(follower.username, follow.id),
+                    )
+                    activity = activities.render_undo(self.context.urls, follower, undone)
+                    await queue_activity(
+                        session, activity=activity, signer=follower, inboxes=[followee.inbox_url]
+                    )
+                    severed += 1
+                elif follow.follower_id in by_id and follow.followee_id in local:
+                    followee, follower = local[follow.followee_id], by_id[follow.follower_id]
+                    activity = activities.render_follow_response(
+                        self.context.urls, "Reject", followee, follower, follow.uri
+                    )
+                    await queue_activity(
+                        session, activity=activity, signer=followee, inboxes=[follower.inbox_url]
+                    )
+                    severed += 1
+        if by_id:
+            # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE).
+            await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
+        return SuspensionEffects(severed, len(by_id), dropped)
+
+    async def _accounts_on(self, session: AsyncSession, domain: str) -> list[Account]:
+        """Remote accounts whose handle domain or id host is `domain` or under it."""
+        candidates = await session.scalars(
+            select(Account).where(
+                col(Account.domain).is_not(None),
+                col(Account.domain).contains(domain, autoescape=True)
+                | col(Account.uri).contains(domain, autoescape=True),
+            )
+        )
+        return [
+            account
+            for account in candidates.all()
+            if domain in covering_domains(account.domain or "")
+            or domain in covering_domains(_host_of(account.uri))
+        ]
+
+    async def _drop_waiting_deliveries(self, session: AsyncSession, domain: str) -> int:
+        hosts = (
+            await session.scalars(
+                select(DeliveryJob.host)
+                .where(
+                    col(DeliveryJob.state) == JobState.QUEUED,
+                    col(DeliveryJob.host).contains(domain, autoescape=True),
+                )
+                .distinct()
+            )
+        ).all()
+        covered = [host for host in hosts if domain in covering_domains(host)]
+        if not covered:
+            return 0
+        result = await session.execute(
+            update(DeliveryJob)
+            .where(col(DeliveryJob.state) == JobState.QUEUED, col(DeliveryJob.host).in_(covered))
+            .values(
+                state=JobState.FAILED,
+                finished_at=utcnow(),
+                last_error=f"{domain} is suspended by a domain block",
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _audit(
+        session: AsyncSession, by: User | None, action: str, target: str, data: dict[str, Any]
+    ) -> None:
+        session.add(AuditLogEntry(user_id=by.id if by else None, action=action, target=target, data=data))
+
+
+def _host_of(uri: str) -> str:
+    try:
+        return authority(uri)
+    except InvalidObject:
+        return ""
