@@ -65,7 +65,9 @@ class FollowRequestService:
             if follow.state == FollowState.ACCEPTED:
                 await self._answer(session, "Accept", followee, follower, follow.uri)
             return FollowState(follow.state)
-        pending = followee.manually_approves_followers
+        # A silenced domain's accounts may follow only with the account's approval, as on Mastodon.
+        silenced = follower.domain is not None and await self.context.domain_policy.silencing(follower.domain)
+        pending = followee.manually_approves_followers or bool(silenced)
         session.add(
             Follow(
                 follower_id=follower.id,

@@ -16,8 +16,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -95,6 +96,10 @@ class DomainPolicy:
         rule = self.rule_for(host)
         return rule.domain if rule is not None and rule.severity == BlockSeverity.SILENCE else None
 
+    @property
+    def silenced_domains(self) -> list[str]:
+        return sorted(name for name, rule in self.blocks.items() if rule.severity == BlockSeverity.SILENCE)
+
     def rejects_reports(self, host: str) -> bool:
         rule = self.rule_for(host)
         return rule is not None and (rule.reject_reports or rule.suspends)
@@ -114,6 +119,17 @@ class DomainPolicy:
         if rule is None or not rule.suspends:
             return f"{bare_host(host)} is not on the allowlist (limited federation)"
         return f"{rule.domain} is suspended by a domain block"
+
+
+def on_domain(column: Any, domain: str) -> ColumnElement[bool]:
+    """SQL: a host column (maybe with a port) names `domain` or one of its subdomains."""
+    escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        column == domain,
+        column.like(f"%.{escaped}", escape="\\"),
+        column.like(f"{escaped}:%", escape="\\"),
+        column.like(f"%.{escaped}:%", escape="\\"),
+    )
 
 
 def local_hosts(settings: Settings) -> frozenset[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import not_, or_
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -27,6 +28,7 @@ from app.models import (
     Visibility,
 )
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
+from app.services.moderation import on_domain
 
 PUBLIC_VISIBILITIES = (Visibility.PUBLIC, Visibility.UNLISTED)
 THREAD_DEPTH = 40
@@ -244,6 +246,13 @@ async def tagged_posts(
     )
     if max_id is not None:
         query = query.where(col(Post.id) < max_id)
+    silenced = (await context.domain_policy.current()).silenced_domains
+    if silenced:
+        # Silenced servers stay out of public listings (followers still see their posts at home).
+        query = query.join(Account, col(Account.id) == col(Post.account_id)).where(
+            col(Account.domain).is_(None)
+            | not_(or_(*(on_domain(col(Account.domain), name) for name in silenced)))
+        )
     async with context.sessions() as session:
         posts = list((await session.scalars(query)).all())
     return posts[:limit], (posts[limit - 1].id if len(posts) > limit else None)

@@ -138,3 +138,26 @@ async def test_suspending_a_domain_severs_purges_and_stops_federation_until_unbl
     await settle(lab)
     async with a.context.sessions() as session:
         assert await session.scalar(select(Post.id).where(col(Post.uri) == later.uri)) is not None
+
+
+async def test_a_silenced_domain_needs_approval_to_follow_and_stays_off_public_pages(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    b = await lab.instance("b.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    bob = await local_account(b, "bob")
+    await DomainBlockService(a.context).block("b.test", severity="silence")
+
+    await FollowingService(a.context).follow(alice, "@bob@b.test")  # following out is fine
+    await FollowingService(b.context).follow(bob, "@alice@a.test")
+    await settle(lab)
+    states = {(follower, followee): state for follower, followee, state in await follows(a)}
+    assert states[("http://a.test/users/alice", "http://b.test/users/bob")] == FollowState.ACCEPTED
+    assert states[("http://b.test/users/bob", "http://a.test/users/alice")] == FollowState.PENDING
+
+    post = await PostingService(b.context).create(bob, "Loud news #herold")
+    await settle(lab)
+    async with a.context.sessions() as session:
+        assert await session.scalar(select(Post.id).where(col(Post.uri) == post.uri)) is not None
+    assert "Loud news" not in (await a.client.get("/tags/herold")).text
+    await DomainBlockService(a.context).unblock("b.test")
+    assert "Loud news" in (await a.client.get("/tags/herold")).text
