@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.activitypub.fetch_access import require_signed_fetch
 from app.activitypub.negotiation import wants_activity_json
 from app.activitypub.renderers import (
     AS_CONTEXT,
@@ -23,13 +24,9 @@ from app.activitypub.renderers import (
     render_tombstone,
 )
 from app.activitypub.routes import VARY, Gone, activity_response
-from app.activitypub.signatures import SignatureError, parse_signed_request
-from app.activitypub.verification import VerificationError
 from app.context import AppContext
-from app.federation.inbox import inbox_receiver
 from app.http_errors import NotFound
 from app.models import Account, Post
-from app.models.base import utcnow
 from app.services.posting import PostingService, PostView
 from app.services.profiles import ProfileService
 from app.web.dependencies import get_context
@@ -48,30 +45,6 @@ async def _local_post(context: AppContext, username: str, post_id: str) -> tuple
     return account, post
 
 
-async def signer_of(request: Request, context: AppContext) -> str | None:
-    """The actor that signed this GET, or None when it is unsigned or the signature does not hold."""
-    if "signature" not in request.headers and "signature-input" not in request.headers:
-        return None
-    raw_path = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
-    try:
-        signed = parse_signed_request(
-            method=request.method,
-            path=path.split("?", 1)[0],
-            query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=request.headers,
-            body=None,
-            now=utcnow(),
-            host=context.settings.web_domain,
-            scheme=context.settings.scheme,
-        )
-        # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
-        key = await inbox_receiver(request).verifier.verify(signed)
-    except (SignatureError, VerificationError):
-        return None
-    return key.owner
-
-
 async def _visible(request: Request, context: AppContext, username: str, post_id: str) -> PostView | Response:
     """The post to serve, or the response that replaces it (redirect, 410)."""
     account, post = await _local_post(context, username, post_id)
@@ -83,7 +56,7 @@ async def _visible(request: Request, context: AppContext, username: str, post_id
             )
         raise Gone("this post was deleted")
     posting = PostingService(context)
-    if not await posting.may_see(post, await signer_of(request, context) if as2 else None):
+    if not await posting.may_see(post, await require_signed_fetch(request, context) if as2 else None):
         raise NotFound(f"no post {post_id} by {username} here")
     if not as2:
         return RedirectResponse(post.url or post.uri, status_code=302, headers=VARY)

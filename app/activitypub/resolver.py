@@ -149,7 +149,9 @@ class ActorResolver:
             return cached
         fetcher = await self._fetcher()
         try:
-            fetched = await fetcher.fetch(uri)
+            # Signed always, as Mastodon does: a server in secure mode answers an unsigned GET
+            # with a minimal actor (no name, no collections) that must not be stored as the actor.
+            fetched = await fetcher.fetch(uri, signed=True)
         except RemoteGone:
             if cached is not None:
                 await self.mark_gone(cached)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from app.activitypub.fetch_access import actor_document, require_signed_fetch
 from app.activitypub.negotiation import ACTIVITY_JSON, wants_activity_json
 from app.activitypub.renderers import (
     AS_CONTEXT,
@@ -77,7 +78,7 @@ async def actor(request: Request, username: str, context: AppContext = Depends(g
         return activity_response(
             render_tombstone(account.uri, account.actor_type, account.deleted_at), status_code=410
         )
-    return activity_response(render_actor(account, context.urls))
+    return activity_response(await actor_document(request, context, render_actor(account, context.urls)))
 
 
 @router.get("/@{username}")
@@ -111,6 +112,7 @@ def _collection(collection_id: str, page: Page[Any], number: int | None, items: 
 @router.get("/users/{username}/followers")
 async def followers(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
+    await require_signed_fetch(request, context)
     number = page_number(request)
     page = await ProfileService(context).followers(account, number or 1)
     return _collection(context.urls.followers(account.username), page, number, page.items)
@@ -119,6 +121,7 @@ async def followers(request: Request, username: str, context: AppContext = Depen
 @router.get("/users/{username}/following")
 async def following(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
+    await require_signed_fetch(request, context)
     number = page_number(request)
     page = await ProfileService(context).following(account, number or 1)
     return _collection(context.urls.following(account.username), page, number, page.items)
@@ -127,6 +130,7 @@ async def following(request: Request, username: str, context: AppContext = Depen
 @router.get("/users/{username}/outbox")
 async def outbox(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
+    await require_signed_fetch(request, context)
     number = page_number(request)
     profiles = ProfileService(context)
     page = await profiles.public_posts(account, number or 1)
@@ -140,8 +144,9 @@ async def outbox(request: Request, username: str, context: AppContext = Depends(
 
 
 @router.get("/users/{username}/collections/featured")
-async def featured(username: str, context: AppContext = Depends(get_context)) -> Response:
+async def featured(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
+    await require_signed_fetch(request, context)
     posts = await ProfileService(context).pinned_posts(account)
     return activity_response(
         {
@@ -155,8 +160,11 @@ async def featured(username: str, context: AppContext = Depends(get_context)) ->
 
 
 @router.get("/users/{username}/collections/tags")
-async def featured_tags(username: str, context: AppContext = Depends(get_context)) -> Response:
+async def featured_tags(
+    request: Request, username: str, context: AppContext = Depends(get_context)
+) -> Response:
     account = await _live_account(context, username)
+    await require_signed_fetch(request, context)
     return activity_response(
         {
             "@context": AS_CONTEXT,

@@ -214,7 +214,7 @@ async def suspending_block(session: AsyncSession, host: str) -> str | None:
     rows = await session.execute(
         select(DomainBlock.domain, DomainBlock.severity).where(col(DomainBlock.domain).in_(candidates))
     )
-    found = dict(rows.tuples().all())
+    found = {name: severity for name, severity in rows.all()}
     # The most specific block decides: a silenced subdomain of a suspended domain is only silenced.
     for name in candidates:
         if name in found:

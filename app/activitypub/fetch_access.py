@@ -1,0 +1,84 @@
+"""Who may read our ActivityPub documents: signed GETs, blocked domains and authorized fetch.
+
+With AUTHORIZED_FETCH (Mastodon's secure mode) posts and collections are served only to signed
+requests, and an unsigned request for an actor gets the minimal actor other servers need to
+verify our signatures and nothing more. A signed GET from a suspended domain is refused (403)
+whatever the setting: a blocked server does not read us when it says who it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from app.activitypub.parsers import InvalidObject, authority
+from app.activitypub.signatures import SignatureError, parse_signed_request
+from app.activitypub.verification import VerificationError
+from app.context import AppContext
+from app.federation.inbox import inbox_receiver
+from app.http_errors import Forbidden, Unauthorized
+from app.models.base import utcnow
+
+MINIMAL_ACTOR_KEYS = (
+    "@context",
+    "id",
+    "type",
+    "preferredUsername",
+    "inbox",
+    "outbox",
+    "publicKey",
+    "endpoints",
+)
+
+
+async def signer_of(request: Request, context: AppContext) -> str | None:
+    """The actor that signed this GET, or None when it is unsigned or the signature does not hold.
+
+    Raises Forbidden when the key belongs to a suspended domain (checked before any key fetch).
+    """
+    if "signature" not in request.headers and "signature-input" not in request.headers:
+        return None
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    try:
+        signed = parse_signed_request(
+            method=request.method,
+            path=path.split("?", 1)[0],
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers=request.headers,
+            body=None,
+            now=utcnow(),
+            host=context.settings.web_domain,
+            scheme=context.settings.scheme,
+        )
+    except SignatureError:
+        return None
+    try:
+        key_host = authority(signed.key_id)
+    except InvalidObject:
+        return None
+    if await context.domain_policy.suspending(key_host) is not None:
+        raise Forbidden(f"{key_host} is blocked by this server")
+    try:
+        # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
+        key = await inbox_receiver(request).verifier.verify(signed)
+    except VerificationError:
+        return None
+    return key.owner
+
+
+async def require_signed_fetch(request: Request, context: AppContext) -> str | None:
+    """For posts and collections: the signer; 401 for an unsigned GET under authorized fetch."""
+    signer = await signer_of(request, context)
+    if signer is None and context.settings.authorized_fetch:
+        raise Unauthorized("this server requires signed requests (authorized fetch)")
+    return signer
+
+
+async def actor_document(request: Request, context: AppContext, document: dict[str, Any]) -> dict[str, Any]:
+    """The actor as this request may see it: whole, or only its keys for an unsigned authorized fetch."""
+    signer = await signer_of(request, context)
+    if signer is None and context.settings.authorized_fetch:
+        return {key: document[key] for key in MINIMAL_ACTOR_KEYS if key in document}
+    return document
