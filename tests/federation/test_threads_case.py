@@ -81,13 +81,14 @@ async def test_suspending_a_domain_severs_purges_and_stops_federation_until_unbl
         await settle(lab)
     await PostingService(t.context).create(zuck, "Hello from the big server")
     await settle(lab)
-    assert await cached_from(a, "t.test") == (1, 1)
+    accounts, posts = await cached_from(a, "t.test")
+    assert accounts >= 1 and posts == 1  # zuck, and t.test's instance actor if its key was needed
     assert len(await follows(a)) == 3
 
     _block, effects = await DomainBlockService(a.context).block(
         "T.test", severity="suspend", public_comment="Surveillance capitalism"
     )
-    assert effects.follows_severed == 2 and effects.accounts_purged == 1
+    assert effects.follows_severed == 2 and effects.accounts_purged == accounts
     # Cut at once: no follow with t.test and nothing cached from it is left on a.test.
     assert await follows(a) == [("http://b.test/users/bob", "http://a.test/users/alice", "accepted")]
     assert await cached_from(a, "t.test") == (0, 0)
