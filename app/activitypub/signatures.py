@@ -11,7 +11,6 @@ steps because the public key is only known after the keyId has been read and the
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import threading
@@ -120,7 +119,7 @@ def _check_digest_header(value: str, body: bytes) -> None:
         supported += 1
         try:
             expected = base64.b64decode(encoded.strip(), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII header bytes (found by fuzzing)
             raise SignatureError(f"Digest value for {algorithm.upper()} is not valid base64") from None
         if expected != hasher(body).digest():
             raise SignatureError("Digest does not match the body")
@@ -405,7 +404,7 @@ def _parse_cavage_params(raw: str) -> dict[str, str]:
 def _decode_signature(value: str) -> bytes:
     try:
         signature = base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII header bytes (found by fuzzing)
         raise SignatureError("signature is not valid base64") from None
     if not signature:
         raise SignatureError("signature is empty")
@@ -894,7 +893,7 @@ class _SFParser:
             self.i = match.end()
             try:
                 return base64.b64decode(match.group(1), validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error is one
                 raise _SFError("byte sequence is not valid base64") from None
         if first == "?":
             flag = s[self.i + 1 : self.i + 2]
