@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+
 # SQLAlchemy's own AsyncSession: SQLModel's subclass deprecates execute(), which we use for updates.
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
