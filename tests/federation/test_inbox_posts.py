@@ -186,28 +186,27 @@ async def test_direct_message_reaches_only_the_addressed_account(
     assert [entry.account_id for entry in await rows(here, TimelineEntry)] == [alice.id]
 
 
-@pytest.mark.parametrize(
-    ("to", "cc", "visibility"),
-    [
-        ([PUBLIC], ["FOLLOWERS"], "public"),
-        (["as:Public"], [], "public"),
-        (["FOLLOWERS"], [PUBLIC], "unlisted"),
-        (["FOLLOWERS"], [], "followers"),
-        ([], ["FOLLOWERS"], "followers"),
-    ],
-)
-async def test_visibility_from_addressing(
-    here: Instance, peer: Peer, followed_bob: PeerActor, to: list[str], cc: list[str], visibility: str
-) -> None:
+VISIBILITIES = [
+    ([PUBLIC], ["FOLLOWERS"], "public"),
+    (["as:Public"], [], "public"),
+    (["FOLLOWERS"], [PUBLIC], "unlisted"),
+    (["FOLLOWERS"], [], "followers"),
+    ([], ["FOLLOWERS"], "followers"),
+]
+
+
+async def test_visibility_from_addressing(here: Instance, peer: Peer, followed_bob: PeerActor) -> None:
     bob = followed_bob
 
     def fill(addresses: list[str]) -> list[str]:
         return [bob.followers if address == "FOLLOWERS" else address for address in addresses]
 
-    await deliver_and_process(here, peer, bob, create(bob, note(bob, 5, to=fill(to), cc=fill(cc))))
-    [post] = await rows(here, Post)
-    assert post.visibility == visibility
-    assert len(await rows(here, TimelineEntry)) == 1
+    for number, (to, cc, visibility) in enumerate(VISIBILITIES):
+        obj = note(bob, 50 + number, to=fill(to), cc=fill(cc))
+        await deliver_and_process(here, peer, bob, create(bob, obj))
+        [post] = await rows(here, Post, Post.uri == obj["id"])
+        assert (to, cc, post.visibility) == (to, cc, visibility)
+    assert len(await rows(here, TimelineEntry)) == len(VISIBILITIES)
 
 
 async def test_reply_to_a_local_post_is_kept_and_notified(
