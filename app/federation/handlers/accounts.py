@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from app.activitypub.parsers import parse_flag
+from app.activitypub.parsers import InvalidObject, authority, parse_flag
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.federation.handlers.base import Ignored, Inbound, local_account
 from app.models import Account, Post
@@ -20,6 +20,12 @@ async def handle_block(inbound: Inbound) -> None:
 
 
 async def handle_flag(inbound: Inbound) -> None:
+    try:
+        reporter_host = authority(inbound.activity.actor)
+    except InvalidObject as error:
+        raise Ignored(str(error)) from None
+    if (await inbound.context.domain_policy.current()).rejects_reports(reporter_host):
+        raise Ignored(f"reports from {reporter_host} are rejected by a domain block")
     flag = parse_flag(inbound.document)
     uris = set(flag.object_ids)
     async with inbound.context.sessions() as session:

@@ -1,0 +1,203 @@
+"""What staff do about single remote accounts: block, mute, hide a domain for themselves, report.
+
+A block is a `Block` activity to the account's server and ends follows both ways, as on
+Mastodon. A report lands in the same queue inbound `Flag`s do; forwarded, it goes to the
+reported account's server as a `Flag` from the instance actor, so no staff member is named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from app.activitypub import activities
+from app.activitypub.renderers import AS_CONTEXT
+from app.context import AppContext
+from app.federation.outbox import notify_delivery, preferred_inbox, queue_activity
+from app.models import (
+    Account,
+    AccountBlock,
+    AccountMute,
+    AuditLogEntry,
+    Follow,
+    Post,
+    Report,
+    User,
+    UserDomainBlock,
+)
+from app.services.accounts import AccountService
+from app.services.domain_blocks import normalize_domain
+
+MAX_REPORT_COMMENT = 1000
+
+
+class ModerationError(ValueError):
+    """Refused as asked; the message says why."""
+
+
+class AccountModerationService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def block(self, account: Account, target: Account) -> bool:
+        """`account` blocks `target`: follows end both ways; a remote target's server gets a Block."""
+        if target.id == account.id:
+            raise ModerationError("an account cannot block itself")
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(AccountBlock).where(
+                    col(AccountBlock.account_id) == account.id,
+                    col(AccountBlock.target_account_id) == target.id,
+                )
+            )
+            if existing is not None:
+                return False
+            block_uri = activities.activity_id(self.context.urls, account)
+            session.add(AccountBlock(account_id=account.id, target_account_id=target.id, uri=block_uri))
+            await session.execute(
+                delete(Follow).where(
+                    ((col(Follow.follower_id) == account.id) & (col(Follow.followee_id) == target.id))
+                    | ((col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == account.id))
+                )
+            )
+            if target.domain is not None:
+                await queue_activity(
+                    session,
+                    activity=self._block_activity(account, target, block_uri),
+                    signer=account,
+                    inboxes=[target.inbox_url],
+                )
+            await session.commit()
+        if target.domain is not None:
+            notify_delivery(self.context)
+        return True
+
+    async def unblock(self, account: Account, target: Account) -> bool:
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(AccountBlock).where(
+                    col(AccountBlock.account_id) == account.id,
+                    col(AccountBlock.target_account_id) == target.id,
+                )
+            )
+            if existing is None:
+                return False
+            await session.execute(delete(AccountBlock).where(col(AccountBlock.id) == existing.id))
+            if target.domain is not None:
+                block = self._block_activity(
+                    account, target, existing.uri or activities.activity_id(self.context.urls, account)
+                )
+                await queue_activity(
+                    session,
+                    activity=activities.render_undo(self.context.urls, account, block),
+                    signer=account,
+                    inboxes=[target.inbox_url],
+                )
+            await session.commit()
+        if target.domain is not None:
+            notify_delivery(self.context)
+        return True
+
+    async def mute(self, account: Account, target: Account, *, mute: bool = True) -> bool:
+        """Mutes are private: nothing is sent; the target's posts leave the home timeline (timelines.hidden_from)."""
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(AccountMute.id).where(
+                    col(AccountMute.account_id) == account.id, col(AccountMute.target_account_id) == target.id
+                )
+            )
+            if mute == (existing is not None):
+                return False
+            if mute:
+                session.add(AccountMute(account_id=account.id, target_account_id=target.id))
+            else:
+                await session.execute(delete(AccountMute).where(col(AccountMute.id) == existing))
+            await session.commit()
+        return True
+
+    async def hide_domain(self, account: Account, domain: str, *, hide: bool = True) -> bool:
+        """A domain block for one account only (Mastodon's user domain block); nothing is sent."""
+        name = normalize_domain(domain)
+        async with self.context.sessions() as session:
+            existing = await session.scalar(
+                select(UserDomainBlock.id).where(
+                    col(UserDomainBlock.account_id) == account.id, col(UserDomainBlock.domain) == name
+                )
+            )
+            if hide == (existing is not None):
+                return False
+            if hide:
+                session.add(UserDomainBlock(account_id=account.id, domain=name))
+            else:
+                await session.execute(delete(UserDomainBlock).where(col(UserDomainBlock.id) == existing))
+            await session.commit()
+        return True
+
+    async def report(
+        self,
+        by: User,
+        reporter: Account,
+        target: Account,
+        *,
+        post_ids: list[int] | None = None,
+        comment: str = "",
+        forward: bool = False,
+    ) -> Report:
+        """Report `target` (and some of its posts) to this server's admins; `forward` also sends a Flag."""
+        comment = comment.strip()[:MAX_REPORT_COMMENT]
+        async with self.context.sessions() as session:
+            posts = []
+            if post_ids:
+                posts = list(
+                    (
+                        await session.scalars(
+                            select(Post).where(col(Post.id).in_(post_ids), col(Post.account_id) == target.id)
+                        )
+                    ).all()
+                )
+            report = Report(
+                reporter_account_id=reporter.id,
+                target_account_id=target.id,
+                post_ids=[post.id for post in posts],
+                comment=comment,
+                forwarded=forward and target.domain is not None,
+            )
+            session.add(report)
+            await session.flush()
+            data: dict[str, Any] = {"report_id": report.id, "forwarded": report.forwarded}
+            if report.forwarded:
+                # From the instance actor, as Mastodon forwards: the remote admins learn what, not who.
+                instance_actor = await AccountService(self.context).instance_actor()
+                flag_id = activities.activity_id(self.context.urls, instance_actor)
+                flag: dict[str, Any] = {
+                    "@context": AS_CONTEXT,
+                    "id": flag_id,
+                    "type": "Flag",
+                    "actor": instance_actor.uri,
+                    "content": comment,
+                    "object": [target.uri, *(post.uri for post in posts)],
+                }
+                report.uri = flag_id
+                await queue_activity(
+                    session, activity=flag, signer=instance_actor, inboxes=[preferred_inbox(target)]
+                )
+            session.add(
+                AuditLogEntry(user_id=by.id, action="report.create", target=target.uri[:2048], data=data)
+            )
+            await session.commit()
+            await session.refresh(report)
+        if report.forwarded:
+            notify_delivery(self.context)
+        return report
+
+    @staticmethod
+    def _block_activity(account: Account, target: Account, uri: str) -> dict[str, Any]:
+        return {
+            "@context": AS_CONTEXT,
+            "id": uri,
+            "type": "Block",
+            "actor": account.uri,
+            "object": target.uri,
+        }
