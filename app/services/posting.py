@@ -13,10 +13,8 @@ import asyncio
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, func, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -54,7 +52,7 @@ from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.notifications import notify
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import add_to_home, hidden_from
+from app.services.timelines import add_to_home, hidden_from, insert_ignoring_duplicates
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
@@ -71,10 +69,8 @@ class PostingError(ValueError):
 
 @dataclass(frozen=True)
 class _ReplyTarget:
-    uri: str
-    post: Post | None
+    post: Post
     author: Account | None
-    conversation_uri: str | None
 
 
 @dataclass(frozen=True)
@@ -221,17 +217,17 @@ class PostingService:
             summary=spoiler,
             sensitive=sensitive or spoiler is not None,
             language=language,
-            in_reply_to_uri=reply.uri if reply else None,
-            in_reply_to_id=reply.post.id if reply and reply.post else None,
+            in_reply_to_uri=reply.post.uri if reply else None,
+            in_reply_to_id=reply.post.id if reply else None,
             in_reply_to_account_id=reply.author.id if reply and reply.author else None,
             to=to,
             cc=cc,
             published_at=now,
             created_at=now,
         )
-        post.conversation_uri = (
-            reply.conversation_uri if reply and reply.conversation_uri else None
-        ) or conversation_tag(self.context.settings.local_domain, post)
+        post.conversation_uri = (reply.post.conversation_uri if reply else None) or conversation_tag(
+            self.context.settings.local_domain, post
+        )
 
         async with self.context.sessions() as session:
             session.add(post)
@@ -256,7 +252,7 @@ class PostingService:
                 .where(col(Account.id) == author.id)
                 .values(posts_count=col(Account.posts_count) + 1, last_post_at=now)
             )
-            if reply is not None and reply.post is not None:
+            if reply is not None:
                 await session.execute(
                     update(Post)
                     .where(col(Post.id) == reply.post.id)
@@ -690,7 +686,7 @@ class PostingService:
         post = await self._known_post(reference)
         async with self.context.sessions() as session:
             author = await session.get(Account, post.account_id)
-        return _ReplyTarget(post.uri, post, author, post.conversation_uri)
+        return _ReplyTarget(post, author)
 
     async def _fetch_remote_post(self, url: str) -> Post:
         """A post from elsewhere that never reached us, read from its origin and kept (in nobody's
@@ -814,11 +810,7 @@ async def _add_tags(session: AsyncSession, post: Post, names: Sequence[str]) -> 
         for tag_id, name in zip(new_ids(len(names)), names, strict=True)
     ]
     # Another post may create the same tag at the same moment: insert-or-ignore, then read back.
-    dialect = session.get_bind().dialect.name
-    statement: Any = (postgresql.insert(Tag) if dialect == "postgresql" else sqlite.insert(Tag)).values(
-        values
-    )
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+    await session.execute(insert_ignoring_duplicates(session, Tag, values))
     rows = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(names)))
     ids = dict(rows.all())
     await session.execute(
