@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
 from app.services.moderation import DomainPolicyView
+from app.services.rate_limits import RateLimits
 from app.urls import LocalUrls
 
 
@@ -33,6 +34,7 @@ class AppContext:
     work: WorkSignals = field(default_factory=WorkSignals)
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 

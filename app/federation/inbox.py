@@ -62,10 +62,11 @@ class InboxRefusal(Exception):
     """Answered as `{"error": message}` with `status_code` (JSON whatever the client accepts: peers
     are programs)."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = headers
 
 
 @router.post("/inbox", include_in_schema=False)
@@ -183,7 +184,9 @@ class InboxReceiver:
         try:
             return await self._receive(request, username)
         except InboxRefusal as refusal:
-            return JSONResponse({"error": refusal.message}, status_code=refusal.status_code)
+            return JSONResponse(
+                {"error": refusal.message}, status_code=refusal.status_code, headers=refusal.headers
+            )
 
     async def _receive(self, request: Request, username: str | None) -> Response:
         context = self.context
@@ -213,6 +216,10 @@ class InboxReceiver:
         except InvalidObject:
             raise InboxRefusal(401, f"keyId {signed.key_id!r} is not an http(s) URL") from None
         await self._check_not_blocked(key_host)
+        # Per remote host, before any key fetch or parsing: one server cannot flood the queue.
+        rate = context.rate_limits.inbox_per_host.hit(key_host)
+        if not rate.allowed:
+            raise InboxRefusal(429, f"too many activities from {key_host}; slow down", rate.headers())
 
         activity, document = _parse_body(body)
         if len(activity.actor) > MAX_URL_LENGTH:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
-from app.http_errors import BadRequest, Forbidden, NotFound
+from app.http_errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from app.i18n import N_, supported
 from app.models import Account, Post, Visibility
 from app.services.follow_requests import FollowRequestService
@@ -269,6 +269,13 @@ async def compose(
         preview = render_plain_text(text.strip(), mention_hrefs={}, hashtag_href=context.urls.tag)
         return await _compose_page(
             request, context, viewer, values=values, reply_to=reply_to, preview=preview
+        )
+    # Per account posted as (Mastodon's 300 posts in 3 hours), counted only for real posts.
+    rate = context.rate_limits.posts_per_account.hit(f"account:{chosen.id}")
+    if not rate.allowed:
+        raise TooManyRequests(
+            translate(request, N_("Too many posts from this account. Wait a while, then try again.")),
+            headers=rate.headers(),
         )
     try:
         post = await PostingService(context).create(

@@ -1,0 +1,76 @@
+"""Rate limits: per remote host at the inbox, per account when posting; 429 with X-RateLimit-* headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.models import Role
+from app.services.rate_limits import RateLimiter
+from tests.federation.inbox_peer import Peer, PeerActor, local_account
+from tests.lab import Instance, Lab
+from tests.web.helpers import logged_in
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sliding_window_counts_and_forgets() -> None:
+    clock = Clock()
+    limiter = RateLimiter(2, 60, clock=clock, max_keys=3)
+    first, second, third = (limiter.hit("a") for _ in range(3))
+    assert (first.allowed, first.remaining) == (True, 1)
+    assert (second.allowed, second.remaining) == (True, 0)
+    assert not third.allowed and third.headers()["Retry-After"] == "60"
+    assert limiter.hit("b").allowed  # per key
+    clock.now += 61
+    assert limiter.hit("a").allowed
+    for key in "cdefg":
+        limiter.hit(key)
+    assert len(limiter._hits) <= 3  # bounded memory
+
+
+async def test_inbox_is_limited_per_remote_host(lab: Lab) -> None:
+    here = await lab.instance("a.test", embedded_worker=False)
+    await local_account(here, "alice")
+    here.context.rate_limits.inbox_per_host = RateLimiter(2, 300)
+    peer = Peer(lab).host("remote.test")
+    bob: PeerActor = peer.actor("http://remote.test/users/bob")
+    other = Peer(lab).host("other.test").actor("http://other.test/users/carol")
+    follow = {"type": "Follow", "actor": bob.uri, "object": "http://a.test/users/alice"}
+    for number in range(2):
+        ok = await peer.deliver(here, bob, {**follow, "id": f"{bob.uri}#follows/{number}"})
+        assert ok.status_code == 202
+    refused = await peer.deliver(here, bob, {**follow, "id": f"{bob.uri}#follows/9"})
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "2" and refused.headers["X-RateLimit-Remaining"] == "0"
+    assert "X-RateLimit-Reset" in refused.headers and int(refused.headers["Retry-After"]) > 0
+    elsewhere = {
+        "type": "Follow",
+        "actor": other.uri,
+        "object": "http://a.test/users/alice",
+        "id": f"{other.uri}#f",
+    }
+    assert (await peer.deliver(here, other, elsewhere)).status_code == 202
+
+
+@pytest.mark.parametrize("limit", [1])
+async def test_posting_is_limited_per_account(instance: Instance, limit: int) -> None:
+    instance.context.rate_limits.posts_per_account = RateLimiter(limit, 3 * 3600)
+    browser = await logged_in(instance, "alice", role=Role.ADMIN)
+    await browser.get("/compose")
+    assert (
+        await browser.post("/compose", {"text": "one", "author": "alice", "visibility": "public"})
+    ).status_code == 303
+    refused = await browser.post("/compose", {"text": "two", "author": "alice", "visibility": "public"})
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Remaining"] == "0" and "Retry-After" in refused.headers
+    # A preview is no post.
+    preview = await browser.post(
+        "/compose", {"text": "p", "author": "alice", "visibility": "public", "action": "preview"}
+    )
+    assert preview.status_code == 200
