@@ -43,6 +43,11 @@ NOTICES = {
     "domain_unblocked": N_("The domain block was lifted. New activity from the domain is accepted again."),
     "domains_imported": N_("The domain blocks were imported."),
     "domain_allowed": N_("The allowlist was changed."),
+    "blocked": N_("Blocked. Follows between you ended and the account's server was told."),
+    "unblocked": N_("Unblocked."),
+    "muted": N_("Muted. Its posts stay out of your home timeline."),
+    "unmuted": N_("Unmuted."),
+    "reported": N_("Reported to the administrators of this server."),
 }
 
 
