@@ -27,6 +27,7 @@ from app.models import (
     User,
     UserDomainBlock,
 )
+from app.models.base import utcnow
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
 
@@ -201,3 +202,45 @@ class AccountModerationService:
             "actor": account.uri,
             "object": target.uri,
         }
+
+
+class ReportQueue:
+    """The reports admins work through: from staff here and from other servers' Flags alike."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    async def open_reports(self, limit: int = 100) -> list[tuple[Report, Account, Account | None]]:
+        async with self.context.sessions() as session:
+            reports = (
+                await session.scalars(
+                    select(Report)
+                    .where(col(Report.resolved_at).is_(None))
+                    .order_by(col(Report.created_at).desc())
+                    .limit(limit)
+                )
+            ).all()
+            ids = {report.target_account_id for report in reports} | {
+                report.reporter_account_id for report in reports if report.reporter_account_id is not None
+            }
+            accounts = {
+                account.id: account
+                for account in (await session.scalars(select(Account).where(col(Account.id).in_(ids)))).all()
+            }
+        return [
+            (report, accounts[report.target_account_id], accounts.get(report.reporter_account_id or 0))
+            for report in reports
+            if report.target_account_id in accounts
+        ]
+
+    async def resolve(self, report_id: int, *, by: User) -> bool:
+        async with self.context.sessions() as session:
+            report = await session.get(Report, report_id)
+            if report is None or report.resolved_at is not None:
+                return False
+            report.resolved_at = utcnow()
+            report.resolved_by_user_id = by.id
+            session.add(report)
+            session.add(AuditLogEntry(user_id=by.id, action="report.resolve", target=str(report_id), data={}))
+            await session.commit()
+        return True

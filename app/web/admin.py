@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse, Response
 from app.context import AppContext
 from app.i18n import N_
 from app.models import Role
+from app.services.account_moderation import ReportQueue
 from app.services.accounts import AccountError
 from app.services.auth import AuthService
 from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
@@ -376,3 +377,27 @@ async def allow_domain(
     except DomainBlockError as error:
         return await _domains_page(request, context, error=str(error), status_code=400)
     return redirect("/admin/domains", "domain_allowed")
+
+
+@router.get("/reports")
+async def reports(
+    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
+) -> Response:
+    return render(request, "admin/reports.html", {"reports": await ReportQueue(context).open_reports()})
+
+
+@router.post("/reports/{report_id}/resolve")
+async def resolve_report(
+    request: Request,
+    report_id: EntityId,
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    if not await ReportQueue(context).resolve(report_id, by=viewer.user):
+        return render(
+            request,
+            "error.html",
+            {"status_code": 404, "message": translate(request, N_("That report is not open."))},
+            status_code=404,
+        )
+    return redirect("/admin/reports", "report_resolved")

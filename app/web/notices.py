@@ -48,6 +48,7 @@ NOTICES = {
     "muted": N_("Muted. Its posts stay out of your home timeline."),
     "unmuted": N_("Unmuted."),
     "reported": N_("Reported to the administrators of this server."),
+    "report_resolved": N_("The report was marked as resolved."),
 }
 
 
