@@ -112,20 +112,6 @@ DELIVERY_QUEUE = "delivery"
 
 def build_worker(context: AppContext) -> Worker:
     from app.federation.delivery import delivery_queue
-    from app.federation.inbox_processing import InboxProcessor
-    from app.models import InboxItem
+    from app.federation.inbox_processing import inbox_queue
 
-    return Worker(
-        context,
-        [
-            QueueSpec(
-                name=INBOX_QUEUE,
-                model=InboxItem,
-                handler=InboxProcessor(context),
-                concurrency=8,
-                batch_size=50,
-                lease=timedelta(minutes=5),
-            ),
-            delivery_queue(context),
-        ],
-    )
+    return Worker(context, [inbox_queue(context), delivery_queue(context)])
