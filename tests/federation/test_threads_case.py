@@ -162,3 +162,23 @@ async def test_a_silenced_domain_needs_approval_to_follow_and_stays_off_public_p
     assert "Loud news" not in (await a.client.get("/tags/herold")).text
     await DomainBlockService(a.context).unblock("b.test")
     assert "Loud news" in (await a.client.get("/tags/herold")).text
+
+
+async def test_limited_federation_lets_only_allowed_domains_in(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False, limited_federation=True)
+    b = await lab.instance("b.test", embedded_worker=False)
+    c = await lab.instance("c.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    bob = await local_account(b, "bob")
+    carol = await local_account(c, "carol")
+    await DomainBlockService(a.context).allow("b.test")
+
+    await FollowingService(b.context).follow(bob, "@alice@a.test")
+    # c.test cannot even read alice: its signed fetch of her actor is refused (403).
+    with pytest.raises(FollowingError, match="403"):
+        await FollowingService(c.context).follow(carol, "@alice@a.test")
+    await settle(lab)
+    followers = [follower for follower, followee, _ in await follows(a) if followee == alice.uri]
+    assert followers == ["http://b.test/users/bob"]
+    with pytest.raises(FollowingError):
+        await FollowingService(a.context).follow(alice, "@carol@c.test")
