@@ -43,7 +43,7 @@ from app.context import AppContext
 from app.federation.handlers import HANDLED_TYPES
 from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
-from app.models.base import new_id, utcnow
+from app.models.base import new_ids, utcnow
 from app.services.accounts import AccountService
 from app.services.moderation import SuspendedDomainsView
 
@@ -129,6 +129,10 @@ class InboxWriter:
         while self._waiting:
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
+            # Drawn together so that they differ: ids drawn one per request in the same millisecond
+            # can repeat (16 random bits each), and one repeat would fail the whole batch.
+            for (row, _future), item_id in zip(batch, new_ids(len(batch)), strict=True):
+                row["id"] = item_id
             try:
                 await self._insert([row for row, _ in batch])
             except Exception:
@@ -257,7 +261,6 @@ class InboxReceiver:
 
         now = utcnow()
         row = {
-            "id": new_id(),
             "activity_uri": activity.id,
             "activity_type": activity.type[:64],
             "payload": document,

@@ -7,8 +7,11 @@ decides what to write (reading what it needs), adds the rows here, and the owner
 applies them all at once, together with its own bookkeeping (marking the items done), so the
 effects and the record that they happened commit together.
 
-Rows carry ids chosen in advance, so that dependent rows (mentions of a post) can point at them.
-A post that turns out to exist already (another delivery of it won) adds nothing else.
+Every id is drawn when the batch is applied, from one pool that never repeats itself: ids drawn
+one by one in the same millisecond collide often enough to matter at this rate (16 random bits
+per millisecond). Rows that hang off a post (its media, its poll, notifications about it) get the
+post's id then. A post that turns out to exist already (another delivery of it won) adds nothing
+else.
 """
 
 from __future__ import annotations
@@ -66,9 +69,27 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return builder(_table(model))
 
 
+class DistinctIds:
+    """New ids, none repeated within one batch."""
+
+    def __init__(self) -> None:
+        self._drawn: set[int] = set()
+
+    def __call__(self) -> int:
+        while True:
+            candidate = new_id()
+            if candidate not in self._drawn:
+                self._drawn.add(candidate)
+                return candidate
+
+
 @dataclass
 class PostRows:
-    """Everything one kept post adds: the post, and what hangs off it once it is in."""
+    """Everything one kept post adds: the post, and what hangs off it once it is in.
+
+    Ids (the post's, its media's...) and the `post_id` of its media, poll and notifications are
+    filled in when applied; a notification that names another post (a boost's) keeps its own.
+    """
 
     post: dict[str, Any]
     mention_account_ids: list[int] = field(default_factory=list)
@@ -106,19 +127,28 @@ class WriteBatch:
     async def apply(self, session: AsyncSession, *, tag_ids: dict[str, int] | None = None) -> None:
         """Write everything in `session`; the caller commits. `tag_ids` remembers hashtag ids across
         batches (tags are never deleted), so known ones cost no query."""
+        take = DistinctIds()
         notifications: list[dict[str, Any]] = []
-        await self._apply_posts(session, notifications, {} if tag_ids is None else tag_ids)
-        await self._apply_favourites(session, notifications)
+        await self._apply_posts(session, take, notifications, {} if tag_ids is None else tag_ids)
+        await self._apply_favourites(session, take, notifications)
         if notifications:
-            await session.execute(_insert(session, Notification), notifications)
+            await session.execute(
+                _insert(session, Notification), [{**row, "id": take()} for row in notifications]
+            )
         for step in self.finally_:
             await step(session)
 
     async def _apply_posts(
-        self, session: AsyncSession, notifications: list[dict[str, Any]], tag_ids: dict[str, int]
+        self,
+        session: AsyncSession,
+        take: DistinctIds,
+        notifications: list[dict[str, Any]],
+        tag_ids: dict[str, int],
     ) -> None:
         if not self.posts:
             return
+        for rows in self.posts:
+            rows.post["id"] = take()
         result = await session.execute(
             _insert(session, Post)
             .on_conflict_do_nothing(index_elements=["uri"])
@@ -130,34 +160,42 @@ class WriteBatch:
         if not kept:
             return
         mentions = [
-            {"id": new_id(), "post_id": rows.post["id"], "account_id": account_id}
+            {"id": take(), "post_id": rows.post["id"], "account_id": account_id}
             for rows in kept
             for account_id in dict.fromkeys(rows.mention_account_ids)
         ]
         if mentions:
             await session.execute(_insert(session, Mention).on_conflict_do_nothing(), mentions)
-        await self._apply_tags(session, kept, tag_ids)
-        media = [item for rows in kept for item in rows.media]
+        await self._apply_tags(session, take, kept, tag_ids)
+        media = [{**item, "id": take(), "post_id": rows.post["id"]} for rows in kept for item in rows.media]
         if media:
             await session.execute(_insert(session, MediaAttachment), media)
-        polls = [rows.poll for rows in kept if rows.poll is not None]
+        polls = [
+            {**rows.poll, "id": take(), "post_id": rows.post["id"]} for rows in kept if rows.poll is not None
+        ]
         if polls:
             await session.execute(_insert(session, Poll), polls)
         now = utcnow()
         timeline = [
-            {"id": new_id(), "account_id": reader, "post_id": rows.post["id"], "created_at": now}
+            {"id": take(), "account_id": reader, "post_id": rows.post["id"], "created_at": now}
             for rows in kept
             for reader in dict.fromkeys(rows.readers)
         ]
         if timeline:
             await session.execute(_insert(session, TimelineEntry).on_conflict_do_nothing(), timeline)
-        notifications.extend(notification for rows in kept for notification in rows.notifications)
+        notifications.extend(
+            {**notification, "post_id": notification["post_id"] or rows.post["id"]}
+            for rows in kept
+            for notification in rows.notifications
+        )
         await _increment(session, "replies_count", Counter(rows.parent_id for rows in kept if rows.parent_id))
         await _increment(
             session, "reblogs_count", Counter(rows.reblog_of_id for rows in kept if rows.reblog_of_id)
         )
 
-    async def _apply_tags(self, session: AsyncSession, kept: list[PostRows], tag_ids: dict[str, int]) -> None:
+    async def _apply_tags(
+        self, session: AsyncSession, take: DistinctIds, kept: list[PostRows], tag_ids: dict[str, int]
+    ) -> None:
         names = sorted({name for rows in kept for name in rows.tags})
         if not names:
             return
@@ -166,23 +204,27 @@ class WriteBatch:
             now = utcnow()
             await session.execute(
                 _insert(session, Tag).on_conflict_do_nothing(),
-                [{"id": new_id(), "name": name, "created_at": now} for name in unknown],
+                [{"id": take(), "name": name, "created_at": now} for name in unknown],
             )
             found = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(unknown)))
             tag_ids.update(dict(found.all()))
         await session.execute(
             _insert(session, PostTag).on_conflict_do_nothing(),
             [
-                {"id": new_id(), "post_id": rows.post["id"], "tag_id": tag_ids[name]}
+                {"id": take(), "post_id": rows.post["id"], "tag_id": tag_ids[name]}
                 for rows in kept
                 for name in dict.fromkeys(rows.tags)
                 if name in tag_ids
             ],
         )
 
-    async def _apply_favourites(self, session: AsyncSession, notifications: list[dict[str, Any]]) -> None:
+    async def _apply_favourites(
+        self, session: AsyncSession, take: DistinctIds, notifications: list[dict[str, Any]]
+    ) -> None:
         if not self.favourites:
             return
+        for rows in self.favourites:
+            rows.favourite["id"] = take()
         result = await session.execute(
             _insert(session, Favourite).on_conflict_do_nothing().returning(_table(Favourite).c.id),
             [rows.favourite for rows in self.favourites],

@@ -49,7 +49,8 @@ def notification_row(
     post_id: int | None = None,
     detail: str | None = None,
 ) -> dict[str, Any]:
-    """A notification as a row for a batched insert (the caller has checked the account is local)."""
+    """A notification as a row for a WriteBatch (the caller has checked the account is local); in a
+    post's rows, no `post_id` means the post itself."""
     return new_row(
         Notification,
         account_id=account_id,

@@ -48,7 +48,6 @@ class RemoteInteractionService:
         now = utcnow()
         boost = new_row(
             Post,
-            id=new_id(),
             uri=uri,
             account_id=announcer.id,
             local=False,
@@ -116,9 +115,7 @@ class RemoteInteractionService:
         """The rows of a Like (see WriteBatch); None unless the post is ours."""
         if not post.local:
             return None
-        favourite = new_row(
-            Favourite, id=new_id(), account_id=account.id, post_id=post.id, uri=uri, created_at=utcnow()
-        )
+        favourite = new_row(Favourite, account_id=account.id, post_id=post.id, uri=uri, created_at=utcnow())
         notification = None
         if post.account_id not in await self.posts.hidden(account):
             notification = notification_row(post.account_id, account.id, NotificationType.FAVOURITE, post.id)

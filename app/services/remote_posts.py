@@ -195,10 +195,9 @@ class RemotePostService:
         parent = relevance.parent
         now = utcnow()
         published = note.published if note.published and note.published <= now + MAX_FUTURE_SKEW else now
-        post_id = new_id()
+        # Its id, and the post_id of what hangs off it, are filled in when the rows are written.
         post = new_row(
             Post,
-            id=post_id,
             uri=note.uri,
             url=note.url if note.url and len(note.url) <= 2048 else None,
             account_id=author.id,
@@ -224,8 +223,8 @@ class RemotePostService:
             post=post,
             mention_account_ids=[account.id for account in relevance.local_recipients],
             tags=note.hashtags,
-            media=[new_row(MediaAttachment, **values) for values in _media_values(post_id, author, note)],
-            poll=new_row(Poll, **_poll_values(post_id, note)) if note.poll is not None else None,
+            media=[new_row(MediaAttachment, **values) for values in _media_values(None, author, note)],
+            poll=new_row(Poll, **_poll_values(None, note)) if note.poll is not None else None,
             parent_id=parent.id if parent else None,
         )
         if not delivered:
@@ -239,14 +238,10 @@ class RemotePostService:
         rows.readers = sorted(readers - hidden)
         replied_to = parent.account_id if parent is not None and parent.local else None
         if replied_to is not None and replied_to not in hidden:
-            rows.notifications.append(
-                notification_row(replied_to, author.id, NotificationType.REPLY, post_id)
-            )
+            rows.notifications.append(notification_row(replied_to, author.id, NotificationType.REPLY))
         for account in relevance.local_recipients:
             if account.id not in hidden and account.id != replied_to:
-                rows.notifications.append(
-                    notification_row(account.id, author.id, NotificationType.MENTION, post_id)
-                )
+                rows.notifications.append(notification_row(account.id, author.id, NotificationType.MENTION))
         return rows
 
     async def _set_tags(self, session: AsyncSession, post: Post, names: list[str]) -> None:
@@ -460,7 +455,7 @@ class RemotePostService:
             return bool(getattr(result, "rowcount", 0))
 
 
-def _media_values(post_id: int, author: Account, note: NoteData) -> list[dict[str, Any]]:
+def _media_values(post_id: int | None, author: Account, note: NoteData) -> list[dict[str, Any]]:
     return [
         {
             "post_id": post_id,
@@ -478,7 +473,7 @@ def _media_values(post_id: int, author: Account, note: NoteData) -> list[dict[st
     ]
 
 
-def _poll_values(post_id: int, note: NoteData) -> dict[str, Any]:
+def _poll_values(post_id: int | None, note: NoteData) -> dict[str, Any]:
     assert note.poll is not None
     return {
         "post_id": post_id,
