@@ -29,7 +29,7 @@ from app.models import (
     TimelineEntry,
     UserDomainBlock,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import new_ids, utcnow
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -75,9 +75,12 @@ async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
 async def add_to_home(session: AsyncSession, account_ids: Iterable[int], post_id: int) -> None:
     """Put a post into these local accounts' home timelines (once each, however often it is called)."""
     now = utcnow()
+    readers = sorted(set(account_ids))
+    # Ids drawn together: one per reader in the same millisecond could repeat, and a repeat would
+    # be skipped silently by the conflict clause, leaving that reader without the post.
     rows = [
-        {"id": new_id(), "account_id": account_id, "post_id": post_id, "created_at": now}
-        for account_id in sorted(set(account_ids))
+        {"id": entry_id, "account_id": account_id, "post_id": post_id, "created_at": now}
+        for entry_id, account_id in zip(new_ids(len(readers)), readers, strict=True)
     ]
     if rows:
         await session.execute(insert_ignoring_duplicates(session, TimelineEntry, rows))
