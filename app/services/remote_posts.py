@@ -37,7 +37,7 @@ from app.models import (
     Tag,
     Visibility,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import new_id, new_ids, utcnow
 from app.services.batch_writes import PostRows, ReadCache, WriteBatch, new_row
 from app.services.notifications import notification_row, notify
 from app.services.timelines import hidden_from, insert_ignoring_duplicates
@@ -250,7 +250,12 @@ class RemotePostService:
         now = utcnow()
         await session.execute(
             insert_ignoring_duplicates(
-                session, Tag, [{"id": new_id(), "name": name, "created_at": now} for name in names]
+                session,
+                Tag,
+                [
+                    {"id": tag_id, "name": name, "created_at": now}
+                    for tag_id, name in zip(new_ids(len(names)), names)
+                ],
             )
         )
         tag_ids = (await session.scalars(select(Tag.id).where(col(Tag.name).in_(names)))).all()
@@ -258,7 +263,10 @@ class RemotePostService:
             insert_ignoring_duplicates(
                 session,
                 PostTag,
-                [{"id": new_id(), "post_id": post.id, "tag_id": tag_id} for tag_id in tag_ids],
+                [
+                    {"id": link_id, "post_id": post.id, "tag_id": tag_id}
+                    for link_id, tag_id in zip(new_ids(len(tag_ids)), tag_ids)
+                ],
             )
         )
 
