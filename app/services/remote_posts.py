@@ -254,7 +254,7 @@ class RemotePostService:
                 Tag,
                 [
                     {"id": tag_id, "name": name, "created_at": now}
-                    for tag_id, name in zip(new_ids(len(names)), names)
+                    for tag_id, name in zip(new_ids(len(names)), names, strict=True)
                 ],
             )
         )
@@ -265,7 +265,7 @@ class RemotePostService:
                 PostTag,
                 [
                     {"id": link_id, "post_id": post.id, "tag_id": tag_id}
-                    for link_id, tag_id in zip(new_ids(len(tag_ids)), tag_ids)
+                    for link_id, tag_id in zip(new_ids(len(tag_ids)), tag_ids, strict=True)
                 ],
             )
         )
