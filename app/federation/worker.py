@@ -57,27 +57,34 @@ class Worker:
             if queue.concurrency - len(running) >= refill:
                 room.set()
 
-        while True:
-            free = queue.concurrency - len(running)
-            if free < refill:
-                room.clear()
-                await room.wait()
-                continue
-            try:
-                jobs = await claim_jobs(
-                    self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
-                )
-            except Exception:
-                log.exception("claiming %s jobs failed; retrying shortly", queue.name)
-                await asyncio.sleep(POLL_INTERVAL)
-                continue
-            for job in jobs:
-                task = asyncio.create_task(self._run_one(queue, job))
-                running.add(task)
-                task.add_done_callback(finished)
-            if jobs and len(jobs) == min(free, queue.batch_size):
-                continue
-            await self.context.work.wait(queue.name, POLL_INTERVAL)
+        try:
+            while True:
+                free = queue.concurrency - len(running)
+                if free < refill:
+                    room.clear()
+                    await room.wait()
+                    continue
+                try:
+                    jobs = await claim_jobs(
+                        self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
+                    )
+                except Exception:
+                    log.exception("claiming %s jobs failed; retrying shortly", queue.name)
+                    await asyncio.sleep(POLL_INTERVAL)
+                    continue
+                for job in jobs:
+                    task = asyncio.create_task(self._run_one(queue, job))
+                    running.add(task)
+                    task.add_done_callback(finished)
+                if jobs and len(jobs) == min(free, queue.batch_size):
+                    continue
+                await self.context.work.wait(queue.name, POLL_INTERVAL)
+        finally:
+            # Stopped (shutdown): the jobs in hand stop too, before the database and HTTP client
+            # they use are closed. Their leases run out and another run takes them up again.
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
         try:

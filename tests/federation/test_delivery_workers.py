@@ -123,3 +123,25 @@ async def test_a_crashed_workers_claims_are_taken_over_when_the_lease_runs_out(
     assert [item.host for item in peer.received] == [HOSTS[0]]
     [job] = await jobs(home)
     assert (job.state, job.attempts) == (JobState.DONE, 1)
+
+
+async def test_stopping_a_worker_stops_the_jobs_it_holds(home: Instance, peer: Peer) -> None:
+    """Cancelled at shutdown, a worker leaves no delivery running on a closed database."""
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("f", HOSTS[0]))
+    peer.delay[HOSTS[0]] = 30
+    await PostingService(home.context).create(alice, "slow")
+    worker = Worker(home.context, [delivery_queue(home.context)])
+    running = asyncio.create_task(worker.run())
+    for _ in range(200):
+        if peer.in_flight[HOSTS[0]]:
+            break
+        await asyncio.sleep(0.02)
+    assert peer.in_flight[HOSTS[0]] == 1
+    before = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert not [task for task in before if not task.done() and "_run_one" in repr(task.get_coro())]
+    [job] = await jobs(home)
+    assert job.state == JobState.QUEUED and job.locked_until is not None  # taken up again after the lease
