@@ -69,7 +69,7 @@ async def queue_activity(
         for job_id, (inbox, host) in zip(new_ids(len(targets)), targets.items(), strict=True)
     ]
     if rows:
-        # One multi-row INSERT: a post to thousands of followers' servers is one statement, not thousands.
+        # Sent as multi-row INSERTs (SQLAlchemy batches them): thousands of jobs, a handful of statements.
         await session.execute(insert(DeliveryJob), rows)
     return stored
 
