@@ -62,14 +62,27 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float]
     statuses: dict[int, int]
+    # CPU the server process spent on the round (user + system): unlike the rate, it hardly
+    # depends on what else the machine is doing.
+    server_cpu_s: float
 
     @property
     def rate(self) -> float:
         return self.accepted / self.seconds
 
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s * 1000 / self.sent
+
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -292,7 +305,9 @@ def _wait_listening(port: int, timeout: float = 30.0) -> None:
 # Load
 
 
-async def _load(port: int, host_header: str, requests: list[Prepared], concurrency: int) -> LoadResult:
+async def _load(
+    port: int, host_header: str, requests: list[Prepared], concurrency: int, server_pid: int
+) -> LoadResult:
     import aiohttp
 
     url = f"http://127.0.0.1:{port}/inbox"
@@ -314,20 +329,23 @@ async def _load(port: int, host_header: str, requests: list[Prepared], concurren
                     statuses[response.status] = statuses.get(response.status, 0) + 1
                 latencies.append((time.perf_counter() - started) * 1000)
 
+        cpu_before = _cpu_seconds(server_pid)
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds(server_pid) - cpu_before
     return LoadResult(
         sent=len(requests),
         accepted=statuses.get(202, 0),
         seconds=seconds,
         latencies_ms=latencies,
         statuses=statuses,
+        server_cpu_s=cpu,
     )
 
 
-async def _drain_worker(settings: Any) -> tuple[int, float]:
-    """Run the worker's inbox queue until nothing is left; (items processed, seconds)."""
+async def _drain_worker(settings: Any) -> tuple[int, float, float]:
+    """Run the worker's inbox queue until nothing is left; (items processed, seconds, CPU seconds)."""
     from sqlalchemy import func, select
     from sqlmodel import col
 
@@ -342,11 +360,12 @@ async def _drain_worker(settings: Any) -> tuple[int, float]:
         worker = Worker(
             context, [queue for queue in build_worker(context).queues if queue.name == INBOX_QUEUE]
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         task = asyncio.create_task(worker.run())
         while await count_ready(context, InboxItem):
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         task.cancel()
         try:
             await task
@@ -361,7 +380,7 @@ async def _drain_worker(settings: Any) -> tuple[int, float]:
             )
         if failed:
             print(f"  warning: {failed} inbox items failed unexpectedly")
-        return int(done or queued), seconds
+        return int(done or queued), seconds, cpu
     finally:
         await context.aclose()
 
@@ -422,18 +441,19 @@ def main() -> None:
         try:
             _wait_listening(ceiling_port)
             _wait_listening(port)
-            asyncio.run(_load(ceiling_port, host, warmup, args.concurrency))
-            asyncio.run(_load(port, host, warmup, args.concurrency))
+            ceiling_pid, herold_pid = ceiling_server.pid, herold_server.pid
+            asyncio.run(_load(ceiling_port, host, warmup, args.concurrency, ceiling_pid))
+            asyncio.run(_load(port, host, warmup, args.concurrency, herold_pid))
             # Alternating, so that a noisy neighbour on the machine hurts both the same way.
             for chunk in rounds:
-                ceilings.append(asyncio.run(_load(ceiling_port, host, chunk, args.concurrency)))
-                inboxes.append(asyncio.run(_load(port, host, chunk, args.concurrency)))
+                ceilings.append(asyncio.run(_load(ceiling_port, host, chunk, args.concurrency, ceiling_pid)))
+                inboxes.append(asyncio.run(_load(port, host, chunk, args.concurrency, herold_pid)))
         finally:
             for process in (ceiling_server, herold_server):
                 process.terminate()
                 process.join()
 
-        processed, worker_seconds = asyncio.run(_drain_worker(settings))
+        processed, worker_seconds, worker_cpu = asyncio.run(_drain_worker(settings))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -448,14 +468,18 @@ def main() -> None:
         f"\n{size} signed POSTs per round, {args.rounds} rounds alternating, best round shown; "
         f"concurrency {args.concurrency}, SQLite, one uvicorn process per server\n"
     )
-    print(f"{'endpoint':<40} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8}  all rounds (accepted/s)")
+    print(
+        f"{'endpoint':<40} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"
+        "  all rounds (accepted/s)"
+    )
     for name, best, results in (
         ("ceiling (Digest + RSA verify only)", ceiling, ceilings),
         ("Herold /inbox (verify + durable write)", inbox, inboxes),
     ):
+        cpu = min(result.cpu_ms_per_request for result in results)
         print(
             f"{name:<40} {best.rate:>11.0f} {statistics.median(best.latencies_ms):>8.1f} "
-            f"{best.percentile(0.99):>8.1f}  {', '.join(f'{result.rate:.0f}' for result in results)}"
+            f"{best.percentile(0.99):>8.1f} {cpu:>11.3f}  {', '.join(f'{result.rate:.0f}' for result in results)}"
         )
     answers: Counter[int] = Counter()
     for result in inboxes:
@@ -470,7 +494,15 @@ def main() -> None:
     print(f"p99: {p99:.1f} ms (goal ≤ {GOAL_P99_MS:.0f} ms: {_verdict(p99 <= GOAL_P99_MS)})")
     print(
         f"worker: {processed} activities fully processed in {worker_seconds:.1f} s = {worker_rate:.0f}/s "
-        f"(goal ≥ {GOAL_WORKER_PER_SECOND}/s: {_verdict(worker_rate >= GOAL_WORKER_PER_SECOND)})"
+        f"(goal ≥ {GOAL_WORKER_PER_SECOND}/s: {_verdict(worker_rate >= GOAL_WORKER_PER_SECOND)}); "
+        f"{worker_cpu * 1000 / processed:.2f} ms CPU each"
+    )
+    inbox_cpu = min(result.cpu_ms_per_request for result in inboxes)
+    ceiling_cpu = min(result.cpu_ms_per_request for result in ceilings)
+    print(
+        f"\nCPU per request, which a busy machine disturbs far less than the rates: the inbox costs "
+        f"{inbox_cpu / ceiling_cpu:.1f}x the ceiling, so {ceiling_cpu / inbox_cpu:.0%} of its rate on an "
+        f"idle core (about {1000 / inbox_cpu:.0f}/s, ceiling {1000 / ceiling_cpu:.0f}/s)"
     )
 
 
