@@ -50,7 +50,8 @@ class ServerProcess:
         self.log = log_path.open("w")
         self.process = subprocess.Popen([HEROLD, *args], env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_http(self, url: str, deadline: float = 30.0) -> None:
+    def wait_http(self, url: str, deadline: float = 120.0) -> None:
+        # Generous: a loaded 2-core CI machine can take half a minute to import and migrate.
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if self.process.poll() is not None:

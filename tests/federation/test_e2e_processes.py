@@ -44,7 +44,7 @@ async def herold(args: list[str], env: dict[str, str]) -> subprocess.CompletedPr
     return result
 
 
-async def eventually(check: object, *, seconds: float = 30.0, every: float = 0.3) -> None:
+async def eventually(check: object, *, seconds: float = 90.0, every: float = 0.3) -> None:
     """Wait until the async `check()` returns true."""
     deadline = time.monotonic() + seconds
     while True:
