@@ -45,7 +45,6 @@ from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
 from app.models.base import new_ids, utcnow
 from app.services.accounts import AccountService
-from app.services.moderation import SuspendedDomainsView
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +181,6 @@ class InboxReceiver:
         self.context = context
         self.verifier = RequestVerifier(context)
         self.writer = InboxWriter(context)
-        self.blocks = SuspendedDomainsView(context)
 
     async def receive(self, request: Request, *, username: str | None) -> Response:
         try:
@@ -296,7 +294,7 @@ class InboxReceiver:
         return account_id
 
     async def _check_not_blocked(self, host: str) -> None:
-        if await self.blocks.blocking(host) is not None:
+        if await self.context.domain_policy.suspending(host) is not None:
             raise InboxRefusal(403, f"{host} is blocked by this server")
 
     async def _from_origin(self, activity: ActivityData, key: SignerKey) -> dict[str, Any]:

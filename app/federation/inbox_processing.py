@@ -19,6 +19,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import bindparam, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activitypub.parsers import InvalidObject, authority, parse_activity
@@ -30,7 +31,6 @@ from app.federation.worker import INBOX_QUEUE
 from app.models import InboxItem, JobState
 from app.models.base import utcnow
 from app.services.batch_writes import ReadCache, WriteBatch
-from app.services.moderation import SuspendedDomainsView
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ class InboxProcessor:
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self.cache = ReadCache(ttl=READ_CACHE_SECONDS)
-        self.blocks = SuspendedDomainsView(context)
         # Hashtag ids, which never change once made.
         self.tag_ids: dict[str, int] = {}
         self._waiting: list[tuple[InboxItem, asyncio.Future[None]]] = []
@@ -114,7 +113,7 @@ class InboxProcessor:
             log.warning("committing a batch of %s inbox items failed; committing them one by one", len(ready))
             for item, future, writes, outcome in ready:
                 try:
-                    await self._commit(writes, [(item, outcome)])
+                    await self._commit_alone(item, writes, outcome)
                 except Exception as error:
                     _settle(future, error)
                 else:
@@ -123,12 +122,23 @@ class InboxProcessor:
             for _item, future, _writes, _outcome in ready:
                 _settle(future)
 
+    async def _commit_alone(self, item: InboxItem, writes: WriteBatch, outcome: str | None) -> None:
+        try:
+            await self._commit(writes, [(item, outcome)])
+        except IntegrityError:
+            # What it read changed before its rows went in (the post a boost points at was deleted
+            # by another item of the batch): handled once more from fresh reads, which now say so.
+            self.cache = ReadCache(ttl=READ_CACHE_SECONDS)
+            again = WriteBatch()
+            outcome = await self._handle(item, again)
+            await self._commit(again, [(item, outcome)])
+
     async def _handle(self, item: InboxItem, writes: WriteBatch) -> str | None:
         """Run the item's handler; the reason it was ignored, or None when it was handled."""
         try:
             activity = parse_activity(item.payload)
             # A domain blocked after the delivery arrived is not acted on either.
-            if await self.blocks.blocking(authority(activity.actor)) is not None:
+            if await self.context.domain_policy.suspending(authority(activity.actor)) is not None:
                 raise Ignored("the actor's domain is blocked")
             await dispatch(
                 Inbound(

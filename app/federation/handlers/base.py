@@ -19,7 +19,6 @@ from app.context import AppContext
 from app.models import Account
 from app.services.accounts import AccountService
 from app.services.batch_writes import ReadCache, WriteBatch
-from app.services.moderation import suspending_block
 
 # An Announce may carry another activity (Lemmy's groups do); that one may not carry a third.
 MAX_NESTING = 1
@@ -80,9 +79,8 @@ class Inbound:
             host = authority(uri)
         except InvalidObject as error:
             raise Ignored(str(error)) from None
-        async with self.context.sessions() as session:
-            if await suspending_block(session, host) is not None:
-                raise Ignored(f"{host} is blocked")
+        if await self.context.domain_policy.suspending(host) is not None:
+            raise Ignored(f"{host} is blocked")
         fetcher = Fetcher(self.context, signer=await AccountService(self.context).instance_actor())
         document = await _fetch_from_origin(fetcher, uri)
         found = document.get("id")
