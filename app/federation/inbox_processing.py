@@ -73,18 +73,26 @@ class InboxProcessor:
         self._waiting.append((item, future))
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = asyncio.create_task(self._drain(), name="inbox-batch")
-        await future
+        try:
+            await future
+        except asyncio.CancelledError:
+            # The worker is stopping (it cancels every job it holds): the batch stops with it, its
+            # items left queued for the next run, rather than go on against a closing database.
+            if self._drain_task is not None and not self._drain_task.done():
+                self._drain_task.cancel()
+            raise
 
     async def _drain(self) -> None:
         # One turn of the event loop, so that every job the worker is starting right now joins.
         await asyncio.sleep(0)
+        batch: list[tuple[InboxItem, asyncio.Future[None]]] = []
         try:
             while self._waiting:
                 batch = self._waiting[:MAX_BATCH]
                 del self._waiting[:MAX_BATCH]
                 await self._process(batch)
         except asyncio.CancelledError:
-            for _item, future in self._waiting:
+            for _item, future in [*batch, *self._waiting]:
                 future.cancel()
             self._waiting.clear()
             raise

@@ -162,3 +162,27 @@ def test_ids_drawn_for_one_batch_never_repeat(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(batch_writes, "new_id", lambda: next(drawn))
     take = batch_writes.DistinctIds()
     assert [take(), take(), take()] == [5, 6, 7]
+
+
+async def test_stopping_the_worker_stops_the_batch_and_leaves_its_items_queued(
+    here: Instance, peer: Peer, bob: PeerActor
+) -> None:
+    [alice] = await rows(here, Account, Account.uri == ALICE)
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    # The origin of a boosted post answers slowly, so the batch is mid-way when the worker stops.
+    slow_host = "slow.test"
+
+    async def slow_app(scope: dict[str, object], receive: object, send: object) -> None:
+        await asyncio.sleep(30)
+
+    peer.lab.network.register(slow_host, slow_app)  # type: ignore[arg-type]
+    await peer.deliver(here, bob, activity(bob, "Announce", f"http://{slow_host}/notes/1", "announces/1"))
+    worker = build_worker(here.context)
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    [item] = await rows(here, InboxItem)
+    assert item.state == JobState.QUEUED and item.attempts == 0
