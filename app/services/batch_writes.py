@@ -256,13 +256,17 @@ class ReadCache:
     Concurrent misses for one key share a single read.
     """
 
-    def __init__(self, ttl: float = 2.0, limit: int = 10_000) -> None:
+    def __init__(
+        self, ttl: float = 2.0, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl
         self._limit = limit
+        # Injectable so tests can step time instead of sleeping past a real expiry.
+        self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, asyncio.Future[Any]]] = OrderedDict()
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
+        now = self._clock()
         found = self._entries.get(key)
         if found is None or found[0] <= now or (found[1].done() and found[1].exception() is not None):
             future: asyncio.Future[Any] = asyncio.ensure_future(load())

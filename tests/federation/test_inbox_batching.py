@@ -97,7 +97,8 @@ async def test_an_item_whose_rows_no_longer_fit_is_handled_again_without_holding
 
 
 async def test_read_cache_shares_one_read_and_forgets_it_in_time() -> None:
-    cache = ReadCache(ttl=0.05)
+    now = [1000.0]
+    cache = ReadCache(ttl=2.0, clock=lambda: now[0])
     reads = 0
 
     async def load() -> int:
@@ -107,8 +108,9 @@ async def test_read_cache_shares_one_read_and_forgets_it_in_time() -> None:
         return reads
 
     assert await asyncio.gather(*(cache.get("k", load) for _ in range(10))) == [1] * 10
+    now[0] += 1.9
     assert await cache.get("k", load) == 1
-    await asyncio.sleep(0.06)
+    now[0] += 0.2
     assert await cache.get("k", load) == 2
 
 
