@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.activitypub.renderers import (
+    ACTOR_CONTEXT,
     AS_CONTEXT,
+    AS_PUBLIC,
     OBJECT_CONTEXT,
     NoteParts,
     iso,
+    render_actor,
     render_announce,
     render_create,
     render_note,
@@ -35,6 +38,7 @@ __all__ = [
     "render_remove",
     "render_undo",
     "render_update",
+    "render_update_actor",
 ]
 
 
@@ -131,3 +135,18 @@ def render_add(urls: LocalUrls, actor: Account, post: Post) -> dict[str, Any]:
 def render_remove(urls: LocalUrls, actor: Account, post: Post) -> dict[str, Any]:
     """An unpin."""
     return _featured_change("Remove", urls, actor, post)
+
+
+def render_update_actor(urls: LocalUrls, actor: Account) -> dict[str, Any]:
+    """An Update carrying the whole actor, so followers' servers refresh the profile and key at once."""
+    document = render_actor(actor, urls)
+    document.pop("@context", None)
+    return {
+        "@context": ACTOR_CONTEXT,
+        "id": activity_id(urls, actor),
+        "type": "Update",
+        "actor": actor.uri,
+        "to": [AS_PUBLIC],
+        "cc": [actor.followers_url] if actor.followers_url else [],
+        "object": document,
+    }

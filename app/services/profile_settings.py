@@ -23,8 +23,10 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlmodel import col, select
 
+from app.activitypub.activities import render_update_actor
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
+from app.federation.outbox import follower_inboxes, notify_delivery, queue_activity
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
@@ -223,6 +225,15 @@ class ProfileSettingsService:
         return account
 
     async def _changed(self, account: Account) -> None:
+        """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
+        async with self.context.sessions() as session:
+            inboxes = await follower_inboxes(session, account)
+            if inboxes:
+                activity = render_update_actor(self.context.urls, account)
+                await queue_activity(session, activity=activity, signer=account, inboxes=inboxes)
+                await session.commit()
+        if inboxes:
+            notify_delivery(self.context)
         if self.on_change is not None:
             await self.on_change(account)
 
