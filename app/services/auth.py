@@ -25,6 +25,7 @@ from app.models import Account, User, WebSession
 from app.models.base import utcnow
 from app.services.accounts import AccountError
 from app.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from app.services.rate_limits import RateDecision
 
 SESSION_LIFETIME = timedelta(days=30)
 # A session used after half its lifetime is extended, so people who use Herold daily stay logged in.
@@ -38,9 +39,11 @@ class LoginError(Exception):
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed log-in attempts; try again in {retry_after} seconds")
-        self.retry_after = retry_after
+    def __init__(self, decision: RateDecision) -> None:
+        self.retry_after = max(1, math.ceil(decision.reset_after))
+        super().__init__(f"too many failed log-in attempts; try again in {self.retry_after} seconds")
+        # The limit that was hit, for the X-RateLimit-* headers every other limit sends too.
+        self.decision = decision
 
 
 class InviteError(Exception):
@@ -82,15 +85,19 @@ class LoginRateLimiter:
 
     def retry_after(self, ip: str, account: str) -> int | None:
         """Seconds to wait before the next attempt may be made, or None when it may be made now."""
+        refusal = self.refusal(ip, account)
+        return None if refusal is None else max(1, math.ceil(refusal.reset_after))
+
+    def refusal(self, ip: str, account: str) -> RateDecision | None:
+        """The limit (per address or per account) that bars an attempt now, the longer wait first; else None."""
         now = self.clock()
-        waits = []
+        refusals = []
         for key, limit in ((f"ip:{ip}", self.per_ip), (f"account:{account.lower()}", self.per_account)):
             failures = self._recent(key, now)
             if len(failures) >= limit:
-                waits.append(failures[len(failures) - limit] + self.window - now)
-        if not waits:
-            return None
-        return max(1, math.ceil(max(waits)))
+                wait = failures[len(failures) - limit] + self.window - now
+                refusals.append(RateDecision(False, limit, 0, max(0.0, wait)))
+        return max(refusals, key=lambda refusal: refusal.reset_after, default=None)
 
     def record_failure(self, ip: str, account: str) -> None:
         now = self.clock()
@@ -132,9 +139,9 @@ class AuthService:
             username.strip().removeprefix("@").lower().removesuffix(f"@{self.context.settings.local_domain}")
         )
         if self.limiter is not None:
-            wait = self.limiter.retry_after(ip, name)
-            if wait is not None:
-                raise RateLimited(wait)
+            refusal = self.limiter.refusal(ip, name)
+            if refusal is not None:
+                raise RateLimited(refusal)
         user = None
         if name and len(password) <= MAX_PASSWORD_LENGTH:
             async with self.context.sessions() as session:

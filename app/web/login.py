@@ -60,7 +60,7 @@ async def login(
                 N_("Too many failed log-in attempts. Wait %(seconds)s seconds, then try again."),
                 seconds=limited.retry_after,
             ),
-            headers={"Retry-After": str(limited.retry_after)},
+            headers=limited.decision.headers(),
         ) from None
     except LoginError as error:
         anon_csrf_token(request)

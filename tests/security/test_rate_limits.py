@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from app.models import Role
+from app.services.auth import LoginRateLimiter
 from app.services.rate_limits import RateLimiter
 from tests.federation.inbox_peer import Peer, PeerActor, local_account
 from tests.lab import Instance, Lab
-from tests.web.helpers import logged_in
+from tests.web.helpers import PASSWORD, Browser, logged_in, make_user, new_client
 
 
 class Clock:
@@ -74,3 +77,27 @@ async def test_posting_is_limited_per_account(instance: Instance, limit: int) ->
         "/compose", {"text": "p", "author": "alice", "visibility": "public", "action": "preview"}
     )
     assert preview.status_code == 200
+
+
+async def test_login_refusal_says_which_limit_and_when_it_resets(instance: Instance) -> None:
+    instance.app.state.login_limiter = LoginRateLimiter(per_ip=20, per_account=2, window=600)
+    await make_user(instance, "alice")
+    browser = Browser(new_client(instance))
+    for _ in range(2):
+        wrong = await browser.post("/login", {"username": "alice", "password": "guess guess"})
+        assert wrong.status_code == 401
+    before = datetime.now(UTC)
+    refused = await browser.post("/login", {"username": "alice", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "2"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    reset = datetime.fromisoformat(refused.headers["X-RateLimit-Reset"].replace("Z", "+00:00"))
+    assert before + timedelta(seconds=590) <= reset <= before + timedelta(seconds=610)
+    assert 590 <= int(refused.headers["Retry-After"]) <= 600
+    # The address limit is the one that bites when many names are tried from one place.
+    instance.app.state.login_limiter = LoginRateLimiter(per_ip=3, per_account=5, window=60)
+    for number in range(3):
+        await browser.post("/login", {"username": f"guess{number}", "password": "guess guess"})
+    refused = await browser.post("/login", {"username": "alice", "password": PASSWORD})
+    assert refused.status_code == 429 and refused.headers["X-RateLimit-Limit"] == "3"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
