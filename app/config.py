@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     instance_description: str = "An organisation's corner of the fediverse."
     open_registrations: bool = False
     max_post_chars: int = Field(default=500, ge=1, le=100_000)
+    # An inbound activity addressed (to, cc, bto, bcc, audience) to more is refused with 422: real
+    # posts name a collection and a few mentions, a mention-spam wave names thousands.
+    max_recipients_per_activity: int = Field(default=1000, ge=1, le=1_000_000)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.

@@ -259,6 +259,23 @@ def addresses(value: Any) -> list[str]:
     return found
 
 
+ADDRESSING_FIELDS = ("to", "cc", "bto", "bcc", "audience")
+
+
+def recipient_count(document: dict[str, Any]) -> int:
+    """Distinct addresses in an activity's and its embedded object's addressing fields, all of them
+    (unlike `addresses`, which keeps the first MAX_ADDRESSES): the size of the audience it claims."""
+    found: set[str] = set()
+    embedded = document.get("object")
+    for holder in (document, embedded if isinstance(embedded, dict) else {}):
+        for name in ADDRESSING_FIELDS:
+            for item in as_list(holder.get(name)):
+                uri = item if isinstance(item, str) else first_id(item) if isinstance(item, dict) else None
+                if uri:
+                    found.add(uri)
+    return len(found)
+
+
 def is_public(address: str) -> bool:
     return address in PUBLIC_ADDRESSES
 

@@ -7,6 +7,7 @@ precise reason in `{"error": ...}`:
     401  signature missing, malformed, stale, not covering what it must, or not verifying
     403  the signing key's or the actor's domain is blocked (decided before any key is fetched)
     400  body that is not a JSON object, or an activity without type or actor
+    422  an activity addressed to more than MAX_RECIPIENTS_PER_ACTIVITY recipients
     202  accepted: stored durably, processed later by the worker
 
 The activity is committed to `inbox_item` before the 202 goes out, so a crash after answering
@@ -35,6 +36,7 @@ from app.activitypub.parsers import (
     InvalidObject,
     authority,
     parse_activity,
+    recipient_count,
     same_origin,
 )
 from app.activitypub.signatures import SignatureError, parse_signed_request
@@ -224,6 +226,7 @@ class InboxReceiver:
             raise InboxRefusal(429, f"too many activities from {key_host}; slow down", rate.headers())
 
         activity, document = _parse_body(body)
+        self._check_audience(document)
         if len(activity.actor) > MAX_URL_LENGTH:
             raise InboxRefusal(400, f"the actor's id is longer than {MAX_URL_LENGTH} characters")
         try:
@@ -247,6 +250,7 @@ class InboxReceiver:
         if activity.actor != key.owner:
             document = await self._from_origin(activity, key)
             activity = parse_activity(document)
+            self._check_audience(document)
             signer = activity.actor
         if activity.id is not None:
             if len(activity.id) > MAX_URL_LENGTH:
@@ -296,6 +300,11 @@ class InboxReceiver:
     async def _check_not_blocked(self, host: str) -> None:
         if await self.context.domain_policy.suspending(host) is not None:
             raise InboxRefusal(403, f"{host} is blocked by this server")
+
+    def _check_audience(self, document: dict[str, Any]) -> None:
+        limit = self.context.settings.max_recipients_per_activity
+        if recipient_count(document) > limit:
+            raise InboxRefusal(422, f"the activity is addressed to more than {limit} recipients")
 
     async def _from_origin(self, activity: ActivityData, key: SignerKey) -> dict[str, Any]:
         """An activity relayed by someone else is believed only as its origin serves it."""
