@@ -3,19 +3,46 @@ independent peer, and a worker that runs only the delivery queue."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from app.federation.delivery import Deliverer, delivery_queue
 from app.federation.worker import Worker, build_worker
-from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState
+from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState, OutboxActivity
 from app.models.base import utcnow
+from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from tests.federation.delivery_peer import Peer, PeerAccount
 from tests.lab import Instance, Lab
+
+
+def make_password_hashing_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local accounts made without argon2's deliberate cost: these tests make many and never log in."""
+
+    async def cheap(password: str) -> str:
+        return f"unusable:{len(password)}"
+
+    monkeypatch.setattr(account_service, "hash_password", cheap)
+
+
+@asynccontextmanager
+async def serving_peer(lab: Lab, *hosts: str) -> AsyncIterator[Peer]:
+    """The independent peer, answering on the lab's network for each of `hosts`."""
+    client = httpx.AsyncClient(transport=lab.network)
+    peer = Peer(client)
+    for host in hosts:
+        lab.network.register(host, peer.app)  # type: ignore[arg-type]
+    try:
+        yield peer
+    finally:
+        await client.aclose()
 
 
 async def local_account(instance: Instance, name: str) -> Account:
@@ -61,6 +88,23 @@ async def deliver(instance: Instance, deliverer: Deliverer | None = None) -> Del
 async def jobs(instance: Instance) -> list[DeliveryJob]:
     async with instance.context.sessions() as session:
         return list((await session.scalars(select(DeliveryJob).order_by(col(DeliveryJob.id)))).all())
+
+
+async def outbox(instance: Instance) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each queued activity with the inboxes it goes to, oldest first."""
+    async with instance.context.sessions() as session:
+        activities = (
+            await session.scalars(select(OutboxActivity).order_by(col(OutboxActivity.created_at)))
+        ).all()
+        found = []
+        for activity in activities:
+            inboxes = (
+                await session.scalars(
+                    select(DeliveryJob.inbox_url).where(DeliveryJob.activity_id == activity.id)
+                )
+            ).all()
+            found.append((activity.payload, sorted(inboxes)))
+    return found
 
 
 async def make_due(instance: Instance, **where: Any) -> int:

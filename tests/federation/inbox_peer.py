@@ -262,6 +262,17 @@ class Peer:
 # ------------------------------------------------------------------------------------------------
 # Helpers for the receiving side
 
+# The cast of the receiving tests: alice on the instance under test, bob on a peer.
+ALICE = "http://a.test/users/alice"
+BOB = "http://remote.test/users/bob"
+
+
+async def home_of_alice(lab: Lab) -> tuple[Instance, Account]:
+    """a.test with a local alice. Its worker does not run on its own: the test runs it
+    (process_inbox, run_worker) when it wants deliveries handled."""
+    instance = await lab.instance("a.test", embedded_worker=False)
+    return instance, await local_account(instance, "alice")
+
 
 async def local_account(instance: Instance, name: str, *, role: Role = Role.STAFF) -> Account:
     """A local account as AccountService makes one, minus the costly parts (a fresh RSA key, a
@@ -310,6 +321,17 @@ async def process_inbox(instance: Instance) -> None:
     worker = Worker(instance.context, [queue for queue in full.queues if queue.name == INBOX_QUEUE])
     async with asyncio.timeout(60):
         await worker.run_until_idle()
+
+
+async def deliver_and_process(
+    instance: Instance, peer: Peer, actor: PeerActor, document: dict[str, object]
+) -> InboxItem:
+    """`actor` delivers `document`, which must be accepted; the inbox handles it; its item."""
+    response = await peer.deliver(instance, actor, document)
+    assert response.status_code == 202, response.text
+    await process_inbox(instance)
+    [item] = await rows(instance, InboxItem, InboxItem.activity_uri == document["id"])
+    return item
 
 
 async def inbox_items(instance: Instance) -> list[InboxItem]:

@@ -54,6 +54,7 @@ from app.models import (
     TimelineEntry,
 )
 from tests.federation.inbox_peer import (
+    ALICE,
     MASTODON_CONTEXT,
     PeerActor,
     follow_locally,
@@ -69,7 +70,6 @@ from tests.lab import Instance, Lab
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 FILES = sorted(path for path in CORPUS.rglob("*.json"))
-ALICE = "http://a.test/users/alice"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -203,21 +203,8 @@ class CorpusNetwork:
 
 
 @pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
 def network(lab: Lab) -> CorpusNetwork:
     return CorpusNetwork(lab)
-
-
-@pytest.fixture
-async def alice(here: Instance) -> Account:
-    [found] = await rows(here, Account, Account.uri == ALICE)
-    return found
 
 
 # ------------------------------------------------------------------------------------------------

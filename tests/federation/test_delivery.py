@@ -10,7 +10,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlmodel import select
 
@@ -18,29 +17,28 @@ from app import __version__
 from app.activitypub.renderers import AS_PUBLIC
 from app.models import DeliveryJob, JobState, OutboxActivity, Post
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.posting import PostingService
-from tests.federation.delivery_helpers import deliver, jobs, local_account, remote_follower
+from tests.federation.delivery_helpers import (
+    deliver,
+    jobs,
+    local_account,
+    make_password_hashing_cheap,
+    remote_follower,
+    serving_peer,
+)
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
 
 
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
+    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture
 async def peer(lab: Lab) -> AsyncIterator[Peer]:
-    client = httpx.AsyncClient(transport=lab.network)
-    peer = Peer(client)
-    for host in ("one.test", "two.test", "three.test"):
-        lab.network.register(host, peer.app)  # type: ignore[arg-type]
-    yield peer
-    await client.aclose()
+    async with serving_peer(lab, "one.test", "two.test", "three.test") as peer:
+        yield peer
 
 
 @pytest.fixture

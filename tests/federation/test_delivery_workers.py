@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
@@ -20,9 +19,14 @@ from app.federation.queue import claim_jobs
 from app.federation.worker import Worker
 from app.models import DeliveryJob, JobState
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.posting import PostingService
-from tests.federation.delivery_helpers import jobs, local_account, remote_follower
+from tests.federation.delivery_helpers import (
+    jobs,
+    local_account,
+    make_password_hashing_cheap,
+    remote_follower,
+    serving_peer,
+)
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
 
@@ -31,20 +35,13 @@ HOSTS = [f"h{number}.test" for number in range(60)]
 
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
+    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture
 async def peer(lab: Lab) -> AsyncIterator[Peer]:
-    client = httpx.AsyncClient(transport=lab.network)
-    peer = Peer(client)
-    for host in HOSTS:
-        lab.network.register(host, peer.app)  # type: ignore[arg-type]
-    yield peer
-    await client.aclose()
+    async with serving_peer(lab, *HOSTS) as peer:
+        yield peer
 
 
 @pytest.fixture

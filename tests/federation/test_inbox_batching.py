@@ -13,38 +13,19 @@ from app.federation.worker import INBOX_QUEUE, Worker, build_worker
 from app.models import Account, Favourite, Follow, InboxItem, JobState, Post, TimelineEntry
 from app.services.batch_writes import ReadCache
 from tests.federation.inbox_peer import (
+    ALICE,
     Peer,
     PeerActor,
     activity,
     create,
     follow_locally,
     known_actor,
-    local_account,
     local_post,
     note,
     process_inbox,
     rows,
 )
-from tests.lab import Instance, Lab
-
-ALICE = "http://a.test/users/alice"
-
-
-@pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
-def peer(lab: Lab) -> Peer:
-    return Peer(lab).host("remote.test")
-
-
-@pytest.fixture
-def bob(peer: Peer) -> PeerActor:
-    return peer.actor("http://remote.test/users/bob")
+from tests.lab import Instance
 
 
 async def test_many_items_of_one_batch_all_land(here: Instance, peer: Peer, bob: PeerActor) -> None:

@@ -8,6 +8,7 @@ from app.models import Account, DeliveryJob, Follow, FollowState, Notification, 
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingService
 from tests.federation.inbox_peer import (
+    ALICE,
     Peer,
     PeerActor,
     activity,
@@ -17,25 +18,6 @@ from tests.federation.inbox_peer import (
     run_worker,
 )
 from tests.lab import Instance, Lab
-
-ALICE = "http://a.test/users/alice"
-
-
-@pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
-def peer(lab: Lab) -> Peer:
-    return Peer(lab).host("remote.test")
-
-
-@pytest.fixture
-def bob(peer: Peer) -> PeerActor:
-    return peer.actor("http://remote.test/users/bob")
 
 
 async def account(instance: Instance, uri: str) -> Account:

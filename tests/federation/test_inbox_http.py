@@ -30,23 +30,6 @@ from tests.federation.inbox_peer import (
 from tests.lab import Instance, Lab
 
 
-@pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
-def peer(lab: Lab) -> Peer:
-    return Peer(lab).host("remote.test")
-
-
-@pytest.fixture
-def bob(peer: Peer) -> PeerActor:
-    return peer.actor("http://remote.test/users/bob")
-
-
 def follow(actor: PeerActor, number: int = 1) -> dict[str, object]:
     return activity(actor, "Follow", "http://a.test/users/alice", f"follows/{number}")
 

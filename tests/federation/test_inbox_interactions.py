@@ -11,7 +11,6 @@ from app.models import (
     Favourite,
     Follow,
     FollowState,
-    InboxItem,
     Notification,
     OutboxActivity,
     Pin,
@@ -22,12 +21,14 @@ from app.models import (
     TimelineEntry,
 )
 from tests.federation.inbox_peer import (
+    ALICE,
     MASTODON_CONTEXT,
     PUBLIC,
     Peer,
     PeerActor,
     activity,
     create,
+    deliver_and_process,
     follow_locally,
     known_actor,
     local_account,
@@ -37,41 +38,6 @@ from tests.federation.inbox_peer import (
     rows,
 )
 from tests.lab import Instance, Lab
-
-ALICE = "http://a.test/users/alice"
-
-
-@pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
-def peer(lab: Lab) -> Peer:
-    return Peer(lab).host("remote.test")
-
-
-@pytest.fixture
-def bob(peer: Peer) -> PeerActor:
-    return peer.actor("http://remote.test/users/bob")
-
-
-@pytest.fixture
-async def alice(here: Instance) -> Account:
-    [found] = await rows(here, Account, Account.uri == ALICE)
-    return found
-
-
-async def deliver_and_process(
-    here: Instance, peer: Peer, actor: PeerActor, document: dict[str, object]
-) -> InboxItem:
-    response = await peer.deliver(here, actor, document)
-    assert response.status_code == 202, response.text
-    await process_inbox(here)
-    [item] = await rows(here, InboxItem, InboxItem.activity_uri == document["id"])
-    return item
 
 
 def announce(actor: PeerActor, obj: object, number: int) -> dict[str, object]:

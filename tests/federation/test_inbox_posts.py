@@ -9,7 +9,6 @@ import pytest
 from app.models import (
     Account,
     Follow,
-    InboxItem,
     MediaAttachment,
     Mention,
     Notification,
@@ -22,11 +21,13 @@ from app.models import (
     TimelineEntry,
 )
 from tests.federation.inbox_peer import (
+    ALICE,
     PUBLIC,
     Peer,
     PeerActor,
     activity,
     create,
+    deliver_and_process,
     follow_locally,
     known_actor,
     local_account,
@@ -37,47 +38,12 @@ from tests.federation.inbox_peer import (
 )
 from tests.lab import Instance, Lab
 
-ALICE = "http://a.test/users/alice"
-
-
-@pytest.fixture
-async def here(lab: Lab) -> Instance:
-    instance = await lab.instance("a.test", embedded_worker=False)
-    await local_account(instance, "alice")
-    return instance
-
-
-@pytest.fixture
-def peer(lab: Lab) -> Peer:
-    return Peer(lab).host("remote.test")
-
-
-@pytest.fixture
-def bob(peer: Peer) -> PeerActor:
-    return peer.actor("http://remote.test/users/bob")
-
-
-@pytest.fixture
-async def alice(here: Instance) -> Account:
-    [found] = await rows(here, Account, Account.uri == ALICE)
-    return found
-
 
 @pytest.fixture
 async def followed_bob(here: Instance, alice: Account, bob: PeerActor) -> PeerActor:
     await known_actor(here, bob)
     await follow_locally(here, alice, bob.uri)
     return bob
-
-
-async def deliver_and_process(
-    here: Instance, peer: Peer, actor: PeerActor, document: dict[str, object]
-) -> InboxItem:
-    response = await peer.deliver(here, actor, document)
-    assert response.status_code == 202, response.text
-    await process_inbox(here)
-    [item] = await rows(here, InboxItem, InboxItem.activity_uri == document["id"])
-    return item
 
 
 async def test_post_of_a_followed_account_is_kept_with_everything(

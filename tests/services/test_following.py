@@ -4,59 +4,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from app.models import DeliveryJob, Follow, FollowState, OutboxActivity, Post, TimelineEntry
-from app.services import accounts as account_service
 from app.services.following import FollowingError, FollowingService
 from app.services.posting import PostingService
-from tests.federation.delivery_helpers import local_account
+from tests.federation.delivery_helpers import local_account, make_password_hashing_cheap, outbox, serving_peer
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
 
 
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
+    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture
 async def peer(lab: Lab) -> AsyncIterator[Peer]:
-    client = httpx.AsyncClient(transport=lab.network)
-    peer = Peer(client)
-    lab.network.register("one.test", peer.app)  # type: ignore[arg-type]
-    yield peer
-    await client.aclose()
+    async with serving_peer(lab, "one.test") as peer:
+        yield peer
 
 
 @pytest.fixture
 async def home(lab: Lab) -> Instance:
     return await lab.instance("a.test", embedded_worker=False)
-
-
-async def sent(instance: Instance) -> list[tuple[dict[str, object], list[str]]]:
-    async with instance.context.sessions() as session:
-        activities = (
-            await session.scalars(select(OutboxActivity).order_by(col(OutboxActivity.created_at)))
-        ).all()
-        return [
-            (
-                activity.payload,
-                sorted(
-                    (
-                        await session.scalars(
-                            select(DeliveryJob.inbox_url).where(DeliveryJob.activity_id == activity.id)
-                        )
-                    ).all()
-                ),
-            )
-            for activity in activities
-        ]
 
 
 @pytest.mark.parametrize("target", ["@bob@one.test", "bob@one.test", "http://one.test/users/bob"])
@@ -70,7 +42,7 @@ async def test_following_a_remote_account_is_pending_until_accepted(
 
     assert outcome.created and outcome.pending
     assert outcome.target.uri == bob.uri
-    [(follow, inboxes)] = await sent(home)
+    [(follow, inboxes)] = await outbox(home)
     assert follow == {
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": outcome.follow.uri,
@@ -99,7 +71,7 @@ async def test_following_a_local_account_is_immediate(home: Instance) -> None:
     carl = await local_account(home, "carl")
     outcome = await FollowingService(home.context).follow(alice, "@carl@a.test")
     assert outcome.target.id == carl.id and not outcome.pending
-    assert await sent(home) == []
+    assert await outbox(home) == []
 
 
 async def test_refusals(home: Instance, peer: Peer) -> None:
@@ -138,7 +110,7 @@ async def test_unfollow_undoes_the_follow_and_clears_their_posts_from_home(
     unfollowed = await following.unfollow(alice, bob.uri)
 
     assert unfollowed is not None and unfollowed.uri == bob.uri
-    undo, inboxes = (await sent(home))[-1]
+    undo, inboxes = (await outbox(home))[-1]
     assert undo["type"] == "Undo" and undo["actor"] == alice.uri
     assert undo["object"] == {
         "id": outcome.follow.uri,

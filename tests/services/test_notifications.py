@@ -10,14 +10,16 @@ from app.models import Account, Notification
 from app.services.notifications import NotificationService
 from app.services.timelines import TimelineService
 from tests.federation.inbox_peer import (
+    ALICE,
+    BOB,
     PUBLIC,
     Peer,
     PeerActor,
     activity,
     create,
     follow_locally,
+    home_of_alice,
     known_actor,
-    local_account,
     local_post,
     note,
     process_inbox,
@@ -26,16 +28,13 @@ from tests.federation.inbox_peer import (
 from tests.lab import Instance, Lab
 from tests.processes import herold_env, run_herold
 
-ALICE = "http://a.test/users/alice"
-
 
 @pytest.fixture
 async def busy(lab: Lab) -> tuple[Instance, Account, PeerActor]:
     """alice follows bob; bob follows her, mentions her, likes, reacts to and boosts her post."""
-    here = await lab.instance("a.test", embedded_worker=False)
-    alice = await local_account(here, "alice")
+    here, alice = await home_of_alice(lab)
     peer = Peer(lab).host("remote.test")
-    bob = peer.actor("http://remote.test/users/bob")
+    bob = peer.actor(BOB)
     await known_actor(here, bob)
     await follow_locally(here, alice, bob.uri)
     mine = await local_post(here, alice, "my post")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from app.activitypub.renderers import AS_PUBLIC
 from app.models import (
     Account,
-    DeliveryJob,
     Favourite,
     Follow,
     FollowState,
     Mention,
-    OutboxActivity,
     Pin,
     Post,
     PostEdit,
@@ -25,51 +21,32 @@ from app.models import (
     TimelineEntry,
     Visibility,
 )
-from app.services import accounts as account_service
 from app.services.posting import PostingError, PostingService, visible_length
-from tests.federation.delivery_helpers import local_account, remote_follower
+from tests.federation.delivery_helpers import (
+    local_account,
+    make_password_hashing_cheap,
+    outbox,
+    remote_follower,
+    serving_peer,
+)
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
 
 
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
+    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture
 async def peer(lab: Lab) -> AsyncIterator[Peer]:
-    client = httpx.AsyncClient(transport=lab.network)
-    peer = Peer(client)
-    for host in ("one.test", "two.test"):
-        lab.network.register(host, peer.app)  # type: ignore[arg-type]
-    yield peer
-    await client.aclose()
+    async with serving_peer(lab, "one.test", "two.test") as peer:
+        yield peer
 
 
 @pytest.fixture
 async def home(lab: Lab) -> Instance:
     return await lab.instance("a.test", embedded_worker=False)
-
-
-async def outbox(instance: Instance) -> list[tuple[dict[str, Any], list[str]]]:
-    """Each queued activity with the inboxes it goes to, oldest first."""
-    async with instance.context.sessions() as session:
-        activities = (
-            await session.scalars(select(OutboxActivity).order_by(col(OutboxActivity.created_at)))
-        ).all()
-        found = []
-        for activity in activities:
-            inboxes = (
-                await session.scalars(
-                    select(DeliveryJob.inbox_url).where(DeliveryJob.activity_id == activity.id)
-                )
-            ).all()
-            found.append((activity.payload, sorted(inboxes)))
-    return found
 
 
 async def timeline_of(instance: Instance, account: Account) -> list[int]:
