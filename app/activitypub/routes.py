@@ -5,6 +5,7 @@ The same URLs serve HTML profile pages to browsers; `Vary: Accept` tells caches 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -111,20 +112,32 @@ def _collection(collection_id: str, page: Page[Any], number: int | None, items: 
 
 @router.get("/users/{username}/followers")
 async def followers(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
-    account = await _live_account(context, username)
-    await require_signed_fetch(request, context)
-    number = page_number(request)
-    page = await ProfileService(context).followers(account, number or 1)
-    return _collection(context.urls.followers(account.username), page, number, page.items)
+    return await _account_collection(
+        request, context, username, ProfileService.followers, context.urls.followers
+    )
 
 
 @router.get("/users/{username}/following")
 async def following(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    return await _account_collection(
+        request, context, username, ProfileService.following, context.urls.following
+    )
+
+
+async def _account_collection(
+    request: Request,
+    context: AppContext,
+    username: str,
+    list_page: Callable[[ProfileService, Account, int], Awaitable[Page[str]]],
+    collection_url: Callable[[str], str],
+) -> Response:
+    """The followers or following collection: which one is `list_page` (a page of actor URIs) and
+    `collection_url` (the collection's id)."""
     account = await _live_account(context, username)
     await require_signed_fetch(request, context)
     number = page_number(request)
-    page = await ProfileService(context).following(account, number or 1)
-    return _collection(context.urls.following(account.username), page, number, page.items)
+    page = await list_page(ProfileService(context), account, number or 1)
+    return _collection(collection_url(account.username), page, number, page.items)
 
 
 @router.get("/users/{username}/outbox")
