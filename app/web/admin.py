@@ -140,11 +140,7 @@ async def disable(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
-    try:
-        await StaffService(context).set_disabled(user_id, True, by=viewer.user)
-    except AccountError as error:
-        return await _staff_page(request, context, error=str(error), status_code=400)
-    return redirect("/admin/staff", "disabled")
+    return await _set_disabled(request, context, viewer, user_id, disabled=True)
 
 
 @router.post("/staff/{user_id}/enable")
@@ -154,11 +150,17 @@ async def enable(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
+    return await _set_disabled(request, context, viewer, user_id, disabled=False)
+
+
+async def _set_disabled(
+    request: Request, context: AppContext, viewer: Viewer, user_id: int, *, disabled: bool
+) -> Response:
     try:
-        await StaffService(context).set_disabled(user_id, False, by=viewer.user)
+        await StaffService(context).set_disabled(user_id, disabled, by=viewer.user)
     except AccountError as error:
         return await _staff_page(request, context, error=str(error), status_code=400)
-    return redirect("/admin/staff", "enabled")
+    return redirect("/admin/staff", "disabled" if disabled else "enabled")
 
 
 @router.post("/organizations/{account_id}/delegates")

@@ -597,6 +597,15 @@ async def search(
     )
 
 
+def _account_target(request: Request, target: str, missing: str) -> str:
+    """The handle or URL a follow or unfollow form names, stripped; `missing` is the complaint when
+    it names nothing usable."""
+    target = target.strip()
+    if not target or not _valid_target(target):
+        raise BadRequest(translate(request, missing))
+    return target
+
+
 def _valid_target(target: str) -> bool:
     """A handle, or a URL that can be requested at all (the services expect one of the two)."""
     if len(target) > 2048:
@@ -616,10 +625,9 @@ async def follow(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    if not target.strip() or not _valid_target(target.strip()):
-        raise BadRequest(translate(request, N_("Name the account to follow.")))
+    target = _account_target(request, target, N_("Name the account to follow."))
     try:
-        outcome = await FollowingService(context).follow(viewer.account, target.strip())
+        outcome = await FollowingService(context).follow(viewer.account, target)
     except FollowingError as error:
         raise BadRequest(str(error)) from None
     return redirect("/search", "follow_requested" if outcome.pending else "followed", q=outcome.target.uri)
@@ -632,10 +640,9 @@ async def unfollow(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    if not target.strip() or not _valid_target(target.strip()):
-        raise BadRequest(translate(request, N_("Name the account to unfollow.")))
+    target = _account_target(request, target, N_("Name the account to unfollow."))
     try:
-        await FollowingService(context).unfollow(viewer.account, target.strip())
+        await FollowingService(context).unfollow(viewer.account, target)
     except FollowingError as error:
         raise BadRequest(str(error)) from None
-    return redirect("/search", "unfollowed", q=target.strip())
+    return redirect("/search", "unfollowed", q=target)
