@@ -47,7 +47,11 @@ class Fetcher:
     async def get_json(
         self, url: str, *, accept: str = AS2_ACCEPT, signed: bool | None = None
     ) -> dict[str, Any]:
-        """GET a JSON object. With `signed=None`, try unsigned first and sign only when refused (401/403)."""
+        """GET a JSON object. With `signed=None`, try unsigned first and sign only when refused (401/403).
+
+        The document alone: a caller that believes what the document says about its own id must use
+        `fetch` and check that id against the origin of the final URL, as redirects may cross hosts.
+        """
         return (await self.fetch(url, accept=accept, signed=signed)).document
 
     async def fetch(

@@ -693,9 +693,16 @@ class PostingService:
         timeline), so that it can be replied to, boosted or liked like any other."""
         signer = await AccountService(self.context).instance_actor()
         try:
-            note = parse_note(await Fetcher(self.context, signer=signer).get_json(url))
-            # A server speaks for its own posts and actors only.
-            if authority(note.uri) != authority(url) or not same_origin(note.attributed_to, note.uri):
+            fetched = await Fetcher(self.context, signer=signer).fetch(url)
+            note = parse_note(fetched.document)
+            # A server speaks for its own posts and actors only, and the server that spoke is the
+            # one the redirects ended on: otherwise a redirect from `url` to another host would
+            # let that host serve a post in the name of `url`'s server.
+            if (
+                authority(note.uri) != authority(url)
+                or authority(note.uri) != authority(fetched.url)
+                or not same_origin(note.attributed_to, note.uri)
+            ):
                 raise PostingError(f"{url} names a post or author on another server")
             author = await ActorResolver(self.context).fetch_actor(note.attributed_to)
         except (FetchError, ResolveError, InvalidObject) as error:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.activitypub.resolver import ActorResolver
@@ -143,6 +143,8 @@ class Peer:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     # POSTs received: (url, activity).
     inbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # URLs (without fragment) whose GET answers 302 to another URL.
+    redirects: dict[str, str] = field(default_factory=dict)
     _key_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -204,6 +206,10 @@ class Peer:
             self.documents[actor.key_id] = {"@context": MASTODON_CONTEXT, **block}
         return PeerActor(uri=actor.uri, key=key, key_id=actor.key_id, document=document)
 
+    def redirect(self, url: str, to: str) -> None:
+        """GETs of `url` answer 302 to `to`, which may be on another host."""
+        self.redirects[url] = to
+
     def serve(self, document: dict[str, Any]) -> dict[str, Any]:
         self.documents[str(document["id"]).split("#", 1)[0]] = document
         return document
@@ -221,6 +227,8 @@ class Peer:
             return Response(status_code=202)
         if request.headers["host"] in self.authorized_fetch and "signature" not in request.headers:
             return JSONResponse({"error": "Request not signed"}, status_code=401)
+        if url in self.redirects:
+            return RedirectResponse(self.redirects[url], status_code=302)
         found = self.documents.get(url) or self.documents.get(url.replace("http://", "https://", 1))
         if found is None:
             return JSONResponse({"error": "Record not found"}, status_code=404)

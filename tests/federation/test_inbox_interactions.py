@@ -116,6 +116,24 @@ async def test_boost_whose_post_its_origin_does_not_serve_is_dropped(
     assert await rows(here, Post) == []
 
 
+async def test_boost_whose_post_url_redirects_to_another_server_claiming_it_is_dropped(
+    here: Instance, lab: Lab, peer: Peer, bob: PeerActor, alice: Account
+) -> None:
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    other = Peer(lab).host("other.test")
+    carol = other.actor("http://other.test/users/carol")
+    post_uri = f"{carol.uri}/statuses/1"
+    # other.test's post URL redirects (an open redirect, say) to evil.test, which serves a post
+    # in other.test's name: only other.test may say what its posts are.
+    other.redirect(post_uri, "http://evil.test/forged")
+    evil = Peer(lab).host("evil.test")
+    evil.documents["http://evil.test/forged"] = note(carol, 1, content="<p>forged text</p>")
+    item = await deliver_and_process(here, peer, bob, announce(bob, post_uri, 5))
+    assert item.last_error == f"{post_uri} redirected to http://evil.test/forged, on another server"
+    assert await rows(here, Post) == []
+
+
 async def test_boost_by_someone_nobody_follows_is_dropped(here: Instance, peer: Peer, bob: PeerActor) -> None:
     item = await deliver_and_process(
         here, peer, bob, announce(bob, "http://remote.test/users/x/statuses/1", 4)

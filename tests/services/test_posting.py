@@ -248,6 +248,60 @@ async def test_a_reply_to_a_remote_post_never_seen_reads_it_from_its_origin(
     assert inboxes == ["http://notes.test/users/bob/inbox"]
 
 
+async def test_a_remote_post_whose_url_redirects_to_another_server_claiming_it_is_refused(
+    home: Instance, peer: Peer, lab: Lab
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, RedirectResponse
+
+    note_uri = "http://notes.test/users/bob/statuses/1"
+    notes = FastAPI()
+
+    # notes.test's post URL redirects (an open redirect, say) to evil.test.
+    @notes.get("/users/bob/statuses/1")
+    async def moved() -> RedirectResponse:
+        return RedirectResponse("http://evil.test/forged", status_code=302)
+
+    # bob is real, so only the origin check stands between the forgery and a kept post.
+    @notes.get("/users/bob")
+    async def served_actor() -> JSONResponse:
+        return JSONResponse(
+            {
+                "id": "http://notes.test/users/bob",
+                "type": "Person",
+                "preferredUsername": "bob",
+                "inbox": "http://notes.test/users/bob/inbox",
+                "publicKey": {
+                    "id": "http://notes.test/users/bob#main-key",
+                    "publicKeyPem": peer.public_pem(),
+                },
+            },
+            media_type="application/activity+json",
+        )
+
+    evil = FastAPI()
+
+    @evil.get("/forged")
+    async def forged() -> JSONResponse:
+        return JSONResponse(
+            {
+                "id": note_uri,
+                "type": "Note",
+                "attributedTo": "http://notes.test/users/bob",
+                "content": "<p>forged text</p>",
+            },
+            media_type="application/activity+json",
+        )
+
+    lab.network.register("notes.test", notes)
+    lab.network.register("evil.test", evil)
+    alice = await local_account(home, "alice")
+    posting = PostingService(home.context)
+    with pytest.raises(PostingError, match="on another server"):
+        await posting.create(alice, "Replying", in_reply_to=note_uri)
+    assert await posting.find_post(note_uri) is None
+
+
 async def test_edit_keeps_history_and_sends_an_update_to_old_and_new_mentions(
     home: Instance, peer: Peer
 ) -> None:
