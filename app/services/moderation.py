@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +100,24 @@ class DomainPolicy:
     @property
     def silenced_domains(self) -> list[str]:
         return sorted(name for name, rule in self.blocks.items() if rule.severity == BlockSeverity.SILENCE)
+
+    def rejects_media(self, host: str) -> bool:
+        """Whether pages must not embed files from `host` (Mastodon's reject_media; Herold stores no
+        remote files, it links them, so this is the whole of it). A suspended domain's are gone anyway."""
+        rule = self.rule_for(host)
+        return rule is not None and (rule.reject_media or rule.suspends)
+
+    def embeds_media(self, owner_domain: str | None, url: str | None) -> bool:
+        """Whether a page may load `url` (an avatar, header or attachment of an account on
+        `owner_domain`, None for a local one): neither the account's server nor the host serving
+        the file may be a domain whose media is rejected."""
+        if not url:
+            return False
+        hosts = [owner_domain] if owner_domain else []
+        served_from = urlsplit(url).hostname if "//" in url else None
+        if served_from:
+            hosts.append(served_from)
+        return not any(self.rejects_media(host) for host in hosts)
 
     def rejects_reports(self, host: str) -> bool:
         rule = self.rule_for(host)

@@ -93,6 +93,8 @@ async def page_state(request: Request, context: AppContext = Depends(get_context
         base_url=settings.base_url,
         max_post_chars=settings.max_post_chars,
     )
+    # Read once per page: templates decide from it which remote media they may embed.
+    request.state.domain_policy = await context.domain_policy.current()
     request.state.page_state_loaded = True
     return viewer
 

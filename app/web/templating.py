@@ -23,6 +23,7 @@ from app import __version__
 from app.context import AppContext
 from app.i18n import LOCALE_NAMES, Catalogs, negotiate
 from app.services.html_sanitizer import html_to_plain_text
+from app.services.moderation import DomainPolicy
 from app.web.notices import NOTICES
 
 
@@ -77,6 +78,16 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
             return f"{day}, {format_skeleton('Hm', moment, tzinfo=UTC, locale=locale)}"
         return format_datetime(moment, length, tzinfo=UTC, locale=locale)
 
+    @jinja2.pass_context
+    def embeds_media(template_context: Any, account: Any, url: str | None) -> bool:
+        """Whether the page may load `url`, a file of `account` (domain blocks with reject_media)."""
+        policy: DomainPolicy | None = template_context.get("domain_policy")
+        if policy is None:
+            # A page rendered without the policy (an error page) shows no remote account's files.
+            return bool(url) and account.domain is None
+        return policy.embeds_media(account.domain, url)
+
+    environment.globals["embeds_media"] = embeds_media
     environment.filters["datetime"] = localized_datetime
     environment.filters["http_url"] = http_url
     environment.filters["plaintext"] = lambda html, limit=300: _shorten(html_to_plain_text(html or ""), limit)
@@ -101,6 +112,7 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
             "site": getattr(request.state, "site", None) or default_site,
             "notice": NOTICES.get(request.query_params.get("notice", "")),
             "current_path": request.url.path,
+            "domain_policy": getattr(request.state, "domain_policy", None),
         }
 
     return Jinja2Templates(env=environment, context_processors=[page_defaults])
