@@ -46,7 +46,12 @@ class Report(SQLModel, table=True):
     id: int = id_field()
     # Who reported: a local account, or a remote actor (an inbound Flag; the instance actor of a server).
     reporter_account_id: int | None = foreign_id("account.id", nullable=True, ondelete="SET NULL")
-    target_account_id: int = foreign_id("account.id")
+    # Reports are evidence and outlive what they are about: when the account is purged (its domain
+    # suspended, the actor deleted) the id becomes NULL and the uri and handle kept here still say who.
+    target_account_id: int | None = foreign_id("account.id", nullable=True, ondelete="SET NULL")
+    target_uri: str = Field(default="", max_length=2048)
+    # `name@domain`, or the bare name of a local account.
+    target_handle: str = Field(default="", max_length=512)
     post_ids: list[int] = json_field(list)
     comment: str = ""
     uri: str | None = Field(default=None, max_length=2048, unique=True)

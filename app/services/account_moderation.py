@@ -161,6 +161,8 @@ class AccountModerationService:
             report = Report(
                 reporter_account_id=reporter.id,
                 target_account_id=target.id,
+                target_uri=target.uri,
+                target_handle=report_handle(target),
                 post_ids=[post.id for post in posts],
                 comment=comment,
                 forwarded=forward and target.domain is not None,
@@ -204,13 +206,20 @@ class AccountModerationService:
         }
 
 
+def report_handle(account: Account) -> str:
+    """How a report names its target once the account row may be gone: `name@domain`, or `name` here."""
+    return f"{account.username}@{account.domain}" if account.domain else account.username
+
+
 class ReportQueue:
     """The reports admins work through: from staff here and from other servers' Flags alike."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
 
-    async def open_reports(self, limit: int = 100) -> list[tuple[Report, Account, Account | None]]:
+    async def open_reports(self, limit: int = 100) -> list[tuple[Report, Account | None, Account | None]]:
+        """Unresolved reports, newest first, with the reported and the reporting account where they
+        are still stored (a purged target is named by the report's own target_uri and target_handle)."""
         async with self.context.sessions() as session:
             reports = (
                 await session.scalars(
@@ -220,7 +229,7 @@ class ReportQueue:
                     .limit(limit)
                 )
             ).all()
-            ids = {report.target_account_id for report in reports} | {
+            ids = {report.target_account_id for report in reports if report.target_account_id is not None} | {
                 report.reporter_account_id for report in reports if report.reporter_account_id is not None
             }
             accounts = {
@@ -228,9 +237,12 @@ class ReportQueue:
                 for account in (await session.scalars(select(Account).where(col(Account.id).in_(ids)))).all()
             }
         return [
-            (report, accounts[report.target_account_id], accounts.get(report.reporter_account_id or 0))
+            (
+                report,
+                accounts.get(report.target_account_id or 0),
+                accounts.get(report.reporter_account_id or 0),
+            )
             for report in reports
-            if report.target_account_id in accounts
         ]
 
     async def resolve(self, report_id: int, *, by: User) -> bool:

@@ -302,7 +302,8 @@ class DomainBlockService:
                     )
                     severed += 1
         if by_id:
-            # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE).
+            # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
+            # reports about them stay for the admins, naming them by the uri and handle they keep.
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
         return SuspensionEffects(severed, len(by_id), dropped)
 

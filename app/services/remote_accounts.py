@@ -27,6 +27,7 @@ from app.models import (
     User,
 )
 from app.models.base import new_id, utcnow
+from app.services.account_moderation import report_handle
 from app.services.notifications import notify
 from app.services.remote_posts import local_follower_ids
 from app.services.timelines import insert_ignoring_duplicates
@@ -275,6 +276,8 @@ class RemoteAccountService:
             report = Report(
                 reporter_account_id=reporter.id,
                 target_account_id=target.id,
+                target_uri=target.uri,
+                target_handle=report_handle(target),
                 post_ids=post_ids,
                 comment=comment,
                 uri=uri,
