@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from app.config import Settings, host_without_port
 from app.db import SessionFactory
-from app.models import BlockSeverity, DomainAllow, DomainBlock
+from app.models import Account, BlockSeverity, DomainAllow, DomainBlock
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -239,6 +239,11 @@ async def suspending_block(session: AsyncSession, host: str) -> str | None:
         if name in found:
             return name if found[name] == BlockSeverity.SUSPEND else None
     return None
+
+
+async def is_silenced(context: AppContext, account: Account) -> bool:
+    """Whether `account` is on a silenced domain (a local account never is)."""
+    return account.domain is not None and await context.domain_policy.silencing(account.domain) is not None
 
 
 async def is_domain_suspended(context: AppContext, host: str) -> bool:

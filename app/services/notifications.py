@@ -11,10 +11,13 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Notification, NotificationType
 from app.services.batch_writes import new_row
+from app.services.moderation import is_silenced
 from app.services.timelines import (
     AccountSummary,
     PostSummary,
     api_timestamp,
+    hidden_from,
+    local_follower_ids,
     summarize_account,
     summarize_posts,
 )
@@ -40,6 +43,30 @@ async def notify(
             account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
         )
     )
+
+
+@dataclass(frozen=True)
+class SenderReach:
+    """Which local accounts one sender may notify: none that block or mute it (or hide its domain),
+    and, when its domain is silenced, only those who follow it (Mastodon's rule: a silenced server's
+    mentions, replies, likes and boosts reach only its accounts' followers; follow requests, which
+    are how one gets there, are never held back)."""
+
+    hidden: frozenset[int]
+    # None unless the sender's domain is silenced.
+    followers_only: frozenset[int] | None = None
+
+    def reaches(self, account_id: int) -> bool:
+        return account_id not in self.hidden and (
+            self.followers_only is None or account_id in self.followers_only
+        )
+
+
+async def sender_reach(session: AsyncSession, context: AppContext, sender: Account) -> SenderReach:
+    hidden = frozenset(await hidden_from(session, sender))
+    if not await is_silenced(context, sender):
+        return SenderReach(hidden)
+    return SenderReach(hidden, frozenset(await local_follower_ids(session, sender)))
 
 
 def notification_row(

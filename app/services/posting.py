@@ -52,7 +52,7 @@ from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.notifications import notify
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import add_to_home, hidden_from, insert_ignoring_duplicates
+from app.services.timelines import add_to_home, boost_audience, hidden_from, insert_ignoring_duplicates
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
@@ -435,9 +435,9 @@ class PostingService:
             )
             session.add(boost)
             await session.flush()
-            await _add_to_timelines(
-                session, boost, account, [account.id, *await _local_follower_ids(session, account)]
-            )
+            followers = await _local_follower_ids(session, account)
+            audience = await boost_audience(session, self.context, original_author, followers)
+            await _add_to_timelines(session, boost, account, [account.id, *audience])
             await notify(
                 session,
                 account=original_author,

@@ -18,9 +18,10 @@ from app.context import AppContext
 from app.models import Account, Favourite, NotificationType, Post, Reaction, Visibility
 from app.models.base import new_id, utcnow
 from app.services.batch_writes import FavouriteRows, PostRows, ReadCache, WriteBatch, new_row
-from app.services.notifications import notification_row, notify
+from app.services.moderation import is_silenced
+from app.services.notifications import notification_row, notify, sender_reach
 from app.services.remote_posts import RemotePostService
-from app.services.timelines import hidden_from, insert_ignoring_duplicates
+from app.services.timelines import insert_ignoring_duplicates
 
 
 class RemoteInteractionService:
@@ -62,12 +63,25 @@ class RemoteInteractionService:
         hidden = await self.posts.hidden(announcer)
         rows = PostRows(post=boost, reblog_of_id=original.id)
         if visibility != Visibility.DIRECT:
-            rows.readers = sorted(await self.posts.followers(announcer) - hidden)
-        if original.local and original.account_id not in hidden:
+            readers = await self.posts.followers(announcer) - hidden
+            if readers and not original.local:
+                readers = await self._boost_audience(original, readers)
+            rows.readers = sorted(readers)
+        if original.local and (await self.posts.reach(announcer)).reaches(original.account_id):
             rows.notifications.append(
                 notification_row(original.account_id, announcer.id, NotificationType.REBLOG, original.id)
             )
         return rows
+
+    async def _boost_audience(self, original: Post, readers: frozenset[int]) -> frozenset[int]:
+        """A silenced domain's post reaches through a boost only those following its author
+        (timelines.boost_audience, here through the inbox worker's cache)."""
+        if not (await self.context.domain_policy.current()).silenced_domains:
+            return readers
+        author = await self.posts.account(original.account_id)
+        if author is None or not await is_silenced(self.context, author):
+            return readers
+        return readers & await self.posts.followers(author)
 
     async def boost(
         self,
@@ -117,7 +131,7 @@ class RemoteInteractionService:
             return None
         favourite = new_row(Favourite, account_id=account.id, post_id=post.id, uri=uri, created_at=utcnow())
         notification = None
-        if post.account_id not in await self.posts.hidden(account):
+        if (await self.posts.reach(account)).reaches(post.account_id):
             notification = notification_row(post.account_id, account.id, NotificationType.FAVOURITE, post.id)
         return FavouriteRows(favourite=favourite, notification=notification)
 
@@ -224,7 +238,7 @@ class RemoteInteractionService:
         detail: str | None = None,
     ) -> None:
         author = await session.get(Account, post.account_id)
-        if author is None or author.id in await hidden_from(session, actor):
+        if author is None or not (await sender_reach(session, self.context, actor)).reaches(author.id):
             return
         await notify(session, account=author, from_account=actor, kind=kind, post_id=post.id, detail=detail)
 

@@ -23,8 +23,6 @@ from app.activitypub.parsers import NoteData, is_public
 from app.context import AppContext
 from app.models import (
     Account,
-    Follow,
-    FollowState,
     MediaAttachment,
     Mention,
     NotificationType,
@@ -39,8 +37,9 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services.batch_writes import PostRows, ReadCache, WriteBatch, new_row
-from app.services.notifications import notification_row, notify
-from app.services.timelines import hidden_from, insert_ignoring_duplicates
+from app.services.moderation import is_silenced
+from app.services.notifications import SenderReach, notification_row, notify, sender_reach
+from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids
 
 T = TypeVar("T")
 
@@ -63,19 +62,6 @@ class Relevance:
             or bool(self.local_recipients)
             or (self.parent is not None and self.parent.local)
         )
-
-
-async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
-    rows = await session.scalars(
-        select(Follow.follower_id)
-        .join(Account, col(Account.id) == col(Follow.follower_id))
-        .where(
-            col(Follow.followee_id) == account.id,
-            col(Follow.state) == FollowState.ACCEPTED,
-            col(Account.domain).is_(None),
-        )
-    )
-    return list(rows.all())
 
 
 class RemotePostService:
@@ -123,6 +109,19 @@ class RemotePostService:
             return frozenset(await hidden_from(session, author))
 
         return await self._cached(("hidden", author.id), load)
+
+    async def reach(self, sender: Account) -> SenderReach:
+        """Which local accounts `sender` may notify (see SenderReach)."""
+        hidden = await self.hidden(sender)
+        if not await is_silenced(self.context, sender):
+            return SenderReach(hidden)
+        return SenderReach(hidden, await self.followers(sender))
+
+    async def account(self, account_id: int) -> Account | None:
+        async def load(session: AsyncSession) -> Account | None:
+            return await session.get(Account, account_id)
+
+        return await self._cached(("account", account_id), load)
 
     async def relevance(self, note: NoteData, author: Account) -> Relevance:
         candidates = self._recipient_candidates(note)
@@ -236,11 +235,12 @@ class RemotePostService:
             else set(relevance.followers)
         )
         rows.readers = sorted(readers - hidden)
+        reach = await self.reach(author)
         replied_to = parent.account_id if parent is not None and parent.local else None
-        if replied_to is not None and replied_to not in hidden:
+        if replied_to is not None and reach.reaches(replied_to):
             rows.notifications.append(notification_row(replied_to, author.id, NotificationType.REPLY))
         for account in relevance.local_recipients:
-            if account.id not in hidden and account.id != replied_to:
+            if reach.reaches(account.id) and account.id != replied_to:
                 rows.notifications.append(notification_row(account.id, author.id, NotificationType.MENTION))
         return rows
 
@@ -343,13 +343,13 @@ class RemotePostService:
         already = set(
             (await session.scalars(select(Mention.account_id).where(col(Mention.post_id) == post.id))).all()
         )
-        hidden = await hidden_from(session, author)
+        reach = await sender_reach(session, self.context, author)
         candidates = self._recipient_candidates(note)
         for account in await self._local_recipients(session, candidates, {m.href for m in note.mentions}):
             if account.id in already:
                 continue
             session.add(Mention(post_id=post.id, account_id=account.id))
-            if account.id not in hidden:
+            if reach.reaches(account.id):
                 await notify(
                     session,
                     account=account,
@@ -364,7 +364,10 @@ class RemotePostService:
             .join(Post, col(Post.account_id) == col(Account.id))
             .where(col(Post.reblog_of_id) == post.id, col(Account.domain).is_(None))
         )
+        reach = await sender_reach(session, self.context, author)
         for account in boosters.all():
+            if not reach.reaches(account.id):
+                continue
             await notify(
                 session, account=account, from_account=author, kind=NotificationType.UPDATE, post_id=post.id
             )

@@ -20,6 +20,8 @@ from app.models import (
     Account,
     AccountBlock,
     AccountMute,
+    Follow,
+    FollowState,
     MediaAttachment,
     Mention,
     Poll,
@@ -30,6 +32,7 @@ from app.models import (
     UserDomainBlock,
 )
 from app.models.base import new_ids, utcnow
+from app.services.moderation import is_silenced
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -70,6 +73,31 @@ async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
             ).all()
         )
     return hidden
+
+
+async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
+    rows = await session.scalars(
+        select(Follow.follower_id)
+        .join(Account, col(Account.id) == col(Follow.follower_id))
+        .where(
+            col(Follow.followee_id) == account.id,
+            col(Follow.state) == FollowState.ACCEPTED,
+            col(Account.domain).is_(None),
+        )
+    )
+    return list(rows.all())
+
+
+async def boost_audience(
+    session: AsyncSession, context: AppContext, boosted_author: Account, readers: Iterable[int]
+) -> set[int]:
+    """Which of `readers` a boost of `boosted_author`'s post reaches at home: all of them, unless the
+    author's domain is silenced; then only those who follow the author, as on Mastodon (a silenced
+    server's posts reach people through their own follows, not through someone else's boost)."""
+    audience = set(readers)
+    if audience and await is_silenced(context, boosted_author):
+        audience &= set(await local_follower_ids(session, boosted_author))
+    return audience
 
 
 async def add_to_home(session: AsyncSession, account_ids: Iterable[int], post_id: int) -> None:
