@@ -23,10 +23,8 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -36,26 +34,12 @@ from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 from multidict import CIMultiDict
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError, IPAddress, IPNetwork
+from app.activitypub.delivery_connections import DeliveryConnections, PostResult
+
+__all__ = ["AddressPolicy", "ForbiddenAddressError", "PostResult"]  # also imported from here
 
 DEFAULT_BODY_LIMIT = 1_048_576
-
-# RFC 6598 shared address space: carrier-grade NAT, reachable only inside a provider's network.
-# Python's `is_private` does not cover it.
-_SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
-# RFC 6052 well-known NAT64 prefix: on a NAT64 network 64:ff9b::7f00:1 reaches 127.0.0.1.
-_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class ForbiddenAddressError(httpx.ConnectError):
-    """A connection the SSRF guard refused: the address is not public and not explicitly allowed."""
-
-    def __init__(self, *, address: str, host: str, reason: str, request: httpx.Request | None = None) -> None:
-        super().__init__(f"refusing to connect to {address} ({reason}) for {host}", request=request)
-        self.address = address
-        self.host = host
-        self.reason = reason
 
 
 class ResponseTooLarge(httpx.HTTPError):
@@ -80,78 +64,6 @@ class _RefusedAddress(OSError):
         self.address = address
         self.host = host
         self.reason = reason
-
-
-def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address delivers to, for the forms the kernel or network translate."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64_PREFIX:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def _special_purpose(ip: IPAddress) -> str | None:
-    """Why `ip` is not a public unicast address, or None when it is."""
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip in _SHARED_ADDRESS_SPACE:
-        return "shared address space"
-    if ip.is_private:
-        return "private"
-    if ip.is_reserved:
-        return "reserved"
-    # Catches the remaining special-purpose ranges (documentation, benchmarking, Teredo…);
-    # the exact list varies between Python releases, the checks above do not.
-    if not ip.is_global:
-        return "not globally routable"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class AddressPolicy:
-    """Which addresses the server may connect to: public unicast ones, plus `allowed` networks."""
-
-    allowed: tuple[IPNetwork, ...] = ()
-
-    def refusal(self, address: str | IPAddress) -> str | None:
-        """Why connecting to `address` is refused, or None when it is allowed."""
-        try:
-            ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        except ValueError:
-            return "not an IP address"
-        embedded = _embedded_ipv4(ip)
-        candidates = (ip,) if embedded is None else (ip, embedded)
-        if any(candidate in network for network in self.allowed for candidate in candidates):
-            return None
-        if embedded is not None:
-            # Python files IPv4-mapped addresses under private and NAT64 under reserved; what
-            # matters for those is where they deliver. A DNS64 network hands out NAT64 addresses
-            # for every public IPv4-only host.
-            translated = isinstance(ip, ipaddress.IPv6Address) and (
-                ip.ipv4_mapped is not None or ip in _NAT64_PREFIX
-            )
-            own = None if translated else _special_purpose(ip)
-            return own or _special_purpose(embedded)
-        return _special_purpose(ip)
-
-    def is_allowed(self, address: str | IPAddress) -> bool:
-        return self.refusal(address) is None
-
-    def check(self, address: str, host: str) -> None:
-        reason = self.refusal(address)
-        if reason is not None:
-            raise ForbiddenAddressError(address=str(address), host=host, reason=reason)
 
 
 def _ip_literal(host: str) -> IPAddress | None:
@@ -323,6 +235,7 @@ class GuardedTransport(AiohttpTransport):
         max_connections: int,
         max_per_host: int,
         connect_timeout: float,
+        max_delivery_connections: int,
     ) -> None:
         ssl_context = httpx.create_ssl_context()
         self._sessions = _SessionFactory(
@@ -331,6 +244,12 @@ class GuardedTransport(AiohttpTransport):
         super().__init__(verify=ssl_context, client=self._sessions)
         self.policy = policy
         self._connect_timeout = connect_timeout
+        self._deliveries = DeliveryConnections(
+            policy,
+            ssl_context=ssl_context,
+            connect_timeout=connect_timeout,
+            max_connections=max_delivery_connections,
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -384,6 +303,7 @@ class GuardedTransport(AiohttpTransport):
         try:
             await super().aclose()
         finally:
+            await self._deliveries.aclose()
             await self._sessions.aclose()
 
     def session(self) -> aiohttp.ClientSession:
@@ -402,51 +322,13 @@ class GuardedTransport(AiohttpTransport):
         timeouts: httpx.Timeout,
         read_limit: int,
     ) -> PostResult:
-        """A POST straight on the aiohttp session: the same checks and exceptions as
-        `handle_async_request`, without building httpx's request and response models."""
-        host = urlsplit(url).hostname or ""
-        if _may_be_ip_literal(host):
-            literal = _ip_literal(host)
-            reason = None if literal is None else self.policy.refusal(literal)
-            if reason is not None:
-                raise ForbiddenAddressError(address=str(literal), host=host, reason=reason)
-        try:
-            async with self.session().post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=_client_timeout(timeouts.as_dict(), self._connect_timeout),
-            ) as response:
-                result = PostResult(response.status, response.headers.get("Retry-After"))
-                await _drain(response, read_limit)
-                return result
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _translate(exc, host) from exc
-
-
-async def _drain(response: aiohttp.ClientResponse, limit: int) -> None:
-    """Read a response to the end, up to `limit` bytes, so its connection goes back to the pool;
-    a larger or broken body closes the connection instead. Only the status was wanted."""
-    declared = response.content_length
-    if declared is not None and declared > limit:
-        response.close()
-        return
-    received = 0
-    try:
-        async for chunk in response.content.iter_any():
-            received += len(chunk)
-            if received > limit:
-                response.close()
-                return
-    except (aiohttp.ClientError, TimeoutError):
-        response.close()
-
-
-@dataclass(frozen=True, slots=True)
-class PostResult:
-    status: int
-    retry_after: str | None
+        """A POST on the transport's own lean delivery connections (app/activitypub/
+        delivery_connections.py): the same address policy and httpx exceptions as
+        `handle_async_request`, without any request or response model."""
+        read = timeouts.read
+        return await self._deliveries.post(
+            url, body, headers, read_timeout=read if read is not None else 10.0, read_limit=read_limit
+        )
 
 
 async def post_bytes(
@@ -484,13 +366,20 @@ def build_transport(
     max_connections: int = 1024,
     max_per_host: int = 4,
     connect_timeout: float = 5.0,
+    max_delivery_connections: int = 8192,
 ) -> httpx.AsyncBaseTransport:
-    """The guarded aiohttp transport; keep-alive connections are pooled and reused."""
+    """The guarded aiohttp transport; keep-alive connections are pooled and reused.
+
+    Deliveries keep their own, larger pool: a fan-out reaches thousands of hosts at once, and the
+    next post to the same followers should find their connections still open (the worker raises
+    its open-file limit to allow for it).
+    """
     return GuardedTransport(
         policy=AddressPolicy(allowed=tuple(allowed_private)),
         max_connections=max_connections,
         max_per_host=max_per_host,
         connect_timeout=connect_timeout,
+        max_delivery_connections=max_delivery_connections,
     )
 
 

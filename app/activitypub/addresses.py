@@ -1,0 +1,104 @@
+"""Which addresses the server may connect to: the SSRF rule every fetch and delivery follows.
+
+Public unicast addresses are allowed; private, loopback, link-local, multicast and the other
+special-purpose ranges are refused unless ALLOWED_PRIVATE_ADDRESSES lists them. IPv6 forms that
+deliver to an IPv4 address (mapped, 6to4, NAT64) are judged by where they deliver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import httpx
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# RFC 6598 shared address space: carrier-grade NAT, reachable only inside a provider's network.
+# Python's `is_private` does not cover it.
+_SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
+# RFC 6052 well-known NAT64 prefix: on a NAT64 network 64:ff9b::7f00:1 reaches 127.0.0.1.
+_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class ForbiddenAddressError(httpx.ConnectError):
+    """A connection the SSRF guard refused: the address is not public and not explicitly allowed."""
+
+    def __init__(self, *, address: str, host: str, reason: str, request: httpx.Request | None = None) -> None:
+        super().__init__(f"refusing to connect to {address} ({reason}) for {host}", request=request)
+        self.address = address
+        self.host = host
+        self.reason = reason
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address delivers to, for the forms the kernel or network translate."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _special_purpose(ip: IPAddress) -> str | None:
+    """Why `ip` is not a public unicast address, or None when it is."""
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip in _SHARED_ADDRESS_SPACE:
+        return "shared address space"
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved:
+        return "reserved"
+    # Catches the remaining special-purpose ranges (documentation, benchmarking, Teredo…);
+    # the exact list varies between Python releases, the checks above do not.
+    if not ip.is_global:
+        return "not globally routable"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which addresses the server may connect to: public unicast ones, plus `allowed` networks."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+
+    def refusal(self, address: str | IPAddress) -> str | None:
+        """Why connecting to `address` is refused, or None when it is allowed."""
+        try:
+            ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+        except ValueError:
+            return "not an IP address"
+        embedded = _embedded_ipv4(ip)
+        candidates = (ip,) if embedded is None else (ip, embedded)
+        if any(candidate in network for network in self.allowed for candidate in candidates):
+            return None
+        if embedded is not None:
+            # Python files IPv4-mapped addresses under private and NAT64 under reserved; what
+            # matters for those is where they deliver. A DNS64 network hands out NAT64 addresses
+            # for every public IPv4-only host.
+            translated = isinstance(ip, ipaddress.IPv6Address) and (
+                ip.ipv4_mapped is not None or ip in _NAT64_PREFIX
+            )
+            own = None if translated else _special_purpose(ip)
+            return own or _special_purpose(embedded)
+        return _special_purpose(ip)
+
+    def is_allowed(self, address: str | IPAddress) -> bool:
+        return self.refusal(address) is None
+
+    def check(self, address: str, host: str) -> None:
+        reason = self.refusal(address)
+        if reason is not None:
+            raise ForbiddenAddressError(address=str(address), host=host, reason=reason)
