@@ -14,6 +14,7 @@ from typing import Any
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, Role
+from app.runtime import tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -140,6 +141,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
     )
+    tune_garbage_collection()
     await uvicorn.Server(config).serve()
     return 0
 
@@ -148,6 +150,7 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     from app.federation.worker import build_worker
 
     async def work(context: AppContext) -> int:
+        tune_garbage_collection()
         await build_worker(context).run()
         return 0
 

@@ -245,8 +245,10 @@ def _serve_herold(workdir: str, port: int, ready: Any) -> None:
     import uvicorn
 
     from app.main import create_app
+    from app.runtime import tune_garbage_collection
 
     app = create_app(_settings(Path(workdir), port))
+    tune_garbage_collection()  # as `herold serve` does
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop"
     )
@@ -259,10 +261,12 @@ def _serve_ceiling(port: int, public_pems: dict[str, str], ready: Any) -> None:
     import uvicorn
 
     from app.activitypub.signatures import KeyCache, SignatureError, parse_signed_request
+    from app.runtime import tune_garbage_collection
 
     cache = KeyCache()
     keys = {key_id: cache.public_key(pem) for key_id, pem in public_pems.items()}
     app = FastAPI()
+    tune_garbage_collection()  # the same process settings as Herold's server
 
     @app.post("/inbox")
     async def inbox(request: Request) -> Response:

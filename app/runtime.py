@@ -1,0 +1,23 @@
+"""Process-wide settings of the long-running commands (`herold serve`, `herold worker`)."""
+
+from __future__ import annotations
+
+import gc
+
+# The youngest generation is collected after this many allocations (CPython's default is 700).
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def tune_garbage_collection() -> None:
+    """Fewer and shorter garbage-collection pauses in a server process.
+
+    A full collection walks every object the process holds: the imported modules, the ORM's
+    metadata, the caches. Under load such a pass held every request in flight for tens of
+    milliseconds (bench/bench_inbox.py: p99 92 ms, 39 ms with this). What is alive once the
+    process has started is frozen out of the collector's sight, and request garbage, which dies
+    young, is collected in fewer, larger passes. Reference counting still frees almost everything
+    at once; only cycles wait for a pass.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 20, 20)
