@@ -55,6 +55,7 @@ from app.federation.worker import Worker
 from app.migrations import upgrade_database
 from app.models import Account, Follow, FollowState
 from app.models.base import new_ids, utcnow
+from app.runtime import tune_garbage_collection
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
@@ -392,6 +393,7 @@ def main() -> None:
     args, _unknown = parser.parse_known_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     account_service.hash_password = _cheap  # type: ignore[assignment]  # logins are not measured
+    tune_garbage_collection()  # the worker runs here as in `herold worker`
 
     spawn = multiprocessing.get_context("spawn")
     channel, remote = spawn.Pipe()

@@ -23,6 +23,8 @@ least recently used idle one goes when more than `max_connections` are open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import ssl
 import time
@@ -49,6 +51,7 @@ _UNSAFE_TARGET = frozenset(range(0x21)) | {0x7F}
 _SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
 
 _HEAD, _BODY, _IDLE = 0, 1, 2
+_NO_TIMEOUT = contextlib.nullcontext()
 _SIZE_LINE, _TRAILER = 0, 1
 
 
@@ -363,25 +366,29 @@ class DeliveryConnections:
         self, connection: _Connection, request: bytes, read_timeout: float, read_limit: int
     ) -> PostResult:
         waiter = connection.exchange(request, time.monotonic() + read_timeout, read_limit)
+        # Busy until its answer's body is skipped too (`_release`) or it closes (`_forget`): the
+        # deadline covers the whole answer, so a body that stalls does not hold a connection.
         self._busy.add(connection)
         try:
             return await waiter
         except asyncio.CancelledError:
             connection._close()
             raise
-        finally:
-            self._busy.discard(connection)
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        if not idle:
+            return None
         while idle:
-            connection = idle.pop()
-            self._idle_order.pop(connection, None)
+            connection = idle[-1]  # the most recently used: the least likely to be closed by now
+            self._unidle(connection)
             if not connection.closed:
                 return connection
         return None
 
     def _release(self, connection: _Connection) -> None:
+        """An answer was read to its end and the connection may carry another request."""
+        self._busy.discard(connection)
         if self._closed:
             connection._close()
             return
@@ -389,19 +396,23 @@ class DeliveryConnections:
         connection.idle_since = time.monotonic()
         self._idle_order[connection] = None
         while len(self._open) > self.max_connections and self._idle_order:
-            oldest, _ = self._idle_order.popitem(last=False)
+            oldest = next(iter(self._idle_order))
+            # Out of the count now: it leaves `_open` only when its close completes, later.
+            self._forget(oldest)
             oldest._close()
 
     def _forget(self, connection: _Connection) -> None:
+        """Out of every list: the connection is closed or about to be."""
         self._open.discard(connection)
         self._busy.discard(connection)
-        if connection in self._idle_order:
-            del self._idle_order[connection]
-            idle = self._idle.get(connection.origin)
-            if idle is not None and connection in idle:
-                idle.remove(connection)
+        self._unidle(connection)
+
+    def _unidle(self, connection: _Connection) -> None:
+        if self._idle_order.pop(connection, False) is None:  # it was idle
+            idle = self._idle[connection.origin]
+            idle.remove(connection)
             if not idle:
-                self._idle.pop(connection.origin, None)
+                del self._idle[connection.origin]
 
     def _sweep(self) -> None:
         """Time out late answers and close connections idle too long; again later while any are open."""
@@ -414,7 +425,7 @@ class DeliveryConnections:
             oldest = next(iter(self._idle_order))
             if oldest.idle_since > stale:
                 break
-            del self._idle_order[oldest]
+            self._forget(oldest)
             oldest._close()
         self._schedule_sweep()
 
@@ -425,20 +436,10 @@ class DeliveryConnections:
     async def _connect(self, origin: Origin) -> _Connection:
         if self._closed:
             raise httpx.ConnectError("the delivery connections are closed")
-        loop = asyncio.get_running_loop()
-        secure = origin.scheme == "https"
         error: httpx.TransportError | None = None
         for family, address in await self._resolve(origin):
             try:
-                async with asyncio.timeout(self.connect_timeout):
-                    _transport, connection = await loop.create_connection(
-                        lambda: _Connection(self, origin),
-                        host=address,
-                        port=origin.port,
-                        family=family,
-                        ssl=self.ssl_context if secure else None,
-                        server_hostname=origin.host if secure else None,
-                    )
+                connection = await self._dial(origin, family, address)
             except TimeoutError:
                 error = httpx.ConnectTimeout(f"connecting to {origin.host} ({address}) timed out")
             except (OSError, ssl.SSLError) as failure:
@@ -449,6 +450,49 @@ class DeliveryConnections:
                 return connection
         assert error is not None
         raise error
+
+    async def _dial(self, origin: Origin, family: int, address: str) -> _Connection:
+        """A connection to an address already resolved and checked.
+
+        The socket is connected here rather than by `loop.create_connection(host=...)`, which
+        would resolve the address again and run its happy-eyeballs machinery: on a fan-out's
+        first contact with thousands of hosts that was a fifth of the event loop's time.
+        """
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            try:
+                sock.connect((address, origin.port))
+            except BlockingIOError:
+                await self._writable(loop, sock)
+                failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if failure:
+                    raise OSError(failure, os.strerror(failure)) from None
+            secure = origin.scheme == "https"
+            async with asyncio.timeout(self.connect_timeout) if secure else _NO_TIMEOUT:
+                _transport, connection = await loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    sock=sock,
+                    ssl=self.ssl_context if secure else None,
+                    server_hostname=origin.host if secure else None,
+                )
+        except BaseException:
+            sock.close()
+            raise
+        return connection
+
+    async def _writable(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        """Wait until a connecting socket is writable (connected or failed), at most connect_timeout."""
+        writable: asyncio.Future[None] = loop.create_future()
+        descriptor = sock.fileno()
+        loop.add_writer(descriptor, _settle_once, writable)
+        timer = loop.call_later(self.connect_timeout, _settle_once, writable, TimeoutError())
+        try:
+            await writable
+        finally:
+            timer.cancel()
+            loop.remove_writer(descriptor)
 
     async def _resolve(self, origin: Origin) -> list[tuple[int, str]]:
         """Where to connect, allowed addresses only (literal addresses as they are)."""
@@ -482,6 +526,15 @@ class DeliveryConnections:
         while len(self._addresses) > DNS_CACHE_SIZE:
             self._addresses.popitem(last=False)
         return allowed
+
+
+def _settle_once(future: asyncio.Future[None], error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _split(url: str) -> tuple[Origin, str, str]:
