@@ -254,7 +254,10 @@ class _Connection(asyncio.Protocol):
                 if not line:
                     return True
                 continue
-            size = int(line.split(b";", 1)[0].strip(), 16)
+            digits = line.split(b";", 1)[0].strip()
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                raise ValueError(f"chunk size {digits[:20]!r}")  # int() would take -5, 0x1a or 1_0
+            size = int(digits, 16)
             if size == 0:
                 self.chunk_state = _TRAILER
             else:

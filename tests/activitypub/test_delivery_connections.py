@@ -324,6 +324,10 @@ async def test_posts_in_a_row_share_one_connection(inboxes, pools, answer: list[
             ],
             id="chunked-over-read-limit",
         ),
+        pytest.param(
+            [b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n", b"0x5\r\nhello\r\n0\r\n\r\n"],
+            id="chunk-size-not-hex",
+        ),
     ],
 )
 async def test_answers_that_end_the_connection_give_the_status_and_a_new_connection_next(
