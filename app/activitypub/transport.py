@@ -4,6 +4,10 @@ Callers hold an `httpx.AsyncClient` (see `build_client`); underneath it runs aio
 subclass of `httpx_aiohttp.AiohttpTransport`, because httpx's own transport costs roughly ten
 times the CPU per request under concurrency.
 
+Deliveries, the one hot path, skip httpx and aiohttp alike: `post_bytes` hands them to the
+transport's own lean connections (app/activitypub/delivery_connections.py), which follow the same
+address policy (app/activitypub/addresses.py).
+
 The SSRF guard sits at three places, because each covers what the others cannot see:
 
 - `GuardedTransport` refuses IP-literal URL hosts before anything else happens. aiohttp never
@@ -306,14 +310,6 @@ class GuardedTransport(AiohttpTransport):
             await self._deliveries.aclose()
             await self._sessions.aclose()
 
-    def session(self) -> aiohttp.ClientSession:
-        """The guarded aiohttp session (made on first use), shared by every request through this
-        transport, so the pool and its keep-alive connections are shared as well."""
-        session = self.client
-        if not isinstance(session, aiohttp.ClientSession):
-            session = self.client = self.get_client()
-        return session
-
     async def post_direct(
         self,
         url: str,
@@ -342,10 +338,10 @@ async def post_bytes(
     """POST `body` without following redirects; the answer's status and Retry-After.
 
     The hot path of deliveries. When `client` runs on the guarded transport the request goes
-    straight to its aiohttp session: httpx's request and response models cost more CPU than
-    aiohttp itself (bench/bench_http_client.py measures both). The session is the transport's
-    own, so the SSRF checks, the pool and keep-alive are the same, and so are the exceptions
-    (httpx's). Any other transport (the test lab's) is used through `client.stream`.
+    to the transport's delivery connections: httpx's request and response models, and aiohttp's,
+    cost more CPU than the whole request (bench/bench_http_client.py measures each). The address
+    policy and the exceptions (httpx's) are the same. Any other transport (the test lab's) is used
+    through `client.stream`.
     """
     transport = getattr(client, "_transport", None)  # httpx keeps its transport private
     if isinstance(transport, GuardedTransport):
