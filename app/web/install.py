@@ -25,7 +25,7 @@ def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
     # Failed log-ins per client address and account name: in-process state owned by this app.
     app.state.login_limiter = LoginRateLimiter()
     install_session_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https=context.settings.scheme == "https")
     directory = media_root(context)
     with contextlib.suppress(OSError):  # reported when an upload is stored, not at start-up
         directory.mkdir(parents=True, exist_ok=True)

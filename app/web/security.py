@@ -1,4 +1,5 @@
-"""Response headers that keep HTML pages self-contained: no external scripts, styles or frames."""
+"""Security headers: HTML pages stay self-contained (no external scripts, styles or frames), no
+response is sniffed into another type, and under HTTPS browsers are told to stay on HTTPS."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ CONTENT_SECURITY_POLICY = (
 )
 HTML_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+EVERY_RESPONSE_HEADERS = [(b"x-content-type-options", b"nosniff")]
+# Two years, as Mastodon sends. Without includeSubDomains: Herold often runs on the organisation's
+# own domain, whose other hosts (an intranet wiki, say) are not ours to force onto HTTPS.
+STRICT_TRANSPORT_SECURITY = (b"strict-transport-security", b"max-age=63072000")
 
 
 class SecurityHeadersMiddleware:
-    """Adds the headers above to every text/html response (pure ASGI: no cost for JSON endpoints)."""
+    """Adds the headers above (pure ASGI: no request or response objects are built for it).
 
-    def __init__(self, app: ASGIApp) -> None:
+    `https`: the instance is served over HTTPS (behind its proxy), so HSTS is sent.
+    """
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
+        self.always = EVERY_RESPONSE_HEADERS + ([STRICT_TRANSPORT_SECURITY] if https else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,13 +39,13 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
                 content_type = next(
                     (value for name, value in headers if name.lower() == b"content-type"), b""
                 )
-                if content_type.startswith(b"text/html"):
-                    present = {name.lower() for name, _ in headers}
-                    headers.extend(item for item in HTML_HEADERS if item[0] not in present)
-                    message = {**message, "headers": headers}
+                wanted = self.always + HTML_HEADERS if content_type.startswith(b"text/html") else self.always
+                headers.extend(item for item in wanted if item[0] not in present)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
