@@ -44,6 +44,10 @@ CATALOGUE = {
         "tests/activitypub/test_transport.py::test_redirect_to_loopback_refused",
         "tests/activitypub/test_transport.py::test_redirect_to_name_resolving_to_forbidden_address_refused",
     ],
+    "SSRF in deliveries (their own connections, no redirects followed)": [
+        "tests/activitypub/test_delivery_connections.py::test_a_forbidden_address_is_never_connected_to",
+        "tests/activitypub/test_delivery_connections.py::test_a_name_is_resolved_and_its_addresses_checked",
+    ],
     "CSRF from another site": ["tests/web/test_auth.py::test_a_form_from_another_site_is_refused"],
 }
 
