@@ -52,7 +52,13 @@ from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.notifications import notify
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import add_to_home, boost_audience, hidden_from, insert_ignoring_duplicates
+from app.services.timelines import (
+    add_to_home,
+    boost_audience,
+    hidden_from,
+    insert_ignoring_duplicates,
+    local_follower_ids,
+)
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
@@ -238,7 +244,7 @@ class PostingService:
             if visibility == Visibility.DIRECT:
                 audience += [account.id for account in addressed if account.domain is None]
             else:
-                audience += await _local_follower_ids(session, author)
+                audience += await local_follower_ids(session, author)
             hidden = await _add_to_timelines(session, post, author, audience)
             # Accounts here learn of it as they would from another server: a reply, a mention.
             for account in addressed:
@@ -435,7 +441,7 @@ class PostingService:
             )
             session.add(boost)
             await session.flush()
-            followers = await _local_follower_ids(session, account)
+            followers = await local_follower_ids(session, account)
             audience = await boost_audience(session, self.context, original_author, followers)
             await _add_to_timelines(session, boost, account, [account.id, *audience])
             await notify(
@@ -771,19 +777,6 @@ async def _mentioned_accounts(session: AsyncSession, post: Post) -> list[Account
         select(Account)
         .join(Mention, col(Mention.account_id) == col(Account.id))
         .where(col(Mention.post_id) == post.id)
-    )
-    return list(rows.all())
-
-
-async def _local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
-    rows = await session.scalars(
-        select(Follow.follower_id)
-        .join(Account, col(Account.id) == col(Follow.follower_id))
-        .where(
-            col(Follow.followee_id) == account.id,
-            col(Follow.state) == FollowState.ACCEPTED,
-            col(Account.domain).is_(None),
-        )
     )
     return list(rows.all())
 
