@@ -444,9 +444,9 @@ class DeliveryConnections:
             try:
                 connection = await self._dial(origin, family, address)
             except TimeoutError:
-                error = httpx.ConnectTimeout(f"connecting to {origin.host} ({address}) timed out")
+                error = httpx.ConnectTimeout(f"connecting to {_naming(origin.host, address)} timed out")
             except (OSError, ssl.SSLError) as failure:
-                error = httpx.ConnectError(f"cannot connect to {origin.host} ({address}): {failure}")
+                error = httpx.ConnectError(f"cannot connect to {_naming(origin.host, address)}: {failure}")
             else:
                 self._open.add(connection)
                 self._schedule_sweep()
@@ -529,6 +529,10 @@ class DeliveryConnections:
         while len(self._addresses) > DNS_CACHE_SIZE:
             self._addresses.popitem(last=False)
         return allowed
+
+
+def _naming(host: str, address: str) -> str:
+    return host if host == address else f"{host} ({address})"
 
 
 def _settle_once(future: asyncio.Future[None], error: BaseException | None = None) -> None:
