@@ -102,3 +102,14 @@ class AddressPolicy:
         reason = self.refusal(address)
         if reason is not None:
             raise ForbiddenAddressError(address=str(address), host=host, reason=reason)
+
+
+def ascii_hostname(hostname: str) -> str:
+    """A host name as it goes on the wire and into a signed Host header: IDNA (punycode) for an
+    internationalised name (`bücher.example` → `xn--bcher-kva.example`), lower case.
+
+    Raises UnicodeError for a name that cannot be one (an empty or over-long label).
+    """
+    if hostname.isascii() and ".." not in hostname:
+        return hostname.lower()
+    return hostname.encode("idna").decode("ascii").lower()

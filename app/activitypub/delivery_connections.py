@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from app.activitypub.addresses import AddressPolicy
+from app.activitypub.addresses import AddressPolicy, ascii_hostname
 
 # A head larger than this is not an inbox's answer.
 HEAD_LIMIT = 65_536
@@ -52,7 +52,7 @@ _SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
 
 _HEAD, _BODY, _IDLE = 0, 1, 2
 _NO_TIMEOUT = contextlib.nullcontext()
-_SIZE_LINE, _TRAILER = 0, 1
+_SIZE_LINE, _DATA, _DATA_END, _TRAILER = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,9 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        # How far the buffer has been searched for the head's end without finding it: a head sent
+        # a byte at a time must not be searched from its start on every byte.
+        self.scanned = 0
         self.state = _IDLE
         self.waiter: asyncio.Future[PostResult] | None = None
         # When the answer being awaited is late (busy), or since when the connection is unused (idle):
@@ -142,6 +145,7 @@ class _Connection(asyncio.Protocol):
         self.read_limit = read_limit
         self.deadline = deadline
         self.buffer.clear()
+        self.scanned = 0
         self.transport.write(request)
         return self.waiter
 
@@ -156,13 +160,16 @@ class _Connection(asyncio.Protocol):
     def _read_head(self) -> bool:
         """Parse the head once it is all there; False while more is needed."""
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
+            end, consumed = _head_end(self.buffer, self.scanned)
             if end < 0:
                 if len(self.buffer) > HEAD_LIMIT:
                     raise ValueError(f"a head over {HEAD_LIMIT} bytes")
+                self.scanned = max(0, len(self.buffer) - 2)
                 return False
-            lines = bytes(self.buffer[:end]).split(b"\r\n")
-            del self.buffer[: end + 4]
+            self.scanned = 0
+            # Lines end in CRLF; a bare LF is accepted too, as RFC 9112 2.2 allows a recipient.
+            lines = [line.rstrip(b"\r") for line in bytes(self.buffer[:end]).split(b"\n")]
+            del self.buffer[:consumed]
             version, _, rest = lines[0].partition(b" ")
             code = rest[:3]
             if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
@@ -234,39 +241,45 @@ class _Connection(asyncio.Protocol):
             self._close()
 
     def _skip_chunks(self) -> bool:
+        """Skip chunked data as it arrives; True once the last chunk and the trailers are past."""
         buffer = self.buffer
         while True:
-            if self.chunk_left:
+            if self.chunk_state == _DATA:
                 taken = min(self.chunk_left, len(buffer))
                 del buffer[:taken]
                 self.chunk_left -= taken
                 self.body_read += taken
                 if self.chunk_left:
                     return False
-            line_end = buffer.find(b"\r\n")
+                self.chunk_state = _DATA_END
+            line_end = buffer.find(b"\n")
             if line_end < 0:
                 if len(buffer) > 4096:
                     raise ValueError("a chunk line over 4096 bytes")
                 return False
-            line = bytes(buffer[:line_end])
-            del buffer[: line_end + 2]
-            if self.chunk_state == _TRAILER:
+            line = bytes(buffer[:line_end]).rstrip(b"\r")
+            del buffer[: line_end + 1]
+            if self.chunk_state == _DATA_END:
+                if line:
+                    raise ValueError("chunk data longer than its size")
+                self.chunk_state = _SIZE_LINE
+            elif self.chunk_state == _TRAILER:
                 if not line:
                     return True
-                continue
-            digits = line.split(b";", 1)[0].strip()
-            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
-                raise ValueError(f"chunk size {digits[:20]!r}")  # int() would take -5, 0x1a or 1_0
-            size = int(digits, 16)
-            if size == 0:
-                self.chunk_state = _TRAILER
             else:
-                self.chunk_left = size + 2  # the data and its CRLF
+                digits = line.split(b";", 1)[0].strip()
+                if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                    raise ValueError(f"chunk size {digits[:20]!r}")  # int() would take -5, 0x1a or 1_0
+                size = int(digits, 16)
+                self.chunk_state, self.chunk_left = (_TRAILER, 0) if size == 0 else (_DATA, size)
 
     def _answer_done(self) -> None:
         self.state = _IDLE
         self.waiter = None
-        if self.keep_alive and not self.buffer:
+        # Reused only when nothing is left over either way: bytes after the answer, or part of our
+        # request still unsent (a server that answered early would read it as the next request).
+        unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if self.keep_alive and not self.buffer and not unsent:
             self.pool._release(self)
         else:
             self._close()
@@ -375,7 +388,10 @@ class DeliveryConnections:
         try:
             return await waiter
         except asyncio.CancelledError:
-            connection._close()
+            # Cancelled before the answer came: the connection is mid-exchange and useless. After
+            # it came, the connection may already be carrying somebody else's request: leave it.
+            if waiter.cancelled() or not waiter.done():
+                connection._close()
             raise
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
@@ -439,10 +455,15 @@ class DeliveryConnections:
     async def _connect(self, origin: Origin) -> _Connection:
         if self._closed:
             raise httpx.ConnectError("the delivery connections are closed")
+        # One deadline for resolving the name and trying its addresses, as a connect timeout means.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
         error: httpx.TransportError | None = None
-        for family, address in await self._resolve(origin):
+        for family, address in await self._resolve(origin, deadline):
+            if loop.time() >= deadline:
+                break
             try:
-                connection = await self._dial(origin, family, address)
+                connection = await self._dial(origin, family, address, deadline)
             except TimeoutError:
                 error = httpx.ConnectTimeout(f"connecting to {_naming(origin.host, address)} timed out")
             except (OSError, ssl.SSLError) as failure:
@@ -451,10 +472,9 @@ class DeliveryConnections:
                 self._open.add(connection)
                 self._schedule_sweep()
                 return connection
-        assert error is not None
-        raise error
+        raise error or httpx.ConnectTimeout(f"connecting to {origin.host} timed out")
 
-    async def _dial(self, origin: Origin, family: int, address: str) -> _Connection:
+    async def _dial(self, origin: Origin, family: int, address: str, deadline: float) -> _Connection:
         """A connection to an address already resolved and checked.
 
         The socket is connected here rather than by `loop.create_connection(host=...)`, which
@@ -468,12 +488,12 @@ class DeliveryConnections:
             try:
                 sock.connect((address, origin.port))
             except BlockingIOError:
-                await self._writable(loop, sock)
+                await _writable(loop, sock, deadline)
                 failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if failure:
                     raise OSError(failure, os.strerror(failure)) from None
             secure = origin.scheme == "https"
-            async with asyncio.timeout(self.connect_timeout) if secure else _NO_TIMEOUT:
+            async with asyncio.timeout_at(deadline) if secure else _NO_TIMEOUT:  # the TLS handshake
                 _transport, connection = await loop.create_connection(
                     lambda: _Connection(self, origin),
                     sock=sock,
@@ -485,19 +505,7 @@ class DeliveryConnections:
             raise
         return connection
 
-    async def _writable(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-        """Wait until a connecting socket is writable (connected or failed), at most connect_timeout."""
-        writable: asyncio.Future[None] = loop.create_future()
-        descriptor = sock.fileno()
-        loop.add_writer(descriptor, _settle_once, writable)
-        timer = loop.call_later(self.connect_timeout, _settle_once, writable, TimeoutError())
-        try:
-            await writable
-        finally:
-            timer.cancel()
-            loop.remove_writer(descriptor)
-
-    async def _resolve(self, origin: Origin) -> list[tuple[int, str]]:
+    async def _resolve(self, origin: Origin, deadline: float) -> list[tuple[int, str]]:
         """Where to connect, allowed addresses only (literal addresses as they are)."""
         host, port = origin.host, origin.port
         if ":" in host or host[:1].isdigit():
@@ -514,8 +522,11 @@ class DeliveryConnections:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as failure:
+            async with asyncio.timeout_at(deadline):
+                found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"resolving {host} timed out") from None
+        except (OSError, UnicodeError) as failure:
             raise httpx.ConnectError(f"cannot resolve {host}: {failure}") from None
         addresses: list[tuple[int, str]] = list(
             dict.fromkeys((int(family), str(sockaddr[0])) for family, _, _, _, sockaddr in found)
@@ -529,6 +540,19 @@ class DeliveryConnections:
         while len(self._addresses) > DNS_CACHE_SIZE:
             self._addresses.popitem(last=False)
         return allowed
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float) -> None:
+    """Wait until a connecting socket is writable (connected or failed), until `deadline` at most."""
+    writable: asyncio.Future[None] = loop.create_future()
+    descriptor = sock.fileno()
+    loop.add_writer(descriptor, _settle_once, writable)
+    timer = loop.call_at(deadline, _settle_once, writable, TimeoutError())
+    try:
+        await writable
+    finally:
+        timer.cancel()
+        loop.remove_writer(descriptor)
 
 
 def _naming(host: str, address: str) -> str:
@@ -554,9 +578,14 @@ def _split(url: str) -> tuple[Origin, str, str]:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise httpx.UnsupportedProtocol(f"{url[:200]!r}: only http and https are delivered to")
-    host = (parts.hostname or "").lower()
-    if not host:
+    if not parts.hostname:
         raise httpx.InvalidURL(f"{url[:200]!r} names no host")
+    if port == 0:
+        raise httpx.InvalidURL(f"{url[:200]!r}: port 0 is no port")
+    try:
+        host = ascii_hostname(parts.hostname)  # as signed in the Host header
+    except UnicodeError as error:
+        raise httpx.InvalidURL(f"{url[:200]!r}: {error}") from None
     default = DEFAULT_PORTS[scheme]
     target = parts.path or "/"
     if parts.query:
@@ -582,4 +611,20 @@ def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body
     if not has_host:
         lines.append(f"Host: {authority}")
     lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as error:
+        raise httpx.LocalProtocolError(f"a header that is not latin-1: {error}") from None
+    return head + body
+
+
+def _head_end(buffer: bytearray, start: int) -> tuple[int, int]:
+    """(where the head ends, where the body starts) in `buffer`, searched from `start`; (-1, -1)
+    while the blank line that ends the head has not arrived. CRLF or bare LF line ends."""
+    crlf = buffer.find(b"\n\r\n", start)
+    lf = buffer.find(b"\n\n", start)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf, lf + 2
+    if crlf >= 0:
+        return crlf, crlf + 3
+    return -1, -1

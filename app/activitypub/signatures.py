@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
+from app.activitypub.addresses import ascii_hostname
+
 __all__ = [
     "CLOCK_SKEW_FUTURE",
     "CLOCK_SKEW_PAST",
@@ -248,6 +250,8 @@ def _authority(parts: SplitResult) -> str:
     hostname = parts.hostname
     if not hostname:
         raise ValueError(f"URL has no host: {parts.geturl()}")
+    # The Host header is sent in ASCII (punycode), so that is what is signed.
+    hostname = ascii_hostname(hostname)
     if ":" in hostname:
         hostname = f"[{hostname}]"
     port = parts.port

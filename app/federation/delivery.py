@@ -715,14 +715,17 @@ class Deliverer:
         return outcome
 
     async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
-        headers = await self._signer.sign(
-            SignatureJob(
-                url=job.inbox_url,
-                body=prepared.body,
-                key_id=prepared.key_id,
-                private_key=prepared.private_key,
+        try:
+            headers = await self._signer.sign(
+                SignatureJob(
+                    url=job.inbox_url,
+                    body=prepared.body,
+                    key_id=prepared.key_id,
+                    private_key=prepared.private_key,
+                )
             )
-        )
+        except ValueError as error:  # a URL no request can be signed for (no host, a broken name)
+            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500])
         self.stats.requests += 1
         try:
             answer = await post_bytes(

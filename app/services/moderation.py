@@ -114,7 +114,10 @@ class DomainPolicy:
         if not url:
             return False
         hosts = [owner_domain] if owner_domain else []
-        served_from = urlsplit(url).hostname if "//" in url else None
+        try:
+            served_from = urlsplit(url).hostname if "//" in url else None
+        except ValueError:  # `https://[x/a.png`: a remote server's garbage, shown nowhere
+            return False
         if served_from:
             hosts.append(served_from)
         return not any(self.rejects_media(host) for host in hosts)

@@ -640,3 +640,92 @@ async def test_aclose_closes_idle_connections_and_refuses_new_posts(inboxes, poo
     with pytest.raises(httpx.ConnectError):
         await post(pool, first.url())
     assert len(first.links) == 1
+
+
+# -- what the review found: odd names, cancellation, slow lookups, bare LF
+
+
+async def test_answers_with_bare_lf_line_ends_are_read(inboxes, pools) -> None:
+    async def lf_only(link: Link, request: bytes, index: int) -> None:
+        await link.send(b"HTTP/1.1 202 Accepted\nContent-Length: 2\n\nok" if index == 0 else CREATED)
+
+    inbox = await inboxes(lf_only)
+    pool = pools()
+    assert (await post(pool, inbox.url(), read_timeout=5.0)).status == 202
+    assert (await post(pool, inbox.url())).status == 201
+    assert [number for number, _ in inbox.requests] == [0, 0]  # framing understood: reused
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a..example/inbox", "http://example.org:0/inbox"], ids=["empty-label", "port-0"]
+)
+async def test_hosts_no_request_can_go_to_are_invalid_urls(pools, url: str) -> None:
+    with pytest.raises(httpx.InvalidURL):
+        await post(pools(), url)
+
+
+async def test_an_internationalised_name_is_resolved_as_punycode(
+    pools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[object] = []
+
+    async def resolver(host: object, *_args: object, **_kwargs: object) -> list[object]:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolver)  # the machine's edge
+    with pytest.raises(httpx.ConnectError, match=r"xn--bcher-kva\.example"):
+        await post(pools(), "http://bücher.example/inbox")
+    assert asked == ["xn--bcher-kva.example"]
+
+
+async def test_a_name_that_does_not_resolve_in_time_is_a_connect_timeout(
+    pools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def never_answers(*_args: object, **_kwargs: object) -> list[object]:
+        await asyncio.sleep(60)
+        return []
+
+    monkeypatch.setattr(loop, "getaddrinfo", never_answers)  # the machine's edge: its resolver
+    pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(httpx.ConnectTimeout):
+            await post(pool, "http://slow-dns.test/inbox")
+    finally:
+        await pool.aclose()
+    assert time.monotonic() - started < 2.0
+
+
+async def test_cancelling_a_delivery_whose_answer_came_leaves_the_next_one_alone(inboxes, pools) -> None:
+    async def second_is_slow(link: Link, request: bytes, index: int) -> None:
+        if index == 2:
+            await asyncio.sleep(0.2)
+        await link.send(ACCEPTED if index < 2 else CREATED)
+
+    inbox = await inboxes(second_is_slow)
+    pool = pools()
+    await post(pool, inbox.url())  # one idle connection now
+    (connection,) = pool._open
+    receive = connection.data_received
+    follower: asyncio.Task[PostResult] | None = None
+
+    def answer_then_race(data: bytes) -> None:
+        # The answer completes A and frees the connection; B takes it in the same turn, and A is
+        # cancelled before it resumes (a worker stopping, say).
+        nonlocal follower
+        follower = asyncio.get_running_loop().create_task(post(pool, inbox.url("/inbox?b")))
+        receive(data)
+        first.cancel()
+
+    connection.data_received = answer_then_race  # type: ignore[method-assign]
+    first = asyncio.create_task(post(pool, inbox.url("/inbox?a")))
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    connection.data_received = receive  # type: ignore[method-assign]
+    assert follower is not None
+    assert (await follower).status == 201
+    targets = [parse(request)[0] for _, request in inbox.requests]
+    assert targets.count(b"POST /inbox?b HTTP/1.1") == 1, targets

@@ -827,3 +827,17 @@ def test_key_cache_accepts_pkcs1_public_keys() -> None:
     pkcs1 = PUBLIC_KEY.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()
     assert "BEGIN RSA PUBLIC KEY" in pkcs1
     assert KeyCache().public_key(pkcs1).public_numbers() == PUBLIC_KEY.public_numbers()
+
+
+def test_an_internationalised_host_is_signed_as_it_is_sent_in_punycode() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    headers = sign_request(
+        method="POST",
+        url="https://bücher.example/inbox",
+        body=b"{}",
+        key_id="https://a.test/k",
+        private_key=key,
+    )
+    assert headers["Host"] == "xn--bcher-kva.example"
+    with pytest.raises(ValueError):
+        sign_request(method="POST", url="https://a..example/inbox", body=b"{}", key_id="k", private_key=key)

@@ -41,6 +41,13 @@ def test_a_block_covers_the_host_its_subdomains_and_any_port() -> None:
     assert rules.suspending("example.org") == "example.org"
 
 
+def test_media_checks_take_any_url_a_remote_server_sends() -> None:
+    rules = policy({})
+    assert rules.embeds_media("peer.test", "https://peer.test/avatar.png")
+    # An unparseable icon URL from a remote actor is not embedded, and breaks no page.
+    assert not rules.embeds_media("peer.test", "https://[x/a.png")
+
+
 def test_allowlist_mode_lets_only_listed_domains_and_ourselves_federate() -> None:
     rules = policy({}, allowed={"friends.test"})
     assert rules.suspending("friends.test:8000") is None
