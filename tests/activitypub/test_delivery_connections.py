@@ -729,3 +729,21 @@ async def test_cancelling_a_delivery_whose_answer_came_leaves_the_next_one_alone
     assert (await follower).status == 201
     targets = [parse(request)[0] for _, request in inbox.requests]
     assert targets.count(b"POST /inbox?b HTTP/1.1") == 1, targets
+
+
+def test_it_runs_on_uvloop_too() -> None:
+    """uvicorn picks uvloop when it runs the app itself; its transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def two_posts() -> tuple[list[int], int]:
+        inbox = Inbox(accept)
+        await inbox.start()
+        pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=2.0)
+        try:
+            statuses = [(await post(pool, inbox.url())).status for _ in range(2)]
+        finally:
+            await pool.aclose()
+            await inbox.stop()
+        return statuses, len(inbox.links)
+
+    assert uvloop.run(two_posts()) == ([202, 202], 1)
