@@ -41,8 +41,6 @@ from multidict import CIMultiDict
 from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError, IPAddress, IPNetwork
 from app.activitypub.delivery_connections import DeliveryConnections, PostResult
 
-__all__ = ["AddressPolicy", "ForbiddenAddressError", "PostResult"]  # also imported from here
-
 DEFAULT_BODY_LIMIT = 1_048_576
 
 

@@ -53,8 +53,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.activitypub.addresses import ForbiddenAddressError
 from app.activitypub.signatures import sign_request
-from app.activitypub.transport import ForbiddenAddressError, post_bytes
+from app.activitypub.transport import post_bytes
 from app.context import AppContext
 from app.federation.queue import QueueSpec
 from app.federation.worker import DELIVERY_QUEUE

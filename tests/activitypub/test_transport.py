@@ -14,9 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError
 from app.activitypub.transport import (
-    AddressPolicy,
-    ForbiddenAddressError,
     GuardedResolver,
     ResponseTooLarge,
     _client_timeout,

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.activitypub.transport import ForbiddenAddressError, build_client, build_transport, post_bytes
+from app.activitypub.addresses import ForbiddenAddressError
+from app.activitypub.transport import build_client, build_transport, post_bytes
 
 LOOPBACK = ip_network("127.0.0.0/8")
 
