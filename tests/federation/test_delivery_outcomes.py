@@ -205,6 +205,23 @@ async def test_refusals_are_permanent(home: Instance, peer: Peer, status: int) -
     assert len(peer.received) == 1  # redirects are not followed either
 
 
+async def test_an_inbox_no_request_can_be_signed_for_fails_for_good_with_the_reason(
+    home: Instance, peer: Peer
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await PostingService(home.context).create(alice, "hello")
+    async with home.context.sessions() as session:
+        # A name with an empty label: IDNA cannot encode it, so no Host header can be signed.
+        await session.execute(update(DeliveryJob).values(inbox_url="http://one..test/inbox"))
+        await session.commit()
+    await deliver(home)
+    [job] = await jobs(home)
+    assert job.state == JobState.FAILED
+    assert job.last_error is not None and job.last_error.startswith("unusable inbox URL"), job.last_error
+    assert peer.received == []
+
+
 @pytest.mark.parametrize("status", [429, 503])
 async def test_retry_after_is_honoured(home: Instance, peer: Peer, status: int) -> None:
     alice = await local_account(home, "alice")
