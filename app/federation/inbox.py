@@ -130,8 +130,7 @@ class InboxWriter:
         while self._waiting:
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
-            # Drawn together so that they differ: ids drawn one per request in the same millisecond
-            # can repeat (16 random bits each), and one repeat would fail the whole batch.
+            # Drawn as the batch is written, so that ids follow the order of the writes.
             for (row, _future), item_id in zip(batch, new_ids(len(batch)), strict=True):
                 row["id"] = item_id
             try:

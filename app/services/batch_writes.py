@@ -7,9 +7,8 @@ decides what to write (reading what it needs), adds the rows here, and the owner
 applies them all at once, together with its own bookkeeping (marking the items done), so the
 effects and the record that they happened commit together.
 
-Every id is drawn when the batch is applied, from one pool that never repeats itself: ids drawn
-one by one in the same millisecond collide often enough to matter at this rate (16 random bits
-per millisecond). Rows that hang off a post (its media, its poll, notifications about it) get the
+Every id is drawn when the batch is applied (`new_id` never repeats within a process, however
+many are drawn in one millisecond). Rows that hang off a post (its media, its poll, notifications about it) get the
 post's id then. A post that turns out to exist already (another delivery of it won) adds nothing
 else.
 """
@@ -69,20 +68,6 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return builder(_table(model))
 
 
-class DistinctIds:
-    """New ids, none repeated within one batch."""
-
-    def __init__(self) -> None:
-        self._drawn: set[int] = set()
-
-    def __call__(self) -> int:
-        while True:
-            candidate = new_id()
-            if candidate not in self._drawn:
-                self._drawn.add(candidate)
-                return candidate
-
-
 @dataclass
 class PostRows:
     """Everything one kept post adds: the post, and what hangs off it once it is in.
@@ -127,13 +112,12 @@ class WriteBatch:
     async def apply(self, session: AsyncSession, *, tag_ids: dict[str, int] | None = None) -> None:
         """Write everything in `session`; the caller commits. `tag_ids` remembers hashtag ids across
         batches (tags are never deleted), so known ones cost no query."""
-        take = DistinctIds()
         notifications: list[dict[str, Any]] = []
-        await self._apply_posts(session, take, notifications, {} if tag_ids is None else tag_ids)
-        await self._apply_favourites(session, take, notifications)
+        await self._apply_posts(session, notifications, {} if tag_ids is None else tag_ids)
+        await self._apply_favourites(session, notifications)
         if notifications:
             await session.execute(
-                _insert(session, Notification), [{**row, "id": take()} for row in notifications]
+                _insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
             )
         for step in self.finally_:
             await step(session)
@@ -141,14 +125,13 @@ class WriteBatch:
     async def _apply_posts(
         self,
         session: AsyncSession,
-        take: DistinctIds,
         notifications: list[dict[str, Any]],
         tag_ids: dict[str, int],
     ) -> None:
         if not self.posts:
             return
         for rows in self.posts:
-            rows.post["id"] = take()
+            rows.post["id"] = new_id()
         result = await session.execute(
             _insert(session, Post)
             .on_conflict_do_nothing(index_elements=["uri"])
@@ -160,24 +143,26 @@ class WriteBatch:
         if not kept:
             return
         mentions = [
-            {"id": take(), "post_id": rows.post["id"], "account_id": account_id}
+            {"id": new_id(), "post_id": rows.post["id"], "account_id": account_id}
             for rows in kept
             for account_id in dict.fromkeys(rows.mention_account_ids)
         ]
         if mentions:
             await session.execute(_insert(session, Mention).on_conflict_do_nothing(), mentions)
-        await self._apply_tags(session, take, kept, tag_ids)
-        media = [{**item, "id": take(), "post_id": rows.post["id"]} for rows in kept for item in rows.media]
+        await self._apply_tags(session, kept, tag_ids)
+        media = [{**item, "id": new_id(), "post_id": rows.post["id"]} for rows in kept for item in rows.media]
         if media:
             await session.execute(_insert(session, MediaAttachment), media)
         polls = [
-            {**rows.poll, "id": take(), "post_id": rows.post["id"]} for rows in kept if rows.poll is not None
+            {**rows.poll, "id": new_id(), "post_id": rows.post["id"]}
+            for rows in kept
+            if rows.poll is not None
         ]
         if polls:
             await session.execute(_insert(session, Poll), polls)
         now = utcnow()
         timeline = [
-            {"id": take(), "account_id": reader, "post_id": rows.post["id"], "created_at": now}
+            {"id": new_id(), "account_id": reader, "post_id": rows.post["id"], "created_at": now}
             for rows in kept
             for reader in dict.fromkeys(rows.readers)
         ]
@@ -193,9 +178,7 @@ class WriteBatch:
             session, "reblogs_count", Counter(rows.reblog_of_id for rows in kept if rows.reblog_of_id)
         )
 
-    async def _apply_tags(
-        self, session: AsyncSession, take: DistinctIds, kept: list[PostRows], tag_ids: dict[str, int]
-    ) -> None:
+    async def _apply_tags(self, session: AsyncSession, kept: list[PostRows], tag_ids: dict[str, int]) -> None:
         names = sorted({name for rows in kept for name in rows.tags})
         if not names:
             return
@@ -204,27 +187,25 @@ class WriteBatch:
             now = utcnow()
             await session.execute(
                 _insert(session, Tag).on_conflict_do_nothing(),
-                [{"id": take(), "name": name, "created_at": now} for name in unknown],
+                [{"id": new_id(), "name": name, "created_at": now} for name in unknown],
             )
             found = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(unknown)))
             tag_ids.update(dict(found.all()))
         await session.execute(
             _insert(session, PostTag).on_conflict_do_nothing(),
             [
-                {"id": take(), "post_id": rows.post["id"], "tag_id": tag_ids[name]}
+                {"id": new_id(), "post_id": rows.post["id"], "tag_id": tag_ids[name]}
                 for rows in kept
                 for name in dict.fromkeys(rows.tags)
                 if name in tag_ids
             ],
         )
 
-    async def _apply_favourites(
-        self, session: AsyncSession, take: DistinctIds, notifications: list[dict[str, Any]]
-    ) -> None:
+    async def _apply_favourites(self, session: AsyncSession, notifications: list[dict[str, Any]]) -> None:
         if not self.favourites:
             return
         for rows in self.favourites:
-            rows.favourite["id"] = take()
+            rows.favourite["id"] = new_id()
         result = await session.execute(
             _insert(session, Favourite).on_conflict_do_nothing().returning(_table(Favourite).c.id),
             [rows.favourite for rows in self.favourites],

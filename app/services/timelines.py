@@ -104,8 +104,8 @@ async def add_to_home(session: AsyncSession, account_ids: Iterable[int], post_id
     """Put a post into these local accounts' home timelines (once each, however often it is called)."""
     now = utcnow()
     readers = sorted(set(account_ids))
-    # Ids drawn together: one per reader in the same millisecond could repeat, and a repeat would
-    # be skipped silently by the conflict clause, leaving that reader without the post.
+    # The ids must differ (`new_id` never repeats within a process): a repeat would be skipped
+    # silently by the conflict clause, leaving that reader without the post.
     rows = [
         {"id": entry_id, "account_id": account_id, "post_id": post_id, "created_at": now}
         for entry_id, account_id in zip(new_ids(len(readers)), readers, strict=True)

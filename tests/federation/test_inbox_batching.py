@@ -137,16 +137,6 @@ async def test_overlong_urls_are_refused_not_stored(here: Instance, peer: Peer, 
     assert item.last_error == "unusable post: the object's id is longer than 2048 characters"
 
 
-def test_ids_drawn_for_one_batch_never_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
-    """new_id() has 16 random bits per millisecond, so a batch's ids can repeat; the pool skips repeats."""
-    from app.services import batch_writes
-
-    drawn = iter([5, 5, 6, 5, 6, 7])
-    monkeypatch.setattr(batch_writes, "new_id", lambda: next(drawn))
-    take = batch_writes.DistinctIds()
-    assert [take(), take(), take()] == [5, 6, 7]
-
-
 async def test_stopping_the_worker_stops_the_batch_and_leaves_its_items_queued(
     here: Instance, peer: Peer, bob: PeerActor
 ) -> None:
