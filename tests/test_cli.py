@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -73,7 +74,9 @@ async def test_cli_works_on_the_database_of_a_running_server(lab: Lab, tmp_path:
     env = herold_env(
         tmp_path / "cli-data", server.settings.database_url, LOCAL_DOMAIN="a.test", HTTPS="false"
     )
-    result = run_herold(["accounts", "create", "dora"], env)
+    # In a thread: the server runs on this event loop, and a write transaction of its worker must
+    # be able to finish while the CLI waits for the lock (blocking the loop would deadlock them).
+    result = await asyncio.to_thread(run_herold, ["accounts", "create", "dora"], env)
     assert result.returncode == 0, result.stderr
 
     after = await server.client.get("/.well-known/webfinger", params={"resource": "acct:dora@a.test"})
