@@ -13,12 +13,11 @@ from typing import Any
 from fastapi import Request
 
 from app.activitypub.parsers import InvalidObject, authority
-from app.activitypub.signatures import SignatureError, parse_signed_request
-from app.activitypub.verification import VerificationError
+from app.activitypub.signatures import SignatureError
+from app.activitypub.verification import VerificationError, read_signature
 from app.context import AppContext
 from app.federation.inbox import inbox_receiver
 from app.http_errors import Forbidden, Unauthorized
-from app.models.base import utcnow
 
 MINIMAL_ACTOR_KEYS = (
     "@context",
@@ -39,19 +38,8 @@ async def signer_of(request: Request, context: AppContext) -> str | None:
     """
     if "signature" not in request.headers and "signature-input" not in request.headers:
         return None
-    raw_path = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
     try:
-        signed = parse_signed_request(
-            method=request.method,
-            path=path.split("?", 1)[0],
-            query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=request.headers,
-            body=None,
-            now=utcnow(),
-            host=context.settings.web_domain,
-            scheme=context.settings.scheme,
-        )
+        signed = read_signature(request, context.settings, body=None)
     except SignatureError:
         return None
     try:

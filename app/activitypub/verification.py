@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
+from starlette.requests import Request
 
 from app.activitypub.fetcher import Fetcher, FetchError, RemoteGone
 from app.activitypub.parsers import (
@@ -37,7 +38,8 @@ from app.activitypub.parsers import (
     strip_fragment,
 )
 from app.activitypub.resolver import ActorResolver, ResolveError
-from app.activitypub.signatures import SignatureError, SignedRequest
+from app.activitypub.signatures import SignatureError, SignedRequest, parse_signed_request
+from app.config import Settings
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
@@ -54,6 +56,27 @@ MEMORY_ENTRIES = 10_000
 
 class VerificationError(Exception):
     """The request's signature cannot be accepted; the message is the precise reason (a 401 body)."""
+
+
+def read_signature(request: Request, settings: Settings, body: bytes | None) -> SignedRequest:
+    """The signature of an incoming request, checked for everything but the key (raises
+    SignatureError).
+
+    The path and query are taken as they came over the wire, and the authority is the one we
+    answer as, not the Host header: a request signed for another server cannot be replayed here.
+    """
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
+    return parse_signed_request(
+        method=request.method,
+        path=path.split("?", 1)[0],
+        query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=request.headers,
+        body=body,
+        now=utcnow(),
+        host=settings.web_domain,
+        scheme=settings.scheme,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,8 @@ from app.activitypub.parsers import (
     recipient_count,
     same_origin,
 )
-from app.activitypub.signatures import SignatureError, parse_signed_request
-from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError
+from app.activitypub.signatures import SignatureError
+from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError, read_signature
 from app.context import AppContext
 from app.federation.handlers import HANDLED_TYPES
 from app.federation.worker import INBOX_QUEUE
@@ -197,21 +197,8 @@ class InboxReceiver:
         recipient_id = await self._recipient(username) if username is not None else None
         body = await read_body(request)
 
-        raw_path = request.scope.get("raw_path")
-        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
         try:
-            signed = parse_signed_request(
-                method=request.method,
-                path=path.split("?", 1)[0],
-                query=request.scope.get("query_string", b"").decode("latin-1"),
-                headers=request.headers,
-                body=body,
-                now=utcnow(),
-                # The authority we answer as, not the Host header: a request signed for another
-                # server cannot be replayed here.
-                host=settings.web_domain,
-                scheme=settings.scheme,
-            )
+            signed = read_signature(request, settings, body)
         except SignatureError as error:
             raise InboxRefusal(401, str(error)) from None
         try:
