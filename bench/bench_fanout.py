@@ -59,58 +59,23 @@ from app.runtime import tune_garbage_collection
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
+from bench.sink import Sink
 
 CPU_GOAL = 1.5
 DEAD_GOAL = 1.2
 RSS_GOAL_MB = 100
-RESPONSE = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
 
 
 # --------------------------------------------------------------------------------------------
 # The sink, in its own process
 
 
-class _Sink(asyncio.Protocol):
-    """Minimal HTTP/1.1 keep-alive server: counts requests per Host, answers 202 (or nothing)."""
-
-    def __init__(self, counts: dict[str, int], answer: bool) -> None:
-        self._counts = counts
-        self._answer = answer
-        self._buffer = bytearray()
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if not self._answer:
-            return  # a hung server: reads, never answers
-        self._buffer += data
-        while (end := self._buffer.find(b"\r\n\r\n")) >= 0:
-            length, host = 0, ""
-            for line in bytes(self._buffer[:end]).split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"host":
-                    host = value.strip().decode()
-            total = end + 4 + length
-            if len(self._buffer) < total:
-                return
-            del self._buffer[:total]
-            self._counts[host] = self._counts.get(host, 0) + 1
-            assert self._transport is not None
-            self._transport.write(RESPONSE)
-
-
 def _serve(channel: Connection) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         counts: dict[str, int] = {}
-        healthy = await loop.create_server(lambda: _Sink(counts, True), "0.0.0.0", 0, backlog=4096)
-        hung = await loop.create_server(lambda: _Sink(counts, False), "0.0.0.0", 0, backlog=4096)
+        healthy = await loop.create_server(lambda: Sink(counts), "0.0.0.0", 0, backlog=4096)
+        hung = await loop.create_server(lambda: Sink(counts, answer=False), "0.0.0.0", 0, backlog=4096)
         # A port with no listener: connections to it are refused.
         with socket.socket() as probe:
             probe.bind(("0.0.0.0", 0))

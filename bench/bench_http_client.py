@@ -28,45 +28,18 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.activitypub.transport import build_client, build_transport, post_bytes
+from bench.sink import Sink
 
 GOAL = 1.5
 WARM_UP = 200
-RESPONSE = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
 HEADERS = {"Content-Type": "application/activity+json"}
 
 Send = Callable[[], Awaitable[None]]
 
 
-class _Accepted(asyncio.Protocol):
-    """Answers every request with 202; enough HTTP/1.1 for keep-alive with Content-Length bodies."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        while (end := self._buffer.find(b"\r\n\r\n")) >= 0:
-            length = 0
-            for line in bytes(self._buffer[:end]).split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            total = end + 4 + length
-            if len(self._buffer) < total:
-                return
-            del self._buffer[:total]
-            assert self._transport is not None
-            self._transport.write(RESPONSE)
-
-
 def _serve(ready: Connection) -> None:
     async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(_Accepted, "127.0.0.1", 0, backlog=1024)
+        server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", 0, backlog=1024)
         ready.send(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
