@@ -83,11 +83,6 @@ class LoginRateLimiter:
             del self._failures[key]
         return failures
 
-    def retry_after(self, ip: str, account: str) -> int | None:
-        """Seconds to wait before the next attempt may be made, or None when it may be made now."""
-        refusal = self.refusal(ip, account)
-        return None if refusal is None else max(1, math.ceil(refusal.reset_after))
-
     def refusal(self, ip: str, account: str) -> RateDecision | None:
         """The limit (per address or per account) that bars an attempt now, the longer wait first; else None."""
         now = self.clock()

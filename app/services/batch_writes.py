@@ -98,16 +98,10 @@ class FavouriteRows:
 class WriteBatch:
     posts: list[PostRows] = field(default_factory=list)
     favourites: list[FavouriteRows] = field(default_factory=list)
-    # Run last, in the same transaction (the owner's bookkeeping).
-    finally_: list[Callable[[AsyncSession], Awaitable[None]]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.posts or self.favourites or self.finally_)
 
     def merge(self, other: WriteBatch) -> None:
         self.posts.extend(other.posts)
         self.favourites.extend(other.favourites)
-        self.finally_.extend(other.finally_)
 
     async def apply(self, session: AsyncSession, *, tag_ids: dict[str, int] | None = None) -> None:
         """Write everything in `session`; the caller commits. `tag_ids` remembers hashtag ids across
@@ -119,8 +113,6 @@ class WriteBatch:
             await session.execute(
                 _insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
             )
-        for step in self.finally_:
-            await step(session)
 
     async def _apply_posts(
         self,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from app.config import Settings, host_without_port
 from app.db import SessionFactory
@@ -218,36 +218,6 @@ class DomainPolicyView:
             return await read_policy(session, self.settings)
 
 
-class SuspendedDomainsView:
-    """What the inbox and its worker consult: the instance's shared policy (blocks and allowlist)."""
-
-    def __init__(self, context: AppContext, ttl: float = 5.0) -> None:
-        self.context = context
-
-    async def blocking(self, host: str) -> str | None:
-        return await self.context.domain_policy.suspending(host)
-
-
-async def suspending_block(session: AsyncSession, host: str) -> str | None:
-    """The blocked domain that suspends federation with `host`, or None (blocks only, no allowlist)."""
-    candidates = covering_domains(host)
-    if not candidates:
-        return None
-    rows = await session.execute(
-        select(DomainBlock.domain, DomainBlock.severity).where(col(DomainBlock.domain).in_(candidates))
-    )
-    found = {name: severity for name, severity in rows.all()}
-    # The most specific block decides: a silenced subdomain of a suspended domain is only silenced.
-    for name in candidates:
-        if name in found:
-            return name if found[name] == BlockSeverity.SUSPEND else None
-    return None
-
-
 async def is_silenced(context: AppContext, account: Account) -> bool:
     """Whether `account` is on a silenced domain (a local account never is)."""
     return account.domain is not None and await context.domain_policy.silencing(account.domain) is not None
-
-
-async def is_domain_suspended(context: AppContext, host: str) -> bool:
-    return await context.domain_policy.suspending(host) is not None

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Favourite, NotificationType, Post, Reaction, Visibility
 from app.models.base import new_id, utcnow
-from app.services.batch_writes import FavouriteRows, PostRows, ReadCache, WriteBatch, new_row
+from app.services.batch_writes import FavouriteRows, PostRows, ReadCache, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import notification_row, notify, sender_reach
 from app.services.remote_posts import RemotePostService
@@ -83,28 +83,6 @@ class RemoteInteractionService:
             return readers
         return readers & await self.posts.followers(author)
 
-    async def boost(
-        self,
-        announcer: Account,
-        original: Post,
-        *,
-        uri: str,
-        published: datetime | None,
-        to: list[str],
-        cc: list[str],
-        visibility: Visibility,
-    ) -> Post | None:
-        """Keep a boost now (once); None when the boosted post may not be boosted."""
-        rows = await self.plan_boost(
-            announcer, original, uri=uri, published=published, to=to, cc=cc, visibility=visibility
-        )
-        if rows is None:
-            return None
-        async with self.context.sessions() as session:
-            await WriteBatch(posts=[rows]).apply(session)
-            await session.commit()
-        return await self.posts.find(uri)
-
     async def unboost(self, announcer: Account, uri: str) -> bool:
         async with self.context.sessions() as session:
             boost = await session.scalar(
@@ -134,18 +112,6 @@ class RemoteInteractionService:
         if (await self.posts.reach(account)).reaches(post.account_id):
             notification = notification_row(post.account_id, account.id, NotificationType.FAVOURITE, post.id)
         return FavouriteRows(favourite=favourite, notification=notification)
-
-    async def like(self, account: Account, post: Post, uri: str | None) -> bool:
-        """Keep a Like of a local post now; False if it is not ours or was liked already."""
-        rows = await self.plan_like(account, post, uri)
-        if rows is None:
-            return False
-        async with self.context.sessions() as session:
-            if await self._find(session, Favourite, account, None, post.uri) is not None:
-                return False
-            await WriteBatch(favourites=[rows]).apply(session)
-            await session.commit()
-        return True
 
     async def unlike(self, account: Account, *, uri: str | None, post_uri: str | None) -> bool:
         async with self.context.sessions() as session:
