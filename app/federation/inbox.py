@@ -8,6 +8,7 @@ precise reason in `{"error": ...}`:
     403  the signing key's or the actor's domain is blocked (decided before any key is fetched)
     400  body that is not a JSON object, or an activity without type or actor
     422  an activity addressed to more than MAX_RECIPIENTS_PER_ACTIVITY recipients
+    429  too many activities from one host (counted once its signature verifies)
     202  accepted: stored durably, processed later by the worker
 
 The activity is committed to `inbox_item` before the 202 goes out, so a crash after answering
@@ -206,10 +207,6 @@ class InboxReceiver:
         except InvalidObject:
             raise InboxRefusal(401, f"keyId {signed.key_id!r} is not an http(s) URL") from None
         await self._check_not_blocked(key_host)
-        # Per remote host, before any key fetch or parsing: one server cannot flood the queue.
-        rate = context.rate_limits.inbox_per_host.hit(key_host)
-        if not rate.allowed:
-            raise InboxRefusal(429, f"too many activities from {key_host}; slow down", rate.headers())
 
         activity, document = _parse_body(body)
         self._check_audience(document)
@@ -231,6 +228,11 @@ class InboxReceiver:
             key = await self.verifier.verify(signed, known)
         except VerificationError as error:
             raise InboxRefusal(401, str(error)) from None
+        # Per remote host, counted once the host has proven it sent this (a forger naming a
+        # peer's key must not spend that peer's budget), and before anything is stored.
+        rate = context.rate_limits.inbox_per_host.hit(key_host)
+        if not rate.allowed:
+            raise InboxRefusal(429, f"too many activities from {key_host}; slow down", rate.headers())
 
         signer = key.owner
         if activity.actor != key.owner:

@@ -61,6 +61,22 @@ async def test_inbox_is_limited_per_remote_host(lab: Lab) -> None:
     assert (await peer.deliver(here, other, elsewhere)).status_code == 202
 
 
+async def test_forgeries_naming_a_peers_key_do_not_spend_its_inbox_budget(lab: Lab) -> None:
+    here = await lab.instance("a.test", embedded_worker=False)
+    await local_account(here, "alice")
+    here.context.rate_limits.inbox_per_host = RateLimiter(2, 300)
+    peer = Peer(lab).host("remote.test")
+    bob: PeerActor = peer.actor("http://remote.test/users/bob")
+    forger = PeerActor(uri=bob.uri, key=peer.next_key(), key_id=bob.key_id, document=bob.document)
+    follow = {"type": "Follow", "actor": bob.uri, "object": "http://a.test/users/alice"}
+    for number in range(5):
+        forged = await peer.deliver(here, forger, {**follow, "id": f"{bob.uri}#forged/{number}"})
+        assert forged.status_code == 401
+    for number in range(2):
+        genuine = await peer.deliver(here, bob, {**follow, "id": f"{bob.uri}#follows/{number}"})
+        assert genuine.status_code == 202
+
+
 @pytest.mark.parametrize("limit", [1])
 async def test_posting_is_limited_per_account(instance: Instance, limit: int) -> None:
     instance.context.rate_limits.posts_per_account = RateLimiter(limit, 3 * 3600)
