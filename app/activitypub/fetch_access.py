@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from app.activitypub.parsers import InvalidObject, authority
-from app.activitypub.signatures import SignatureError
+from app.activitypub.signatures import SignatureError, SignedRequest
 from app.activitypub.verification import VerificationError, read_signature
 from app.context import AppContext
 from app.federation.inbox import inbox_receiver
@@ -36,18 +36,9 @@ async def signer_of(request: Request, context: AppContext) -> str | None:
 
     Raises Forbidden when the key belongs to a suspended domain (checked before any key fetch).
     """
-    if "signature" not in request.headers and "signature-input" not in request.headers:
+    signed = await _signature_not_blocked(request, context)
+    if signed is None:
         return None
-    try:
-        signed = read_signature(request, context.settings, body=None)
-    except SignatureError:
-        return None
-    try:
-        key_host = authority(signed.key_id)
-    except InvalidObject:
-        return None
-    if await context.domain_policy.suspending(key_host) is not None:
-        raise Forbidden(f"{key_host} is blocked by this server")
     try:
         # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
         key = await inbox_receiver(request).verifier.verify(signed)
@@ -56,8 +47,32 @@ async def signer_of(request: Request, context: AppContext) -> str | None:
     return key.owner
 
 
-async def require_signed_fetch(request: Request, context: AppContext) -> str | None:
-    """For posts and collections: the signer; 401 for an unsigned GET under authorized fetch."""
+async def _signature_not_blocked(request: Request, context: AppContext) -> SignedRequest | None:
+    """The GET's signature, unverified; None when there is none. Forbidden for a suspended domain's key."""
+    if "signature" not in request.headers and "signature-input" not in request.headers:
+        return None
+    try:
+        signed = read_signature(request, context.settings, body=None)
+        key_host = authority(signed.key_id)
+    except (SignatureError, InvalidObject):
+        return None
+    if await context.domain_policy.suspending(key_host) is not None:
+        raise Forbidden(f"{key_host} is blocked by this server")
+    return signed
+
+
+async def require_signed_fetch(
+    request: Request, context: AppContext, *, signer_needed: bool = False
+) -> str | None:
+    """For posts and collections: the signer; 401 for an unsigned GET under authorized fetch.
+
+    Without authorized fetch a signer matters only where it decides what is shown
+    (`signer_needed`); elsewhere the signature is not verified, which could cost a key fetch for
+    nothing, and only a suspended domain's key is refused.
+    """
+    if not context.settings.authorized_fetch and not signer_needed:
+        await _signature_not_blocked(request, context)
+        return None
     signer = await signer_of(request, context)
     if signer is None and context.settings.authorized_fetch:
         raise Unauthorized("this server requires signed requests (authorized fetch)")
@@ -66,7 +81,9 @@ async def require_signed_fetch(request: Request, context: AppContext) -> str | N
 
 async def actor_document(request: Request, context: AppContext, document: dict[str, Any]) -> dict[str, Any]:
     """The actor as this request may see it: whole, or only its keys for an unsigned authorized fetch."""
-    signer = await signer_of(request, context)
-    if signer is None and context.settings.authorized_fetch:
+    if not context.settings.authorized_fetch:
+        await _signature_not_blocked(request, context)
+        return document
+    if await signer_of(request, context) is None:
         return {key: document[key] for key in MINIMAL_ACTOR_KEYS if key in document}
     return document

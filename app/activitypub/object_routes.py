@@ -26,7 +26,7 @@ from app.activitypub.renderers import (
 from app.activitypub.routes import VARY, Gone, activity_response
 from app.context import AppContext
 from app.http_errors import NotFound
-from app.models import Account, Post
+from app.models import Account, Post, Visibility
 from app.services.posting import PostingService, PostView
 from app.services.profiles import ProfileService
 from app.web.dependencies import get_context
@@ -56,7 +56,10 @@ async def _visible(request: Request, context: AppContext, username: str, post_id
             )
         raise Gone("this post was deleted")
     posting = PostingService(context)
-    if not await posting.may_see(post, await require_signed_fetch(request, context) if as2 else None):
+    # Who asks matters only for a post not everyone may see.
+    signer_needed = post.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED)
+    viewer = await require_signed_fetch(request, context, signer_needed=signer_needed) if as2 else None
+    if not await posting.may_see(post, viewer):
         raise NotFound(f"no post {post_id} by {username} here")
     if not as2:
         return RedirectResponse(post.url or post.uri, status_code=302, headers=VARY)

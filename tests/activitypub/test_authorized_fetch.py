@@ -65,3 +65,25 @@ async def test_secure_mode_serves_signed_fetches_only_and_still_federates(lab: L
     with pytest.raises(FetchError) as refused:
         await fetcher.get_json(post.uri, signed=True)
     assert refused.value.status == 403
+
+
+async def test_without_secure_mode_public_documents_cost_no_key_fetch_but_blocks_still_hold(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    b = await lab.instance("b.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    post = await PostingService(a.context).create(alice, "For everyone")
+    signer = await AccountService(b.context).instance_actor()
+    fetcher = Fetcher(b.context, signer=signer)
+
+    # Mastodon signs every fetch; a public document does not need to know who asked, so a does
+    # not fetch b's key for it (nor could two servers set each other fetching keys this way).
+    for url in (alice.uri, post.uri, f"{alice.uri}/followers", f"{alice.uri}/outbox"):
+        assert await fetcher.get_json(url, signed=True)
+    async with a.context.sessions() as session:
+        assert await session.scalar(select(Account).where(col(Account.uri) == signer.uri)) is None
+
+    await DomainBlockService(a.context).block("b.test")
+    for url in (alice.uri, post.uri):
+        with pytest.raises(FetchError) as refused:
+            await fetcher.get_json(url, signed=True)
+        assert refused.value.status == 403, url
