@@ -34,7 +34,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
-from app.services.moderation import bare_host, covering_domains
+from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
 
 MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 1000
@@ -115,9 +115,7 @@ class DomainBlockService:
         """Create or change the block of `domain`; a new suspension severs and purges at once."""
         name = normalize_domain(domain)
         level = _severity(severity)
-        if name in {
-            bare_host(host) for host in (self.context.settings.local_domain, self.context.settings.web_domain)
-        }:
+        if name in local_hosts(self.context.settings):
             raise DomainBlockError("this server cannot block itself")
         effects = SuspensionEffects()
         async with self.context.sessions() as session:
@@ -324,22 +322,9 @@ class DomainBlockService:
         ]
 
     async def _drop_waiting_deliveries(self, session: AsyncSession, domain: str) -> int:
-        hosts = (
-            await session.scalars(
-                select(DeliveryJob.host)
-                .where(
-                    col(DeliveryJob.state) == JobState.QUEUED,
-                    col(DeliveryJob.host).contains(domain, autoescape=True),
-                )
-                .distinct()
-            )
-        ).all()
-        covered = [host for host in hosts if domain in covering_domains(host)]
-        if not covered:
-            return 0
         result = await session.execute(
             update(DeliveryJob)
-            .where(col(DeliveryJob.state) == JobState.QUEUED, col(DeliveryJob.host).in_(covered))
+            .where(col(DeliveryJob.state) == JobState.QUEUED, on_domain(col(DeliveryJob.host), domain))
             .values(
                 state=JobState.FAILED,
                 finished_at=utcnow(),

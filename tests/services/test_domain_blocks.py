@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from app import cli
-from app.models import AuditLogEntry, DomainBlock, Role
+from app.models import AuditLogEntry, DeliveryJob, DomainBlock, JobState, OutboxActivity, Role
 from app.models.base import utcnow
 from app.services.domain_blocks import DomainBlockError, DomainBlockService, normalize_domain
 from app.services.moderation import BlockRule, DomainPolicy
+from tests.federation.delivery_helpers import local_account
 from tests.lab import DatabaseFactory, Instance
 from tests.processes import herold_env
 from tests.web.helpers import Browser, logged_in, new_client
@@ -90,6 +91,37 @@ def test_normalize_never_raises_anything_but_domain_block_error(value: str) -> N
         normalize_domain(value)
     except DomainBlockError:
         pass
+
+
+async def test_a_suspension_fails_the_deliveries_waiting_for_the_domain_on_any_subdomain_or_port(
+    instance: Instance,
+) -> None:
+    alice = await local_account(instance, "alice")
+    hosts = [
+        "threads.net",
+        "www.threads.net:8443",
+        "threads.net:443",
+        "notthreads.net",
+        "threads.net.evil.test",
+    ]
+    async with instance.context.sessions() as session:
+        activity = OutboxActivity(uri="http://here.test/a/1", activity_type="Create", account_id=alice.id)
+        session.add(activity)
+        await session.flush()
+        for host in hosts:
+            session.add(DeliveryJob(activity_id=activity.id, inbox_url=f"https://{host}/inbox", host=host))
+        await session.commit()
+    _block, effects = await DomainBlockService(instance.context).block("threads.net")
+    assert effects.deliveries_dropped == 3
+    async with instance.context.sessions() as session:
+        states = {job.host: job.state for job in (await session.scalars(select(DeliveryJob))).all()}
+    assert states == {
+        "threads.net": JobState.FAILED,
+        "www.threads.net:8443": JobState.FAILED,
+        "threads.net:443": JobState.FAILED,
+        "notthreads.net": JobState.QUEUED,
+        "threads.net.evil.test": JobState.QUEUED,
+    }
 
 
 async def test_csv_round_trip_in_mastodons_format(instance: Instance) -> None:
