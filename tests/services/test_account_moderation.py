@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from app.models import Account, AccountMute, AuditLogEntry, Follow, Post, Report, User, UserDomainBlock
+from app.models import (
+    Account,
+    AccountBlock,
+    AccountMute,
+    AuditLogEntry,
+    Follow,
+    Post,
+    Report,
+    User,
+    UserDomainBlock,
+)
 from app.services import accounts as account_service
 from app.services.account_moderation import AccountModerationService
 from app.services.domain_blocks import DomainBlockService
@@ -68,6 +78,14 @@ async def test_block_mute_and_forwarded_report_across_the_lab(lab: Lab) -> None:
     # Ended both ways, here at once and on b.test when its Block arrived.
     assert await count(a, Follow) == 0
     assert await count(b, Follow) == 0
+    # b.test keeps the block (no more deliveries to alice), until the Undo of it arrives.
+    assert await count(b, AccountBlock) == 1
+    assert await moderation.unblock(alice, bob_here)
+    await settle(lab)
+    assert await count(a, AccountBlock) == 0 and await count(b, AccountBlock) == 0
+    assert await moderation.block(alice, bob_here)
+    await settle(lab)
+    assert await count(b, AccountBlock) == 1
 
     async with a.context.sessions() as session:
         copy = await session.scalar(select(Account.id).where(col(Account.uri) == bob.uri))
