@@ -347,7 +347,14 @@ async def import_domains(
         return await _domains_page(
             request, context, error=translate(request, N_("The list is too long.")), status_code=400
         )
-    await DomainBlockService(context).import_csv(blocks_csv, by=viewer.user)
+    result = await DomainBlockService(context).import_csv(blocks_csv, by=viewer.user)
+    if result.skipped:
+        # Said, not hidden behind "imported": the admin fixes those rows and imports them again.
+        message = N_("%(imported)d domain blocks were imported; these rows were skipped: %(skipped)s")
+        skipped = ", ".join(row[:80] for row in result.skipped[:20])
+        return await _domains_page(
+            request, context, error=translate(request, message, imported=result.imported, skipped=skipped)
+        )
     return redirect("/admin/domains", "domains_imported")
 
 

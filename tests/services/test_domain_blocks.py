@@ -181,6 +181,9 @@ async def test_admin_page_blocks_unblocks_imports_and_audits(instance: Instance)
     assert (await anonymous.client.post("/admin/domains", data={"domain": "evil.test"})).status_code == 403
     imported = await admin.post("/admin/domains/import", {"blocks_csv": "one.test\ntwo.test"})
     assert imported.status_code == 303
+    partly = await admin.post("/admin/domains/import", {"blocks_csv": "three.test\nnot a domain"})
+    assert partly.status_code == 200
+    assert "1 domain blocks were imported; these rows were skipped: not a domain" in partly.text
     export = await admin.get("/admin/domains/export.csv")
     assert export.headers["content-type"].startswith("text/csv") and "threads.net,silence,true" in export.text
     assert (await admin.post("/admin/domains/unblock", {"domain": "threads.net"})).status_code == 303
@@ -190,7 +193,7 @@ async def test_admin_page_blocks_unblocks_imports_and_audits(instance: Instance)
         actions = [row for row in (await session.scalars(select(AuditLogEntry.action))).all()]
         left = (await session.scalars(select(DomainBlock.domain))).all()
     assert {"domain_block.create", "domain_block.delete", "domain_allow.create"} <= set(actions)
-    assert sorted(left) == ["one.test", "two.test"]
+    assert sorted(left) == ["one.test", "three.test", "two.test"]
 
 
 def test_cli_blocks_lists_exports_imports_and_unblocks(
