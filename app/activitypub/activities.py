@@ -56,6 +56,28 @@ def render_follow(urls: LocalUrls, follower: Account, followee: Account, follow_
     }
 
 
+def render_block(blocker: Account, target: Account, block_uri: str) -> dict[str, Any]:
+    return {
+        "@context": AS_CONTEXT,
+        "id": block_uri,
+        "type": "Block",
+        "actor": blocker.uri,
+        "object": target.uri,
+    }
+
+
+def render_flag(flag_uri: str, reporter: Account, comment: str, objects: list[str]) -> dict[str, Any]:
+    """A report for another server's admins: the reported account first, then the posts reported."""
+    return {
+        "@context": AS_CONTEXT,
+        "id": flag_uri,
+        "type": "Flag",
+        "actor": reporter.uri,
+        "content": comment,
+        "object": objects,
+    }
+
+
 def render_follow_response(
     urls: LocalUrls, kind: str, followee: Account, follower: Account, follow_uri: str | None
 ) -> dict[str, Any]:

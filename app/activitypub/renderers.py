@@ -184,7 +184,7 @@ def address_post(
 
 def mention_name(account: Account) -> str:
     # Mastodon names local accounts by user name alone and remote ones by their full acct.
-    return f"@{account.username}" if account.domain is None else f"@{account.username}@{account.domain}"
+    return f"@{account.acct}"
 
 
 def _attachment(media: MediaAttachment) -> dict[str, Any]:

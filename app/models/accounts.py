@@ -92,6 +92,11 @@ class Account(SQLModel, table=True):
     def handle(self, local_domain: str) -> str:
         return f"{self.username}@{self.domain or local_domain}"
 
+    @property
+    def acct(self) -> str:
+        """Mastodon's `acct`: `name` for a local account, `name@domain` for a remote one."""
+        return self.username if self.domain is None else f"{self.username}@{self.domain}"
+
 
 class User(SQLModel, table=True):
     """A person (or the organisation itself) who can log in; owns exactly one local account."""

@@ -13,7 +13,6 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 
 from app.activitypub import activities
-from app.activitypub.renderers import AS_CONTEXT
 from app.context import AppContext
 from app.federation.outbox import notify_delivery, preferred_inbox, queue_activity
 from app.models import (
@@ -66,7 +65,7 @@ class AccountModerationService:
             if target.domain is not None:
                 await queue_activity(
                     session,
-                    activity=self._block_activity(account, target, block_uri),
+                    activity=activities.render_block(account, target, block_uri),
                     signer=account,
                     inboxes=[target.inbox_url],
                 )
@@ -87,7 +86,7 @@ class AccountModerationService:
                 return False
             await session.execute(delete(AccountBlock).where(col(AccountBlock.id) == existing.id))
             if target.domain is not None:
-                block = self._block_activity(
+                block = activities.render_block(
                     account, target, existing.uri or activities.activity_id(self.context.urls, account)
                 )
                 await queue_activity(
@@ -162,7 +161,7 @@ class AccountModerationService:
                 reporter_account_id=reporter.id,
                 target_account_id=target.id,
                 target_uri=target.uri,
-                target_handle=report_handle(target),
+                target_handle=target.acct,
                 post_ids=[post.id for post in posts],
                 comment=comment,
                 forwarded=forward and target.domain is not None,
@@ -174,14 +173,9 @@ class AccountModerationService:
                 # From the instance actor, as Mastodon forwards: the remote admins learn what, not who.
                 instance_actor = await AccountService(self.context).instance_actor()
                 flag_id = activities.activity_id(self.context.urls, instance_actor)
-                flag: dict[str, Any] = {
-                    "@context": AS_CONTEXT,
-                    "id": flag_id,
-                    "type": "Flag",
-                    "actor": instance_actor.uri,
-                    "content": comment,
-                    "object": [target.uri, *(post.uri for post in posts)],
-                }
+                flag = activities.render_flag(
+                    flag_id, instance_actor, comment, [target.uri, *(post.uri for post in posts)]
+                )
                 report.uri = flag_id
                 await queue_activity(
                     session, activity=flag, signer=instance_actor, inboxes=[preferred_inbox(target)]
@@ -194,21 +188,6 @@ class AccountModerationService:
         if report.forwarded:
             notify_delivery(self.context)
         return report
-
-    @staticmethod
-    def _block_activity(account: Account, target: Account, uri: str) -> dict[str, Any]:
-        return {
-            "@context": AS_CONTEXT,
-            "id": uri,
-            "type": "Block",
-            "actor": account.uri,
-            "object": target.uri,
-        }
-
-
-def report_handle(account: Account) -> str:
-    """How a report names its target once the account row may be gone: `name@domain`, or `name` here."""
-    return f"{account.username}@{account.domain}" if account.domain else account.username
 
 
 class ReportQueue:

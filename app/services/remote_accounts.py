@@ -27,7 +27,6 @@ from app.models import (
     User,
 )
 from app.models.base import new_id, utcnow
-from app.services.account_moderation import report_handle
 from app.services.notifications import notify
 from app.services.remote_posts import local_follower_ids
 from app.services.timelines import insert_ignoring_duplicates
@@ -277,7 +276,7 @@ class RemoteAccountService:
                 reporter_account_id=reporter.id,
                 target_account_id=target.id,
                 target_uri=target.uri,
-                target_handle=report_handle(target),
+                target_handle=target.acct,
                 post_ids=post_ids,
                 comment=comment,
                 uri=uri,

@@ -139,11 +139,10 @@ class AccountSummary:
 
 
 def summarize_account(account: Account) -> AccountSummary:
-    acct = account.username if account.domain is None else f"{account.username}@{account.domain}"
     return AccountSummary(
         id=account.id,
         username=account.username,
-        acct=acct,
+        acct=account.acct,
         display_name=account.display_name,
         uri=account.uri,
         url=account.url,
