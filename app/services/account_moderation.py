@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub import activities
@@ -26,15 +27,45 @@ from app.models import (
     User,
     UserDomainBlock,
 )
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
+from app.services.timelines import insert_ignoring_duplicates
 
 MAX_REPORT_COMMENT = 1000
 
 
 class ModerationError(ValueError):
     """Refused as asked; the message says why."""
+
+
+async def record_block(session: AsyncSession, blocker: Account, target: Account, uri: str | None) -> bool:
+    """`blocker` blocks `target` (either may be remote), in the caller's transaction: the follows
+    between them end in both directions. False when the block was there already."""
+    inserted = await session.execute(
+        insert_ignoring_duplicates(
+            session,
+            AccountBlock,
+            [
+                {
+                    "id": new_id(),
+                    "account_id": blocker.id,
+                    "target_account_id": target.id,
+                    "uri": uri,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+    )
+    if not getattr(inserted, "rowcount", 0):
+        return False
+    await session.execute(
+        delete(Follow).where(
+            ((col(Follow.follower_id) == blocker.id) & (col(Follow.followee_id) == target.id))
+            | ((col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == blocker.id))
+        )
+    )
+    return True
 
 
 class AccountModerationService:
@@ -46,22 +77,9 @@ class AccountModerationService:
         if target.id == account.id:
             raise ModerationError("an account cannot block itself")
         async with self.context.sessions() as session:
-            existing = await session.scalar(
-                select(AccountBlock).where(
-                    col(AccountBlock.account_id) == account.id,
-                    col(AccountBlock.target_account_id) == target.id,
-                )
-            )
-            if existing is not None:
-                return False
             block_uri = activities.activity_id(self.context.urls, account)
-            session.add(AccountBlock(account_id=account.id, target_account_id=target.id, uri=block_uri))
-            await session.execute(
-                delete(Follow).where(
-                    ((col(Follow.follower_id) == account.id) & (col(Follow.followee_id) == target.id))
-                    | ((col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == account.id))
-                )
-            )
+            if not await record_block(session, account, target, block_uri):
+                return False
             if target.domain is not None:
                 await queue_activity(
                     session,

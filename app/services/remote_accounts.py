@@ -27,9 +27,9 @@ from app.models import (
     User,
 )
 from app.models.base import new_id, utcnow
+from app.services.account_moderation import record_block
 from app.services.notifications import notify
 from app.services.remote_posts import local_follower_ids
-from app.services.timelines import insert_ignoring_duplicates
 
 
 class MoveRefused(Exception):
@@ -44,29 +44,8 @@ class RemoteAccountService:
         """`blocker` (remote) blocks `target` (local): the follows between them end, in both directions,
         so nothing of the target is delivered to the blocker any more."""
         async with self.context.sessions() as session:
-            await session.execute(
-                insert_ignoring_duplicates(
-                    session,
-                    AccountBlock,
-                    [
-                        {
-                            "id": new_id(),
-                            "account_id": blocker.id,
-                            "target_account_id": target.id,
-                            "uri": uri,
-                            "created_at": utcnow(),
-                        }
-                    ],
-                )
-            )
-            await session.execute(
-                delete(Follow).where(
-                    or_(
-                        (col(Follow.follower_id) == blocker.id) & (col(Follow.followee_id) == target.id),
-                        (col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == blocker.id),
-                    )
-                )
-            )
+            # Again, after the first time, is fine: a peer may repeat its Block.
+            await record_block(session, blocker, target, uri)
             await session.commit()
         return True
 

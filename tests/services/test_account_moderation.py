@@ -84,6 +84,7 @@ async def test_block_mute_and_forwarded_report_across_the_lab(lab: Lab) -> None:
     await settle(lab)
     assert await count(a, AccountBlock) == 0 and await count(b, AccountBlock) == 0
     assert await moderation.block(alice, bob_here)
+    assert not await moderation.block(alice, bob_here)  # already blocked: no second Block sent
     await settle(lab)
     assert await count(b, AccountBlock) == 1
 
