@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel
 
 from app.models import (
     Favourite,
@@ -36,10 +36,10 @@ from app.models import (
     Poll,
     Post,
     PostTag,
-    Tag,
     TimelineEntry,
 )
 from app.models.base import new_id, utcnow
+from app.services.timelines import ensure_tags
 
 T = TypeVar("T")
 
@@ -174,15 +174,7 @@ class WriteBatch:
         names = sorted({name for rows in kept for name in rows.tags})
         if not names:
             return
-        unknown = [name for name in names if name not in tag_ids]
-        if unknown:
-            now = utcnow()
-            await session.execute(
-                _insert(session, Tag).on_conflict_do_nothing(),
-                [{"id": new_id(), "name": name, "created_at": now} for name in unknown],
-            )
-            found = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(unknown)))
-            tag_ids.update(dict(found.all()))
+        await ensure_tags(session, names, tag_ids)
         await session.execute(
             _insert(session, PostTag).on_conflict_do_nothing(),
             [

@@ -56,8 +56,8 @@ from app.services.timelines import (
     add_to_home,
     boost_audience,
     hidden_from,
-    insert_ignoring_duplicates,
     local_follower_ids,
+    tag_post,
 )
 
 # Mastodon counts every link as 23 characters, whatever its length.
@@ -239,7 +239,7 @@ class PostingService:
             session.add(post)
             await session.flush()
             await _add_mentions(session, post, addressed)
-            await _add_tags(session, post, tag_names)
+            await tag_post(session, post.id, tag_names)
             audience = [author.id]
             if visibility == Visibility.DIRECT:
                 audience += [account.id for account in addressed if account.domain is None]
@@ -339,7 +339,7 @@ class PostingService:
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
             await session.flush()
             await _add_mentions(session, stored, addressed)
-            await _add_tags(session, stored, tag_names)
+            await tag_post(session, stored.id, tag_names)
             attachments = await _attachments(session, [stored.id])
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
             # Everyone who had the old version gets the new one: mentions dropped by the edit included.
@@ -799,27 +799,6 @@ async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Ac
     ]
     if rows:
         await session.execute(insert(Mention), rows)
-
-
-async def _add_tags(session: AsyncSession, post: Post, names: Sequence[str]) -> None:
-    if not names:
-        return
-    now = utcnow()
-    values = [
-        {"id": tag_id, "name": name, "created_at": now}
-        for tag_id, name in zip(new_ids(len(names)), names, strict=True)
-    ]
-    # Another post may create the same tag at the same moment: insert-or-ignore, then read back.
-    await session.execute(insert_ignoring_duplicates(session, Tag, values))
-    rows = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(names)))
-    ids = dict(rows.all())
-    await session.execute(
-        insert(PostTag),
-        [
-            {"id": link_id, "post_id": post.id, "tag_id": ids[name]}
-            for link_id, name in zip(new_ids(len(names)), names, strict=True)
-        ],
-    )
 
 
 def _personal_inboxes(accounts: Iterable[Account]) -> list[str]:

@@ -32,14 +32,13 @@ from app.models import (
     Post,
     PostEdit,
     PostTag,
-    Tag,
     Visibility,
 )
-from app.models.base import new_id, new_ids, utcnow
+from app.models.base import new_id, utcnow
 from app.services.batch_writes import PostRows, ReadCache, WriteBatch, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import SenderReach, notification_row, notify, sender_reach
-from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids
+from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
 
 T = TypeVar("T")
 
@@ -244,32 +243,6 @@ class RemotePostService:
                 rows.notifications.append(notification_row(account.id, author.id, NotificationType.MENTION))
         return rows
 
-    async def _set_tags(self, session: AsyncSession, post: Post, names: list[str]) -> None:
-        if not names:
-            return
-        now = utcnow()
-        await session.execute(
-            insert_ignoring_duplicates(
-                session,
-                Tag,
-                [
-                    {"id": tag_id, "name": name, "created_at": now}
-                    for tag_id, name in zip(new_ids(len(names)), names, strict=True)
-                ],
-            )
-        )
-        tag_ids = (await session.scalars(select(Tag.id).where(col(Tag.name).in_(names)))).all()
-        await session.execute(
-            insert_ignoring_duplicates(
-                session,
-                PostTag,
-                [
-                    {"id": link_id, "post_id": post.id, "tag_id": tag_id}
-                    for link_id, tag_id in zip(new_ids(len(tag_ids)), tag_ids, strict=True)
-                ],
-            )
-        )
-
     async def edit(self, note: NoteData, author: Account) -> Post | None:
         """Apply an Update: the previous version is kept as a PostEdit. None if the post is not known here."""
         async with self.context.sessions() as session:
@@ -318,7 +291,7 @@ class RemotePostService:
             post.emojis = note.emojis
             post.edited_at = min(note.updated or utcnow(), utcnow())
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
-            await self._set_tags(session, post, note.hashtags)
+            await tag_post(session, post.id, note.hashtags)
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
             for values in _media_values(post.id, author, note):
                 session.add(MediaAttachment(**values))

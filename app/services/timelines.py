@@ -6,7 +6,7 @@ Mastodon's client API entities, so scripts written against one read the other).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from app.models import (
     TimelineEntry,
     UserDomainBlock,
 )
-from app.models.base import new_ids, utcnow
+from app.models.base import new_id, new_ids, utcnow
 from app.services.moderation import is_silenced
 
 DEFAULT_LIMIT = 40
@@ -44,6 +44,34 @@ def insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dic
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return builder(table).values(rows).on_conflict_do_nothing()
+
+
+async def ensure_tags(
+    session: AsyncSession, names: Iterable[str], known: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Ids of the hashtags `names` (and whatever `known` held), created where missing.
+
+    Another writer may create the same tag at the same moment: insert-or-ignore, then read back.
+    Tags are never deleted, so a caller may keep `known` across transactions.
+    """
+    known = {} if known is None else known
+    unknown = sorted({name for name in names if name not in known})
+    if unknown:
+        now = utcnow()
+        rows = [{"id": new_id(), "name": name, "created_at": now} for name in unknown]
+        await session.execute(insert_ignoring_duplicates(session, Tag, rows))
+        found = await session.execute(select(Tag.name, Tag.id).where(col(Tag.name).in_(unknown)))
+        known.update(dict(found.all()))
+    return known
+
+
+async def tag_post(session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
+    """Link a post to its hashtags (once each, however often it is called)."""
+    if not names:
+        return
+    ids = await ensure_tags(session, names)
+    links = [{"id": new_id(), "post_id": post_id, "tag_id": ids[name]} for name in dict.fromkeys(names)]
+    await session.execute(insert_ignoring_duplicates(session, PostTag, links))
 
 
 async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
