@@ -20,6 +20,7 @@ from app.federation.outbox import notify_delivery, queue_activity
 from app.models import Account, AccountBlock, Follow, FollowState, Notification, NotificationType
 from app.models.base import utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
+from app.services.moderation import is_silenced
 from app.services.notifications import notify
 
 
@@ -66,8 +67,7 @@ class FollowRequestService:
                 await self._answer(session, "Accept", followee, follower, follow.uri)
             return FollowState(follow.state)
         # A silenced domain's accounts may follow only with the account's approval, as on Mastodon.
-        silenced = follower.domain is not None and await self.context.domain_policy.silencing(follower.domain)
-        pending = followee.manually_approves_followers or bool(silenced)
+        pending = followee.manually_approves_followers or await is_silenced(self.context, follower)
         session.add(
             Follow(
                 follower_id=follower.id,
