@@ -30,7 +30,8 @@ from app.federation.queue import QueueSpec
 from app.federation.worker import INBOX_QUEUE
 from app.models import InboxItem, JobState
 from app.models.base import utcnow
-from app.services.batch_writes import ReadCache, WriteBatch
+from app.services.batch_writes import WriteBatch
+from app.services.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,7 @@ else.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -211,42 +208,3 @@ async def _increment(session: AsyncSession, counter: str, by_post: Counter[int])
         .values({counter: table.c[counter] + bindparam("amount")}),
         [{"post_id": post_id, "amount": amount} for post_id, amount in sorted(by_post.items())],
     )
-
-
-class ReadCache:
-    """Answers to repeated reads (who follows an author, who hides them...) kept for a few seconds.
-
-    Owned by one long-running processor, never shared between instances; what it trades is that a
-    follow or block made in the last `ttl` seconds may not be seen yet, as with any fan-out queue.
-    Concurrent misses for one key share a single read.
-    """
-
-    def __init__(
-        self, ttl: float = 2.0, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._ttl = ttl
-        self._limit = limit
-        # Injectable so tests can step time instead of sleeping past a real expiry.
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, asyncio.Future[Any]]] = OrderedDict()
-
-    async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
-        now = self._clock()
-        found = self._entries.get(key)
-        if found is None or found[0] <= now or (found[1].done() and found[1].exception() is not None):
-            future: asyncio.Future[Any] = asyncio.ensure_future(load())
-            self._entries[key] = (now + self._ttl, future)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._limit:
-                self._entries.popitem(last=False)
-        else:
-            future = found[1]
-        if future.done():
-            done: T = future.result()
-            return done
-        # Shielded: one waiter cancelled must not cancel the read the others are waiting for.
-        value: T = await asyncio.shield(future)
-        return value
-
-    def forget(self, key: Hashable) -> None:
-        self._entries.pop(key, None)

@@ -11,8 +11,6 @@ The inbox, the delivery worker, the fetcher, following and timelines all ask the
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +24,7 @@ from sqlmodel import select
 from app.config import Settings, host_without_port
 from app.db import SessionFactory
 from app.models import Account, BlockSeverity, DomainAllow, DomainBlock
+from app.services.read_cache import ReadCache
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -176,6 +175,9 @@ async def read_policy(session: AsyncSession, settings: Settings) -> DomainPolicy
     return DomainPolicy(rules, allowed, local_hosts(settings))
 
 
+_POLICY = "policy"
+
+
 class DomainPolicyView:
     """The policy as read at most `ttl` seconds ago, shared by everything in one instance.
 
@@ -186,26 +188,14 @@ class DomainPolicyView:
     def __init__(self, sessions: SessionFactory, settings: Settings, ttl: float = 5.0) -> None:
         self.sessions = sessions
         self.settings = settings
-        self.ttl = ttl
-        self._snapshot: asyncio.Future[DomainPolicy] | None = None
-        self._expires = 0.0
+        self._cache = ReadCache(ttl=ttl, limit=1)
 
     def invalidate(self) -> None:
-        self._snapshot = None
+        self._cache.forget(_POLICY)
 
     async def current(self) -> DomainPolicy:
-        snapshot = self._snapshot
-        if (
-            snapshot is None
-            or time.monotonic() >= self._expires
-            or (snapshot.done() and snapshot.exception())
-        ):
-            # One read however many requests find the snapshot stale at the same moment.
-            snapshot = self._snapshot = asyncio.ensure_future(self._read())
-            self._expires = time.monotonic() + self.ttl
-        if snapshot.done():
-            return snapshot.result()
-        return await asyncio.shield(snapshot)
+        # One read however many requests find the policy stale at the same moment.
+        return await self._cache.get(_POLICY, self._read)
 
     async def suspending(self, host: str) -> str | None:
         return (await self.current()).suspending(host)

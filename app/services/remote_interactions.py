@@ -17,9 +17,10 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Favourite, NotificationType, Post, Reaction, Visibility
 from app.models.base import new_id, utcnow
-from app.services.batch_writes import FavouriteRows, PostRows, ReadCache, new_row
+from app.services.batch_writes import FavouriteRows, PostRows, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import notification_row, notify, sender_reach
+from app.services.read_cache import ReadCache
 from app.services.remote_posts import RemotePostService
 from app.services.timelines import insert_ignoring_duplicates
 

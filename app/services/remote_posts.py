@@ -35,9 +35,10 @@ from app.models import (
     Visibility,
 )
 from app.models.base import new_id, utcnow
-from app.services.batch_writes import PostRows, ReadCache, WriteBatch, new_row
+from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import SenderReach, notification_row, notify, sender_reach
+from app.services.read_cache import ReadCache
 from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
 
 T = TypeVar("T")

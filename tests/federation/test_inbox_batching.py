@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from app.federation.inbox_processing import InboxProcessor
 from app.federation.worker import INBOX_QUEUE, Worker, build_worker
 from app.models import Account, Favourite, Follow, InboxItem, JobState, Post, TimelineEntry
-from app.services.batch_writes import ReadCache
+from app.services.read_cache import ReadCache
 from tests.federation.inbox_peer import (
     ALICE,
     Peer,

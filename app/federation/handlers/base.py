@@ -18,7 +18,8 @@ from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
 from app.models import Account
 from app.services.accounts import AccountService
-from app.services.batch_writes import ReadCache, WriteBatch
+from app.services.batch_writes import WriteBatch
+from app.services.read_cache import ReadCache
 
 # An Announce may carry another activity (Lemmy's groups do); that one may not carry a third.
 MAX_NESTING = 1
