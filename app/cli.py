@@ -14,7 +14,7 @@ from typing import Any
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, Role
-from app.runtime import tune_garbage_collection
+from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -541,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         handler: Handler = args.handler
-        return asyncio.run(handler(args, settings))
+        return run_event_loop(handler(args, settings), settings.event_loop)
     except (ConfigurationError, AccountError, CommandError) as error:
         print(f"herold: {error}", file=sys.stderr)
         return 1 if not isinstance(error, ConfigurationError) else 2

@@ -6,7 +6,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     allowed_private_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     # Run the background worker inside the web process (the embedded default).
     embedded_worker: bool = True
+    # The event loop of every command: uvloop (libuv, in C) when installed, which it is with
+    # uvicorn[standard]; "asyncio" for the standard library's, e.g. to debug or profile.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     instance_name: str = "Herold"
     instance_description: str = "An organisation's corner of the fediverse."
     open_registrations: bool = False

@@ -55,7 +55,7 @@ from app.federation.worker import Worker
 from app.migrations import upgrade_database
 from app.models import Account, Follow, FollowState
 from app.models.base import new_ids, utcnow
-from app.runtime import tune_garbage_collection
+from app.runtime import run_event_loop, tune_garbage_collection
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
@@ -371,13 +371,13 @@ def main() -> None:
         ports = channel.recv()
         # A small fan-out first, not measured: first-use costs (imports, the SSL context, code
         # paths run for the first time) belong to no particular size.
-        asyncio.run(fan_out(100, 0.0, ports, channel, args.database_url))
+        run_event_loop(fan_out(100, 0.0, ports, channel, args.database_url), "auto")
         for size in sizes:
             best: Size | None = None
             # The best of a few rounds: noise from elsewhere on the machine only ever adds time.
             for _ in range(args.rounds):
-                cold, warm = asyncio.run(fan_out(size, 0.0, ports, channel, args.database_url))
-                dead, _ = asyncio.run(fan_out(size, args.dead, ports, channel, args.database_url))
+                cold, warm = run_event_loop(fan_out(size, 0.0, ports, channel, args.database_url), "auto")
+                dead, _ = run_event_loop(fan_out(size, args.dead, ports, channel, args.database_url), "auto")
                 assert warm is not None
                 this = Size(cold, warm, dead, signing_floor(size))
                 best = (

@@ -248,9 +248,9 @@ def _serve_herold(workdir: str, port: int, ready: Any) -> None:
     from app.runtime import tune_garbage_collection
 
     app = create_app(_settings(Path(workdir), port))
-    tune_garbage_collection()  # as `herold serve` does
+    tune_garbage_collection()  # as `herold serve` does, on the same loop (uvloop when installed)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="asyncio"
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="auto"
     )
     server = uvicorn.Server(config)
     ready.set()
@@ -288,7 +288,7 @@ def _serve_ceiling(port: int, public_pems: dict[str, str], ready: Any) -> None:
         return Response(status_code=202)
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="asyncio"
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="auto"
     )
     server = uvicorn.Server(config)
     ready.set()
@@ -418,6 +418,8 @@ def _verdict(met: bool) -> str:
 
 
 def main() -> None:
+    from app.runtime import run_event_loop
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--requests", type=int, default=6000, help="signed POSTs per server, over all rounds")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
@@ -457,7 +459,7 @@ def main() -> None:
                 process.terminate()
                 process.join()
 
-        processed, worker_seconds, worker_cpu = asyncio.run(_drain_worker(settings))
+        processed, worker_seconds, worker_cpu = run_event_loop(_drain_worker(settings), "auto")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -470,7 +472,7 @@ def main() -> None:
     worker_rate = processed / worker_seconds
     print(
         f"\n{size} signed POSTs per round, {args.rounds} rounds alternating, best round shown; "
-        f"concurrency {args.concurrency}, SQLite, one uvicorn process per server on the asyncio loop, as `herold serve` runs\n"
+        f"concurrency {args.concurrency}, SQLite, one uvicorn process per server on the loop `herold serve` runs (uvloop when installed)\n"
     )
     print(
         f"{'endpoint':<40} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"

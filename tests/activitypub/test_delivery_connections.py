@@ -9,11 +9,12 @@ many connections: what an inbox would notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -500,6 +501,59 @@ async def test_a_refused_connection_raises_connect_error(pools) -> None:
     assert not isinstance(caught.value, ForbiddenAddressError)
 
 
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose handshakes never complete: a listener that accepts nothing, its queue full, so
+    the kernel drops further SYNs (a host that swallows packets)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued: list[socket.socket] = []
+    for _ in range(4):
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            waiting.connect(listener.getsockname())
+        queued.append(waiting)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
+
+
+async def test_a_handshake_that_never_completes_is_a_connect_timeout(unanswered_port: int) -> None:
+    pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(httpx.ConnectTimeout, match=r"connecting to 127\.0\.0\.1 timed out"):
+            await post(pool, f"http://127.0.0.1:{unanswered_port}/inbox", read_timeout=5.0)
+    finally:
+        await pool.aclose()
+    # The connect timeout, not the read timeout, decided.
+    assert time.monotonic() - started < 2.0
+
+
+async def test_a_name_whose_first_address_refuses_is_reached_at_the_next(
+    inboxes, pools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = await inboxes()  # on 127.0.0.1 only: 127.0.0.2 refuses on the same port
+    asked: list[str] = []
+
+    async def two_addresses(host: str, port: int, **_kwargs: object) -> list[object]:
+        asked.append(host)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", two_addresses)  # the machine's edge
+    assert (await post(pools(), f"http://twice.test:{inbox.port}/inbox")).status == 202
+    assert asked == ["twice.test"]
+    assert len(inbox.requests) == 1
+
+
 async def test_a_forbidden_address_is_never_connected_to(inboxes, pools) -> None:
     inbox = await inboxes()
 
@@ -747,3 +801,23 @@ def test_it_runs_on_uvloop_too() -> None:
         return statuses, len(inbox.links)
 
     assert uvloop.run(two_posts()) == ([202, 202], 1)
+
+
+def test_connection_failures_on_uvloop_are_httpx_errors(unanswered_port: int) -> None:
+    """uvloop reports a connection that never came about through its own transports."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def failures() -> list[type[Exception]]:
+        pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=0.3)
+        found: list[type[Exception]] = []
+        with socket.socket() as bound:  # bound, never listening: connecting is refused
+            bound.bind(("127.0.0.1", 0))
+            for port in (bound.getsockname()[1], unanswered_port):
+                try:
+                    await post(pool, f"http://127.0.0.1:{port}/inbox", read_timeout=5.0)
+                except httpx.HTTPError as error:
+                    found.append(type(error))
+        await pool.aclose()
+        return found
+
+    assert uvloop.run(failures()) == [httpx.ConnectError, httpx.ConnectTimeout]
