@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
 from app.activitypub.signatures import KeyCache
+from app.activitypub.signing_process import SigningProcess
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
@@ -31,6 +32,8 @@ class AppContext:
     sessions: SessionFactory
     http: httpx.AsyncClient
     keys: KeyCache = field(default_factory=KeyCache)
+    # Deliveries' RSA signatures, made in a child process (started with the worker).
+    signer: SigningProcess = field(default_factory=SigningProcess)
     work: WorkSignals = field(default_factory=WorkSignals)
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -46,6 +49,7 @@ class AppContext:
         return user_agent(self.settings)
 
     async def aclose(self) -> None:
+        await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()
 

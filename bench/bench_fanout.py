@@ -8,8 +8,9 @@ The worker is Herold's own: `Worker` claiming from the database with the deliver
 settings, the `Deliverer` signing every request, and the guarded aiohttp transport.
 
 Reported for each size:
-- wall time of the fan-out and the worker's CPU seconds (this process: the worker, SQLite's
-  thread and the transport; the post's creation is timed separately as "enqueue");
+- wall time of the fan-out and the worker's CPU seconds: this process (the worker, SQLite's thread
+  and the transport) plus the worker's signing process; the post's creation is timed separately
+  as "enqueue";
 - the signing floor: N x one RSA-2048 signature, measured here in the same run, and the ratio
   CPU / floor (goal <= 1.5x);
 - with 20 % of the hosts dead, half refusing connections and half accepting and never answering
@@ -140,6 +141,8 @@ class Run:
     cpu_s: float
     user_s: float
     system_s: float
+    # Of cpu_s, the signing process's.
+    signer_s: float
     # Until every healthy inbox had the post.
     healthy_s: float
     rss_growth_mb: float
@@ -171,6 +174,15 @@ def signing_floor(count: int) -> float:
     return time.process_time() - start
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by process `pid` (the worker's signing process)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _one_post(
     context: AppContext, author: Account, deliverer: Deliverer, size: int, dead: int, channel: Connection
 ) -> Run:
@@ -186,6 +198,7 @@ async def _one_post(
     healthy_s = 0.0
     with RssSampler() as rss:
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        signer = process_cpu(context.signer.pid)
         cpu, wall = time.process_time(), time.perf_counter()
         while True:
             await asyncio.sleep(0.005)
@@ -196,6 +209,7 @@ async def _one_post(
                 break
         cpu_s = time.process_time() - cpu
         wall_s = time.perf_counter() - wall
+        signer_s = process_cpu(context.signer.pid) - signer
         after = resource.getrusage(resource.RUSAGE_SELF)
     channel.send("counts")
     counts: dict[str, int] = channel.recv()
@@ -204,9 +218,10 @@ async def _one_post(
         dead=dead,
         enqueue_s=enqueue_s,
         wall_s=wall_s,
-        cpu_s=cpu_s,
+        cpu_s=cpu_s + signer_s,
         user_s=after.ru_utime - usage.ru_utime,
         system_s=after.ru_stime - usage.ru_stime,
+        signer_s=signer_s,
         healthy_s=healthy_s,
         rss_growth_mb=rss.growth_mb,
         delivered=len(counts),
@@ -340,7 +355,7 @@ class Size:
 def _row(label: str, run: Run, floor: float) -> str:
     return (
         f"{run.size:>8} {label:<5} {run.enqueue_s:>9.2f} {run.wall_s:>7.2f} {run.cpu_s:>6.2f} {run.user_s:>6.2f} "
-        f"{run.system_s:>5.2f} {floor:>10.2f} {run.cpu_s / floor:>8.2f}x {run.rss_growth_mb:>7.1f} "
+        f"{run.system_s:>5.2f} {run.signer_s:>6.2f} {floor:>10.2f} {run.cpu_s / floor:>8.2f}x {run.rss_growth_mb:>7.1f} "
         f"{run.size - run.delivered:>6} {run.duplicates:>4}"
     )
 
@@ -401,8 +416,9 @@ def main() -> None:
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"Fan-out of one post to N shared inboxes on distinct hosts; {os.cpu_count()} cores, {backend}")
     print("cold: first contact, a new TCP connection per host; warm: a second post right after (kept alive)")
+    print("CPU s: the worker process (user, sys) and its signing process (signer)")
     print(
-        f"{'inboxes':>8} {'':<5} {'enqueue s':>9} {'wall s':>7} {'CPU s':>6} {'user':>6} {'sys':>5} "
+        f"{'inboxes':>8} {'':<5} {'enqueue s':>9} {'wall s':>7} {'CPU s':>6} {'user':>6} {'sys':>5} {'signer':>6} "
         f"{'sign floor':>10} {'CPU/floor':>9} {'RSS +MB':>7} {'missed':>6} {'dup':>4}"
     )
     for result in results:

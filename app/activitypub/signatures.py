@@ -37,9 +37,11 @@ __all__ = [
     "KeyCache",
     "SignatureError",
     "SignedRequest",
+    "UnsignedRequest",
     "body_digest",
     "content_digest",
     "parse_signed_request",
+    "prepare_signature",
     "sign_request",
     "sign_request_rfc9421",
 ]
@@ -515,6 +517,71 @@ def _parse_http_date(value: str) -> datetime:
     return _as_utc(parsed)
 
 
+@dataclass(frozen=True, slots=True)
+class UnsignedRequest:
+    """A request's headers and its draft-cavage signing string, waiting for the RSA signature.
+
+    The signature itself may be made elsewhere (deliveries sign in a process of their own,
+    app/activitypub/signing_process.py); `signed` puts it in its header.
+    """
+
+    headers: dict[str, str]
+    names: str
+    signing_string: bytes
+    key_id: str
+
+    def signed(self, signature: bytes) -> dict[str, str]:
+        return {
+            **self.headers,
+            "Signature": (
+                f'keyId="{_quote(self.key_id)}",algorithm="rsa-sha256",'
+                f'headers="{self.names}",signature="{_b64(signature)}"'
+            ),
+        }
+
+
+def prepare_signature(
+    *,
+    method: str,
+    url: str,
+    body: bytes | None,
+    key_id: str,
+    content_type: str | None = "application/activity+json",
+    now: datetime | None = None,
+    extra_headers: dict[str, str] | None = None,
+    digest: str | None = None,
+) -> UnsignedRequest:
+    """Everything of `sign_request` but the RSA signature. `digest`, when given, is the body's
+    Digest value already computed (a fan-out sends one body to many inboxes)."""
+    method = method.upper()
+    parts = urlsplit(url)
+    host = _authority(parts)
+    path, query = _path_and_query(parts)
+    date = _http_date(now if now is not None else datetime.now(UTC))
+    extra = _check_extra_headers(extra_headers, reserved=("host", "date", "digest", "signature"))
+
+    target = f"{method.lower()} {path}?{query}" if query else f"{method.lower()} {path}"
+    headers: dict[str, str] = {"Host": host, "Date": date}
+    names = ["(request-target)", "host", "date"]
+    lines = [f"(request-target): {target}", f"host: {host}", f"date: {date}"]
+    if body is not None or method in _BODY_METHODS:
+        if digest is None:
+            digest = body_digest(body or b"")
+        headers["Digest"] = digest
+        names.append("digest")
+        lines.append(f"digest: {digest}")
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+            names.append("content-type")
+            lines.append(f"content-type: {content_type}")
+    headers.update(extra)
+    accept = _find_header(extra, "accept")
+    if accept is not None:
+        names.append("accept")
+        lines.append(f"accept: {accept.strip()}")
+    return UnsignedRequest(headers, " ".join(names), _encode("\n".join(lines)), key_id)
+
+
 def sign_request(
     *,
     method: str,
@@ -532,38 +599,16 @@ def sign_request(
     Of ``extra_headers`` only Accept is signed, as Mastodon does: other headers (User-Agent...)
     are too often rewritten on the way.
     """
-    method = method.upper()
-    parts = urlsplit(url)
-    host = _authority(parts)
-    path, query = _path_and_query(parts)
-    date = _http_date(now if now is not None else datetime.now(UTC))
-    extra = _check_extra_headers(extra_headers, reserved=("host", "date", "digest", "signature"))
-
-    target = f"{method.lower()} {path}?{query}" if query else f"{method.lower()} {path}"
-    headers: dict[str, str] = {"Host": host, "Date": date}
-    names = ["(request-target)", "host", "date"]
-    lines = [f"(request-target): {target}", f"host: {host}", f"date: {date}"]
-    if body is not None or method in _BODY_METHODS:
-        digest = body_digest(body or b"")
-        headers["Digest"] = digest
-        names.append("digest")
-        lines.append(f"digest: {digest}")
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-            names.append("content-type")
-            lines.append(f"content-type: {content_type}")
-    headers.update(extra)
-    accept = _find_header(extra, "accept")
-    if accept is not None:
-        names.append("accept")
-        lines.append(f"accept: {accept.strip()}")
-
-    signature = private_key.sign(_encode("\n".join(lines)), _PKCS1V15, _SHA256)
-    headers["Signature"] = (
-        f'keyId="{_quote(key_id)}",algorithm="rsa-sha256",'
-        f'headers="{" ".join(names)}",signature="{_b64(signature)}"'
+    unsigned = prepare_signature(
+        method=method,
+        url=url,
+        body=body,
+        key_id=key_id,
+        content_type=content_type,
+        now=now,
+        extra_headers=extra_headers,
     )
-    return headers
+    return unsigned.signed(private_key.sign(unsigned.signing_string, _PKCS1V15, _SHA256))
 
 
 def _check_extra_headers(extra: dict[str, str] | None, reserved: tuple[str, ...]) -> dict[str, str]:

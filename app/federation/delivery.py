@@ -37,7 +37,6 @@ import resource
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -46,7 +45,6 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub.addresses import ForbiddenAddressError
-from app.activitypub.signatures import sign_request
+from app.activitypub.signatures import body_digest, prepare_signature
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
 from app.federation.queue import QueueSpec
@@ -534,87 +532,6 @@ class OutcomeWriter:
 
 
 # --------------------------------------------------------------------------------------------
-# Signing beside the event loop
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureJob:
-    url: str
-    body: bytes
-    key_id: str
-    private_key: RSAPrivateKey
-
-
-def _sign_all(jobs: list[SignatureJob]) -> list[dict[str, str] | BaseException]:
-    results: list[dict[str, str] | BaseException] = []
-    for job in jobs:
-        try:
-            results.append(
-                sign_request(
-                    method="POST",
-                    url=job.url,
-                    body=job.body,
-                    key_id=job.key_id,
-                    private_key=job.private_key,
-                    content_type=ACTIVITY_JSON,
-                )
-            )
-        except Exception as error:
-            results.append(error)
-    return results
-
-
-class BatchSigner:
-    """Signs requests in a thread of its own, many per hand-over.
-
-    An RSA-2048 signature costs ~0.8 ms and releases the GIL, so in a thread it runs beside the
-    event loop (which meanwhile does the HTTP work) and the loop's turns stay short: a web
-    request or a database round trip never waits behind a row of signatures. Handing requests
-    over one by one would cost a thread wake-up each; here whatever queued up while the thread
-    was busy goes over in one batch.
-    """
-
-    def __init__(self) -> None:
-        # One thread: the event loop needs the other core. Its thread ends with the executor.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herold-sign")
-        self._queue: list[tuple[SignatureJob, asyncio.Future[dict[str, str]]]] = []
-        self._busy = False
-
-    async def sign(self, job: SignatureJob) -> dict[str, str]:
-        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
-        if not self._busy:
-            self._hand_over()
-        return await future
-
-    def _hand_over(self) -> None:
-        batch, self._queue = self._queue, []
-        self._busy = True
-        done = asyncio.get_running_loop().run_in_executor(
-            self._executor, _sign_all, [job for job, _ in batch]
-        )
-        done.add_done_callback(lambda finished: self._settle(batch, finished))
-
-    def _settle(
-        self,
-        batch: list[tuple[SignatureJob, asyncio.Future[dict[str, str]]]],
-        finished: asyncio.Future[list[dict[str, str] | BaseException]],
-    ) -> None:
-        self._busy = False
-        error = finished.exception() if not finished.cancelled() else asyncio.CancelledError()
-        results = finished.result() if error is None else [error] * len(batch)
-        for (_job, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-        if self._queue:
-            self._hand_over()
-
-
-# --------------------------------------------------------------------------------------------
 # The deliverer
 
 
@@ -624,8 +541,9 @@ class _Prepared:
 
     uri: str
     body: bytes
+    digest: str
     key_id: str
-    private_key: RSAPrivateKey
+    private_key_pem: bytes
 
 
 @dataclass
@@ -655,7 +573,6 @@ class Deliverer:
         self.health = DomainHealthBook(context)
         self.writer = OutcomeWriter(context, self.health)
         self.stats = DeliveryStats()
-        self._signer = BatchSigner()
         self._activities: OrderedDict[int, _Prepared | None] = OrderedDict()
         self._loading: dict[int, asyncio.Future[_Prepared | None]] = {}
 
@@ -717,16 +634,20 @@ class Deliverer:
 
     async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
         try:
-            headers = await self._signer.sign(
-                SignatureJob(
-                    url=job.inbox_url,
-                    body=prepared.body,
-                    key_id=prepared.key_id,
-                    private_key=prepared.private_key,
-                )
+            unsigned = prepare_signature(
+                method="POST",
+                url=job.inbox_url,
+                body=prepared.body,
+                key_id=prepared.key_id,
+                content_type=ACTIVITY_JSON,
+                digest=prepared.digest,
             )
         except ValueError as error:  # a URL no request can be signed for (no host, a broken name)
             return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500])
+        # A SigningError (a broken key, the signing process gone) is the worker's to retry.
+        headers = unsigned.signed(
+            await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
+        )
         self.stats.requests += 1
         try:
             answer = await post_bytes(
@@ -811,8 +732,9 @@ class Deliverer:
         return _Prepared(
             uri=row.uri,
             body=body,
+            digest=body_digest(body),
             key_id=row.key_id,
-            private_key=self.context.keys.private_key(row.private_key_pem),
+            private_key_pem=row.private_key_pem.encode(),
         )
 
     async def _mark_gone(self, inbox_url: str) -> None:
@@ -849,7 +771,10 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> None:
 
 
 def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> QueueSpec[DeliveryJob]:
-    """The worker's delivery queue, run by `deliverer` (a new one, with its own breakers, by default)."""
+    """The worker's delivery queue, run by `deliverer` (a new one, with its own breakers, by default).
+
+    The signing process starts with the worker, so that the first post does not wait for it.
+    """
     raise_open_file_limit()
     return QueueSpec(
         name=DELIVERY_QUEUE,
@@ -858,4 +783,5 @@ def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> Q
         concurrency=DELIVERY_CONCURRENCY,
         batch_size=DELIVERY_BATCH,
         lease=DELIVERY_LEASE,
+        start=context.signer.start,
     )

@@ -33,6 +33,8 @@ class QueueSpec(Generic[Job]):
     concurrency: int
     batch_size: int
     lease: timedelta
+    # Run once before the worker claims the first job (to start what the handler needs).
+    start: Callable[[], Awaitable[None]] | None = None
 
 
 async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease: timedelta) -> list[Job]:

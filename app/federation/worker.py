@@ -51,6 +51,13 @@ class Worker:
         # a claim transaction per job, more than many jobs cost themselves.
         refill = max(1, min(queue.batch_size, queue.concurrency) // 4)
         room = asyncio.Event()
+        if queue.start is not None:
+            try:
+                await queue.start()
+            except Exception:
+                log.exception(
+                    "preparing the %s queue failed; its jobs will try again as they run", queue.name
+                )
 
         def finished(task: asyncio.Task[None]) -> None:
             running.discard(task)

@@ -1,0 +1,214 @@
+"""RSA signatures for deliveries, made in a process of its own.
+
+Why a process: an RSA-2048 signature costs ~0.4 ms, and a fan-out makes one per inbox. In a
+thread beside the event loop it cost 15-30 % more than alone (bench/bench_fanout.py): the thread
+needs the GIL back after every signature, and it shares the loop's caches. In a child process it
+costs what it costs alone, and the event loop's turns stay short whatever the fan-out.
+
+The parent (`SigningProcess`, one per `AppContext`) prepares each request's signing string
+(app/activitypub/signatures.py `prepare_signature`) and hands them over in batches: whatever
+queued up while the child was busy goes in one write. The child only signs. It is started with
+the worker (or at the first signature), restarted if it dies, and ends when its stdin closes, so
+it never outlives its parent, even one killed with SIGKILL.
+
+The pipe's framing, all integers big-endian:
+- request: pem length (u32), count (u32), the PEM, then per string its length (u32) and bytes;
+- answer: count (i32) and total length (u32), then per signature its length (u16) and bytes;
+  a count of -1 is an error, the total being its message's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import sys
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+log = logging.getLogger(__name__)
+
+_REQUEST_HEAD = struct.Struct("!II")
+_ANSWER_HEAD = struct.Struct("!iI")
+_LENGTH = struct.Struct("!I")
+_SIGNATURE_LENGTH = struct.Struct("!H")
+# Keys the child keeps loaded (loading one from PEM costs ~45 ms): the accounts that post.
+CHILD_KEYS = 64
+# Signing strings per hand-over at most, so an answer never waits behind a huge batch.
+BATCH_LIMIT = 512
+
+
+class SigningError(Exception):
+    """The signing process could not sign (a broken key, or the process died)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The child
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    """Sign what arrives on `requests` until it closes (the child's main loop)."""
+    keys: dict[bytes, rsa.RSAPrivateKey] = {}
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+    while True:
+        head = requests.read(_REQUEST_HEAD.size)
+        if len(head) < _REQUEST_HEAD.size:
+            return
+        pem_length, count = _REQUEST_HEAD.unpack(head)
+        pem = requests.read(pem_length)
+        strings = [requests.read(_LENGTH.unpack(requests.read(_LENGTH.size))[0]) for _ in range(count)]
+        try:
+            key = keys.get(pem)
+            if key is None:
+                loaded = serialization.load_pem_private_key(pem, password=None)
+                if not isinstance(loaded, rsa.RSAPrivateKey):
+                    raise TypeError("the key is not an RSA key")
+                key = keys[pem] = loaded
+                while len(keys) > CHILD_KEYS:
+                    del keys[next(iter(keys))]
+            signatures = [key.sign(string, pkcs1, sha256) for string in strings]
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}".encode()
+            answers.write(_ANSWER_HEAD.pack(-1, len(message)) + message)
+        else:
+            body = b"".join(_SIGNATURE_LENGTH.pack(len(signature)) + signature for signature in signatures)
+            answers.write(_ANSWER_HEAD.pack(count, len(body)) + body)
+        answers.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# The parent
+
+
+class SigningProcess:
+    """The parent's side: signing strings to the child in batches, signatures back in order."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self._queue: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
+        self._pump: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (the benchmark counts its CPU)."""
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> None:
+        """Start the child now rather than at the first signature (the worker does, at start-up)."""
+        await self._running()
+
+    async def sign(self, pem: bytes, signing_string: bytes) -> bytes:
+        """The RSA-SHA256 (PKCS#1 v1.5) signature of `signing_string` with the key in `pem`."""
+        if self._closed:
+            raise SigningError("the signing process is closed")
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._queue.append((pem, signing_string, future))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run())
+        return await future
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await self._starting
+        process, self._process = self._process, None
+        if process is not None:
+            await _stop(process)
+        for _pem, _string, future in self._queue:
+            if not future.done():
+                future.set_exception(SigningError("the signing process is closed"))
+        self._queue.clear()
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        if self._process is not None and self._process.returncode is None:
+            return self._process
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.create_task(_spawn())
+        self._process = await asyncio.shield(self._starting)
+        return self._process
+
+    async def _run(self) -> None:
+        while self._queue:
+            pem = self._queue[0][0]
+            batch = [item for item in self._queue[:BATCH_LIMIT] if item[0] == pem]
+            taken = {id(item) for item in batch}
+            self._queue = [item for item in self._queue if id(item) not in taken]
+            try:
+                signatures = await self._exchange(pem, [string for _pem, string, _future in batch])
+            except asyncio.CancelledError:
+                for _pem, _string, future in batch:
+                    future.cancel()
+                raise
+            except (SigningError, OSError, asyncio.IncompleteReadError) as error:
+                if not isinstance(error, SigningError):
+                    # The child died or its pipe broke: the next batch starts a new one.
+                    log.warning("the signing process failed: %s; starting a new one", error)
+                    broken, self._process = self._process, None
+                    if broken is not None:
+                        await _stop(broken)
+                    error = SigningError(f"the signing process failed: {error}")
+                for _pem, _string, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_pem, _string, future), signature in zip(batch, signatures, strict=True):
+                if not future.done():
+                    future.set_result(signature)
+
+    async def _exchange(self, pem: bytes, strings: list[bytes]) -> list[bytes]:
+        process = await self._running()
+        assert process.stdin is not None and process.stdout is not None
+        parts = [_REQUEST_HEAD.pack(len(pem), len(strings)), pem]
+        for string in strings:
+            parts.append(_LENGTH.pack(len(string)))
+            parts.append(string)
+        process.stdin.write(b"".join(parts))
+        await process.stdin.drain()
+        count, length = _ANSWER_HEAD.unpack(await process.stdout.readexactly(_ANSWER_HEAD.size))
+        body = await process.stdout.readexactly(length)
+        if count < 0:
+            raise SigningError(body.decode(errors="replace"))
+        signatures: list[bytes] = []
+        position = 0
+        for _ in range(count):
+            (size,) = _SIGNATURE_LENGTH.unpack_from(body, position)
+            position += _SIGNATURE_LENGTH.size
+            signatures.append(body[position : position + size])
+            position += size
+        return signatures
+
+
+async def _spawn() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """Close the child's stdin (it ends by itself) and wait a moment; kill it if it lingers."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        await asyncio.wait_for(process.wait(), timeout=2.0)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,176 @@
+"""The signing process deliveries sign in: real child processes, real keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from email.utils import parsedate_to_datetime
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from app.activitypub.signatures import parse_signed_request, prepare_signature, sign_request
+from app.activitypub.signing_process import SigningError, SigningProcess
+
+
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]:
+    return tuple(rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))  # type: ignore[return-value]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_requests_signed_there_are_what_sign_request_makes_and_verify(keys) -> None:
+    key, other = keys
+    signer = SigningProcess()
+    try:
+        body = b'{"type":"Create"}'
+        urls = [f"https://host{number}.example/inbox" for number in range(40)]
+        unsigned = [
+            prepare_signature(
+                method="POST", url=url, body=body, key_id="https://herold.example/actor#main-key"
+            )
+            for url in urls
+        ]
+        # Many at once, with two keys interleaved: batches are formed per key, answers keep their order.
+        signatures = await asyncio.gather(
+            *(
+                signer.sign(_pem(key if number % 3 else other), request.signing_string)
+                for number, request in enumerate(unsigned)
+            )
+        )
+    finally:
+        await signer.aclose()
+    for number, (url, request, signature) in enumerate(zip(urls, unsigned, signatures, strict=True)):
+        used = key if number % 3 else other
+        headers = request.signed(signature)
+        date = parsedate_to_datetime(headers["Date"])
+        # PKCS#1 v1.5 is deterministic: the same headers as signing here, to the byte.
+        assert headers == sign_request(
+            method="POST",
+            url=url,
+            body=body,
+            key_id="https://herold.example/actor#main-key",
+            private_key=used,
+            now=date,
+        )
+        parsed = parse_signed_request(
+            method="POST", path="/inbox", query="", headers=headers, body=body, now=date
+        )
+        assert parsed.verify(used.public_key())
+        assert not parsed.verify((other if used is key else key).public_key())
+
+
+async def test_a_broken_key_fails_its_batch_and_the_process_signs_on(keys) -> None:
+    signer = SigningProcess()
+    try:
+        with pytest.raises(SigningError, match=r"ValueError|Could not deserialize"):
+            await signer.sign(b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n", b"x")
+        signature = await signer.sign(_pem(keys[0]), b"signing string")
+    finally:
+        await signer.aclose()
+    keys[0].public_key().verify(signature, b"signing string", padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_a_signing_process_that_dies_is_replaced(keys) -> None:
+    signer = SigningProcess()
+    try:
+        await signer.start()
+        first = signer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        # The next batch finds the process gone and runs on a new one.
+        signature = await signer.sign(_pem(keys[0]), b"two")
+        assert signer.pid not in (None, first)
+    finally:
+        await signer.aclose()
+    keys[0].public_key().verify(signature, b"two", padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_a_batch_whose_process_dies_mid_way_fails_and_the_next_gets_a_new_one(keys) -> None:
+    signer = SigningProcess()
+    try:
+        await signer.start()
+        first = signer.pid
+        assert first is not None
+        # ~500 signatures: about 0.2 s of work, killed well before the end.
+        batch = [asyncio.ensure_future(signer.sign(_pem(keys[0]), b"%d" % number)) for number in range(500)]
+        await asyncio.sleep(0.05)
+        os.kill(first, signal.SIGKILL)
+        outcomes = await asyncio.gather(*batch, return_exceptions=True)
+        assert all(isinstance(outcome, SigningError) for outcome in outcomes)
+        signature = await signer.sign(_pem(keys[0]), b"after")
+        assert signer.pid not in (None, first)
+    finally:
+        await signer.aclose()
+    keys[0].public_key().verify(signature, b"after", padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_closing_ends_the_process_and_refuses_further_work(keys) -> None:
+    signer = SigningProcess()
+    await signer.start()
+    pid = signer.pid
+    assert pid is not None and _alive(pid)
+    await signer.aclose()
+    assert not _alive(pid)
+    with pytest.raises(SigningError, match="closed"):
+        await signer.sign(_pem(keys[0]), b"x")
+
+
+def test_the_process_does_not_outlive_a_parent_killed_with_sigkill() -> None:
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import asyncio
+                from app.activitypub.signing_process import SigningProcess
+
+                async def main():
+                    signer = SigningProcess()
+                    await signer.start()
+                    print(signer.pid, flush=True)
+                    await asyncio.sleep(60)
+
+                asyncio.run(main())
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the signing process outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
