@@ -178,7 +178,7 @@ class SigningProcess:
         count, length = _ANSWER_HEAD.unpack(await process.stdout.readexactly(_ANSWER_HEAD.size))
         body = await process.stdout.readexactly(length)
         if count < 0:
-            raise SigningError(body.decode(errors="replace"))
+            raise SigningError(f"signing failed: {body.decode(errors='replace')}")
         signatures: list[bytes] = []
         position = 0
         for _ in range(count):

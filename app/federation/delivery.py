@@ -53,6 +53,7 @@ from sqlmodel import col, select
 
 from app.activitypub.addresses import ForbiddenAddressError
 from app.activitypub.signatures import body_digest, prepare_signature
+from app.activitypub.signing_process import SigningError
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
 from app.federation.queue import QueueSpec
@@ -644,10 +645,13 @@ class Deliverer:
             )
         except ValueError as error:  # a URL no request can be signed for (no host, a broken name)
             return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500])
-        # A SigningError (a broken key, the signing process gone) is the worker's to retry.
-        headers = unsigned.signed(
-            await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
-        )
+        try:
+            signature = await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
+        except SigningError as error:
+            # Our side failed (a broken key, the signing process gone), not the host: retried,
+            # each try counted, so a key that can never sign ends in failure.
+            return Outcome(Verdict.RETRY, error=str(error)[:500])
+        headers = unsigned.signed(signature)
         self.stats.requests += 1
         try:
             answer = await post_bytes(

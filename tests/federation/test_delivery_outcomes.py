@@ -222,6 +222,28 @@ async def test_an_inbox_no_request_can_be_signed_for_fails_for_good_with_the_rea
     assert peer.received == []
 
 
+async def test_a_key_that_cannot_sign_is_retried_and_counted_without_blaming_the_host(
+    home: Instance, peer: Peer
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await PostingService(home.context).create(alice, "hello")
+    async with home.context.sessions() as session:
+        await session.execute(
+            update(Account)
+            .where(col(Account.id) == alice.id)
+            .values(private_key_pem="-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+        )
+        await session.commit()
+    deliverer = Deliverer(home.context)
+    await deliver(home, deliverer)
+    [job] = await jobs(home)
+    assert (job.state, job.attempts, job.last_status) == (JobState.QUEUED, 1, None)
+    assert job.last_error is not None and "signing" in job.last_error.lower(), job.last_error
+    assert deliverer.gates.open_for("one.test") is None
+    assert peer.received == []
+
+
 @pytest.mark.parametrize("status", [429, 503])
 async def test_retry_after_is_honoured(home: Instance, peer: Peer, status: int) -> None:
     alice = await local_account(home, "alice")
