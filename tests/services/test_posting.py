@@ -57,6 +57,17 @@ async def timeline_of(instance: Instance, account: Account) -> list[int]:
         return list(rows.all())
 
 
+def notes_bob(peer: Peer) -> dict[str, object]:
+    """bob's actor document as notes.test serves it, with the peer's key."""
+    return {
+        "id": "http://notes.test/users/bob",
+        "type": "Person",
+        "preferredUsername": "bob",
+        "inbox": "http://notes.test/users/bob/inbox",
+        "publicKey": {"id": "http://notes.test/users/bob#main-key", "publicKeyPem": peer.public_pem()},
+    }
+
+
 def test_length_counts_links_as_23_and_remote_mentions_without_their_domain() -> None:
     assert visible_length("see https://example.org/" + "a" * 100) == len("see ") + 23
     assert visible_length("hi @bob@very-long-domain.example") == len("hi @bob")
@@ -217,19 +228,7 @@ async def test_a_reply_to_a_remote_post_never_seen_reads_it_from_its_origin(
 
     @notes.get("/users/bob")
     async def served_actor() -> JSONResponse:
-        return JSONResponse(
-            {
-                "id": "http://notes.test/users/bob",
-                "type": "Person",
-                "preferredUsername": "bob",
-                "inbox": "http://notes.test/users/bob/inbox",
-                "publicKey": {
-                    "id": "http://notes.test/users/bob#main-key",
-                    "publicKeyPem": peer.public_pem(),
-                },
-            },
-            media_type="application/activity+json",
-        )
+        return JSONResponse(notes_bob(peer), media_type="application/activity+json")
 
     lab.network.register("notes.test", notes)
     del bob
@@ -265,19 +264,7 @@ async def test_a_remote_post_whose_url_redirects_to_another_server_claiming_it_i
     # bob is real, so only the origin check stands between the forgery and a kept post.
     @notes.get("/users/bob")
     async def served_actor() -> JSONResponse:
-        return JSONResponse(
-            {
-                "id": "http://notes.test/users/bob",
-                "type": "Person",
-                "preferredUsername": "bob",
-                "inbox": "http://notes.test/users/bob/inbox",
-                "publicKey": {
-                    "id": "http://notes.test/users/bob#main-key",
-                    "publicKeyPem": peer.public_pem(),
-                },
-            },
-            media_type="application/activity+json",
-        )
+        return JSONResponse(notes_bob(peer), media_type="application/activity+json")
 
     evil = FastAPI()
 

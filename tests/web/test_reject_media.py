@@ -14,7 +14,7 @@ from sqlmodel import select
 from app.models import Account, BlockSeverity, MediaAttachment, Post, PostTag, Tag, TimelineEntry, Visibility
 from app.services.domain_blocks import DomainBlockService
 from tests.lab import Instance
-from tests.web.helpers import BROWSER, logged_in
+from tests.web.helpers import BROWSER, Browser, logged_in
 
 
 def embedded_from(html: str, host: str) -> list[str]:
@@ -65,7 +65,8 @@ async def remote_account(instance: Instance, username: str, domain: str) -> Acco
     return account
 
 
-async def test_reject_media_hides_avatars_and_attachments_until_unblocked(instance: Instance) -> None:
+async def reader_and_tag(instance: Instance) -> tuple[Browser, Account, Tag]:
+    """alice logged in (her client and her account) and the #cats tag the posts carry."""
     staff = await logged_in(instance, "alice")
     async with instance.context.sessions() as session:
         reader = (await session.scalars(select(Account).where(Account.username == "alice"))).one()
@@ -73,6 +74,11 @@ async def test_reject_media_hides_avatars_and_attachments_until_unblocked(instan
         session.add(tag)
         await session.commit()
         await session.refresh(tag)
+    return staff, reader, tag
+
+
+async def test_reject_media_hides_avatars_and_attachments_until_unblocked(instance: Instance) -> None:
+    staff, reader, tag = await reader_and_tag(instance)
     mallory = await remote_account(instance, "mallory", "pics.test")
     carol = await remote_account(instance, "carol", "ok.test")
     await remote_post(instance, mallory, 1, "https://files.pics.test/cat1.png", tag=tag, reader_id=reader.id)
@@ -106,13 +112,7 @@ async def test_reject_media_hides_avatars_and_attachments_until_unblocked(instan
 
 
 async def test_a_block_without_reject_media_keeps_the_files(instance: Instance) -> None:
-    staff = await logged_in(instance, "alice")
-    async with instance.context.sessions() as session:
-        reader = (await session.scalars(select(Account).where(Account.username == "alice"))).one()
-        tag = Tag(name="cats")
-        session.add(tag)
-        await session.commit()
-        await session.refresh(tag)
+    staff, reader, tag = await reader_and_tag(instance)
     mallory = await remote_account(instance, "mallory", "pics.test")
     await remote_post(instance, mallory, 1, "https://pics.test/cat1.png", tag=tag, reader_id=reader.id)
     await DomainBlockService(instance.context).block("pics.test", severity=BlockSeverity.SILENCE)
