@@ -33,11 +33,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from app.activitypub.addresses import AddressPolicy, ascii_hostname
+from app.activitypub.signatures import request_target
 
 # A head larger than this is not an inbox's answer.
 HEAD_LIMIT = 65_536
@@ -47,10 +48,6 @@ TARGET_CACHE_SIZE = 16_384
 # How often late answers and long-idle connections are looked for (more often for short timeouts).
 SWEEP_INTERVAL = 1.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Bytes a request target may not contain as they are (controls, space, DEL): they would break
-# the request line, so they are percent-encoded.
-_UNSAFE_TARGET = frozenset(range(0x21)) | {0x7F}
-_SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
 
 _HEAD, _BODY, _IDLE = 0, 1, 2
 _NO_TIMEOUT = contextlib.nullcontext()
@@ -634,11 +631,7 @@ def _split(url: str) -> tuple[Origin, str, str]:
     except UnicodeError as error:
         raise httpx.InvalidURL(f"{url[:200]!r}: {error}") from None
     default = DEFAULT_PORTS[scheme]
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    if not target.isascii() or any(ord(character) in _UNSAFE_TARGET for character in target):
-        target = quote(target, safe=_SAFE_TARGET_CHARACTERS)
+    target = request_target(parts)
     name = f"[{host}]" if ":" in host else host
     authority = name if port is None or port == default else f"{name}:{port}"
     return Origin(scheme, host, port or default), target, authority

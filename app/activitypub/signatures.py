@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Literal, TypeVar
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,6 +42,7 @@ __all__ = [
     "content_digest",
     "parse_signed_request",
     "prepare_signature",
+    "request_target",
     "sign_request",
     "sign_request_rfc9421",
 ]
@@ -72,6 +73,9 @@ _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Characters a request target may not hold as they are (controls, space, DEL).
+_UNSAFE_TARGET = frozenset(range(0x21)) | {0x7F}
+_SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
 
 # draft-cavage auth-param: token "=" ( token / quoted-string ), separated by commas. Unquoted
 # values are read up to the next comma or whitespace, so an unquoted base64 signature also parses.
@@ -271,8 +275,18 @@ def _normalize_authority(authority: str, scheme: str) -> str:
     return authority
 
 
-def _path_and_query(parts: SplitResult) -> tuple[str, str]:
-    return parts.path or "/", parts.query
+def request_target(parts: SplitResult) -> str:
+    """The request target as it goes on the wire (path and query), which is what gets signed.
+
+    Controls, space, DEL and non-ASCII cannot stand in a request line: they are percent-encoded
+    (UTF-8), as httpx encodes them too, so the signed target is the target sent.
+    """
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    if not target.isascii() or any(ord(character) in _UNSAFE_TARGET for character in target):
+        target = quote(target, safe=_SAFE_TARGET_CHARACTERS)
+    return target
 
 
 def _check_window(what: str, moment: datetime, now: datetime) -> None:
@@ -556,11 +570,10 @@ def prepare_signature(
     method = method.upper()
     parts = urlsplit(url)
     host = _authority(parts)
-    path, query = _path_and_query(parts)
     date = _http_date(now if now is not None else datetime.now(UTC))
     extra = _check_extra_headers(extra_headers, reserved=("host", "date", "digest", "signature"))
 
-    target = f"{method.lower()} {path}?{query}" if query else f"{method.lower()} {path}"
+    target = f"{method.lower()} {request_target(parts)}"
     headers: dict[str, str] = {"Host": host, "Date": date}
     names = ["(request-target)", "host", "date"]
     lines = [f"(request-target): {target}", f"host: {host}", f"date: {date}"]
@@ -788,8 +801,7 @@ def sign_request_rfc9421(
     method = method.upper()
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    path, query = _path_and_query(parts)
-    target_uri = f"{scheme}://{_authority(parts).lower()}{path}" + (f"?{query}" if query else "")
+    target_uri = f"{scheme}://{_authority(parts).lower()}{request_target(parts)}"
     created = int(_as_utc(now if now is not None else datetime.now(UTC)).timestamp())
     extra = _check_extra_headers(extra_headers, reserved=("content-digest", "signature", "signature-input"))
 

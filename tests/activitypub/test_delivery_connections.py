@@ -16,12 +16,15 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError
 from app.activitypub.delivery_connections import DeliveryConnections, PostResult
+from app.activitypub.signatures import parse_signed_request, sign_request
 
 LOOPBACK = AddressPolicy(allowed=(ipaddress.ip_network("127.0.0.0/8"),))
 ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
@@ -235,6 +238,31 @@ async def test_a_path_with_spaces_or_non_ascii_is_percent_encoded(inboxes, pools
 
     line, _, _ = parse(inbox.requests[0][1])
     assert line == b"POST /users/zo%C3%AB/in%20box HTTP/1.1"
+
+
+async def test_a_signature_for_such_a_path_verifies_against_the_request_line_sent(inboxes, pools) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    inbox = await inboxes()
+    url = inbox.url("/users/zoë/in box?a b")
+    body = b'{"type":"Create"}'
+    headers = sign_request(
+        method="POST", url=url, body=body, key_id="https://a.test/actor#key", private_key=key
+    )
+    await post(pools(), url, body, headers)
+
+    line, fields, received = parse(inbox.requests[0][1])
+    target = line.split(b" ")[1].decode()
+    path, _, query = target.partition("?")
+    # What the receiving server reads off the wire is what was signed.
+    signed = parse_signed_request(
+        method="POST",
+        path=path,
+        query=query,
+        headers={name.decode(): value.decode() for name, value in fields},
+        body=received,
+        now=parsedate_to_datetime(headers["Date"]),
+    )
+    assert signed.verify(key.public_key())
 
 
 async def test_an_interim_100_continue_is_skipped_for_the_real_answer(inboxes, pools) -> None:
