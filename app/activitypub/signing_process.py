@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import struct
 import sys
 from typing import BinaryIO
@@ -39,10 +40,18 @@ _SIGNATURE_LENGTH = struct.Struct("!H")
 CHILD_KEYS = 64
 # Signing strings per hand-over at most, so an answer never waits behind a huge batch.
 BATCH_LIMIT = 512
+# How long a batch may take before the process is taken for hung: a start-up allowance, plus a
+# generous 20 ms per signature (one costs ~0.4 ms).
+EXCHANGE_TIMEOUT = 10.0
+SIGNATURE_TIMEOUT = 0.02
 
 
 class SigningError(Exception):
-    """The signing process could not sign (a broken key, or the process died)."""
+    """The signing process could not sign: it died, hung or broke its pipe (twice in a row)."""
+
+
+class SigningKeyError(SigningError):
+    """The key cannot sign (not a private RSA key, a broken PEM): no later try will either."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,46 +134,83 @@ class SigningProcess:
         process, self._process = self._process, None
         if process is not None:
             await _stop(process)
-        for _pem, _string, future in self._queue:
-            if not future.done():
-                future.set_exception(SigningError("the signing process is closed"))
+        self._fail(self._queue, SigningError("the signing process is closed"))
         self._queue.clear()
 
     async def _running(self) -> asyncio.subprocess.Process:
-        if self._process is not None and self._process.returncode is None:
-            return self._process
+        if self._process is not None:
+            if self._process.returncode is None:
+                return self._process
+            await _discard(self._process)  # it died while idle
+            self._process = None
         if self._starting is None or self._starting.done():
-            self._starting = asyncio.create_task(_spawn())
-        self._process = await asyncio.shield(self._starting)
+            self._starting = asyncio.create_task(self._spawn())
+        return await asyncio.shield(self._starting)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        # Kept as soon as it exists, so that `aclose` ends it even if its caller was cancelled.
+        self._process = await _spawn()
         return self._process
 
     async def _run(self) -> None:
         while self._queue:
-            pem = self._queue[0][0]
-            batch = [item for item in self._queue[:BATCH_LIMIT] if item[0] == pem]
-            taken = {id(item) for item in batch}
-            self._queue = [item for item in self._queue if id(item) not in taken]
+            batch = self._next_batch()
+            if not batch:
+                continue
+            strings = [string for _pem, string, _future in batch]
             try:
-                signatures = await self._exchange(pem, [string for _pem, string, _future in batch])
+                signatures = await self._exchange_retried(batch[0][0], strings)
             except asyncio.CancelledError:
-                for _pem, _string, future in batch:
-                    future.cancel()
+                self._fail(batch, SigningError("the signing process is closed"))
                 raise
-            except (SigningError, OSError, asyncio.IncompleteReadError) as error:
-                if not isinstance(error, SigningError):
-                    # The child died or its pipe broke: the next batch starts a new one.
-                    log.warning("the signing process failed: %s; starting a new one", error)
-                    broken, self._process = self._process, None
-                    if broken is not None:
-                        await _stop(broken)
-                    error = SigningError(f"the signing process failed: {error}")
-                for _pem, _string, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+            except SigningError as error:
+                self._fail(batch, error)
                 continue
             for (_pem, _string, future), signature in zip(batch, signatures, strict=True):
                 if not future.done():
                     future.set_result(signature)
+
+    def _next_batch(self) -> list[tuple[bytes, bytes, asyncio.Future[bytes]]]:
+        """The oldest request's key's requests, up to BATCH_LIMIT; callers gone are dropped."""
+        pem = self._queue[0][0]
+        batch: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
+        rest: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
+        for item in self._queue:
+            if item[2].done():
+                continue
+            (batch if item[0] == pem and len(batch) < BATCH_LIMIT else rest).append(item)
+        self._queue = rest
+        return batch
+
+    async def _exchange_retried(self, pem: bytes, strings: list[bytes]) -> list[bytes]:
+        """One batch signed; when the process fails on it, once more on a new process.
+
+        Signing changes nothing, so a second try is safe; two failures in a row are the caller's
+        to handle (the delivery is postponed, not counted against the job)."""
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(EXCHANGE_TIMEOUT + SIGNATURE_TIMEOUT * len(strings)):
+                    return await self._exchange(pem, strings)
+            except SigningKeyError:
+                raise
+            except Exception as error:  # died, hung, a broken pipe or answer: a new process
+                log.warning(
+                    "the signing process failed (%s: %s); starting a new one", type(error).__name__, error
+                )
+                broken, self._process = self._process, None
+                if broken is not None:
+                    await _discard(broken)
+                if attempt == 2:
+                    raise SigningError(
+                        f"the signing process failed twice: {type(error).__name__}: {error}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail(items: list[tuple[bytes, bytes, asyncio.Future[bytes]]], error: SigningError) -> None:
+        for _pem, _string, future in items:
+            if not future.done():
+                future.set_exception(error)
 
     async def _exchange(self, pem: bytes, strings: list[bytes]) -> list[bytes]:
         process = await self._running()
@@ -178,7 +224,8 @@ class SigningProcess:
         count, length = _ANSWER_HEAD.unpack(await process.stdout.readexactly(_ANSWER_HEAD.size))
         body = await process.stdout.readexactly(length)
         if count < 0:
-            raise SigningError(f"signing failed: {body.decode(errors='replace')}")
+            # The child answers with an error only when the key cannot be loaded or sign.
+            raise SigningKeyError(f"the key cannot sign: {body.decode(errors='replace')}")
         signatures: list[bytes] = []
         position = 0
         for _ in range(count):
@@ -186,6 +233,8 @@ class SigningProcess:
             position += _SIGNATURE_LENGTH.size
             signatures.append(body[position : position + size])
             position += size
+        if count != len(strings) or position != length:
+            raise ValueError(f"{count} signatures in {length} bytes for {len(strings)} strings")
         return signatures
 
 
@@ -200,15 +249,33 @@ async def _spawn() -> asyncio.subprocess.Process:
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Close the child's stdin (it ends by itself) and wait a moment; kill it if it lingers."""
+    """Close the child's stdin: it ends by itself once it has answered what it had. Its answers
+    are read to the end, so that it is not left blocked writing them; killed if it lingers."""
     if process.stdin is not None:
         process.stdin.close()
     try:
-        await asyncio.wait_for(process.wait(), timeout=2.0)
+        async with asyncio.timeout(2.0):
+            if process.stdout is not None:
+                await process.stdout.read()
+            await process.wait()
     except TimeoutError:
+        await _discard(process)
+
+
+async def _discard(process: asyncio.subprocess.Process) -> None:
+    """Kill a child that failed (hung, or already dead) and close its pipes."""
+    if process.stdin is not None:
+        process.stdin.close()
+    with contextlib.suppress(ProcessLookupError):
         process.kill()
-        await process.wait()
+    if process.stdout is not None:
+        await process.stdout.read()  # to the end: a pipe paused while full would stay open
+    await process.wait()
 
 
 if __name__ == "__main__":
+    # Ctrl-C or SIGTERM to the process group is for the parent, which may still be signing while
+    # it shuts down; the child ends when the parent closes its stdin (or dies).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -53,7 +53,7 @@ from sqlmodel import col, select
 
 from app.activitypub.addresses import ForbiddenAddressError
 from app.activitypub.signatures import body_digest, prepare_signature
-from app.activitypub.signing_process import SigningError
+from app.activitypub.signing_process import SigningError, SigningKeyError
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
 from app.federation.queue import QueueSpec
@@ -82,6 +82,8 @@ PER_HOST_REQUESTS = 4
 # host with a backlog cannot take all of the worker's slots.
 PER_HOST_WAITING = 16
 LINE_WAIT = 2.0
+# A job whose signature could not be made (the signing process failing) comes back after this.
+SIGNING_WAIT = 30.0
 UNAVAILABLE_AFTER_DAYS = 7
 HEALTH_REFRESH = 30.0
 ACTIVITY_CACHE_SIZE = 256
@@ -139,8 +141,10 @@ class Outcome:
     gone: bool = False
     # How long to postpone a POSTPONE.
     delay: float = 0.0
-    # A request went out (for logs and tests).
+    # An attempt counted against the job's 16 (no request may have gone out: a key that cannot sign).
     attempted: bool = True
+    # The host was asked: only then do its breaker and its failure days learn from the outcome.
+    contacted: bool = True
 
 
 def classify(status: int, retry_after: str | None, now: datetime) -> Outcome:
@@ -236,6 +240,14 @@ class HostGates:
                 yield
         finally:
             state.users -= 1
+            self._forget_if_idle(host, state)
+
+    def released(self, host: str) -> None:
+        """The slot was used without asking the host (our side failed): nothing learnt about it,
+        but a probe it was admitted as is over."""
+        state = self._hosts.get(host)
+        if state is not None:
+            state.probing = False
             self._forget_if_idle(host, state)
 
     def succeeded(self, host: str) -> None:
@@ -624,7 +636,9 @@ class Deliverer:
         if outcome is None:
             assert wait is not None
             return _postponed(wait)
-        if outcome.host_failed:
+        if not outcome.contacted:
+            self.gates.released(job.host)
+        elif outcome.host_failed:
             self.gates.failed(job.host)
         else:
             self.gates.succeeded(job.host)
@@ -644,13 +658,17 @@ class Deliverer:
                 digest=prepared.digest,
             )
         except ValueError as error:  # a URL no request can be signed for (no host, a broken name)
-            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500])
+            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], contacted=False)
         try:
             signature = await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
+        except SigningKeyError as error:
+            # The author's key cannot sign: no later try would either.
+            return Outcome(Verdict.FAILED, error=str(error)[:500], contacted=False)
         except SigningError as error:
-            # Our side failed (a broken key, the signing process gone), not the host: retried,
-            # each try counted, so a key that can never sign ends in failure.
-            return Outcome(Verdict.RETRY, error=str(error)[:500])
+            # The signing process failed twice in a row: postponed, not counted against the job.
+            return Outcome(
+                Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False, contacted=False
+            )
         headers = unsigned.signed(signature)
         self.stats.requests += 1
         try:
@@ -659,9 +677,9 @@ class Deliverer:
             )
         except ForbiddenAddressError as error:
             # Our own guard refused: retrying will not change where the name points.
-            return Outcome(Verdict.FAILED, error=str(error))
+            return Outcome(Verdict.FAILED, error=str(error), contacted=False)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}")
+            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}", contacted=False)
         except httpx.TimeoutException as error:
             return Outcome(Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True)
         except httpx.HTTPError as error:

@@ -15,8 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from app.activitypub import signing_process
 from app.activitypub.signatures import parse_signed_request, prepare_signature, sign_request
-from app.activitypub.signing_process import SigningError, SigningProcess
+from app.activitypub.signing_process import SigningError, SigningKeyError, SigningProcess
 
 
 def _pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -84,7 +85,7 @@ async def test_requests_signed_there_are_what_sign_request_makes_and_verify(keys
 async def test_a_broken_key_fails_its_batch_and_the_process_signs_on(keys) -> None:
     signer = SigningProcess()
     try:
-        with pytest.raises(SigningError, match=r"ValueError|Could not deserialize"):
+        with pytest.raises(SigningKeyError, match="the key cannot sign"):
             await signer.sign(b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n", b"x")
         signature = await signer.sign(_pem(keys[0]), b"signing string")
     finally:
@@ -108,23 +109,63 @@ async def test_a_signing_process_that_dies_is_replaced(keys) -> None:
     keys[0].public_key().verify(signature, b"two", padding.PKCS1v15(), hashes.SHA256())
 
 
-async def test_a_batch_whose_process_dies_mid_way_fails_and_the_next_gets_a_new_one(keys) -> None:
+async def test_a_batch_whose_process_dies_mid_way_is_signed_again_by_a_new_one(keys) -> None:
     signer = SigningProcess()
     try:
         await signer.start()
         first = signer.pid
         assert first is not None
         # ~500 signatures: about 0.2 s of work, killed well before the end.
-        batch = [asyncio.ensure_future(signer.sign(_pem(keys[0]), b"%d" % number)) for number in range(500)]
+        strings = [b"%d" % number for number in range(500)]
+        batch = [asyncio.ensure_future(signer.sign(_pem(keys[0]), string)) for string in strings]
         await asyncio.sleep(0.05)
         os.kill(first, signal.SIGKILL)
-        outcomes = await asyncio.gather(*batch, return_exceptions=True)
-        assert all(isinstance(outcome, SigningError) for outcome in outcomes)
-        signature = await signer.sign(_pem(keys[0]), b"after")
+        signatures = await asyncio.gather(*batch)
         assert signer.pid not in (None, first)
     finally:
         await signer.aclose()
-    keys[0].public_key().verify(signature, b"after", padding.PKCS1v15(), hashes.SHA256())
+    for string, signature in zip(strings, signatures, strict=True):
+        keys[0].public_key().verify(signature, string, padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_a_hung_process_is_replaced_after_its_timeout(keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signing_process, "EXCHANGE_TIMEOUT", 0.5)
+    signer = SigningProcess()
+    try:
+        await signer.start()
+        hung = signer.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        started = time.monotonic()
+        signature = await signer.sign(_pem(keys[0]), b"in time")
+        assert time.monotonic() - started < 5
+        assert signer.pid not in (None, hung)
+        assert not _alive(hung)
+    finally:
+        await signer.aclose()
+    keys[0].public_key().verify(signature, b"in time", padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_when_no_process_can_be_started_signing_fails_with_the_reason(
+    keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")  # the machine's edge: no interpreter
+    signer = SigningProcess()
+    try:
+        with pytest.raises(SigningError, match="failed twice: FileNotFoundError"):
+            await signer.sign(_pem(keys[0]), b"x")
+    finally:
+        await signer.aclose()
+
+
+async def test_closing_with_signatures_pending_fails_them_with_a_signing_error(keys) -> None:
+    signer = SigningProcess()
+    pending = [asyncio.ensure_future(signer.sign(_pem(keys[0]), b"%d" % number)) for number in range(2000)]
+    await asyncio.sleep(0.1)
+    await signer.aclose()
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert failed and all(isinstance(outcome, SigningError) for outcome in failed), {type(o) for o in failed}
 
 
 async def test_closing_ends_the_process_and_refuses_further_work(keys) -> None:

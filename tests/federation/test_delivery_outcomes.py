@@ -222,25 +222,29 @@ async def test_an_inbox_no_request_can_be_signed_for_fails_for_good_with_the_rea
     assert peer.received == []
 
 
-async def test_a_key_that_cannot_sign_is_retried_and_counted_without_blaming_the_host(
+async def test_a_key_that_cannot_sign_fails_for_good_and_tells_nothing_about_the_host(
     home: Instance, peer: Peer
 ) -> None:
     alice = await local_account(home, "alice")
     await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
     await PostingService(home.context).create(alice, "hello")
+    yesterday = utcnow().date() - timedelta(days=1)
     async with home.context.sessions() as session:
         await session.execute(
             update(Account)
             .where(col(Account.id) == alice.id)
             .values(private_key_pem="-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
         )
+        # one.test has failed on three days: a delivery that never reached it must not clear that.
+        session.add(DomainHealth(host="one.test", failure_days=3, last_failure_day=yesterday))
         await session.commit()
-    deliverer = Deliverer(home.context)
-    await deliver(home, deliverer)
+    await deliver(home)
     [job] = await jobs(home)
-    assert (job.state, job.attempts, job.last_status) == (JobState.QUEUED, 1, None)
-    assert job.last_error is not None and "signing" in job.last_error.lower(), job.last_error
-    assert deliverer.gates.open_for("one.test") is None
+    assert (job.state, job.attempts, job.last_status) == (JobState.FAILED, 1, None)
+    assert job.last_error is not None and job.last_error.startswith("the key cannot sign"), job.last_error
+    async with home.context.sessions() as session:
+        health = (await session.scalars(select(DomainHealth))).one()
+    assert (health.failure_days, health.last_failure_day) == (3, yesterday)
     assert peer.received == []
 
 
