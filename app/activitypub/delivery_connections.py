@@ -303,13 +303,16 @@ class _Connection(asyncio.Protocol):
         self._fail(httpx.ReadTimeout(f"no complete answer from {self.origin.host} in time"))
 
     def check_connected(self, now: float) -> None:
-        """Past the connect deadline: a request not yet sent at all means no connection came about."""
-        if not self.connecting_until or self.connecting_until > now:
+        """Past the connect deadline: a socket with no peer yet means no connection came about."""
+        if not self.connecting_until or self.connecting_until > now or self.transport is None:
             return
         self.connecting_until = 0.0
-        if self.transport is not None and self.transport.get_write_buffer_size() and not self.received_any:
-            naming = _naming(self.origin.host, self.address)
-            self._fail(httpx.ConnectTimeout(f"connecting to {naming} timed out"))
+        try:
+            self.transport.get_extra_info("socket").getpeername()
+        except OSError:  # ENOTCONN: the handshake never completed
+            self._fail(
+                httpx.ConnectTimeout(f"connecting to {_naming(self.origin.host, self.address)} timed out")
+            )
 
     def _fail(self, error: Exception) -> None:
         waiter = self.waiter
@@ -546,7 +549,8 @@ class DeliveryConnections:
             raise
         connection.address = address
         if connecting and not secure:  # a TLS handshake, awaited above, needed the connection
-            connection.connecting_until = deadline
+            # On the pool's clock (time.monotonic); `deadline` is on the loop's, which may differ.
+            connection.connecting_until = time.monotonic() + max(0.0, deadline - loop.time())
         return connection
 
     async def _resolve(self, origin: Origin, deadline: float) -> list[tuple[int, str]]:

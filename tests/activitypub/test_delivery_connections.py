@@ -563,6 +563,25 @@ async def test_a_handshake_that_never_completes_is_a_connect_timeout(unanswered_
     assert time.monotonic() - started < 2.0
 
 
+async def test_a_connected_server_slow_to_read_a_large_request_is_a_read_timeout_not_a_connect_one() -> None:
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # connected, reading next to nothing: the request stays unsent
+        writer.close()
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
+    listener.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(hold, sock=listener)
+    port = listener.getsockname()[1]
+    pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=0.3)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            await post(pool, f"http://127.0.0.1:{port}/inbox", b"x" * 16_000_000, read_timeout=1.0)
+    finally:
+        await pool.aclose()
+        server.close()
+
+
 async def test_a_name_whose_first_address_refuses_is_reached_at_the_next(
     inboxes, pools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
