@@ -60,6 +60,7 @@ from app.runtime import run_event_loop, tune_garbage_collection
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
+from bench.processes import cpu_seconds
 from bench.sink import Sink
 
 CPU_GOAL = 1.5
@@ -174,13 +175,9 @@ def signing_floor(count: int) -> float:
     return time.process_time() - start
 
 
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by process `pid` (the worker's signing process)."""
-    if pid is None:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _signer_cpu(context: AppContext) -> float:
+    pid = context.signer.pid
+    return cpu_seconds(pid) if pid is not None else 0.0
 
 
 async def _one_post(
@@ -198,7 +195,7 @@ async def _one_post(
     healthy_s = 0.0
     with RssSampler() as rss:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        signer = process_cpu(context.signer.pid)
+        signer = _signer_cpu(context)
         cpu, wall = time.process_time(), time.perf_counter()
         while True:
             await asyncio.sleep(0.005)
@@ -209,7 +206,7 @@ async def _one_post(
                 break
         cpu_s = time.process_time() - cpu
         wall_s = time.perf_counter() - wall
-        signer_s = process_cpu(context.signer.pid) - signer
+        signer_s = _signer_cpu(context) - signer
         after = resource.getrusage(resource.RUSAGE_SELF)
     channel.send("counts")
     counts: dict[str, int] = channel.recv()

@@ -41,6 +41,8 @@ from fastapi.responses import Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.processes import cpu_seconds
+
 GOAL_RATIO = 0.35
 GOAL_ACCEPTED_PER_SECOND = 1500
 GOAL_P99_MS = 50.0
@@ -77,12 +79,6 @@ class LoadResult:
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -333,11 +329,11 @@ async def _load(
                     statuses[response.status] = statuses.get(response.status, 0) + 1
                 latencies.append((time.perf_counter() - started) * 1000)
 
-        cpu_before = _cpu_seconds(server_pid)
+        cpu_before = cpu_seconds(server_pid)
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-        cpu = _cpu_seconds(server_pid) - cpu_before
+        cpu = cpu_seconds(server_pid) - cpu_before
     return LoadResult(
         sent=len(requests),
         accepted=statuses.get(202, 0),
