@@ -70,8 +70,10 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         pem = requests.read(pem_length)
         strings = [requests.read(_LENGTH.unpack(requests.read(_LENGTH.size))[0]) for _ in range(count)]
         try:
-            key = keys.get(pem)
-            if key is None:
+            key = keys.pop(pem, None)
+            if key is not None:
+                keys[pem] = key  # the most recently used last: the oldest goes first
+            else:
                 loaded = serialization.load_pem_private_key(pem, password=None)
                 if not isinstance(loaded, rsa.RSAPrivateKey):
                     raise TypeError("the key is not an RSA key")

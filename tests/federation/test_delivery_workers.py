@@ -4,6 +4,7 @@ is taken over."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -142,3 +143,18 @@ async def test_stopping_a_worker_stops_the_jobs_it_holds(home: Instance, peer: P
     assert not [task for task in before if not task.done() and "_run_one" in repr(task.get_coro())]
     [job] = await jobs(home)
     assert job.state == JobState.QUEUED and job.locked_until is not None  # taken up again after the lease
+
+
+async def test_a_running_worker_has_its_signing_process_ready_before_the_first_post(home: Instance) -> None:
+    worker = Worker(home.context, [delivery_queue(home.context)])
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if home.context.signer.pid is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert home.context.signer.pid is not None
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
