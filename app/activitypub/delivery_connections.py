@@ -44,7 +44,6 @@ from app.activitypub.signatures import request_target
 HEAD_LIMIT = 65_536
 DNS_TTL = 300.0
 DNS_CACHE_SIZE = 4096
-TARGET_CACHE_SIZE = 16_384
 # How often late answers and long-idle connections are looked for (more often for short timeouts).
 SWEEP_INTERVAL = 1.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -69,6 +68,18 @@ class Origin:
     scheme: str
     host: str
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An inbox URL taken apart once: where to connect, and what the request line and the Host
+    header (both signed) say."""
+
+    origin: Origin
+    # Path and query, percent-encoded as on the wire.
+    path: str
+    # The Host header: the ASCII host, with the port when it is not the scheme's default.
+    authority: str
 
 
 class _ConnectionClosed(Exception):
@@ -348,8 +359,6 @@ class DeliveryConnections:
         self._idle_order: OrderedDict[_Connection, None] = OrderedDict()
         self._open: set[_Connection] = set()
         self._addresses: OrderedDict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = OrderedDict()
-        # Inboxes are few and reused for every post: their parsed form is kept.
-        self._targets: OrderedDict[str, tuple[Origin, str, str]] = OrderedDict()
         self._busy: set[_Connection] = set()
         self._sweep_interval = min(SWEEP_INTERVAL, max(connect_timeout / 4, 0.01))
         self._sweeper: asyncio.TimerHandle | None = None
@@ -363,9 +372,13 @@ class DeliveryConnections:
         *,
         read_timeout: float,
         read_limit: int,
+        target: Target | None = None,
     ) -> PostResult:
-        origin, target, authority = self._target(url)
-        request = _request_bytes(target, authority, headers, body)
+        """POST to `url`; `target` is `url` already parsed (`parse_target`), if the caller has it."""
+        if target is None:
+            target = parse_target(url)
+        origin = target.origin
+        request = _request_bytes(target.path, target.authority, headers, body)
         if read_timeout / 4 < self._sweep_interval:
             self._sweep_interval = max(read_timeout / 4, 0.01)
         connection = self._take_idle(origin)
@@ -394,14 +407,6 @@ class DeliveryConnections:
         self._idle_order.clear()
 
     # -- the pool
-
-    def _target(self, url: str) -> tuple[Origin, str, str]:
-        known = self._targets.get(url)
-        if known is None:
-            known = self._targets[url] = _split(url)
-            if len(self._targets) > TARGET_CACHE_SIZE:
-                self._targets.popitem(last=False)
-        return known
 
     async def _exchange(
         self, connection: _Connection, request: bytes, read_timeout: float, read_limit: int
@@ -556,6 +561,10 @@ class DeliveryConnections:
     async def _resolve(self, origin: Origin, deadline: float) -> list[tuple[int, str]]:
         """Where to connect, allowed addresses only (literal addresses as they are)."""
         host, port = origin.host, origin.port
+        key = (host, port)
+        cached = self._addresses.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         if ":" in host or host[:1].isdigit():
             try:
                 family: int = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -563,12 +572,9 @@ class DeliveryConnections:
             except OSError:
                 pass  # a name that starts with a digit
             else:
+                # Cached as a resolved name is: the policy's check costs more than the connection.
                 self.policy.check(host, host)
-                return [(family, host)]
-        key = (host, port)
-        cached = self._addresses.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+                return self._remember(key, [(family, host)])
         try:
             async with asyncio.timeout_at(deadline):
                 found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -584,10 +590,13 @@ class DeliveryConnections:
             if not addresses:
                 raise httpx.ConnectError(f"{host} resolved to no address")
             self.policy.check(addresses[0][1], host)
-        self._addresses[key] = (time.monotonic() + DNS_TTL, allowed)
+        return self._remember(key, allowed)
+
+    def _remember(self, key: tuple[str, int], addresses: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        self._addresses[key] = (time.monotonic() + DNS_TTL, addresses)
         while len(self._addresses) > DNS_CACHE_SIZE:
             self._addresses.popitem(last=False)
-        return allowed
+        return addresses
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float) -> None:
@@ -616,8 +625,9 @@ def _settle_once(future: asyncio.Future[None], error: BaseException | None = Non
         future.set_exception(error)
 
 
-def _split(url: str) -> tuple[Origin, str, str]:
-    """(origin, request target, Host value) of an http(s) URL."""
+def parse_target(url: str) -> Target:
+    """Where an http(s) URL leads and what its request says; httpx's errors for a URL that is
+    not one a request can be made to."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -638,7 +648,7 @@ def _split(url: str) -> tuple[Origin, str, str]:
     target = request_target(parts)
     name = f"[{host}]" if ":" in host else host
     authority = name if port is None or port == default else f"{name}:{port}"
-    return Origin(scheme, host, port or default), target, authority
+    return Target(Origin(scheme, host, port or default), target, authority)
 
 
 def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body: bytes) -> bytes:

@@ -27,8 +27,10 @@ import struct
 import sys
 from typing import BinaryIO
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from app.activitypub.keys import load_own_private_key
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ _REQUEST_HEAD = struct.Struct("!II")
 _ANSWER_HEAD = struct.Struct("!iI")
 _LENGTH = struct.Struct("!I")
 _SIGNATURE_LENGTH = struct.Struct("!H")
-# Keys the child keeps loaded (loading one from PEM costs ~45 ms): the accounts that post.
+# Keys the child keeps loaded: the accounts that post.
 CHILD_KEYS = 64
 # Signing strings per hand-over at most, so an answer never waits behind a huge batch.
 BATCH_LIMIT = 512
@@ -74,10 +76,7 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
             if key is not None:
                 keys[pem] = key  # the most recently used last: the oldest goes first
             else:
-                loaded = serialization.load_pem_private_key(pem, password=None)
-                if not isinstance(loaded, rsa.RSAPrivateKey):
-                    raise TypeError("the key is not an RSA key")
-                key = keys[pem] = loaded
+                key = keys[pem] = load_own_private_key(pem)
                 while len(keys) > CHILD_KEYS:
                     del keys[next(iter(keys))]
             signatures = [key.sign(string, pkcs1, sha256) for string in strings]

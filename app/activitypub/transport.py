@@ -39,7 +39,7 @@ from httpx_aiohttp import AiohttpTransport
 from multidict import CIMultiDict
 
 from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError, IPAddress, IPNetwork
-from app.activitypub.delivery_connections import DeliveryConnections, PostResult
+from app.activitypub.delivery_connections import DeliveryConnections, PostResult, Target
 
 DEFAULT_BODY_LIMIT = 1_048_576
 
@@ -315,13 +315,19 @@ class GuardedTransport(AiohttpTransport):
         headers: Mapping[str, str],
         timeouts: httpx.Timeout,
         read_limit: int,
+        target: Target | None = None,
     ) -> PostResult:
         """A POST on the transport's own lean delivery connections (app/activitypub/
         delivery_connections.py): the same address policy and httpx exceptions as
         `handle_async_request`, without any request or response model."""
         read = timeouts.read
         return await self._deliveries.post(
-            url, body, headers, read_timeout=read if read is not None else 10.0, read_limit=read_limit
+            url,
+            body,
+            headers,
+            read_timeout=read if read is not None else 10.0,
+            read_limit=read_limit,
+            target=target,
         )
 
 
@@ -332,6 +338,7 @@ async def post_bytes(
     headers: Mapping[str, str],
     *,
     read_limit: int = DEFAULT_BODY_LIMIT,
+    target: Target | None = None,
 ) -> PostResult:
     """POST `body` without following redirects; the answer's status and Retry-After.
 
@@ -340,11 +347,15 @@ async def post_bytes(
     cost more CPU than the whole request (bench/bench_http_client.py measures each). The address
     policy and the exceptions (httpx's) are the same. Any other transport (the test lab's) is used
     through `client.stream`.
+
+    `target` is `url` taken apart already (`parse_target`); `headers` without a "User-Agent"
+    get the client's.
     """
     transport = getattr(client, "_transport", None)  # httpx keeps its transport private
     if isinstance(transport, GuardedTransport):
-        merged = {"User-Agent": client.headers.get("User-Agent", ""), **headers}
-        return await transport.post_direct(url, body, merged, client.timeout, read_limit)
+        if "User-Agent" not in headers:
+            headers = {"User-Agent": client.headers.get("User-Agent", ""), **headers}
+        return await transport.post_direct(url, body, headers, client.timeout, read_limit, target)
     async with client.stream("POST", url, content=body, headers=headers, follow_redirects=False) as response:
         result = PostResult(response.status_code, response.headers.get("Retry-After"))
         try:

@@ -36,10 +36,9 @@ import random
 import resource
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -52,7 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub.addresses import ForbiddenAddressError
-from app.activitypub.signatures import body_digest, prepare_signature
+from app.activitypub.delivery_connections import Target, parse_target
+from app.activitypub.signatures import body_digest, http_date, prepare_signature_at
 from app.activitypub.signing_process import SigningError, SigningKeyError
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
@@ -87,6 +87,7 @@ SIGNING_WAIT = 30.0
 UNAVAILABLE_AFTER_DAYS = 7
 HEALTH_REFRESH = 30.0
 ACTIVITY_CACHE_SIZE = 256
+TARGET_CACHE_SIZE = 16_384
 # Deliveries in flight per worker. Waiting on the network costs next to nothing, and a fan-out meets
 # hosts that hang until the 10 s read timeout: with too few slots those would hold every slot and
 # stall the healthy ones. Below the transport's 1024 pooled connections, so fetches find one too.
@@ -229,18 +230,24 @@ class HostGates:
             return LINE_WAIT
         return None
 
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
+    async def enter(self, host: str) -> None:
+        """Take one of `host`'s request slots, waiting for one if need be; `leave` gives it back."""
         state = self._hosts.get(host)
         if state is None:
             state = self._hosts[host] = _HostState(asyncio.Semaphore(self.per_host))
         state.users += 1
         try:
-            async with state.semaphore:
-                yield
-        finally:
+            await state.semaphore.acquire()
+        except BaseException:
             state.users -= 1
             self._forget_if_idle(host, state)
+            raise
+
+    def leave(self, host: str) -> None:
+        state = self._hosts[host]
+        state.semaphore.release()
+        state.users -= 1
+        self._forget_if_idle(host, state)
 
     def released(self, host: str) -> None:
         """The slot was used without asking the host (our side failed): nothing learnt about it,
@@ -588,6 +595,12 @@ class Deliverer:
         self.stats = DeliveryStats()
         self._activities: OrderedDict[int, _Prepared | None] = OrderedDict()
         self._loading: dict[int, asyncio.Future[_Prepared | None]] = {}
+        # Followers' inboxes are the same for every post: each is parsed once (least recently
+        # used out first).
+        self._targets: OrderedDict[str, Target] = OrderedDict()
+        self._date_second = -1
+        self._date_text = ""
+        self._user_agent = self.client.headers.get("User-Agent")
 
     async def __call__(self, job: DeliveryJob) -> None:
         outcome = await self.attempt(job)
@@ -624,11 +637,14 @@ class Deliverer:
             return _postponed(wait)
         outcome: Outcome | None = None
         try:
-            async with self.gates.slot(job.host):
+            await self.gates.enter(job.host)
+            try:
                 # The circuit may have opened while this job waited for its turn.
                 wait = self.gates.open_for(job.host)
                 if wait is None:
                     outcome = await self._post(job, prepared)
+            finally:
+                self.gates.leave(job.host)
         finally:
             if outcome is None and wait is None:
                 # Cancelled or broken mid-request: a failure, so that a probe is not left hanging.
@@ -649,16 +665,19 @@ class Deliverer:
 
     async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
         try:
-            unsigned = prepare_signature(
-                method="POST",
-                url=job.inbox_url,
-                body=prepared.body,
-                key_id=prepared.key_id,
-                content_type=ACTIVITY_JSON,
-                digest=prepared.digest,
-            )
-        except ValueError as error:  # a URL no request can be signed for (no host, a broken name)
+            target = self._target(job.inbox_url)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
             return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], contacted=False)
+        unsigned = prepare_signature_at(
+            method="POST",
+            authority=target.authority,
+            path=target.path,
+            date=self._date(),
+            body=prepared.body,
+            key_id=prepared.key_id,
+            content_type=ACTIVITY_JSON,
+            digest=prepared.digest,
+        )
         try:
             signature = await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
         except SigningKeyError as error:
@@ -670,10 +689,17 @@ class Deliverer:
                 Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False, contacted=False
             )
         headers = unsigned.signed(signature)
+        if self._user_agent is not None:
+            headers["User-Agent"] = self._user_agent
         self.stats.requests += 1
         try:
             answer = await post_bytes(
-                self.client, job.inbox_url, prepared.body, headers, read_limit=MAX_RESPONSE_BYTES
+                self.client,
+                job.inbox_url,
+                prepared.body,
+                headers,
+                read_limit=MAX_RESPONSE_BYTES,
+                target=target,
             )
         except ForbiddenAddressError as error:
             # Our own guard refused: retrying will not change where the name points.
@@ -685,6 +711,23 @@ class Deliverer:
         except httpx.HTTPError as error:
             return Outcome(Verdict.RETRY, error=f"{type(error).__name__}: {error}"[:500], host_failed=True)
         return classify(answer.status, answer.retry_after, utcnow())
+
+    def _target(self, inbox_url: str) -> Target:
+        """The inbox URL taken apart, once: its host and path are signed, then connected to."""
+        target = self._targets.get(inbox_url)
+        if target is None:
+            target = self._targets[inbox_url] = parse_target(inbox_url)
+            if len(self._targets) > TARGET_CACHE_SIZE:
+                self._targets.popitem(last=False)
+        return target
+
+    def _date(self) -> str:
+        """The Date header, formatted once a second rather than once a request."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_text = http_date(datetime.fromtimestamp(second, UTC))
+        return self._date_text
 
     def _values(self, job: DeliveryJob, outcome: Outcome) -> dict[str, Any]:
         now = utcnow()

@@ -136,8 +136,11 @@ async def test_a_long_line_for_one_host_is_postponed_not_waited_for() -> None:
     release = asyncio.Event()
 
     async def request() -> None:
-        async with gates.slot("busy.test"):
+        await gates.enter("busy.test")
+        try:
             await release.wait()
+        finally:
+            gates.leave("busy.test")
 
     tasks = []
     for _ in range(5):  # two requests in flight, three waiting: the line is full
@@ -427,3 +430,31 @@ async def test_a_domain_made_available_elsewhere_is_delivered_to_at_once(home: I
     await posting.create(alice, "delivered")
     await deliver(home, deliverer)
     assert [item.activity["object"]["content"] for item in peer.received] == ["<p>delivered</p>"]
+
+
+@pytest.mark.parametrize(
+    "inbox_url",
+    ["ftp://one.test/inbox", "http://one..test/inbox", "http://one.test:99999/inbox", "http:///inbox"],
+)
+async def test_an_inbox_no_request_can_go_to_fails_for_good_without_a_request(
+    home: Instance, peer: Peer, inbox_url: str
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await remote_follower(home, alice, peer, peer.add_account("bob", "two.test"))
+    await PostingService(home.context).create(alice, "hello")
+    async with home.context.sessions() as session:
+        await session.execute(
+            update(DeliveryJob).where(col(DeliveryJob.host) == "one.test").values(inbox_url=inbox_url)
+        )
+        await session.commit()
+    await deliver(home)
+    by_host = {job.host: job for job in await jobs(home)}
+    broken = by_host["one.test"]
+    assert broken.state == JobState.FAILED
+    assert broken.last_error is not None and broken.last_error.startswith("unusable inbox URL")
+    assert by_host["two.test"].state == JobState.DONE
+    assert [item.host for item in peer.received] == ["two.test"]
+    # The host was never asked: it has no failure day on record.
+    async with home.context.sessions() as session:
+        assert await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test")) is None
