@@ -56,10 +56,10 @@ from app.activitypub.signatures import body_digest, http_date, prepare_signature
 from app.activitypub.signing_process import SigningError, SigningKeyError
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
-from app.federation.queue import QueueSpec
+from app.federation.queue import QueueSpec, due_jobs
 from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
-from app.models.base import new_ids, utcnow
+from app.models.base import new_ids, table_of, utcnow
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
@@ -500,11 +500,11 @@ class OutcomeWriter:
         self.lost_leases = 0
         self._commits: GroupCommit[_Outcome] = GroupCommit(self._write)
 
-    async def done(self, job: DeliveryJob, status: int) -> None:
+    async def done(self, job: ClaimedDelivery, status: int) -> None:
         await self._commits.submit(_Outcome(job.id, job.locked_until, status, None))
 
     async def write(
-        self, job: DeliveryJob, values: dict[str, Any], *, failed_host: str | None = None
+        self, job: ClaimedDelivery, values: dict[str, Any], *, failed_host: str | None = None
     ) -> None:
         await self._commits.submit(_Outcome(job.id, job.locked_until, None, values, failed_host))
 
@@ -519,24 +519,25 @@ class OutcomeWriter:
             else:
                 singles.append({"job_id": item.job_id, "lease": item.lease, **item.values})
         written, counted = 0, True
+        table = table_of(DeliveryJob)
         async with self.context.sessions() as session:
+            # On the connection: plain UPDATEs, none of the ORM's bulk-update machinery.
+            connection = await session.connection()
             for (lease, status), ids in groups.items():
-                result = await session.execute(
-                    update(DeliveryJob)
-                    .where(col(DeliveryJob.id).in_(ids), col(DeliveryJob.locked_until) == lease)
+                result = await connection.execute(
+                    update(table)
+                    .where(table.c.id.in_(ids), table.c.locked_until == lease)
                     .values(
                         state=JobState.DONE,
-                        attempts=col(DeliveryJob.attempts) + 1,
+                        attempts=table.c.attempts + 1,
                         locked_until=None,
                         last_status=status,
                         last_error=None,
                         finished_at=now,
                     )
-                    .execution_options(synchronize_session=False)
                 )
                 written += getattr(result, "rowcount", 0)
             if singles:
-                connection = await session.connection()
                 result = await connection.execute(_WRITE_ONE, singles)
                 rowcount = getattr(result, "rowcount", -1)
                 # Not every driver counts the rows of an executemany (asyncpg does not).
@@ -549,6 +550,69 @@ class OutcomeWriter:
         if counted and written < len(batch):
             self.lost_leases += len(batch) - written
             log.warning("%d delivery outcomes not written: their leases had run out", len(batch) - written)
+
+
+# --------------------------------------------------------------------------------------------
+# Claiming
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery job as the worker holds it: the columns a delivery reads, and its lease.
+
+    Not the ORM object: a fan-out claims thousands, and building and reading those cost more
+    than the claim's SQL.
+    """
+
+    id: int
+    activity_id: int
+    inbox_url: str
+    host: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    # The lease, as written: outcomes are only recorded while it still holds.
+    locked_until: datetime
+
+
+async def claim_deliveries(context: AppContext, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
+    """Lease up to `limit` due delivery jobs."""
+    now = utcnow()
+    until = now + lease
+    table = table_of(DeliveryJob)
+    statement = (
+        update(table)
+        .where(table.c.id.in_(due_jobs(DeliveryJob, now=now, limit=limit).scalar_subquery()))
+        .values(locked_until=until)
+        .returning(
+            table.c.id,
+            table.c.activity_id,
+            table.c.inbox_url,
+            table.c.host,
+            table.c.attempts,
+            table.c.last_status,
+            table.c.last_error,
+            table.c.created_at,
+        )
+    )
+    async with context.sessions() as session:
+        rows = (await session.execute(statement)).all()
+        await session.commit()
+    return [
+        ClaimedDelivery(
+            id=row.id,
+            activity_id=row.activity_id,
+            inbox_url=row.inbox_url,
+            host=row.host,
+            attempts=row.attempts,
+            last_status=row.last_status,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            locked_until=until,
+        )
+        for row in rows
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,7 +666,7 @@ class Deliverer:
         self._date_text = ""
         self._user_agent = self.client.headers.get("User-Agent")
 
-    async def __call__(self, job: DeliveryJob) -> None:
+    async def __call__(self, job: ClaimedDelivery) -> None:
         outcome = await self.attempt(job)
         if outcome.verdict is Verdict.DONE and outcome.status is not None:
             await self.writer.done(job, outcome.status)
@@ -619,7 +683,7 @@ class Deliverer:
         else:
             self.stats.retried += 1
 
-    async def attempt(self, job: DeliveryJob) -> Outcome:
+    async def attempt(self, job: ClaimedDelivery) -> Outcome:
         """Try one delivery and say what came of it (nothing is written here)."""
         await self.health.refresh()
         skip = await self.health.skip_reason(job.host)
@@ -663,7 +727,7 @@ class Deliverer:
             await self._mark_gone(job.inbox_url)
         return outcome
 
-    async def _post(self, job: DeliveryJob, prepared: _Prepared) -> Outcome:
+    async def _post(self, job: ClaimedDelivery, prepared: _Prepared) -> Outcome:
         try:
             target = self._target(job.inbox_url)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
@@ -729,12 +793,13 @@ class Deliverer:
             self._date_text = http_date(datetime.fromtimestamp(second, UTC))
         return self._date_text
 
-    def _values(self, job: DeliveryJob, outcome: Outcome) -> dict[str, Any]:
+    def _values(self, job: ClaimedDelivery, outcome: Outcome) -> dict[str, Any]:
         now = utcnow()
         values: dict[str, Any] = {
             "new_state": JobState.QUEUED,
             "new_attempts": job.attempts + (1 if outcome.attempted else 0),
-            "new_next_attempt_at": job.next_attempt_at,
+            # A finished job's is when it was last tried; one still queued gets its next below.
+            "new_next_attempt_at": now,
             "new_last_status": outcome.status if outcome.status is not None else job.last_status,
             "new_last_error": outcome.error[:2000] if outcome.error else None,
             "new_finished_at": None,
@@ -835,7 +900,7 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> QueueSpec[DeliveryJob]:
+def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> QueueSpec[ClaimedDelivery]:
     """The worker's delivery queue, run by `deliverer` (a new one, with its own breakers, by default).
 
     The signing process starts with the worker, so that the first post does not wait for it.
@@ -849,4 +914,5 @@ def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> Q
         batch_size=DELIVERY_BATCH,
         lease=DELIVERY_LEASE,
         start=context.signer.start,
+        claim=claim_deliveries,
     )

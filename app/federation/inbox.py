@@ -46,7 +46,7 @@ from app.context import AppContext
 from app.federation.handlers import HANDLED_TYPES
 from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
-from app.models.base import new_ids, utcnow
+from app.models.base import new_ids, table_of, utcnow
 from app.services.accounts import AccountService
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class InboxWriter:
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self.context.sessions() as session:
             dialect = session.bind.dialect.name if session.bind is not None else ""
-            table: Any = InboxItem.__table__  # type: ignore[attr-defined]
+            table = table_of(InboxItem)
             builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
             statement = builder(table).on_conflict_do_nothing(index_elements=["activity_uri"])
             await session.execute(statement, rows)

@@ -29,7 +29,7 @@ from app.federation.handlers.dispatch import dispatch
 from app.federation.queue import QueueSpec
 from app.federation.worker import INBOX_QUEUE
 from app.models import InboxItem, JobState
-from app.models.base import utcnow
+from app.models.base import table_of, utcnow
 from app.services.batch_writes import WriteBatch
 from app.services.read_cache import ReadCache
 
@@ -182,7 +182,7 @@ class InboxProcessor:
 
 
 async def _mark_done(session: AsyncSession, finished: list[tuple[InboxItem, str | None]]) -> None:
-    table = InboxItem.__table__  # type: ignore[attr-defined]
+    table = table_of(InboxItem)
     await session.execute(
         update(table)
         .where(table.c.id == bindparam("item_id"))

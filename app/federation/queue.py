@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlmodel import col
 
 from app.context import AppContext
-from app.models import DeliveryJob, InboxItem, JobState
+from app.models import JobState
 from app.models.base import utcnow
 
-Job = TypeVar("Job", InboxItem, DeliveryJob)
+Job = TypeVar("Job")
 
 
 @dataclass(frozen=True)
@@ -28,19 +28,23 @@ class QueueSpec(Generic[Job]):
     """One kind of job: its table, how many run at once, and the function that runs one."""
 
     name: str
-    model: type[Job]
+    model: type[Any]
     handler: Callable[[Job], Awaitable[None]]
     concurrency: int
     batch_size: int
     lease: timedelta
     # Run once before the worker claims the first job (to start what the handler needs).
     start: Callable[[], Awaitable[None]] | None = None
+    # How jobs are claimed, as (context, limit, lease) -> jobs: `claim_jobs` (ORM objects) unless
+    # the queue reads its jobs more cheaply.
+    claim: Callable[[AppContext, int, timedelta], Awaitable[list[Job]]] | None = None
 
 
-async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease: timedelta) -> list[Job]:
-    now = utcnow()
+def due_jobs(model: type[Any], *, now: datetime, limit: int) -> Select[Any]:
+    """The ids of up to `limit` jobs of `model` that are due and not leased, locked for the
+    claiming transaction (skipping rows another worker is claiming)."""
     table: Any = model
-    candidates = (
+    return (
         select(table.id)
         .where(
             col(table.state) == JobState.QUEUED,
@@ -51,9 +55,15 @@ async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+
+
+async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease: timedelta) -> list[Job]:
+    """Lease up to `limit` due jobs of `model`, as ORM objects."""
+    now = utcnow()
+    table: Any = model
     statement = (
         update(table)
-        .where(col(table.id).in_(candidates.scalar_subquery()))
+        .where(col(table.id).in_(due_jobs(table, now=now, limit=limit).scalar_subquery()))
         .values(locked_until=now + lease)
         .returning(table)
         .execution_options(synchronize_session=False)

@@ -39,7 +39,7 @@ class Worker:
         while True:
             ran = 0
             for queue in self.queues:
-                jobs = await claim_jobs(self.context, queue.model, limit=queue.batch_size, lease=queue.lease)
+                jobs = await self._claim(queue, queue.batch_size)
                 ran += len(jobs)
                 await asyncio.gather(*(self._run_one(queue, job) for job in jobs))
             if ran == 0:
@@ -72,9 +72,7 @@ class Worker:
                     await room.wait()
                     continue
                 try:
-                    jobs = await claim_jobs(
-                        self.context, queue.model, limit=min(free, queue.batch_size), lease=queue.lease
-                    )
+                    jobs = await self._claim(queue, min(free, queue.batch_size))
                 except Exception:
                     log.exception("claiming %s jobs failed; retrying shortly", queue.name)
                     await asyncio.sleep(POLL_INTERVAL)
@@ -92,6 +90,11 @@ class Worker:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def _claim(self, queue: QueueSpec[Any], limit: int) -> list[Any]:
+        if queue.claim is not None:
+            return await queue.claim(self.context, limit, queue.lease)
+        return await claim_jobs(self.context, queue.model, limit=limit, lease=queue.lease)
 
     async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
         try:

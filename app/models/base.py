@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Table
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
 
@@ -123,3 +123,10 @@ __all__ = [
     "timestamp",
     "utcnow",
 ]
+
+
+def table_of(model: Any) -> Table:
+    """The `Table` behind a SQLModel class, for statements that need no ORM objects (SQLModel's
+    classes do not declare `__table__` to type checkers)."""
+    table: Table = model.__table__
+    return table

@@ -18,12 +18,12 @@ from app.federation.delivery import (
     Deliverer,
     HostGates,
     Verdict,
+    claim_deliveries,
     classify,
     mark_host_reachable,
     parse_retry_after,
     retry_delay,
 )
-from app.federation.queue import claim_jobs
 from app.models import Account, DeliveryJob, DomainHealth, JobState
 from app.models.base import utcnow
 from app.services.posting import PostingService
@@ -382,7 +382,7 @@ async def test_an_outcome_is_not_written_over_another_workers_claim(home: Instan
     alice = await local_account(home, "alice")
     await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
     await PostingService(home.context).create(alice, "hello")
-    [job] = await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2))
+    [job] = await claim_deliveries(home.context, 10, timedelta(minutes=2))
     # Our lease ran out and another worker claimed the job in the meantime.
     later = utcnow() + timedelta(minutes=5)
     async with home.context.sessions() as session:

@@ -14,9 +14,8 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from app.context import build_context
-from app.federation.delivery import delivery_queue
+from app.federation.delivery import claim_deliveries, delivery_queue
 from app.federation.outbox import queue_activity
-from app.federation.queue import claim_jobs
 from app.federation.worker import Worker
 from app.models import DeliveryJob, JobState
 from app.models.base import utcnow
@@ -65,11 +64,7 @@ async def test_concurrent_claims_never_hand_out_a_job_twice(home: Instance) -> N
     contexts = [build_context(home.settings) for _ in range(4)]
     try:
         claimed = await asyncio.gather(
-            *(
-                claim_jobs(context, DeliveryJob, limit=40, lease=timedelta(minutes=2))
-                for context in contexts
-                for _ in range(3)
-            )
+            *(claim_deliveries(context, 40, timedelta(minutes=2)) for context in contexts for _ in range(3))
         )
     finally:
         for context in contexts:
@@ -107,8 +102,8 @@ async def test_a_crashed_workers_claims_are_taken_over_when_the_lease_runs_out(
     await remote_follower(home, alice, peer, peer.add_account("f", HOSTS[0]))
     await PostingService(home.context).create(alice, "hello")
     # A worker claims the job and dies without a word.
-    [claimed] = await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2))
-    assert await claim_jobs(home.context, DeliveryJob, limit=10, lease=timedelta(minutes=2)) == []
+    [claimed] = await claim_deliveries(home.context, 10, timedelta(minutes=2))
+    assert await claim_deliveries(home.context, 10, timedelta(minutes=2)) == []
     async with home.context.sessions() as session:
         await session.execute(
             update(DeliveryJob)
