@@ -655,8 +655,6 @@ def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body
     lines = [f"POST {target} HTTP/1.1"]
     has_host = False
     for name, value in headers.items():
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-            raise httpx.LocalProtocolError(f"header {name[:40]!r} holds a line break")
         lowered = name.lower()
         if lowered == "content-length":
             continue
@@ -665,11 +663,24 @@ def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body
     if not has_host:
         lines.append(f"Host: {authority}")
     lines.append(f"Content-Length: {len(body)}")
+    head = "\r\n".join(lines)
+    # One CR and one LF between lines and none elsewhere, and no colon in a name: else a header
+    # smuggles in another (checked on the whole head at once, for it is built for every request).
+    breaks = len(lines) - 1
+    if head.count("\r") != breaks or head.count("\n") != breaks or any(":" in name for name in headers):
+        culprit = next(
+            (
+                name
+                for name, value in headers.items()
+                if ":" in name or any(c in name + value for c in "\r\n")
+            ),
+            "",
+        )
+        raise httpx.LocalProtocolError(f"header {culprit[:40]!r} holds a line break or its name a colon")
     try:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return (head + "\r\n\r\n").encode("latin-1") + body
     except UnicodeEncodeError as error:
         raise httpx.LocalProtocolError(f"a header that is not latin-1: {error}") from None
-    return head + body
 
 
 def _head_end(buffer: bytearray, start: int) -> tuple[int, int]:

@@ -131,6 +131,8 @@ class DomainPolicy:
         Jobs queued before a suspension took effect are the Undo/Reject written with it (the
         block fails every other waiting job), so those still leave: the peer learns of the cut.
         """
+        if not self.blocks and self.allowed is None:
+            return None  # nothing to refuse (most instances, most of the time): no host to parse
         blocked = self.suspending(host)
         if blocked is None:
             return None

@@ -109,6 +109,26 @@ async def test_status_and_retry_after_without_following_redirects(
     assert (await post_bytes(client, inbox.url("/big"), b"{}", {}, read_limit=1000)).status == 500
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Digest": "SHA-256=x\r\nX-Forged: 1"},
+        {"Digest": "SHA-256=x\nX-Forged: 1"},
+        {"Digest": "SHA-256=x\rX-Forged: 1"},
+        {"X-Forged: 1\r\nDigest": "x"},
+        {"X-Forged: 1": "x"},
+    ],
+)
+async def test_a_header_that_would_smuggle_in_another_is_refused_and_nothing_is_sent(
+    inbox: Inbox, client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    with pytest.raises(httpx.LocalProtocolError):
+        await post_bytes(client, inbox.url(), b"{}", headers)
+    assert (await post_bytes(client, inbox.url(), b"{}", {"Digest": "SHA-256=x"})).status == 202
+    assert inbox.bodies == [b"{}"]
+    assert "X-Forged" not in inbox.headers[0] and inbox.headers[0]["Digest"] == "SHA-256=x"
+
+
 async def test_forbidden_addresses_are_refused_without_connecting() -> None:
     guarded = build_client(transport=build_transport(allowed_private=[]), user_agent="x")
     try:
