@@ -170,8 +170,9 @@ _K = TypeVar("_K")
 class KeyCache:
     """Parsed keys by PEM text, least recently used evicted first.
 
-    Parsing a private key costs ~45 ms (RSA consistency checks), so every signer and verifier
-    should share one instance per process. It is an instance, not a global, so tests and
+    Parsing is worth doing once: a public key costs tens of microseconds, and a private one ~40 ms
+    wherever RSA's consistency checks run (our own are loaded without them, see
+    `load_own_private_key`). Every signer and verifier should share one instance per process. It is an instance, not a global, so tests and
     separate apps do not share keys by accident.
     """
 
@@ -183,7 +184,7 @@ class KeyCache:
         self._public: OrderedDict[str, RSAPublicKey] = OrderedDict()
         self._private: OrderedDict[str, RSAPrivateKey] = OrderedDict()
         # Held during the parse too: FastAPI runs sync code in a thread pool, and two threads
-        # missing at once would otherwise both pay the 45 ms for the same private key.
+        # missing at once would otherwise both parse the same key.
         self._lock = threading.Lock()
 
     def public_key(self, pem: str) -> RSAPublicKey:

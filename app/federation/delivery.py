@@ -779,10 +779,12 @@ class Deliverer:
     def _target(self, inbox_url: str) -> Target:
         """The inbox URL taken apart, once: its host and path are signed, then connected to."""
         target = self._targets.get(inbox_url)
-        if target is None:
-            target = self._targets[inbox_url] = parse_target(inbox_url)
-            if len(self._targets) > TARGET_CACHE_SIZE:
-                self._targets.popitem(last=False)
+        if target is not None:
+            self._targets.move_to_end(inbox_url)
+            return target
+        target = self._targets[inbox_url] = parse_target(inbox_url)
+        if len(self._targets) > TARGET_CACHE_SIZE:
+            self._targets.popitem(last=False)
         return target
 
     def _date(self) -> str:
