@@ -78,10 +78,11 @@ def _serve(channel: Connection) -> None:
         counts: dict[str, int] = {}
         healthy = await loop.create_server(lambda: Sink(counts), "0.0.0.0", 0, backlog=4096)
         hung = await loop.create_server(lambda: Sink(counts, answer=False), "0.0.0.0", 0, backlog=4096)
-        # A port with no listener: connections to it are refused.
-        with socket.socket() as probe:
-            probe.bind(("0.0.0.0", 0))
-            refused_port = probe.getsockname()[1]
+        # A port bound but not listening: connections to it are refused, and while the sink runs
+        # no other program can start listening on it.
+        refusing = socket.socket()
+        refusing.bind(("0.0.0.0", 0))
+        refused_port = refusing.getsockname()[1]
         channel.send((healthy.sockets[0].getsockname()[1], hung.sockets[0].getsockname()[1], refused_port))
         while True:
             command = await loop.run_in_executor(None, channel.recv)
@@ -91,6 +92,7 @@ def _serve(channel: Connection) -> None:
                 counts.clear()
                 channel.send("ok")
             else:
+                refusing.close()
                 return
 
     asyncio.run(serve())

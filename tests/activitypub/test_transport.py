@@ -416,12 +416,12 @@ async def test_read_timeout_applies_while_reading_the_body(peer: Peer, make_clie
 
 
 async def test_refused_connection_is_a_connect_error_not_a_timeout(make_client: ClientFactory) -> None:
-    with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", 0))
-        closed_port = placeholder.getsockname()[1]
     client = make_client([LOOPBACK])
-    with pytest.raises(httpx.ConnectError) as caught:
-        await client.get(f"http://127.0.0.1:{closed_port}/")
+    # Bound, never listening: connecting is refused, and no other test's server can take the port
+    # meanwhile (a port closed before the request could be handed to one).
+    with socket.socket() as placeholder, pytest.raises(httpx.ConnectError) as caught:
+        placeholder.bind(("127.0.0.1", 0))
+        await client.get(f"http://127.0.0.1:{placeholder.getsockname()[1]}/")
     assert not isinstance(caught.value, httpx.TimeoutException | ForbiddenAddressError)
 
 

@@ -142,13 +142,12 @@ async def test_forbidden_addresses_are_refused_without_connecting() -> None:
 
 
 async def test_refused_and_slow_peers_are_httpx_errors(inbox: Inbox) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        closed_port = unused.getsockname()[1]
     client = build_client(transport=build_transport(allowed_private=[LOOPBACK]), user_agent="x")
     try:
-        with pytest.raises(httpx.ConnectError) as refused:
-            await post_bytes(client, f"http://127.0.0.1:{closed_port}/inbox", b"{}", {})
+        # Bound, never listening: refused, and the port stays ours while we ask.
+        with socket.socket() as unused, pytest.raises(httpx.ConnectError) as refused:
+            unused.bind(("127.0.0.1", 0))
+            await post_bytes(client, f"http://127.0.0.1:{unused.getsockname()[1]}/inbox", b"{}", {})
         assert not isinstance(refused.value, httpx.TimeoutException)
         client.timeout = httpx.Timeout(connect=5.0, read=0.2, write=5.0, pool=5.0)
         with pytest.raises(httpx.ReadTimeout):
