@@ -111,6 +111,13 @@ def json_field(default_factory: Any = dict) -> Any:
     return Field(default_factory=default_factory, sa_column_kwargs={}, sa_type=JSON)
 
 
+def table_of(model: Any) -> Table:
+    """The `Table` behind a SQLModel class, for statements that need no ORM objects (SQLModel's
+    classes do not declare `__table__` to type checkers)."""
+    table: Table = model.__table__
+    return table
+
+
 __all__ = [
     "Column",
     "IdGenerator",
@@ -120,13 +127,7 @@ __all__ = [
     "json_field",
     "new_id",
     "new_ids",
+    "table_of",
     "timestamp",
     "utcnow",
 ]
-
-
-def table_of(model: Any) -> Table:
-    """The `Table` behind a SQLModel class, for statements that need no ORM objects (SQLModel's
-    classes do not declare `__table__` to type checkers)."""
-    table: Table = model.__table__
-    return table
