@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from app.activitypub.addresses import AddressPolicy, ascii_hostname
-from app.activitypub.signatures import request_target
+from app.activitypub.signatures import DEFAULT_PORTS, host_header, request_target
 
 # A head larger than this is not an inbox's answer.
 HEAD_LIMIT = 65_536
@@ -46,7 +46,6 @@ DNS_TTL = 300.0
 DNS_CACHE_SIZE = 4096
 # How often late answers and long-idle connections are looked for (more often for short timeouts).
 SWEEP_INTERVAL = 1.0
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _HEAD, _BODY, _IDLE = 0, 1, 2
 _NO_TIMEOUT = contextlib.nullcontext()
@@ -644,11 +643,8 @@ def parse_target(url: str) -> Target:
         host = ascii_hostname(parts.hostname)  # as signed in the Host header
     except UnicodeError as error:
         raise httpx.InvalidURL(f"{url[:200]!r}: {error}") from None
-    default = DEFAULT_PORTS[scheme]
-    target = request_target(parts)
-    name = f"[{host}]" if ":" in host else host
-    authority = name if port is None or port == default else f"{name}:{port}"
-    return Target(Origin(scheme, host, port or default), target, authority)
+    origin = Origin(scheme, host, port or DEFAULT_PORTS[scheme])
+    return Target(origin, request_target(parts), host_header(host, port, scheme))
 
 
 def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body: bytes) -> bytes:

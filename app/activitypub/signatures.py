@@ -33,6 +33,7 @@ from app.activitypub.keys import load_own_private_key
 __all__ = [
     "CLOCK_SKEW_FUTURE",
     "CLOCK_SKEW_PAST",
+    "DEFAULT_PORTS",
     "DRAFT_CAVAGE_ALGORITHMS",
     "RFC9421_ALGORITHM",
     "KeyCache",
@@ -41,8 +42,11 @@ __all__ = [
     "UnsignedRequest",
     "body_digest",
     "content_digest",
+    "host_header",
+    "http_date",
     "parse_signed_request",
     "prepare_signature",
+    "prepare_signature_at",
     "request_target",
     "sign_request",
     "sign_request_rfc9421",
@@ -73,7 +77,7 @@ _DIGESTS: Mapping[str, Callable[[bytes], hashlib._Hash]] = {
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a request target may not hold as they are (controls, space, DEL).
 _UNSAFE_TARGET = frozenset(range(0x21)) | {0x7F}
 _SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
@@ -260,19 +264,22 @@ def _authority(parts: SplitResult) -> str:
     if not hostname:
         raise ValueError(f"URL has no host: {parts.geturl()}")
     # The Host header is sent in ASCII (punycode), so that is what is signed.
-    hostname = ascii_hostname(hostname)
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    port = parts.port
-    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
-        return f"{hostname}:{port}"
-    return hostname
+    return host_header(ascii_hostname(hostname), parts.port, parts.scheme)
+
+
+def host_header(host: str, port: int | None, scheme: str) -> str:
+    """The Host header's value, which is what gets signed too: `host` as `ascii_hostname` gives
+    it, bracketed when it is an IPv6 address, and the port unless it is the scheme's default."""
+    name = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS.get(scheme.lower()):
+        return f"{name}:{port}"
+    return name
 
 
 def _normalize_authority(authority: str, scheme: str) -> str:
     # RFC 9421 section 2.2.3: lowercase, default port omitted.
     authority = authority.strip().lower()
-    default = _DEFAULT_PORTS.get(scheme.lower())
+    default = DEFAULT_PORTS.get(scheme.lower())
     if default is not None and authority.endswith(f":{default}"):
         return authority[: -len(str(default)) - 1]
     return authority
