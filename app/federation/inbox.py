@@ -224,6 +224,12 @@ class InboxReceiver:
             # An actor we never knew deleting itself (Mastodon tells everyone it ever talked to):
             # nothing of it is stored here, and fetching its key would only earn a 410.
             return Response(status_code=202)
+        if known is None:
+            fetches = context.rate_limits.key_fetches_per_host.hit(key_host)
+            if not fetches.allowed:
+                raise InboxRefusal(
+                    429, f"too many unknown keys from {key_host}; slow down", fetches.headers()
+                )
         try:
             key = await self.verifier.verify(signed, known)
         except VerificationError as error:

@@ -72,4 +72,8 @@ class RateLimits:
     """The limits of one instance. Mastodon's numbers: 300 posts in 3 hours per account."""
 
     inbox_per_host: RateLimiter = field(default_factory=lambda: RateLimiter(3000, 5 * 60))
+    # Fetches of keys we do not know yet, per key server: the one thing an unverified request
+    # makes us do (a GET to the keyId), so a flood of made-up keyIds can neither cost us without
+    # bound nor turn us against a third party. A peer whose keys we know is never held by it.
+    key_fetches_per_host: RateLimiter = field(default_factory=lambda: RateLimiter(300, 5 * 60))
     posts_per_account: RateLimiter = field(default_factory=lambda: RateLimiter(300, 3 * 60 * 60))

@@ -77,6 +77,30 @@ async def test_forgeries_naming_a_peers_key_do_not_spend_its_inbox_budget(lab: L
         assert genuine.status_code == 202
 
 
+async def test_unknown_keys_are_fetched_within_a_budget_per_host_and_known_ones_never_wait(lab: Lab) -> None:
+    here = await lab.instance("a.test", embedded_worker=False)
+    await local_account(here, "alice")
+    here.context.rate_limits.key_fetches_per_host = RateLimiter(2, 300)
+    peer = Peer(lab).host("remote.test")
+    actors = [peer.actor(f"http://remote.test/users/u{number}") for number in range(3)]
+
+    def follow(actor: PeerActor, tag: str) -> dict[str, str]:
+        return {
+            "type": "Follow",
+            "actor": actor.uri,
+            "object": "http://a.test/users/alice",
+            "id": f"{actor.uri}#{tag}",
+        }
+
+    for actor in actors[:2]:
+        assert (await peer.deliver(here, actor, follow(actor, "1"))).status_code == 202
+    refused = await peer.deliver(here, actors[2], follow(actors[2], "1"))
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    assert peer.fetches(actors[2].key_id) == 0  # refused before any request to its server
+    # Keys already known cost no fetch, so the budget never holds their senders back.
+    assert (await peer.deliver(here, actors[0], follow(actors[0], "2"))).status_code == 202
+
+
 @pytest.mark.parametrize("limit", [1])
 async def test_posting_is_limited_per_account(instance: Instance, limit: int) -> None:
     instance.context.rate_limits.posts_per_account = RateLimiter(limit, 3 * 3600)
