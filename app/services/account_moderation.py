@@ -57,15 +57,15 @@ async def record_block(session: AsyncSession, blocker: Account, target: Account,
             ],
         )
     )
-    if not getattr(inserted, "rowcount", 0):
-        return False
+    # The follows end even when the block was known: one may have been made since (a follow
+    # of ours is not checked against blocks received), and a repeated Block still means it.
     await session.execute(
         delete(Follow).where(
             ((col(Follow.follower_id) == blocker.id) & (col(Follow.followee_id) == target.id))
             | ((col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == blocker.id))
         )
     )
-    return True
+    return bool(getattr(inserted, "rowcount", 0))
 
 
 class AccountModerationService:

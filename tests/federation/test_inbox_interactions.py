@@ -313,6 +313,11 @@ async def test_block_ends_follows_both_ways_and_undo_lifts_it(
     [row] = await rows(here, AccountBlock)
     assert (row.target_account_id, row.uri) == (alice.id, block["id"])
     assert await rows(here, Follow) == []
+    # Followed again since (our follows are not checked against blocks received): the peer
+    # repeating its Block ends that one too.
+    await follow_locally(here, alice, bob.uri)
+    await deliver_and_process(here, peer, bob, {**block, "id": f"{bob.uri}#blocks/2"})
+    assert len(await rows(here, AccountBlock)) == 1 and await rows(here, Follow) == []
 
     await deliver_and_process(here, peer, bob, activity(bob, "Undo", strip(block), "blocks/1/undo"))
     assert await rows(here, AccountBlock) == []
