@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -123,3 +125,12 @@ def ascii_hostname(hostname: str) -> str:
     if hostname.isascii() and ".." not in hostname:
         return hostname.lower()
     return hostname.encode("idna").decode("ascii").lower()
+
+
+def host_header(host: str, port: int | None, scheme: str) -> str:
+    """The Host header's value, which is what gets signed too: `host` as `ascii_hostname` gives
+    it, bracketed when it is an IPv6 address, and the port unless it is the scheme's default."""
+    name = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS.get(scheme.lower()):
+        return f"{name}:{port}"
+    return name

@@ -37,8 +37,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.activitypub.addresses import AddressPolicy, ascii_hostname
-from app.activitypub.signatures import DEFAULT_PORTS, host_header, request_target
+from app.activitypub.addresses import DEFAULT_PORTS, AddressPolicy, ascii_hostname, host_header
+from app.activitypub.signatures import request_target
 
 # A head larger than this is not an inbox's answer.
 HEAD_LIMIT = 65_536

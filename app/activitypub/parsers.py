@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
+from app.activitypub.addresses import ascii_hostname, host_header
 from app.models.posts import Visibility
 from app.services.html_sanitizer import html_to_plain_text, sanitize_remote_html
 
@@ -42,20 +43,20 @@ class InvalidObject(ValueError):
 
 
 def authority(url: str) -> str:
-    """Lower-case host with port (when not the scheme's default) of a URL; the origin we compare."""
+    """Host with port (when not the scheme's default) of a URL, as it goes in a Host header: lower
+    case, an internationalised name in punycode (as domain blocks store it). The origin we compare."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidObject(f"{url!r} is not an http(s) URL")
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
     try:
         port = parts.port
     except ValueError:
         raise InvalidObject(f"{url!r} has an invalid port") from None
-    if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)):
-        return host
-    return f"{host}:{port}"
+    try:
+        host = ascii_hostname(parts.hostname)
+    except UnicodeError:
+        raise InvalidObject(f"{url!r} has a host name that cannot be one") from None
+    return host_header(host, port, parts.scheme)
 
 
 def same_origin(first: str, second: str) -> bool:

@@ -27,13 +27,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from app.activitypub.addresses import ascii_hostname
+from app.activitypub.addresses import DEFAULT_PORTS, ascii_hostname, host_header
 from app.activitypub.keys import load_own_private_key
 
 __all__ = [
     "CLOCK_SKEW_FUTURE",
     "CLOCK_SKEW_PAST",
-    "DEFAULT_PORTS",
     "DRAFT_CAVAGE_ALGORITHMS",
     "RFC9421_ALGORITHM",
     "KeyCache",
@@ -42,7 +41,6 @@ __all__ = [
     "UnsignedRequest",
     "body_digest",
     "content_digest",
-    "host_header",
     "http_date",
     "parse_signed_request",
     "prepare_signature",
@@ -77,7 +75,6 @@ _DIGESTS: Mapping[str, Callable[[bytes], hashlib._Hash]] = {
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a request target may not hold as they are (controls, space, DEL).
 _UNSAFE_TARGET = frozenset(range(0x21)) | {0x7F}
 _SAFE_TARGET_CHARACTERS = "".join(chr(code) for code in range(0x21, 0x7F))
@@ -265,15 +262,6 @@ def _authority(parts: SplitResult) -> str:
         raise ValueError(f"URL has no host: {parts.geturl()}")
     # The Host header is sent in ASCII (punycode), so that is what is signed.
     return host_header(ascii_hostname(hostname), parts.port, parts.scheme)
-
-
-def host_header(host: str, port: int | None, scheme: str) -> str:
-    """The Host header's value, which is what gets signed too: `host` as `ascii_hostname` gives
-    it, bracketed when it is an IPv6 address, and the port unless it is the scheme's default."""
-    name = f"[{host}]" if ":" in host else host
-    if port is not None and port != DEFAULT_PORTS.get(scheme.lower()):
-        return f"{name}:{port}"
-    return name
 
 
 def _normalize_authority(authority: str, scheme: str) -> str:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from app import cli
+from app.activitypub.parsers import authority
 from app.models import AuditLogEntry, DeliveryJob, DomainBlock, JobState, OutboxActivity, Role
 from app.models.base import utcnow
 from app.services.domain_blocks import DomainBlockError, DomainBlockService, normalize_domain
@@ -40,6 +41,18 @@ def test_a_block_covers_the_host_its_subdomains_and_any_port() -> None:
     assert rules.suspending("news.example.org") is None
     assert rules.silencing("cdn.news.example.org:80") == "news.example.org"
     assert rules.suspending("example.org") == "example.org"
+
+
+def test_a_block_typed_in_unicode_covers_the_servers_urls_whichever_way_they_are_written() -> None:
+    """Blocks are stored in punycode, and so is every host we take from a URL (actors, keyIds,
+    inboxes): an internationalised name matches however the peer spells it."""
+    rules = policy({normalize_domain("bücher.example"): "suspend"})
+    for url in [
+        "https://bücher.example/inbox",
+        "https://BÜCHER.example:8443/users/a",
+        "https://xn--bcher-kva.example/x",
+    ]:
+        assert rules.suspending(authority(url)) == "xn--bcher-kva.example", url
 
 
 def test_media_checks_take_any_url_a_remote_server_sends() -> None:
