@@ -74,6 +74,7 @@ class Target:
     """An inbox URL taken apart once: where to connect, and what the request line and the Host
     header (both signed) say."""
 
+    url: str
     origin: Origin
     # Path and query, percent-encoded as on the wire.
     path: str
@@ -365,17 +366,15 @@ class DeliveryConnections:
 
     async def post(
         self,
-        url: str,
+        url: str | Target,
         body: bytes,
         headers: Mapping[str, str],
         *,
         read_timeout: float,
         read_limit: int,
-        target: Target | None = None,
     ) -> PostResult:
-        """POST to `url`; `target` is `url` already parsed (`parse_target`), if the caller has it."""
-        if target is None:
-            target = parse_target(url)
+        """POST to `url`, or to a `Target` its caller has already parsed (`parse_target`)."""
+        target = url if isinstance(url, Target) else parse_target(url)
         origin = target.origin
         request = _request_bytes(target.path, target.authority, headers, body)
         if read_timeout / 4 < self._sweep_interval:
@@ -644,7 +643,7 @@ def parse_target(url: str) -> Target:
     except UnicodeError as error:
         raise httpx.InvalidURL(f"{url[:200]!r}: {error}") from None
     origin = Origin(scheme, host, port or DEFAULT_PORTS[scheme])
-    return Target(origin, request_target(parts), host_header(host, port, scheme))
+    return Target(url, origin, request_target(parts), host_header(host, port, scheme))
 
 
 def _request_bytes(target: str, authority: str, headers: Mapping[str, str], body: bytes) -> bytes:

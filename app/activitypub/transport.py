@@ -310,35 +310,28 @@ class GuardedTransport(AiohttpTransport):
 
     async def post_direct(
         self,
-        url: str,
+        url: str | Target,
         body: bytes,
         headers: Mapping[str, str],
         timeouts: httpx.Timeout,
         read_limit: int,
-        target: Target | None = None,
     ) -> PostResult:
         """A POST on the transport's own lean delivery connections (app/activitypub/
         delivery_connections.py): the same address policy and httpx exceptions as
         `handle_async_request`, without any request or response model."""
         read = timeouts.read
         return await self._deliveries.post(
-            url,
-            body,
-            headers,
-            read_timeout=read if read is not None else 10.0,
-            read_limit=read_limit,
-            target=target,
+            url, body, headers, read_timeout=read if read is not None else 10.0, read_limit=read_limit
         )
 
 
 async def post_bytes(
     client: httpx.AsyncClient,
-    url: str,
+    url: str | Target,
     body: bytes,
     headers: Mapping[str, str],
     *,
     read_limit: int = DEFAULT_BODY_LIMIT,
-    target: Target | None = None,
 ) -> PostResult:
     """POST `body` without following redirects; the answer's status and Retry-After.
 
@@ -348,15 +341,18 @@ async def post_bytes(
     policy and the exceptions (httpx's) are the same. Any other transport (the test lab's) is used
     through `client.stream`.
 
-    `target` is `url` taken apart already (`parse_target`); `headers` without a "User-Agent"
-    get the client's.
+    `url` may be a `Target`, the URL already taken apart (`parse_target`). `headers` without a
+    "User-Agent" get the client's (a fan-out passes its own, saving the lookup per request).
     """
     transport = getattr(client, "_transport", None)  # httpx keeps its transport private
     if isinstance(transport, GuardedTransport):
         if "User-Agent" not in headers:
             headers = {"User-Agent": client.headers.get("User-Agent", ""), **headers}
-        return await transport.post_direct(url, body, headers, client.timeout, read_limit, target)
-    async with client.stream("POST", url, content=body, headers=headers, follow_redirects=False) as response:
+        return await transport.post_direct(url, body, headers, client.timeout, read_limit)
+    plain_url = url.url if isinstance(url, Target) else url
+    async with client.stream(
+        "POST", plain_url, content=body, headers=headers, follow_redirects=False
+    ) as response:
         result = PostResult(response.status_code, response.headers.get("Retry-After"))
         try:
             await read_capped(response, read_limit)

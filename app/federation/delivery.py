@@ -1,6 +1,6 @@
 """Delivery of our activities to remote inboxes: one signed POST per job, and what each answer means.
 
-The worker hands every claimed `DeliveryJob` to a `Deliverer`. What happens to a job:
+The worker hands every claimed delivery job (`ClaimedDelivery`) to a `Deliverer`. What happens to a job:
 
 - 2xx: done.
 - 4xx other than 401, 408 and 429: failed for good (recorded, never retried). 410 also marks the
@@ -146,8 +146,13 @@ class Outcome:
     delay: float = 0.0
     # An attempt counted against the job's 16 (no request may have gone out: a key that cannot sign).
     attempted: bool = True
-    # The host was asked: only then do its breaker and its failure days learn from the outcome.
-    contacted: bool = True
+
+    @property
+    def contacted(self) -> bool:
+        """The host was asked (it answered, or failed to): only then do its breaker and its
+        failure days learn from the outcome. Our own failures (signing, the address guard) are not
+        the host's."""
+        return self.status is not None or self.host_failed
 
 
 def classify(status: int, retry_after: str | None, now: datetime) -> Outcome:
@@ -213,9 +218,10 @@ class HostGates:
     def admit(self, host: str) -> float | None:
         """None when a request to `host` may go ahead, else how long to postpone the job.
 
-        Must be followed by `slot(host)` without an await in between (the check and the claim are
-        one step on the event loop). A caller admitted as the breaker's probe must report back
-        through `succeeded` or `failed`.
+        Must be followed by `enter(host)` without an await in between (the check and the claim are
+        one step on the event loop), and `leave(host)` after. A caller admitted as the breaker's
+        probe must report back through `succeeded`, `failed` or (when the host was never asked)
+        `released`.
         """
         state = self._hosts.get(host)
         if state is None:
@@ -698,6 +704,10 @@ class Deliverer:
         prepared = await self._prepared(job.activity_id)
         if prepared is None:
             return Outcome(Verdict.FAILED, error="the activity is no longer stored", attempted=False)
+        try:
+            target = self._target(job.inbox_url)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], attempted=False)
         wait = self.gates.admit(job.host)
         if wait is not None:
             return _postponed(wait)
@@ -708,7 +718,7 @@ class Deliverer:
                 # The circuit may have opened while this job waited for its turn.
                 wait = self.gates.open_for(job.host)
                 if wait is None:
-                    outcome = await self._post(job, prepared)
+                    outcome = await self._post(prepared, target)
             finally:
                 self.gates.leave(job.host)
         finally:
@@ -729,11 +739,7 @@ class Deliverer:
             await self._mark_gone(job.inbox_url)
         return outcome
 
-    async def _post(self, job: ClaimedDelivery, prepared: _Prepared) -> Outcome:
-        try:
-            target = self._target(job.inbox_url)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], contacted=False)
+    async def _post(self, prepared: _Prepared, target: Target) -> Outcome:
         unsigned = prepare_signature_at(
             method="POST",
             authority=target.authority,
@@ -748,30 +754,21 @@ class Deliverer:
             signature = await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
         except SigningKeyError as error:
             # The author's key cannot sign: no later try would either.
-            return Outcome(Verdict.FAILED, error=str(error)[:500], contacted=False)
+            return Outcome(Verdict.FAILED, error=str(error)[:500])
         except SigningError as error:
             # The signing process failed twice in a row: postponed, not counted against the job.
-            return Outcome(
-                Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False, contacted=False
-            )
+            return Outcome(Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False)
         headers = unsigned.signed(signature)
         if self._user_agent is not None:
             headers["User-Agent"] = self._user_agent
         self.stats.requests += 1
         try:
             answer = await post_bytes(
-                self.client,
-                job.inbox_url,
-                prepared.body,
-                headers,
-                read_limit=MAX_RESPONSE_BYTES,
-                target=target,
+                self.client, target, prepared.body, headers, read_limit=MAX_RESPONSE_BYTES
             )
         except ForbiddenAddressError as error:
             # Our own guard refused: retrying will not change where the name points.
-            return Outcome(Verdict.FAILED, error=str(error), contacted=False)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}", contacted=False)
+            return Outcome(Verdict.FAILED, error=str(error))
         except httpx.TimeoutException as error:
             return Outcome(Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True)
         except httpx.HTTPError as error:
@@ -822,7 +819,9 @@ class Deliverer:
         else:
             # Spread out, so postponed jobs do not all come back in the same instant.
             values["new_next_attempt_at"] = now + timedelta(seconds=outcome.delay * random.uniform(1.0, 1.2))
-            values["new_last_error"] = job.last_error
+            # A busy host or an open circuit says nothing new (the job's last error stays); a
+            # signing process that failed does.
+            values["new_last_error"] = outcome.error or job.last_error
         return values
 
     async def _prepared(self, activity_id: int) -> _Prepared | None:
@@ -888,7 +887,7 @@ class Deliverer:
 
 
 def _postponed(delay: float) -> Outcome:
-    return Outcome(Verdict.POSTPONE, error="host busy or its circuit open", delay=delay, attempted=False)
+    return Outcome(Verdict.POSTPONE, delay=delay, attempted=False)
 
 
 def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> None:

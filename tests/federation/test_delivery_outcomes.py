@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -432,10 +433,13 @@ async def test_an_inbox_no_request_can_go_to_fails_for_good_without_a_request(
     await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
     await remote_follower(home, alice, peer, peer.add_account("bob", "two.test"))
     await PostingService(home.context).create(alice, "hello")
+    yesterday = utcnow().date() - timedelta(days=1)
     async with home.context.sessions() as session:
         await session.execute(
             update(DeliveryJob).where(col(DeliveryJob.host) == "one.test").values(inbox_url=inbox_url)
         )
+        # one.test has failed on three days: an inbox we could not even address says nothing of it.
+        session.add(DomainHealth(host="one.test", failure_days=3, last_failure_day=yesterday))
         await session.commit()
     await deliver(home)
     by_host = {job.host: job for job in await jobs(home)}
@@ -444,6 +448,29 @@ async def test_an_inbox_no_request_can_go_to_fails_for_good_without_a_request(
     assert broken.last_error is not None and broken.last_error.startswith("unusable inbox URL")
     assert by_host["two.test"].state == JobState.DONE
     assert [item.host for item in peer.received] == ["two.test"]
-    # The host was never asked: it has no failure day on record.
     async with home.context.sessions() as session:
-        assert await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test")) is None
+        health = await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test"))
+    assert health is not None and (health.failure_days, health.last_failure_day) == (3, yesterday)
+
+
+async def test_a_signing_process_that_cannot_run_postpones_deliveries_without_spending_them(
+    home: Instance, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    await PostingService(home.context).create(alice, "hello")
+    with monkeypatch.context() as machine:
+        machine.setattr(sys, "executable", "/nonexistent/python")  # the machine's edge: no interpreter
+        before = utcnow()
+        await deliver(home)
+    [job] = await jobs(home)
+    assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+    assert job.last_error is not None and "signing process" in job.last_error, job.last_error
+    wait = (job.next_attempt_at - before).total_seconds()
+    assert delivery_module.SIGNING_WAIT <= wait <= delivery_module.SIGNING_WAIT * 1.2 + 5
+    assert peer.received == []
+    # With an interpreter again, the postponed delivery goes out.
+    await make_due(home)
+    await deliver(home)
+    [job] = await jobs(home)
+    assert job.state == JobState.DONE and len(peer.received) == 1
