@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 # SQLAlchemy's own AsyncSession: SQLModel's subclass deprecates execute(), which we use for updates.
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
+from app.models.base import table_of
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -39,3 +42,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def dialect_insert(session: AsyncSession, model: Any) -> Any:
+    """An INSERT into `model`'s table in the session's dialect, so that ON CONFLICT clauses can
+    follow (SQLite and PostgreSQL both speak them, each through its own construct)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return builder(table_of(model))

@@ -45,8 +45,6 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 from sqlalchemy import bindparam, case, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -56,6 +54,7 @@ from app.activitypub.signatures import body_digest, http_date, prepare_signature
 from app.activitypub.signing_process import SigningError, SigningKeyError
 from app.activitypub.transport import post_bytes
 from app.context import AppContext
+from app.db import dialect_insert
 from app.federation.queue import QueueSpec, due_jobs
 from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
@@ -401,9 +400,6 @@ class DomainHealthBook:
         """Count today as a failure day of each of `hosts`, in the caller's transaction."""
         today, now = utcnow().date(), utcnow()
         hosts = list(dict.fromkeys(hosts))
-        table: Any = DomainHealth
-        dialect = session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         days = case(
             (col(DomainHealth.last_failure_day) == today, col(DomainHealth.failure_days)),
             else_=col(DomainHealth.failure_days) + 1,
@@ -411,7 +407,7 @@ class DomainHealthBook:
         # One upsert for the batch, race-free between workers: a new day of failures counts
         # once however many workers see it, and the 7th marks the host unavailable.
         statement = (
-            insert(table)
+            dialect_insert(session, DomainHealth)
             .values(
                 [
                     {"id": row_id, "host": host, "failure_days": 1, "last_failure_day": today}

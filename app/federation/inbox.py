@@ -26,8 +26,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
@@ -43,10 +41,11 @@ from app.activitypub.parsers import (
 from app.activitypub.signatures import SignatureError
 from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError, read_signature
 from app.context import AppContext
+from app.db import dialect_insert
 from app.federation.handlers import HANDLED_TYPES
 from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
-from app.models.base import new_ids, table_of, utcnow
+from app.models.base import new_ids, utcnow
 from app.services.accounts import AccountService
 
 log = logging.getLogger(__name__)
@@ -157,10 +156,9 @@ class InboxWriter:
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self.context.sessions() as session:
-            dialect = session.bind.dialect.name if session.bind is not None else ""
-            table = table_of(InboxItem)
-            builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
-            statement = builder(table).on_conflict_do_nothing(index_elements=["activity_uri"])
+            statement = dialect_insert(session, InboxItem).on_conflict_do_nothing(
+                index_elements=["activity_uri"]
+            )
             await session.execute(statement, rows)
             await session.commit()
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from app.db import dialect_insert
 from app.models import (
     Favourite,
     MediaAttachment,
@@ -35,7 +34,7 @@ from app.models import (
     PostTag,
     TimelineEntry,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import new_id, table_of, utcnow
 from app.services.timelines import ensure_tags
 
 T = TypeVar("T")
@@ -49,20 +48,10 @@ def new_row(model: type[SQLModel], **values: Any) -> dict[str, Any]:
     """
     fields = model.model_fields
     row: dict[str, Any] = {}
-    for column in _table(model).columns:
+    for column in table_of(model).columns:
         name = column.name
         row[name] = values[name] if name in values else fields[name].get_default(call_default_factory=True)
     return row
-
-
-def _table(model: Any) -> Any:
-    return model.__table__
-
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return builder(_table(model))
 
 
 @dataclass
@@ -108,7 +97,7 @@ class WriteBatch:
         await self._apply_favourites(session, notifications)
         if notifications:
             await session.execute(
-                _insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
+                dialect_insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
             )
 
     async def _apply_posts(
@@ -122,9 +111,9 @@ class WriteBatch:
         for rows in self.posts:
             rows.post["id"] = new_id()
         result = await session.execute(
-            _insert(session, Post)
+            dialect_insert(session, Post)
             .on_conflict_do_nothing(index_elements=["uri"])
-            .returning(_table(Post).c.id),
+            .returning(table_of(Post).c.id),
             [rows.post for rows in self.posts],
         )
         inserted = {row[0] for row in result.all()}
@@ -137,18 +126,18 @@ class WriteBatch:
             for account_id in dict.fromkeys(rows.mention_account_ids)
         ]
         if mentions:
-            await session.execute(_insert(session, Mention).on_conflict_do_nothing(), mentions)
+            await session.execute(dialect_insert(session, Mention).on_conflict_do_nothing(), mentions)
         await self._apply_tags(session, kept, tag_ids)
         media = [{**item, "id": new_id(), "post_id": rows.post["id"]} for rows in kept for item in rows.media]
         if media:
-            await session.execute(_insert(session, MediaAttachment), media)
+            await session.execute(dialect_insert(session, MediaAttachment), media)
         polls = [
             {**rows.poll, "id": new_id(), "post_id": rows.post["id"]}
             for rows in kept
             if rows.poll is not None
         ]
         if polls:
-            await session.execute(_insert(session, Poll), polls)
+            await session.execute(dialect_insert(session, Poll), polls)
         now = utcnow()
         timeline = [
             {"id": new_id(), "account_id": reader, "post_id": rows.post["id"], "created_at": now}
@@ -156,7 +145,7 @@ class WriteBatch:
             for reader in dict.fromkeys(rows.readers)
         ]
         if timeline:
-            await session.execute(_insert(session, TimelineEntry).on_conflict_do_nothing(), timeline)
+            await session.execute(dialect_insert(session, TimelineEntry).on_conflict_do_nothing(), timeline)
         notifications.extend(
             {**notification, "post_id": notification["post_id"] or rows.post["id"]}
             for rows in kept
@@ -173,7 +162,7 @@ class WriteBatch:
             return
         await ensure_tags(session, names, tag_ids)
         await session.execute(
-            _insert(session, PostTag).on_conflict_do_nothing(),
+            dialect_insert(session, PostTag).on_conflict_do_nothing(),
             [
                 {"id": new_id(), "post_id": rows.post["id"], "tag_id": tag_ids[name]}
                 for rows in kept
@@ -188,7 +177,7 @@ class WriteBatch:
         for rows in self.favourites:
             rows.favourite["id"] = new_id()
         result = await session.execute(
-            _insert(session, Favourite).on_conflict_do_nothing().returning(_table(Favourite).c.id),
+            dialect_insert(session, Favourite).on_conflict_do_nothing().returning(table_of(Favourite).c.id),
             [rows.favourite for rows in self.favourites],
         )
         inserted = {row[0] for row in result.all()}
@@ -200,7 +189,7 @@ class WriteBatch:
 async def _increment(session: AsyncSession, counter: str, by_post: Counter[int]) -> None:
     if not by_post:
         return
-    table = _table(Post)
+    table = table_of(Post)
     # In id order, so that two batches touching the same posts lock them in the same order.
     await session.execute(
         update(table)

@@ -10,12 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
+from app.db import dialect_insert
 from app.models import (
     Account,
     AccountBlock,
@@ -40,10 +39,7 @@ MAX_LIMIT = 200
 
 def insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> Any:
     """An INSERT that skips rows a unique constraint already holds (both backends speak ON CONFLICT)."""
-    table = model.__table__
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return builder(table).values(rows).on_conflict_do_nothing()
+    return dialect_insert(session, model).values(rows).on_conflict_do_nothing()
 
 
 async def ensure_tags(
