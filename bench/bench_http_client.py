@@ -28,6 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.activitypub.transport import build_client, build_transport, post_bytes
+from app.runtime import run_event_loop
 from bench.sink import Sink
 
 GOAL = 1.5
@@ -157,12 +158,7 @@ def main() -> None:
         if not receiver.poll(30):
             raise SystemExit("the benchmark server did not start")
         port = receiver.recv()
-        if args.uvloop:
-            import uvloop
-
-            results = uvloop.run(_bench(port, args))
-        else:
-            results = asyncio.run(_bench(port, args))
+        results = run_event_loop(_bench(port, args), "uvloop" if args.uvloop else "asyncio")
     finally:
         server.terminate()
         server.join()
