@@ -5,9 +5,9 @@ thread beside the event loop it cost 15-30 % more than alone (bench/bench_fanout
 needs the GIL back after every signature, and it shares the loop's caches. In a child process it
 costs what it costs alone, and the event loop's turns stay short whatever the fan-out.
 
-The parent (`SigningProcess`, one per `AppContext`) prepares each request's signing string
-(app/activitypub/signatures.py `prepare_signature`) and hands them over in batches: whatever
-queued up while the child was busy goes in one write. The child only signs. It is started with
+The parent (`SigningProcess`, one per `AppContext`) takes signing strings (app/activitypub/
+signatures.py `prepare_signature`), one at a time or a fan-out batch at once (`sign_many`), and
+hands them over in batches: whatever queued up while the child was busy goes in one write. The child only signs. It is started with
 the worker (or at the first signature), restarted if it dies, and ends when its stdin closes, so
 it never outlives its parent, even one killed with SIGKILL.
 
@@ -25,6 +25,7 @@ import logging
 import signal
 import struct
 import sys
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives import hashes
@@ -93,13 +94,22 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 # The parent
 
 
+@dataclass(slots=True)
+class _Request:
+    """Strings to sign with one key, for one caller."""
+
+    pem: bytes
+    strings: list[bytes]
+    future: asyncio.Future[list[bytes]]
+
+
 class SigningProcess:
     """The parent's side: signing strings to the child in batches, signatures back in order."""
 
     def __init__(self) -> None:
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[asyncio.subprocess.Process] | None = None
-        self._queue: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
+        self._queue: list[_Request] = []
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -114,13 +124,41 @@ class SigningProcess:
 
     async def sign(self, pem: bytes, signing_string: bytes) -> bytes:
         """The RSA-SHA256 (PKCS#1 v1.5) signature of `signing_string` with the key in `pem`."""
+        [signature] = await self.sign_many(pem, [signing_string])
+        return signature
+
+    async def sign_many(self, pem: bytes, signing_strings: list[bytes]) -> list[bytes]:
+        """The signatures of `signing_strings`, in order, with the key in `pem`.
+
+        One call for a whole fan-out batch: one wait, where a call per string costs a future and
+        a wake-up each."""
         if self._closed:
             raise SigningError("the signing process is closed")
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._queue.append((pem, signing_string, future))
+        if not signing_strings:
+            return []
+        loop = asyncio.get_running_loop()
+        requests = [
+            _Request(pem, signing_strings[start : start + BATCH_LIMIT], loop.create_future())
+            for start in range(0, len(signing_strings), BATCH_LIMIT)
+        ]
+        self._queue.extend(requests)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run())
-        return await future
+        if len(requests) == 1:
+            return await requests[0].future
+        signatures: list[bytes] = []
+        try:
+            for request in requests:
+                signatures.extend(await request.future)
+        finally:
+            # Should one part have failed (or the caller gone), the rest are no longer wanted, and
+            # their failures are this one.
+            for request in requests:
+                if not request.future.done():
+                    request.future.cancel()
+                elif not request.future.cancelled():
+                    request.future.exception()
+        return signatures
 
     async def aclose(self) -> None:
         self._closed = True
@@ -158,28 +196,37 @@ class SigningProcess:
             batch = self._next_batch()
             if not batch:
                 continue
-            strings = [string for _pem, string, _future in batch]
+            strings = [string for request in batch for string in request.strings]
             try:
-                signatures = await self._exchange_retried(batch[0][0], strings)
+                signatures = await self._exchange_retried(batch[0].pem, strings)
             except asyncio.CancelledError:
                 self._fail(batch, SigningError("the signing process is closed"))
                 raise
             except SigningError as error:
                 self._fail(batch, error)
                 continue
-            for (_pem, _string, future), signature in zip(batch, signatures, strict=True):
-                if not future.done():
-                    future.set_result(signature)
+            position = 0
+            for request in batch:
+                count = len(request.strings)
+                if not request.future.done():
+                    request.future.set_result(signatures[position : position + count])
+                position += count
 
-    def _next_batch(self) -> list[tuple[bytes, bytes, asyncio.Future[bytes]]]:
-        """The oldest request's key's requests, up to BATCH_LIMIT; callers gone are dropped."""
-        pem = self._queue[0][0]
-        batch: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
-        rest: list[tuple[bytes, bytes, asyncio.Future[bytes]]] = []
-        for item in self._queue:
-            if item[2].done():
+    def _next_batch(self) -> list[_Request]:
+        """The oldest request's key's requests, up to BATCH_LIMIT strings; callers gone are dropped."""
+        pem = self._queue[0].pem
+        batch: list[_Request] = []
+        rest: list[_Request] = []
+        room = BATCH_LIMIT
+        for request in self._queue:
+            if request.future.done():
                 continue
-            (batch if item[0] == pem and len(batch) < BATCH_LIMIT else rest).append(item)
+            # Each request holds at most BATCH_LIMIT strings, so the first always fits.
+            if request.pem == pem and len(request.strings) <= room:
+                batch.append(request)
+                room -= len(request.strings)
+            else:
+                rest.append(request)
         self._queue = rest
         return batch
 
@@ -208,10 +255,10 @@ class SigningProcess:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _fail(items: list[tuple[bytes, bytes, asyncio.Future[bytes]]], error: SigningError) -> None:
-        for _pem, _string, future in items:
-            if not future.done():
-                future.set_exception(error)
+    def _fail(requests: list[_Request], error: SigningError) -> None:
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(error)
 
     async def _exchange(self, pem: bytes, strings: list[bytes]) -> list[bytes]:
         process = await self._running()

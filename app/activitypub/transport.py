@@ -23,10 +23,11 @@ Addresses inside `ALLOWED_PRIVATE_ADDRESSES` pass all three (test labs, internal
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from http.cookiejar import CookieJar
 from typing import Any
 
@@ -308,6 +309,10 @@ class GuardedTransport(AiohttpTransport):
             await self._deliveries.aclose()
             await self._sessions.aclose()
 
+    @property
+    def delivery_connections(self) -> DeliveryConnections:
+        return self._deliveries
+
     async def post_direct(
         self,
         url: str | Target,
@@ -359,6 +364,31 @@ async def post_bytes(
         except httpx.HTTPError:
             pass  # only the status was wanted; read_capped has closed the connection
         return result
+
+
+Poster = Callable[[Target, bytes, Mapping[str, str]], Awaitable[PostResult]]
+
+
+def poster_for(client: httpx.AsyncClient, *, read_limit: int = DEFAULT_BODY_LIMIT) -> Poster:
+    """`post_bytes` with `client` bound once, for a caller that posts thousands of times.
+
+    On the guarded transport it is the delivery connections' own `post`, timeouts bound: one
+    coroutine less per request than `post_bytes`, and the headers go as given (the caller puts
+    the User-Agent in them). Any other transport (the test lab's) goes through `post_bytes`.
+    """
+    transport = getattr(client, "_transport", None)  # httpx keeps its transport private
+    if isinstance(transport, GuardedTransport):
+        read = client.timeout.read
+        return functools.partial(
+            transport.delivery_connections.post,
+            read_timeout=read if read is not None else 10.0,
+            read_limit=read_limit,
+        )
+
+    async def post(target: Target, body: bytes, headers: Mapping[str, str]) -> PostResult:
+        return await post_bytes(client, target, body, headers, read_limit=read_limit)
+
+    return post
 
 
 def build_transport(

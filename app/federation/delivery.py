@@ -50,9 +50,9 @@ from sqlmodel import col, select
 
 from app.activitypub.addresses import ForbiddenAddressError
 from app.activitypub.delivery_connections import Target, parse_target
-from app.activitypub.signatures import body_digest, http_date, prepare_signature_at
+from app.activitypub.signatures import UnsignedRequest, body_digest, http_date, prepare_signature_at
 from app.activitypub.signing_process import SigningError, SigningKeyError
-from app.activitypub.transport import post_bytes
+from app.activitypub.transport import poster_for
 from app.context import AppContext
 from app.db import dialect_insert
 from app.federation.queue import QueueSpec, due_jobs
@@ -561,6 +561,15 @@ class OutcomeWriter:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedPost:
+    """A delivery's request, signed and ready to go."""
+
+    target: Target
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
 class ClaimedDelivery:
     """A delivery job as the worker holds it: the columns a delivery reads, and its lease.
 
@@ -578,6 +587,10 @@ class ClaimedDelivery:
     created_at: datetime
     # The lease, as written: outcomes are only recorded while it still holds.
     locked_until: datetime
+    # Set by `Deliverer.prepare`: the signed request, or the outcome known without one (a blocked
+    # domain, a key that cannot sign...).
+    request: SignedPost | None = None
+    decided: Outcome | None = None
 
 
 async def claim_deliveries(context: AppContext, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
@@ -669,9 +682,13 @@ class Deliverer:
         self._date_second = -1
         self._date_text = ""
         self._user_agent = self.client.headers.get("User-Agent")
+        self._post_bytes = poster_for(self.client, read_limit=MAX_RESPONSE_BYTES)
 
     async def __call__(self, job: ClaimedDelivery) -> None:
-        outcome = await self.attempt(job)
+        """Deliver one job and record what came of it."""
+        if job.request is None and job.decided is None:
+            await self.prepare([job])
+        outcome = job.decided or await self._send(job)
         if outcome.verdict is Verdict.DONE and outcome.status is not None:
             await self.writer.done(job, outcome.status)
             self.stats.done += 1
@@ -687,89 +704,138 @@ class Deliverer:
         else:
             self.stats.retried += 1
 
-    async def attempt(self, job: ClaimedDelivery) -> Outcome:
-        """Try one delivery and say what came of it (nothing is written here)."""
+    async def prepare(self, jobs: list[ClaimedDelivery]) -> None:
+        """What a claimed batch needs before its requests: every check that asks no host, and
+        the signatures, all made in one call to the signing process.
+
+        Each job comes out carrying its signed request (`request`) or the outcome already known
+        (`decided`). Done once per batch rather than once per job: a fan-out's jobs share their
+        activity, key, domain policy and Date header, and a wait on the signing process per job
+        cost more than everything else done here.
+        """
         await self.health.refresh()
-        skip = await self.health.skip_reason(job.host)
-        if skip is not None:
-            return Outcome(Verdict.FAILED, error=skip, attempted=False)
-        # A domain block (or the allowlist) refuses the host: failed with the reason, never sent.
-        refused = (await self.context.domain_policy.current()).refuses_delivery(job.host, job.created_at)
-        if refused is not None:
-            return Outcome(Verdict.FAILED, error=refused, attempted=False)
-        prepared = await self._prepared(job.activity_id)
-        if prepared is None:
-            return Outcome(Verdict.FAILED, error="the activity is no longer stored", attempted=False)
+        policy = await self.context.domain_policy.current()
+        date = self._date()
+        to_sign: dict[bytes, list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]] = {}
+        for job in jobs:
+            skip = await self.health.skip_reason(job.host)
+            if skip is not None:
+                job.decided = Outcome(Verdict.FAILED, error=skip, attempted=False)
+                continue
+            # A domain block (or the allowlist) refuses the host: failed with the reason, never sent.
+            refused = policy.refuses_delivery(job.host, job.created_at)
+            if refused is not None:
+                job.decided = Outcome(Verdict.FAILED, error=refused, attempted=False)
+                continue
+            prepared = await self._prepared(job.activity_id)
+            if prepared is None:
+                job.decided = Outcome(
+                    Verdict.FAILED, error="the activity is no longer stored", attempted=False
+                )
+                continue
+            try:
+                target = self._target(job.inbox_url)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+                job.decided = Outcome(
+                    Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], attempted=False
+                )
+                continue
+            # No signature for a host whose circuit is open: the job is postponed anyway.
+            wait = self.gates.open_for(job.host)
+            if wait is not None:
+                job.decided = _postponed(wait)
+                continue
+            unsigned = prepare_signature_at(
+                method="POST",
+                authority=target.authority,
+                path=target.path,
+                date=date,
+                body=prepared.body,
+                key_id=prepared.key_id,
+                content_type=ACTIVITY_JSON,
+                digest=prepared.digest,
+            )
+            to_sign.setdefault(prepared.private_key_pem, []).append((job, unsigned, target, prepared))
+        for pem, items in to_sign.items():
+            await self._sign(pem, items)
+
+    async def _sign(
+        self, pem: bytes, items: list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]
+    ) -> None:
         try:
-            target = self._target(job.inbox_url)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            return Outcome(Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], attempted=False)
-        wait = self.gates.admit(job.host)
+            signatures = await self.context.signer.sign_many(
+                pem, [unsigned.signing_string for _, unsigned, _, _ in items]
+            )
+        except SigningKeyError as error:
+            # The author's key cannot sign: no later try would either.
+            failed = Outcome(Verdict.FAILED, error=str(error)[:500])
+            for job, _, _, _ in items:
+                job.decided = failed
+            return
+        except SigningError as error:
+            # The signing process failed twice in a row: postponed, not counted against the job.
+            postponed = Outcome(Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False)
+            for job, _, _, _ in items:
+                job.decided = postponed
+            return
+        user_agent = self._user_agent
+        for (job, unsigned, target, prepared), signature in zip(items, signatures, strict=True):
+            headers = unsigned.signed(signature)
+            if user_agent is not None:
+                headers["User-Agent"] = user_agent
+            job.request = SignedPost(target, prepared.body, headers)
+
+    async def _send(self, job: ClaimedDelivery) -> Outcome:
+        """Send a prepared job's request, within its host's limits, and say what came of it."""
+        request = job.request
+        assert request is not None, "prepared jobs carry a request or an outcome"
+        host = job.host
+        gates = self.gates
+        wait = gates.admit(host)
         if wait is not None:
             return _postponed(wait)
         outcome: Outcome | None = None
         try:
-            await self.gates.enter(job.host)
+            await gates.enter(host)
             try:
                 # The circuit may have opened while this job waited for its turn.
-                wait = self.gates.open_for(job.host)
+                wait = gates.open_for(host)
                 if wait is None:
-                    outcome = await self._post(prepared, target)
+                    self.stats.requests += 1
+                    try:
+                        answer = await self._post_bytes(request.target, request.body, request.headers)
+                    except ForbiddenAddressError as error:
+                        # Our own guard refused: retrying will not change where the name points.
+                        outcome = Outcome(Verdict.FAILED, error=str(error))
+                    except httpx.TimeoutException as error:
+                        outcome = Outcome(
+                            Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True
+                        )
+                    except httpx.HTTPError as error:
+                        outcome = Outcome(
+                            Verdict.RETRY, error=f"{type(error).__name__}: {error}"[:500], host_failed=True
+                        )
+                    else:
+                        outcome = classify(answer.status, answer.retry_after, utcnow())
             finally:
-                self.gates.leave(job.host)
+                gates.leave(host)
         finally:
             if outcome is None and wait is None:
                 # Cancelled or broken mid-request: a failure, so that a probe is not left hanging.
-                self.gates.failed(job.host)
+                gates.failed(host)
         if outcome is None:
             assert wait is not None
             return _postponed(wait)
         if not outcome.contacted:
-            self.gates.released(job.host)
+            gates.released(host)
         elif outcome.host_failed:
-            self.gates.failed(job.host)
+            gates.failed(host)
         else:
-            self.gates.succeeded(job.host)
-            await self.health.succeeded(job.host)
+            gates.succeeded(host)
+            await self.health.succeeded(host)
         if outcome.gone:
             await self._mark_gone(job.inbox_url)
         return outcome
-
-    async def _post(self, prepared: _Prepared, target: Target) -> Outcome:
-        unsigned = prepare_signature_at(
-            method="POST",
-            authority=target.authority,
-            path=target.path,
-            date=self._date(),
-            body=prepared.body,
-            key_id=prepared.key_id,
-            content_type=ACTIVITY_JSON,
-            digest=prepared.digest,
-        )
-        try:
-            signature = await self.context.signer.sign(prepared.private_key_pem, unsigned.signing_string)
-        except SigningKeyError as error:
-            # The author's key cannot sign: no later try would either.
-            return Outcome(Verdict.FAILED, error=str(error)[:500])
-        except SigningError as error:
-            # The signing process failed twice in a row: postponed, not counted against the job.
-            return Outcome(Verdict.POSTPONE, error=str(error)[:500], delay=SIGNING_WAIT, attempted=False)
-        headers = unsigned.signed(signature)
-        if self._user_agent is not None:
-            headers["User-Agent"] = self._user_agent
-        self.stats.requests += 1
-        try:
-            answer = await post_bytes(
-                self.client, target, prepared.body, headers, read_limit=MAX_RESPONSE_BYTES
-            )
-        except ForbiddenAddressError as error:
-            # Our own guard refused: retrying will not change where the name points.
-            return Outcome(Verdict.FAILED, error=str(error))
-        except httpx.TimeoutException as error:
-            return Outcome(Verdict.RETRY, error=f"timed out: {type(error).__name__}", host_failed=True)
-        except httpx.HTTPError as error:
-            return Outcome(Verdict.RETRY, error=f"{type(error).__name__}: {error}"[:500], host_failed=True)
-        return classify(answer.status, answer.retry_after, utcnow())
 
     def _target(self, inbox_url: str) -> Target:
         """The inbox URL taken apart, once: its host and path are signed, then connected to."""
@@ -905,13 +971,15 @@ def delivery_queue(context: AppContext, deliverer: Deliverer | None = None) -> Q
     The signing process starts with the worker, so that the first post does not wait for it.
     """
     raise_open_file_limit()
+    deliverer = deliverer or Deliverer(context)
     return QueueSpec(
         name=DELIVERY_QUEUE,
         model=DeliveryJob,
-        handler=deliverer or Deliverer(context),
+        handler=deliverer,
         concurrency=DELIVERY_CONCURRENCY,
         batch_size=DELIVERY_BATCH,
         lease=DELIVERY_LEASE,
         start=context.signer.start,
         claim=claim_deliveries,
+        prepare=deliverer.prepare,
     )

@@ -38,6 +38,10 @@ class QueueSpec(Generic[Job]):
     # How jobs are claimed, as (context, limit, lease) -> jobs: `claim_jobs` (ORM objects) unless
     # the queue reads its jobs more cheaply.
     claim: Callable[[AppContext, int, timedelta], Awaitable[list[Job]]] | None = None
+    # Run on each claimed batch before its jobs' handlers: work done once for the batch rather
+    # than once per job (the deliverer signs a batch in one go). A job it leaves unprepared (it
+    # failed) is its handler's to prepare.
+    prepare: Callable[[list[Job]], Awaitable[None]] | None = None
 
 
 def due_jobs(model: type[Any], *, now: datetime, limit: int) -> Select[Any]:

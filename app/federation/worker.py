@@ -41,12 +41,16 @@ class Worker:
             for queue in self.queues:
                 jobs = await self._claim(queue, queue.batch_size)
                 ran += len(jobs)
+                await self._prepare(queue, jobs)
                 await asyncio.gather(*(self._run_one(queue, job) for job in jobs))
             if ran == 0:
                 return
 
     async def _run_queue(self, queue: QueueSpec[Any]) -> None:
         running: set[asyncio.Task[None]] = set()
+        preparing: set[asyncio.Task[None]] = set()
+        # Jobs claimed and not finished yet, whether being prepared or running: the slots in use.
+        held = 0
         # Slots are refilled a batch at a time: claiming one job each time one finishes would cost
         # a claim transaction per job, more than many jobs cost themselves.
         refill = max(1, min(queue.batch_size, queue.concurrency) // 4)
@@ -60,13 +64,25 @@ class Worker:
                 )
 
         def finished(task: asyncio.Task[None]) -> None:
+            nonlocal held
             running.discard(task)
-            if queue.concurrency - len(running) >= refill:
+            held -= 1
+            if queue.concurrency - held >= refill:
                 room.set()
+
+        def start(jobs: list[Any]) -> None:
+            for job in jobs:
+                task = asyncio.create_task(self._run_one(queue, job))
+                running.add(task)
+                task.add_done_callback(finished)
+
+        async def prepare_then_start(jobs: list[Any]) -> None:
+            await self._prepare(queue, jobs)
+            start(jobs)
 
         try:
             while True:
-                free = queue.concurrency - len(running)
+                free = queue.concurrency - held
                 if free < refill:
                     room.clear()
                     await room.wait()
@@ -77,19 +93,34 @@ class Worker:
                     log.exception("claiming %s jobs failed; retrying shortly", queue.name)
                     await asyncio.sleep(POLL_INTERVAL)
                     continue
-                for job in jobs:
-                    task = asyncio.create_task(self._run_one(queue, job))
-                    running.add(task)
-                    task.add_done_callback(finished)
+                held += len(jobs)
+                if jobs and queue.prepare is not None:
+                    # In a task of its own, so that the next batch is claimed meanwhile.
+                    preparation = asyncio.create_task(prepare_then_start(jobs))
+                    preparing.add(preparation)
+                    preparation.add_done_callback(preparing.discard)
+                else:
+                    start(jobs)
                 if jobs and len(jobs) == min(free, queue.batch_size):
                     continue
                 await self.context.work.wait(queue.name, POLL_INTERVAL)
         finally:
             # Stopped (shutdown): the jobs in hand stop too, before the database and HTTP client
             # they use are closed. Their leases run out and another run takes them up again.
-            for task in running:
+            for task in (*preparing, *running):
                 task.cancel()
+            await asyncio.gather(*preparing, return_exceptions=True)
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def _prepare(self, queue: QueueSpec[Any], jobs: list[Any]) -> None:
+        if queue.prepare is None or not jobs:
+            return
+        try:
+            await queue.prepare(jobs)
+        except Exception:
+            # Each job still runs: its handler prepares what was left unprepared, and a job that
+            # fails again is recorded as a failure of its own.
+            log.exception("preparing a batch of %d %s jobs failed", len(jobs), queue.name)
 
     async def _claim(self, queue: QueueSpec[Any], limit: int) -> list[Any]:
         if queue.claim is not None:

@@ -109,6 +109,30 @@ async def test_a_signing_process_that_dies_is_replaced(keys) -> None:
     keys[0].public_key().verify(signature, b"two", padding.PKCS1v15(), hashes.SHA256())
 
 
+async def test_a_fan_out_batch_is_signed_in_order_beside_single_signatures(
+    keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sign_many` splits what is over a hand-over's limit; the parts, and single signatures
+    with another key queued in between, each get their own signatures back."""
+    monkeypatch.setattr(signing_process, "BATCH_LIMIT", 4)
+    key, other = keys
+    signer = SigningProcess()
+    try:
+        strings = [b"inbox %d" % number for number in range(11)]
+        many, *singles = await asyncio.gather(
+            signer.sign_many(_pem(key), strings),
+            *(signer.sign(_pem(other), b"single %d" % number) for number in range(3)),
+        )
+        assert await signer.sign_many(_pem(key), []) == []
+    finally:
+        await signer.aclose()
+    assert len(many) == len(strings)
+    for string, signature in zip(strings, many, strict=True):
+        key.public_key().verify(signature, string, padding.PKCS1v15(), hashes.SHA256())
+    for number, signature in enumerate(singles):
+        other.public_key().verify(signature, b"single %d" % number, padding.PKCS1v15(), hashes.SHA256())
+
+
 async def test_a_batch_whose_process_dies_mid_way_is_signed_again_by_a_new_one(keys) -> None:
     signer = SigningProcess()
     try:
