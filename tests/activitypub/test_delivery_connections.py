@@ -23,7 +23,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError
-from app.activitypub.delivery_connections import DeliveryConnections, PostResult
+from app.activitypub.delivery_connections import (
+    DeliveryConnections,
+    PostResult,
+    parse_any_target,
+    parse_target,
+)
 from app.activitypub.signatures import parse_signed_request, sign_request
 
 LOOPBACK = AddressPolicy(allowed=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -868,3 +873,44 @@ def test_connection_failures_on_uvloop_are_httpx_errors(unanswered_port: int) ->
         return found
 
     assert uvloop.run(failures()) == [httpx.ConnectError, httpx.ConnectTimeout]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://mastodon.example/inbox",
+        "https://mastodon.example/users/alice/inbox",
+        "https://Misskey.Example/inbox",
+        "https://lemmy.example/inbox?x=1&y=%2F",
+        "https://peertube.example/accounts/peertube/inbox",
+        "https://friendica.example/receive/public",
+        "http://127.0.0.2:9100/inbox",
+        "http://localhost:8000/users/bob/inbox",
+        "https://gts.example:443/users/a/inbox",
+        "http://gts.example:80/inbox",
+        "https://host.example:8443/inbox",
+        "https://host.example",
+        "https://host.example?only=query",
+        "https://host.example/a;b,c=d@e:f/~g_(h)!*'+$/",
+        "https://host.example/%7Euser/inbox",
+        "https://host.example/path with space",
+        "https://host.example/inbox#fragment",
+        "https://user:pass@host.example/inbox",
+        "https://bücher.example/inbox",
+        "https://[::1]:8443/inbox",
+        "https://host.example./inbox",
+        "https://host.example:080/inbox",
+        "https://host.example:65535/inbox",
+        "HTTPS://HOST.EXAMPLE/Inbox",
+    ],
+)
+def test_each_inbox_url_is_taken_apart_as_the_full_parser_does(url: str) -> None:
+    """Common inbox URLs take a short way (a fan-out parses thousands); whichever way a URL takes,
+    the host, port, request target and Host header (all signed) come out the same."""
+    assert parse_target(url) == parse_any_target(url)
+
+
+@pytest.mark.parametrize("url", ["https://host.example:99999/inbox", "https://host.example:0/inbox"])
+def test_ports_out_of_range_are_invalid_whichever_way_the_url_takes(url: str) -> None:
+    with pytest.raises(httpx.InvalidURL):
+        parse_target(url)
