@@ -626,10 +626,11 @@ def _settle_once(future: asyncio.Future[None], error: BaseException | None = Non
 
 # The common inbox URL, for which the full parse below has nothing to do: http(s), a plain host
 # name or IPv4 address, an optional port, and a path and query of characters that go on the wire
-# as they are. Anything else (user info, IPv6, IDN, a fragment, odd characters) takes the long way.
+# as they are. Anything else (user info, IPv6, IDN, a fragment, an empty query, odd characters)
+# takes the long way.
 _PLAIN_URL = re.compile(
     r"(https?)://([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::([1-9][0-9]{0,4}))?"
-    r"((?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?)"
+    r"((?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+)?)"
 )
 
 

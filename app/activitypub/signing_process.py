@@ -5,11 +5,12 @@ thread beside the event loop it cost 15-30 % more than alone (bench/bench_fanout
 needs the GIL back after every signature, and it shares the loop's caches. In a child process it
 costs what it costs alone, and the event loop's turns stay short whatever the fan-out.
 
-The parent (`SigningProcess`, one per `AppContext`) takes signing strings (app/activitypub/
-signatures.py `prepare_signature`), one at a time or a fan-out batch at once (`sign_many`), and
-hands them over in batches: whatever queued up while the child was busy goes in one write. The child only signs. It is started with
-the worker (or at the first signature), restarted if it dies, and ends when its stdin closes, so
-it never outlives its parent, even one killed with SIGKILL.
+The parent (`SigningProcess`, one per `AppContext`) takes signing strings (see
+`prepare_signature` in app/activitypub/signatures.py), one at a time or a fan-out batch at once
+(`sign_many`), and hands them over in batches: whatever queued up while the child was busy goes
+in one write. The child only signs. It is started with the worker (or at the first signature),
+restarted if it dies, and ends when its stdin closes, so it never outlives its parent, even one
+killed with SIGKILL.
 
 The pipe's framing, all integers big-endian:
 - request: pem length (u32), count (u32), the PEM, then per string its length (u32) and bytes;

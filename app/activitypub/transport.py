@@ -4,9 +4,10 @@ Callers hold an `httpx.AsyncClient` (see `build_client`); underneath it runs aio
 subclass of `httpx_aiohttp.AiohttpTransport`, because httpx's own transport costs roughly ten
 times the CPU per request under concurrency.
 
-Deliveries, the one hot path, skip httpx and aiohttp alike: `post_bytes` hands them to the
-transport's own lean connections (app/activitypub/delivery_connections.py), which follow the same
-address policy (app/activitypub/addresses.py).
+Deliveries, the one hot path, skip httpx and aiohttp alike: `post_bytes`, or `poster_for` for a
+caller posting thousands of times, hands them to the transport's own lean connections
+(app/activitypub/delivery_connections.py), which follow the same address policy
+(app/activitypub/addresses.py).
 
 The SSRF guard sits at three places, because each covers what the others cannot see:
 
@@ -347,7 +348,7 @@ async def post_bytes(
     through `client.stream`.
 
     `url` may be a `Target`, the URL already taken apart (`parse_target`). `headers` without a
-    "User-Agent" get the client's (a fan-out passes its own, saving the lookup per request).
+    "User-Agent" get the client's.
     """
     transport = getattr(client, "_transport", None)  # httpx keeps its transport private
     if isinstance(transport, GuardedTransport):
@@ -373,8 +374,9 @@ def poster_for(client: httpx.AsyncClient, *, read_limit: int = DEFAULT_BODY_LIMI
     """`post_bytes` with `client` bound once, for a caller that posts thousands of times.
 
     On the guarded transport it is the delivery connections' own `post`, timeouts bound: one
-    coroutine less per request than `post_bytes`, and the headers go as given (the caller puts
-    the User-Agent in them). Any other transport (the test lab's) goes through `post_bytes`.
+    coroutine less per request than `post_bytes`, and the headers go as given, so the caller puts
+    the User-Agent in them (the deliverer does). Any other transport (the test lab's) goes through
+    `post_bytes`.
     """
     transport = getattr(client, "_transport", None)  # httpx keeps its transport private
     if isinstance(transport, GuardedTransport):

@@ -95,8 +95,9 @@ OPEN_FILES_WANTED = 65_536
 # Jobs per claim at most: each claim is a transaction with a fixed cost, and a fan-out's jobs are
 # all due at once (a claim starts every job it takes, so this adds nothing to what is in flight).
 DELIVERY_BATCH = 512
-# A job is claimed for this long; it finishes well within it (5 s connect + 10 s read timeouts, and
-# the per-host line is kept short), and a crashed worker's jobs are retaken once it runs out.
+# A job is claimed for this long; it finishes well within it (its batch's preparation, then 5 s
+# connect + 10 s read timeouts, and the per-host line is kept short), and a crashed worker's jobs
+# are retaken once it runs out.
 DELIVERY_LEASE = timedelta(minutes=2)
 
 
@@ -597,7 +598,10 @@ def _claimed_columns() -> tuple[str, ...]:
     """The columns a claim reads: `ClaimedDelivery`'s fields before the lease, in their order,
     so that rows become jobs by position (a sixth of the cost of reading each column by name)."""
     names = [field.name for field in fields(ClaimedDelivery)]
-    return tuple(names[: names.index("locked_until")])
+    columns = tuple(names[: names.index("locked_until")])
+    missing = set(columns) - set(table_of(DeliveryJob).c.keys())
+    assert not missing, f"ClaimedDelivery's fields before locked_until must be DeliveryJob columns: {missing}"
+    return columns
 
 
 _CLAIMED_COLUMNS = _claimed_columns()
@@ -678,7 +682,7 @@ class Deliverer:
         """Deliver one job and record what came of it."""
         if job.request is None and job.decided is None:
             await self.prepare([job])
-        outcome = job.decided or await self._send(job)
+        outcome = job.decided if job.decided is not None else await self._send(job)
         if outcome.verdict is Verdict.DONE and outcome.status is not None:
             await self.writer.done(job, outcome.status)
             self.stats.done += 1
@@ -705,8 +709,11 @@ class Deliverer:
         """
         await self.health.refresh()
         policy = await self.context.domain_policy.current()
-        date = self._date()
-        to_sign: dict[bytes, list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]] = {}
+        # The batch's activities, loaded together (a fan-out's jobs share one; retries may not).
+        activity_ids = list(dict.fromkeys(job.activity_id for job in jobs))
+        loaded = await asyncio.gather(*(self._prepared(activity_id) for activity_id in activity_ids))
+        activities = dict(zip(activity_ids, loaded, strict=True))
+        to_send: list[tuple[ClaimedDelivery, Target, _Prepared]] = []
         for job in jobs:
             skip = await self.health.skip_reason(job.host)
             if skip is not None:
@@ -717,7 +724,7 @@ class Deliverer:
             if refused is not None:
                 job.decided = Outcome(Verdict.FAILED, error=refused, attempted=False)
                 continue
-            prepared = await self._prepared(job.activity_id)
+            prepared = activities[job.activity_id]
             if prepared is None:
                 job.decided = Outcome(
                     Verdict.FAILED, error="the activity is no longer stored", attempted=False
@@ -735,6 +742,12 @@ class Deliverer:
             if wait is not None:
                 job.decided = _postponed(wait)
                 continue
+            to_send.append((job, target, prepared))
+        # Dated after every wait above, right before signing. A job may still wait for its host's
+        # turn afterwards, but within its lease (2 minutes), far inside peers' clock windows.
+        date = self._date()
+        to_sign: dict[bytes, list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]] = {}
+        for job, target, prepared in to_send:
             unsigned = prepare_signature_at(
                 method="POST",
                 authority=target.authority,
@@ -746,8 +759,8 @@ class Deliverer:
                 digest=prepared.digest,
             )
             to_sign.setdefault(prepared.private_key_pem, []).append((job, unsigned, target, prepared))
-        for pem, items in to_sign.items():
-            await self._sign(pem, items)
+        # Several authors' keys: queued together, so the signing process goes from one to the next.
+        await asyncio.gather(*(self._sign(pem, items) for pem, items in to_sign.items()))
 
     async def _sign(
         self, pem: bytes, items: list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]

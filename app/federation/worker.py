@@ -77,7 +77,13 @@ class Worker:
                 task.add_done_callback(finished)
 
         async def prepare_then_start(jobs: list[Any]) -> None:
-            await self._prepare(queue, jobs)
+            nonlocal held
+            try:
+                await self._prepare(queue, jobs)
+            except BaseException:
+                # Cancelled (shutdown): the jobs do not start, and their leases run out.
+                held -= len(jobs)
+                raise
             start(jobs)
 
         try:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from app.context import build_context
-from app.federation.delivery import claim_deliveries, delivery_queue
+from app.federation.delivery import ClaimedDelivery, Deliverer, claim_deliveries, delivery_queue
 from app.federation.outbox import queue_activity
 from app.federation.worker import Worker
 from app.models import DeliveryJob, JobState
@@ -153,3 +154,41 @@ async def test_a_running_worker_has_its_signing_process_ready_before_the_first_p
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+async def test_jobs_of_a_batch_whose_preparation_failed_are_still_delivered_once(
+    home: Instance, peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Preparing a batch (checks and signatures for all its jobs) failing, say on a database
+    error, costs nothing but time: each of its jobs prepares itself, and the worker's slots come
+    back for the batches after it."""
+    alice = await local_account(home, "alice")
+    for host in HOSTS:
+        await remote_follower(home, alice, peer, peer.add_account("f", host))
+    await PostingService(home.context).create(alice, "hello")
+    deliverer = Deliverer(home.context)
+    batches = 0
+
+    async def flaky_prepare(batch: list[ClaimedDelivery]) -> None:
+        nonlocal batches
+        batches += 1
+        if batches % 2:
+            raise RuntimeError("the database went away")
+        await deliverer.prepare(batch)
+
+    # Small slots and batches, so that a lost slot would stall the worker within a few batches.
+    queue = replace(
+        delivery_queue(home.context, deliverer), concurrency=8, batch_size=4, prepare=flaky_prepare
+    )
+    running = asyncio.create_task(Worker(home.context, [queue]).run())
+    try:
+        async with asyncio.timeout(30):
+            while {job.state for job in await jobs(home)} != {JobState.DONE}:
+                await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert Counter(item.host for item in peer.received) == Counter(HOSTS)
+    assert batches >= len(HOSTS) // 4
+    assert "preparing a batch of 4 delivery jobs failed" in caplog.text
