@@ -63,12 +63,15 @@ class Worker:
                     "preparing the %s queue failed; its jobs will try again as they run", queue.name
                 )
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def release(count: int) -> None:
             nonlocal held
-            running.discard(task)
-            held -= 1
+            held -= count
             if queue.concurrency - held >= refill:
                 room.set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            release(1)
 
         def start(jobs: list[Any]) -> None:
             for job in jobs:
@@ -77,12 +80,11 @@ class Worker:
                 task.add_done_callback(finished)
 
         async def prepare_then_start(jobs: list[Any]) -> None:
-            nonlocal held
             try:
                 await self._prepare(queue, jobs)
             except BaseException:
                 # Cancelled (shutdown): the jobs do not start, and their leases run out.
-                held -= len(jobs)
+                release(len(jobs))
                 raise
             start(jobs)
 
