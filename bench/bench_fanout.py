@@ -232,10 +232,6 @@ async def bare_fan_out(size: int, port: int) -> float:
     return cpu_s
 
 
-def _sign_alone(count: int) -> float:
-    return signing_floor(count)
-
-
 def signing_contention(count: int = 1000) -> float:
     """How much more CPU a signature costs while another process signs beside it than alone.
 
@@ -246,8 +242,8 @@ def signing_contention(count: int = 1000) -> float:
     alone = min(signing_floor(count) for _ in range(2))
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(2) as pool:
-        pool.map(_sign_alone, [10, 10])  # started and warmed up before measuring
-        together = pool.map(_sign_alone, [count, count])
+        pool.map(signing_floor, [10, 10])  # started and warmed up before measuring
+        together = pool.map(signing_floor, [count, count])
     return sum(together) / len(together) / alone
 
 

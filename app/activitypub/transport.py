@@ -310,26 +310,6 @@ class GuardedTransport(AiohttpTransport):
             await self._deliveries.aclose()
             await self._sessions.aclose()
 
-    @property
-    def delivery_connections(self) -> DeliveryConnections:
-        return self._deliveries
-
-    async def post_direct(
-        self,
-        url: str | Target,
-        body: bytes,
-        headers: Mapping[str, str],
-        timeouts: httpx.Timeout,
-        read_limit: int,
-    ) -> PostResult:
-        """A POST on the transport's own lean delivery connections (app/activitypub/
-        delivery_connections.py): the same address policy and httpx exceptions as
-        `handle_async_request`, without any request or response model."""
-        read = timeouts.read
-        return await self._deliveries.post(
-            url, body, headers, read_timeout=read if read is not None else 10.0, read_limit=read_limit
-        )
-
 
 async def post_bytes(
     client: httpx.AsyncClient,
@@ -350,11 +330,11 @@ async def post_bytes(
     `url` may be a `Target`, the URL already taken apart (`parse_target`). `headers` without a
     "User-Agent" get the client's.
     """
-    transport = getattr(client, "_transport", None)  # httpx keeps its transport private
-    if isinstance(transport, GuardedTransport):
+    direct = _direct_poster(client, read_limit)
+    if direct is not None:
         if "User-Agent" not in headers:
             headers = {"User-Agent": client.headers.get("User-Agent", ""), **headers}
-        return await transport.post_direct(url, body, headers, client.timeout, read_limit)
+        return await direct(url, body, headers)
     plain_url = url.url if isinstance(url, Target) else url
     async with client.stream(
         "POST", plain_url, content=body, headers=headers, follow_redirects=False
@@ -367,28 +347,35 @@ async def post_bytes(
         return result
 
 
-Poster = Callable[[Target, bytes, Mapping[str, str]], Awaitable[PostResult]]
+Poster = Callable[[str | Target, bytes, Mapping[str, str]], Awaitable[PostResult]]
+
+
+def _direct_poster(client: httpx.AsyncClient, read_limit: int) -> Poster | None:
+    """The guarded transport's delivery connections' `post`, with the client's read timeout
+    bound: the same address policy and httpx exceptions as the transport's requests, without any
+    request or response model. None for any other transport (the test lab's)."""
+    transport = getattr(client, "_transport", None)  # httpx keeps its transport private
+    if not isinstance(transport, GuardedTransport):
+        return None
+    read = client.timeout.read
+    return functools.partial(
+        transport._deliveries.post, read_timeout=read if read is not None else 10.0, read_limit=read_limit
+    )
 
 
 def poster_for(client: httpx.AsyncClient, *, read_limit: int = DEFAULT_BODY_LIMIT) -> Poster:
     """`post_bytes` with `client` bound once, for a caller that posts thousands of times.
 
-    On the guarded transport it is the delivery connections' own `post`, timeouts bound: one
-    coroutine less per request than `post_bytes`, and the headers go as given, so the caller puts
-    the User-Agent in them (the deliverer does). Any other transport (the test lab's) goes through
-    `post_bytes`.
+    On the guarded transport it is the delivery connections' own `post`: one coroutine less per
+    request than `post_bytes`, and the headers go as given, so the caller puts the User-Agent in
+    them (the deliverer does). Any other transport goes through `post_bytes`.
     """
-    transport = getattr(client, "_transport", None)  # httpx keeps its transport private
-    if isinstance(transport, GuardedTransport):
-        read = client.timeout.read
-        return functools.partial(
-            transport.delivery_connections.post,
-            read_timeout=read if read is not None else 10.0,
-            read_limit=read_limit,
-        )
+    direct = _direct_poster(client, read_limit)
+    if direct is not None:
+        return direct
 
-    async def post(target: Target, body: bytes, headers: Mapping[str, str]) -> PostResult:
-        return await post_bytes(client, target, body, headers, read_limit=read_limit)
+    async def post(url: str | Target, body: bytes, headers: Mapping[str, str]) -> PostResult:
+        return await post_bytes(client, url, body, headers, read_limit=read_limit)
 
     return post
 

@@ -30,12 +30,12 @@ the database is what they share.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
 import resource
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -59,6 +59,7 @@ from app.federation.queue import QueueSpec, due_jobs
 from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
 from app.models.base import new_ids, table_of, utcnow
+from app.services.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
@@ -86,6 +87,8 @@ SIGNING_WAIT = 30.0
 UNAVAILABLE_AFTER_DAYS = 7
 HEALTH_REFRESH = 30.0
 ACTIVITY_CACHE_SIZE = 256
+# Activities never change once queued; the author's key might (a rotation), so not for ever.
+ACTIVITY_CACHE_TTL = 300.0
 TARGET_CACHE_SIZE = 16_384
 # Deliveries in flight per worker. Waiting on the network costs next to nothing, and a fan-out meets
 # hosts that hang until the 10 s read timeout: with too few slots those would hold every slot and
@@ -668,11 +671,12 @@ class Deliverer:
         self.health = DomainHealthBook(context)
         self.writer = OutcomeWriter(context, self.health)
         self.stats = DeliveryStats()
-        self._activities: OrderedDict[int, _Prepared | None] = OrderedDict()
-        self._loading: dict[int, asyncio.Future[_Prepared | None]] = {}
+        # A fan-out's jobs all want the same activity: one load serves them (and the batches
+        # after), however many ask at once.
+        self._activities = ReadCache(ttl=ACTIVITY_CACHE_TTL, limit=ACTIVITY_CACHE_SIZE)
         # Followers' inboxes are the same for every post: each is parsed once (least recently
-        # used out first).
-        self._targets: OrderedDict[str, Target] = OrderedDict()
+        # used out first). A URL no request can go to raises each time, and is not kept.
+        self._target = functools.lru_cache(maxsize=TARGET_CACHE_SIZE)(parse_target)
         self._date_second = -1
         self._date_text = ""
         self._user_agent = self.client.headers.get("User-Agent")
@@ -840,17 +844,6 @@ class Deliverer:
             await self._mark_gone(job.inbox_url)
         return outcome
 
-    def _target(self, inbox_url: str) -> Target:
-        """The inbox URL taken apart, once: its host and path are signed, then connected to."""
-        target = self._targets.get(inbox_url)
-        if target is not None:
-            self._targets.move_to_end(inbox_url)
-            return target
-        target = self._targets[inbox_url] = parse_target(inbox_url)
-        if len(self._targets) > TARGET_CACHE_SIZE:
-            self._targets.popitem(last=False)
-        return target
-
     def _date(self) -> str:
         """The Date header, formatted once a second rather than once a request."""
         second = int(time.time())
@@ -890,28 +883,7 @@ class Deliverer:
         return values
 
     async def _prepared(self, activity_id: int) -> _Prepared | None:
-        if activity_id in self._activities:
-            self._activities.move_to_end(activity_id)
-            return self._activities[activity_id]
-        loading = self._loading.get(activity_id)
-        if loading is not None:
-            # A fan-out's jobs all arrive at once: the first loads, the others wait for it.
-            return await asyncio.shield(loading)
-        future: asyncio.Future[_Prepared | None] = asyncio.get_running_loop().create_future()
-        self._loading[activity_id] = future
-        try:
-            prepared = await self._load(activity_id)
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved here, so waiters-less failures are not logged as lost
-            raise
-        finally:
-            self._loading.pop(activity_id, None)
-        future.set_result(prepared)
-        self._activities[activity_id] = prepared
-        while len(self._activities) > ACTIVITY_CACHE_SIZE:
-            self._activities.popitem(last=False)
-        return prepared
+        return await self._activities.get(activity_id, lambda: self._load(activity_id))
 
     async def _load(self, activity_id: int) -> _Prepared | None:
         async with self.context.sessions() as session:
