@@ -116,6 +116,15 @@ class AddressPolicy:
             raise ForbiddenAddressError(address=str(address), host=host, reason=reason)
 
 
+def may_be_ip_literal(host: str) -> bool:
+    """Whether `host` may be an IP address rather than a name, to skip parsing names on hot paths.
+
+    A host name never contains ":" and in practice never starts with a digit; a digit-led name
+    just costs one failed parse.
+    """
+    return ":" in host or host[:1].isdigit()
+
+
 def ascii_hostname(hostname: str) -> str:
     """A host name as it goes on the wire and into a signed Host header: IDNA (punycode) for an
     internationalised name (`bücher.example` → `xn--bcher-kva.example`), lower case.

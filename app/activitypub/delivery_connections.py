@@ -38,7 +38,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.activitypub.addresses import DEFAULT_PORTS, AddressPolicy, ascii_hostname, host_header
+from app.activitypub.addresses import (
+    DEFAULT_PORTS,
+    AddressPolicy,
+    ascii_hostname,
+    host_header,
+    may_be_ip_literal,
+)
 from app.activitypub.signatures import request_target
 
 # A head larger than this is not an inbox's answer.
@@ -564,7 +570,7 @@ class DeliveryConnections:
         cached = self._addresses.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        if ":" in host or host[:1].isdigit():
+        if may_be_ip_literal(host):
             try:
                 family: int = socket.AF_INET6 if ":" in host else socket.AF_INET
                 socket.inet_pton(family, host)

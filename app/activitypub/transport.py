@@ -40,7 +40,13 @@ from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 from multidict import CIMultiDict
 
-from app.activitypub.addresses import AddressPolicy, ForbiddenAddressError, IPAddress, IPNetwork
+from app.activitypub.addresses import (
+    AddressPolicy,
+    ForbiddenAddressError,
+    IPAddress,
+    IPNetwork,
+    may_be_ip_literal,
+)
 from app.activitypub.delivery_connections import DeliveryConnections, PostResult, Target
 
 DEFAULT_BODY_LIMIT = 1_048_576
@@ -147,12 +153,6 @@ def _translate(exc: Exception, host: str) -> httpx.TransportError:
     return httpx.TransportError(message)
 
 
-def _may_be_ip_literal(host: str) -> bool:
-    # A host name never contains ":" and never starts with a digit in practice; skipping the
-    # parse for names keeps it off the hot path. A digit-led name just costs one failed parse.
-    return ":" in host or host[:1].isdigit()
-
-
 class _ResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, host: str) -> None:
         self._response = response
@@ -257,7 +257,7 @@ class GuardedTransport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        if _may_be_ip_literal(host):
+        if may_be_ip_literal(host):
             literal = _ip_literal(host)
             reason = None if literal is None else self.policy.refusal(literal)
             if reason is not None:

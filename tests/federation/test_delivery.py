@@ -102,6 +102,31 @@ async def test_post_reaches_each_shared_inbox_once_correctly_signed(alice_home: 
     assert all(job.state == JobState.DONE for job in await jobs(alice_home))
 
 
+async def test_posts_of_several_authors_delivered_together_are_each_signed_by_their_author(
+    alice_home: Instance, peer: Peer
+) -> None:
+    """A claimed batch is signed in one go, its authors' keys side by side: each request still
+    carries its own author's signature, over its own host."""
+    authors = [await local_account(alice_home, name) for name in ("alice", "bea", "cleo")]
+    hosts = ("one.test", "two.test")
+    for author in authors:
+        for host in hosts:
+            await remote_follower(
+                alice_home, author, peer, peer.add_account(f"fan-of-{author.username}", host)
+            )
+    posting = PostingService(alice_home.context)
+    for round_ in range(2):
+        for author in authors:
+            await posting.create(author, f"{author.username} {round_}")
+    await deliver(alice_home)
+    assert len(peer.received) == len(authors) * 2 * len(hosts)
+    for item in peer.received:
+        assert item.problems == []
+        assert item.signer == item.activity["actor"]
+        assert item.activity["object"]["content"].startswith(f"<p>{item.signer.rsplit('/', 1)[-1]} ")
+    assert {job.state for job in await jobs(alice_home)} == {JobState.DONE}
+
+
 async def test_a_peer_failing_then_accepting_gets_the_post_after_a_retry(
     alice_home: Instance, peer: Peer
 ) -> None:
