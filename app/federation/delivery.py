@@ -352,8 +352,8 @@ class DomainHealthBook:
         self._troubled: dict[str, _Health] = {}
         self._loaded_at = float("-inf")
         self._loading: asyncio.Lock = asyncio.Lock()
-        # Hosts this worker lets through as today's probe of an unavailable domain.
-        self._probed: dict[str, date] = {}
+        # Unavailable hosts this worker lets a job through to as today's probe: (day, job id).
+        self._probes: dict[str, tuple[date, int]] = {}
 
     async def refresh(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < HEALTH_REFRESH:
@@ -376,24 +376,52 @@ class DomainHealthBook:
                 }
             self._loaded_at = time.monotonic()
 
-    async def skip_reason(self, host: str) -> str | None:
-        """Why a delivery to `host` is dropped without a request, or None to attempt it."""
-        health = self._troubled.get(host)
-        if health is None or not health.unavailable:
-            return None
-        # Before dropping anything, the host's row itself: an admin may have made it available
-        # again, or another worker's probe succeeded, since this worker last looked.
+    async def skip_reasons(self, jobs: list[tuple[int, str]]) -> dict[int, str]:
+        """Why each of `jobs` (id, host) is dropped without a request, by job id; a job not named
+        is attempted. Healthy hosts cost nothing; a batch's unavailable hosts cost one query.
+
+        Today's probe of an unavailable domain belongs to the job it was given to: should that job
+        come back (its batch's preparation failed, it was postponed), it is let through again, and
+        no other job of that host is until tomorrow.
+        """
+        suspects = {host for _, host in jobs if (known := self._troubled.get(host)) and known.unavailable}
+        if not suspects:
+            return {}
+        # Before dropping anything, the hosts' rows themselves: an admin may have made one
+        # available again, or another worker's probe succeeded, since this worker last looked.
         async with self.context.sessions() as session:
-            row = await session.scalar(select(DomainHealth).where(DomainHealth.host == host))
-        if row is None or row.unavailable_since is None:
-            self._troubled.pop(host, None)
-            return None
-        health = self._troubled[host] = _Health(row.failure_days, row.last_failure_day, True)
+            rows = await session.execute(
+                select(
+                    col(DomainHealth.host),
+                    col(DomainHealth.failure_days),
+                    col(DomainHealth.last_failure_day),
+                    col(DomainHealth.unavailable_since),
+                ).where(col(DomainHealth.host).in_(suspects))
+            )
+            found = {
+                host: _Health(days, last_day, unavailable is not None)
+                for host, days, last_day, unavailable in rows.all()
+            }
+        for host in suspects:
+            if host in found:
+                self._troubled[host] = found[host]
+            else:
+                self._troubled.pop(host, None)
         today = utcnow().date()
-        if health.last_failure_day != today and self._probed.get(host) != today:
-            self._probed[host] = today
-            return None
-        return f"{host} is unavailable: deliveries failed on {health.failure_days} days; probed once a day"
+        reasons: dict[int, str] = {}
+        for job_id, host in jobs:
+            health = found.get(host)
+            if health is None or not health.unavailable:
+                continue
+            if health.last_failure_day != today:
+                probe = self._probes.get(host)
+                if probe is None or probe[0] != today or probe[1] == job_id:
+                    self._probes[host] = (today, job_id)
+                    continue
+            reasons[job_id] = (
+                f"{host} is unavailable: deliveries failed on {health.failure_days} days; probed once a day"
+            )
+        return reasons
 
     def to_record(self, host: str) -> bool:
         """Whether a failure of `host` still has to be written: once per host and day is enough."""
@@ -450,7 +478,7 @@ class DomainHealthBook:
             return
         await mark_host_reachable(self.context, host)
         self._troubled.pop(host, None)
-        self._probed.pop(host, None)
+        self._probes.pop(host, None)
 
 
 async def mark_host_reachable(context: AppContext, host: str) -> None:
@@ -717,12 +745,8 @@ class Deliverer:
         activity_ids = list(dict.fromkeys(job.activity_id for job in jobs))
         loaded = await asyncio.gather(*(self._prepared(activity_id) for activity_id in activity_ids))
         activities = dict(zip(activity_ids, loaded, strict=True))
-        to_send: list[tuple[ClaimedDelivery, Target, _Prepared]] = []
+        checked: list[tuple[ClaimedDelivery, Target, _Prepared]] = []
         for job in jobs:
-            skip = await self.health.skip_reason(job.host)
-            if skip is not None:
-                job.decided = Outcome(Verdict.FAILED, error=skip, attempted=False)
-                continue
             # A domain block (or the allowlist) refuses the host: failed with the reason, never sent.
             refused = policy.refuses_delivery(job.host, job.created_at)
             if refused is not None:
@@ -740,6 +764,16 @@ class Deliverer:
                 job.decided = Outcome(
                     Verdict.FAILED, error=f"unusable inbox URL: {error}"[:500], attempted=False
                 )
+                continue
+            checked.append((job, target, prepared))
+        # After the checks above, so that a job they fail does not take an unavailable host's
+        # probe of the day from one that would have gone.
+        skipped = await self.health.skip_reasons([(job.id, job.host) for job, _, _ in checked])
+        to_send: list[tuple[ClaimedDelivery, Target, _Prepared]] = []
+        for job, target, prepared in checked:
+            skip = skipped.get(job.id)
+            if skip is not None:
+                job.decided = Outcome(Verdict.FAILED, error=skip, attempted=False)
                 continue
             # No signature for a host whose circuit is open: the job is postponed anyway.
             wait = self.gates.open_for(job.host)

@@ -349,6 +349,51 @@ async def test_a_domain_failing_on_seven_days_is_skipped_until_it_answers(home: 
     assert len(peer.received) == 3
 
 
+async def test_an_unavailable_domains_probe_survives_a_failed_preparation(
+    home: Instance, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Today's probe belongs to the job it was given to: when its batch's preparation breaks after
+    the probe was handed out, that job prepares itself and still goes; the host's other job not."""
+    alice = await local_account(home, "alice")
+    await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
+    yesterday = utcnow() - timedelta(days=1)
+    async with home.context.sessions() as session:
+        session.add(
+            DomainHealth(
+                host="one.test",
+                failure_days=7,
+                last_failure_day=yesterday.date(),
+                unavailable_since=yesterday,
+            )
+        )
+        await session.commit()
+    posting = PostingService(home.context)
+    await posting.create(alice, "first")
+    await posting.create(alice, "second")
+    signer = home.context.signer
+    sign_many = signer.sign_many
+    calls = 0
+
+    async def breaking_once(pem: bytes, strings: list[bytes]) -> list[bytes]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the batch's preparation broke")
+        return await sign_many(pem, strings)
+
+    monkeypatch.setattr(signer, "sign_many", breaking_once)
+    await deliver(home)
+
+    assert calls == 2  # the batch's, then the probe's own
+    assert [item.status for item in peer.received] == [202]
+    done, failed = sorted(await jobs(home), key=lambda job: job.state != JobState.DONE)
+    assert (done.state, failed.state) == (JobState.DONE, JobState.FAILED)
+    assert "unavailable" in (failed.last_error or "")
+    async with home.context.sessions() as session:
+        health = await session.scalar(select(DomainHealth).where(DomainHealth.host == "one.test"))
+    assert health is not None and health.unavailable_since is None
+
+
 async def test_failures_on_one_day_count_once(home: Instance, peer: Peer) -> None:
     alice = await local_account(home, "alice")
     await remote_follower(home, alice, peer, peer.add_account("ann", "one.test"))
