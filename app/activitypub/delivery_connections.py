@@ -11,7 +11,7 @@ that parses the head, hands the status over at once and then skips the body by i
 Everything else (fetches, redirects, bodies that are read) stays on httpx over aiohttp.
 
 The SSRF rule is the same `AddressPolicy` as the transport's: a literal address is checked as it
-is, a name is resolved here (cached for a while, as aiohttp's resolver is) and only allowed
+is, a name is resolved here (in threads of the pool's own, cached for a while, as aiohttp's resolver is) and only allowed
 addresses are connected to, so the address checked is the address used. Errors are httpx's, as
 callers of `post_bytes` expect.
 
@@ -25,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import re
 import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,6 +53,11 @@ from app.activitypub.signatures import request_target
 HEAD_LIMIT = 65_536
 DNS_TTL = 300.0
 DNS_CACHE_SIZE = 4096
+# Name lookups under way at once. The system's resolver blocks a thread per lookup, and the event
+# loop's own pool has 4 threads (uvloop's) or 6 (asyncio's, on 2 cores): a cold fan-out to
+# hundreds of named hosts queued its lookups there, and the later ones spent their host's connect
+# timeout waiting for a thread. Threads are started as lookups need them.
+RESOLVER_THREADS = 64
 # How often late answers and long-idle connections are looked for (more often for short timeouts).
 SWEEP_INTERVAL = 1.0
 
@@ -355,7 +362,10 @@ class DeliveryConnections:
         connect_timeout: float,
         max_connections: int = 1024,
         idle_timeout: float = 15.0,
+        lookup: Callable[..., list[tuple[Any, ...]]] = socket.getaddrinfo,
     ) -> None:
+        """`lookup` resolves names, blocking (run in the pool's resolver threads): the system's
+        resolver, unless a test stands in for it."""
         self.policy = policy
         self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
@@ -370,6 +380,8 @@ class DeliveryConnections:
         self._sweep_interval = min(SWEEP_INTERVAL, max(connect_timeout / 4, 0.01))
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self._lookup = lookup
+        self._resolvers = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="delivery-dns")
 
     async def post(
         self,
@@ -410,6 +422,8 @@ class DeliveryConnections:
             connection._close()
         self._idle.clear()
         self._idle_order.clear()
+        # Lookups still running end on their own (a blocked resolver call cannot be stopped).
+        self._resolvers.shutdown(wait=False, cancel_futures=True)
 
     # -- the pool
 
@@ -582,7 +596,9 @@ class DeliveryConnections:
                 return self._remember(key, [(family, host)])
         try:
             async with asyncio.timeout_at(deadline):
-                found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                found = await asyncio.get_running_loop().run_in_executor(
+                    self._resolvers, functools.partial(self._lookup, host, port, type=socket.SOCK_STREAM)
+                )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"resolving {host} timed out") from None
         except (OSError, UnicodeError) as failure:

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -168,8 +169,8 @@ async def pools() -> AsyncIterator[Callable[..., DeliveryConnections]]:
     made: list[DeliveryConnections] = []
     context = ssl.create_default_context()
 
-    def make(policy: AddressPolicy = LOOPBACK, **options: float) -> DeliveryConnections:
-        pool = DeliveryConnections(policy, ssl_context=context, connect_timeout=2.0, **options)  # type: ignore[arg-type]
+    def make(policy: AddressPolicy = LOOPBACK, **options: Any) -> DeliveryConnections:
+        pool = DeliveryConnections(policy, ssl_context=context, connect_timeout=2.0, **options)
         made.append(pool)
         return pool
 
@@ -587,23 +588,40 @@ async def test_a_connected_server_slow_to_read_a_large_request_is_a_read_timeout
         server.close()
 
 
-async def test_a_name_whose_first_address_refuses_is_reached_at_the_next(
-    inboxes, pools, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_name_whose_first_address_refuses_is_reached_at_the_next(inboxes, pools) -> None:
     inbox = await inboxes()  # on 127.0.0.1 only: 127.0.0.2 refuses on the same port
     asked: list[str] = []
 
-    async def two_addresses(host: str, port: int, **_kwargs: object) -> list[object]:
+    def two_addresses(host: str, port: int, **_kwargs: object) -> list[tuple[object, ...]]:
         asked.append(host)
         return [
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
         ]
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", two_addresses)  # the machine's edge
-    assert (await post(pools(), f"http://twice.test:{inbox.port}/inbox")).status == 202
+    # The machine's edge: its resolver.
+    assert (await post(pools(lookup=two_addresses), f"http://twice.test:{inbox.port}/inbox")).status == 202
     assert asked == ["twice.test"]
     assert len(inbox.requests) == 1
+
+
+async def test_slow_name_lookups_run_side_by_side_rather_than_queue(inboxes, pools) -> None:
+    """A cold fan-out looks up hundreds of names at once. Queued behind each other in the event
+    loop's few resolver threads, the later lookups would spend their healthy host's connect
+    timeout (2 s here) just waiting for a thread."""
+    inbox = await inboxes()
+
+    def slow_resolver(host: str, port: int, **_kwargs: object) -> list[tuple[object, ...]]:
+        time.sleep(0.25)  # the machine's edge: a resolver that takes a quarter second a name
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    pool = pools(lookup=slow_resolver)
+    names = [f"host{number}.test" for number in range(48)]
+    answers = await asyncio.gather(*(post(pool, f"http://{name}:{inbox.port}/inbox") for name in names))
+    assert [answer.status for answer in answers] == [202] * len(names)
+    assert {
+        name for name in names for _, raw in inbox.requests if f"\r\nHost: {name}:".encode() in raw
+    } == set(names)
 
 
 async def test_a_forbidden_address_is_never_connected_to(inboxes, pools) -> None:
@@ -770,32 +788,29 @@ async def test_hosts_no_request_can_go_to_are_invalid_urls(pools, url: str) -> N
         await post(pools(), url)
 
 
-async def test_an_internationalised_name_is_resolved_as_punycode(
-    pools, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_internationalised_name_is_resolved_as_punycode(pools) -> None:
     asked: list[object] = []
 
-    async def resolver(host: object, *_args: object, **_kwargs: object) -> list[object]:
+    def resolver(host: object, *_args: object, **_kwargs: object) -> list[tuple[object, ...]]:
         asked.append(host)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolver)  # the machine's edge
     with pytest.raises(httpx.ConnectError, match=r"xn--bcher-kva\.example"):
-        await post(pools(), "http://bücher.example/inbox")
+        await post(pools(lookup=resolver), "http://bücher.example/inbox")  # the machine's edge
     assert asked == ["xn--bcher-kva.example"]
 
 
-async def test_a_name_that_does_not_resolve_in_time_is_a_connect_timeout(
-    pools, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    loop = asyncio.get_running_loop()
-
-    async def never_answers(*_args: object, **_kwargs: object) -> list[object]:
-        await asyncio.sleep(60)
+async def test_a_name_that_does_not_resolve_in_time_is_a_connect_timeout() -> None:
+    def answers_too_late(*_args: object, **_kwargs: object) -> list[tuple[object, ...]]:
+        time.sleep(1.5)
         return []
 
-    monkeypatch.setattr(loop, "getaddrinfo", never_answers)  # the machine's edge: its resolver
-    pool = DeliveryConnections(LOOPBACK, ssl_context=ssl.create_default_context(), connect_timeout=0.3)
+    pool = DeliveryConnections(
+        LOOPBACK,
+        ssl_context=ssl.create_default_context(),
+        connect_timeout=0.3,
+        lookup=answers_too_late,  # the machine's edge: its resolver
+    )
     started = time.monotonic()
     try:
         with pytest.raises(httpx.ConnectTimeout):
