@@ -11,9 +11,9 @@ that parses the head, hands the status over at once and then skips the body by i
 Everything else (fetches, redirects, bodies that are read) stays on httpx over aiohttp.
 
 The SSRF rule is the same `AddressPolicy` as the transport's: a literal address is checked as it
-is, a name is resolved here (in threads of the pool's own, cached for a while, as aiohttp's resolver is) and only allowed
-addresses are connected to, so the address checked is the address used. Errors are httpx's, as
-callers of `post_bytes` expect.
+is, a name is resolved here (in resolver threads of the pool's own, and cached for a while, as
+aiohttp's resolver is) and only allowed addresses are connected to, so the address checked is the
+address used. Errors are httpx's, as callers of `post_bytes` expect.
 
 Connections are not capped per host here: the delivery worker's per-host gates already bound
 how many requests a host gets at once. Idle connections are closed after `idle_timeout`, and the
