@@ -44,7 +44,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import httpx
-from sqlalchemy import bindparam, case, update
+from sqlalchemy import ColumnElement, bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -361,20 +361,24 @@ class DomainHealthBook:
         async with self._loading:
             if not force and time.monotonic() - self._loaded_at < HEALTH_REFRESH:
                 return
-            async with self.context.sessions() as session:
-                rows = await session.execute(
-                    select(
-                        col(DomainHealth.host),
-                        col(DomainHealth.failure_days),
-                        col(DomainHealth.last_failure_day),
-                        col(DomainHealth.unavailable_since),
-                    ).where(col(DomainHealth.failure_days) > 0)
-                )
-                self._troubled = {
-                    host: _Health(days, last_day, unavailable is not None)
-                    for host, days, last_day, unavailable in rows.all()
-                }
+            self._troubled = await self._read(col(DomainHealth.failure_days) > 0)
             self._loaded_at = time.monotonic()
+
+    async def _read(self, condition: ColumnElement[bool]) -> dict[str, _Health]:
+        """The health of the hosts whose rows meet `condition`."""
+        async with self.context.sessions() as session:
+            rows = await session.execute(
+                select(
+                    col(DomainHealth.host),
+                    col(DomainHealth.failure_days),
+                    col(DomainHealth.last_failure_day),
+                    col(DomainHealth.unavailable_since),
+                ).where(condition)
+            )
+            return {
+                host: _Health(days, last_day, unavailable is not None)
+                for host, days, last_day, unavailable in rows.all()
+            }
 
     async def skip_reasons(self, jobs: list[tuple[int, str]]) -> dict[int, str]:
         """Why each of `jobs` (id, host) is dropped without a request, by job id; a job not named
@@ -389,19 +393,7 @@ class DomainHealthBook:
             return {}
         # Before dropping anything, the hosts' rows themselves: an admin may have made one
         # available again, or another worker's probe succeeded, since this worker last looked.
-        async with self.context.sessions() as session:
-            rows = await session.execute(
-                select(
-                    col(DomainHealth.host),
-                    col(DomainHealth.failure_days),
-                    col(DomainHealth.last_failure_day),
-                    col(DomainHealth.unavailable_since),
-                ).where(col(DomainHealth.host).in_(suspects))
-            )
-            found = {
-                host: _Health(days, last_day, unavailable is not None)
-                for host, days, last_day, unavailable in rows.all()
-            }
+        found = await self._read(col(DomainHealth.host).in_(suspects))
         for host in suspects:
             if host in found:
                 self._troubled[host] = found[host]
