@@ -110,19 +110,26 @@ class AddressPolicy:
     def is_allowed(self, address: str | IPAddress) -> bool:
         return self.refusal(address) is None
 
-    def check(self, address: str, host: str) -> None:
+    def check(self, address: str | IPAddress, host: str) -> None:
         reason = self.refusal(address)
         if reason is not None:
             raise ForbiddenAddressError(address=str(address), host=host, reason=reason)
 
 
-def may_be_ip_literal(host: str) -> bool:
-    """Whether `host` may be an IP address rather than a name, to skip parsing names on hot paths.
+def ip_literal(host: str) -> IPAddress | None:
+    """The address `host` is, when it is an IP address rather than a name (as a URL's host gives
+    it, without brackets); None for a name.
 
-    A host name never contains ":" and in practice never starts with a digit; a digit-led name
-    just costs one failed parse.
+    Names are told apart without a parse, for this runs once per request or new connection: a
+    host name never contains ":" and in practice never starts with a digit (a digit-led name just
+    costs one failed parse).
     """
-    return ":" in host or host[:1].isdigit()
+    if ":" not in host and not host[:1].isdigit():
+        return None
+    try:
+        return _parse_address(host)
+    except ValueError:
+        return None
 
 
 def ascii_hostname(hostname: str) -> str:

@@ -45,7 +45,7 @@ from app.activitypub.addresses import (
     AddressPolicy,
     ascii_hostname,
     host_header,
-    may_be_ip_literal,
+    ip_literal,
 )
 from app.activitypub.signatures import request_target
 
@@ -584,16 +584,12 @@ class DeliveryConnections:
         cached = self._addresses.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        if may_be_ip_literal(host):
-            try:
-                family: int = socket.AF_INET6 if ":" in host else socket.AF_INET
-                socket.inet_pton(family, host)
-            except OSError:
-                pass  # a name that starts with a digit
-            else:
-                # Cached as a resolved name is: the policy's check costs more than the connection.
-                self.policy.check(host, host)
-                return self._remember(key, [(family, host)])
+        literal = ip_literal(host)
+        if literal is not None:
+            # Cached as a resolved name is: the policy's check costs more than the connection.
+            self.policy.check(literal, host)
+            family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+            return self._remember(key, [(family, host)])
         try:
             async with asyncio.timeout_at(deadline):
                 found = await asyncio.get_running_loop().run_in_executor(

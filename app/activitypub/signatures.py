@@ -173,8 +173,8 @@ class KeyCache:
 
     Parsing is worth doing once: a public key costs tens of microseconds, and a private one ~40 ms
     wherever RSA's consistency checks run (our own are loaded without them, see
-    `load_own_private_key`). Every signer and verifier should share one instance per process. It is an instance, not a global, so tests and
-    separate apps do not share keys by accident.
+    `load_own_private_key`). Every signer and verifier should share one instance per process. It
+    is an instance, not a global, so tests and separate apps do not share keys by accident.
     """
 
     def __init__(self, max_public: int = 4096, max_private: int = 256) -> None:

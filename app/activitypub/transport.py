@@ -25,7 +25,6 @@ Addresses inside `ALLOWED_PRIVATE_ADDRESSES` pass all three (test labs, internal
 from __future__ import annotations
 
 import functools
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -43,9 +42,8 @@ from multidict import CIMultiDict
 from app.activitypub.addresses import (
     AddressPolicy,
     ForbiddenAddressError,
-    IPAddress,
     IPNetwork,
-    may_be_ip_literal,
+    ip_literal,
 )
 from app.activitypub.delivery_connections import DeliveryConnections, PostResult, Target
 
@@ -74,13 +72,6 @@ class _RefusedAddress(OSError):
         self.address = address
         self.host = host
         self.reason = reason
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 class GuardedResolver(AbstractResolver):
@@ -257,11 +248,9 @@ class GuardedTransport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        if may_be_ip_literal(host):
-            literal = _ip_literal(host)
-            reason = None if literal is None else self.policy.refusal(literal)
-            if reason is not None:
-                raise ForbiddenAddressError(address=str(literal), host=host, reason=reason)
+        literal = ip_literal(host)
+        if literal is not None:
+            self.policy.check(literal, host)
         session = self.client
         if not isinstance(session, aiohttp.ClientSession):
             session = self.client = self.get_client()
