@@ -491,7 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     block = domains.add_parser("block", help="block a domain and all its subdomains, on any port")
     block.add_argument("domain")
     block.add_argument("--severity", choices=["silence", "suspend"], default="suspend")
-    block.add_argument("--reject-media", action="store_true", help="do not store its media")
+    block.add_argument(
+        "--reject-media",
+        action="store_true",
+        help="pages embed no avatar or attachment from it (remote files are linked, never copied)",
+    )
     block.add_argument("--reject-reports", action="store_true", help="ignore reports (Flag) from it")
     block.add_argument("--public-comment", help="the reason shown on /about")
     block.add_argument("--private-comment", help="a note for the team only")

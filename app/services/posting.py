@@ -45,6 +45,7 @@ from app.models import (
     PostTag,
     Tag,
     TimelineEntry,
+    User,
     Visibility,
 )
 from app.models.base import new_id, new_ids, utcnow
@@ -241,6 +242,12 @@ class PostingService:
             await _add_mentions(session, post, addressed)
             await tag_post(session, post.id, tag_names)
             audience = [author.id]
+            if written_by_user_id is not None:
+                # Whoever wrote it as the organisation finds it on their own home timeline, as its post.
+                writer = await session.scalar(
+                    select(User.account_id).where(col(User.id) == written_by_user_id)
+                )
+                audience += [writer] if writer is not None else []
             if visibility == Visibility.DIRECT:
                 audience += [account.id for account in addressed if account.domain is None]
             else:

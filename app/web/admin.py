@@ -19,6 +19,7 @@ from app.services.instance import (
     InstanceSettingsError,
 )
 from app.services.staff import StaffService
+from app.web.audit_log import audit_lines
 from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
@@ -46,7 +47,9 @@ async def _staff_page(
         {
             "members": await staff.members(),
             "organizations": await staff.organizations(),
-            "audit": await staff.audit_log(20),
+            "audit": await audit_lines(
+                context, await staff.audit_log(20), lambda message: translate(request, message)
+            ),
             "error": error,
             "invite": invite,
             "entered": entered or {},

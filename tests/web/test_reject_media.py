@@ -7,11 +7,24 @@ The decision is made when the page is shown, so blocking and unblocking apply at
 
 from __future__ import annotations
 
+import html
 import re
 
+import pytest
 from sqlmodel import select
 
-from app.models import Account, BlockSeverity, MediaAttachment, Post, PostTag, Tag, TimelineEntry, Visibility
+from app.cli import main
+from app.models import (
+    Account,
+    BlockSeverity,
+    MediaAttachment,
+    Post,
+    PostTag,
+    Role,
+    Tag,
+    TimelineEntry,
+    Visibility,
+)
 from app.services.domain_blocks import DomainBlockService
 from tests.lab import Instance
 from tests.web.helpers import BROWSER, Browser, logged_in
@@ -118,3 +131,17 @@ async def test_a_block_without_reject_media_keeps_the_files(instance: Instance) 
     await DomainBlockService(instance.context).block("pics.test", severity=BlockSeverity.SILENCE)
     home = (await staff.get("/home")).text
     assert len(embedded_from(home, "pics.test")) == 2
+
+
+async def test_reject_media_is_described_as_what_it_does(
+    instance: Instance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Remote files are linked, never stored: the option means pages do not embed them."""
+    with pytest.raises(SystemExit):
+        main(["domains", "block", "--help"])
+    cli_help = " ".join(capsys.readouterr().out.split())
+    assert "--reject-media pages embed no avatar or attachment from it" in cli_help
+    assert "store" not in cli_help
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    page = html.unescape((await admin.get("/admin/domains")).text)
+    assert "Reject media: pages embed no avatar or attachment from this domain" in page
