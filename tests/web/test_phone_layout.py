@@ -4,11 +4,14 @@ A real `herold serve` shows a database filled as a working team's would be: staf
 names, an organisation account, domain blocks, an open report, failing deliveries, posts with
 every action. On each page nothing may scroll sideways, no word in a table may break letter by
 letter, and a post's actions sit on one line or wrap as a group (never "Delete" alone). The
-screenshots, written to artifacts/screenshots/phone-*.png, are for people to look at.
+screenshots are for people to look at: with HEROLD_SCREENSHOTS=1 they replace the committed
+artifacts/screenshots/phone-*.png, otherwise they go to the test's temporary folder (so a test run
+leaves the tracked files alone).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -177,8 +180,9 @@ async def server(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[st
     assert "Traceback" not in process.output(), process.output()
 
 
-async def test_admin_pages_and_timeline_are_usable_on_a_phone(server: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+async def test_admin_pages_and_timeline_are_usable_on_a_phone(server: str, tmp_path: Path) -> None:
+    shots = SCREENSHOTS if os.environ.get("HEROLD_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -200,7 +204,7 @@ async def test_admin_pages_and_timeline_are_usable_on_a_phone(server: str) -> No
                     if problems:
                         found[f"{label} {path}"] = problems
                     if label == "en":
-                        await page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"), full_page=True)
+                        await page.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
                 await context.close()
         finally:
             await browser.close()
