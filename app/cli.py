@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -151,7 +152,15 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         tune_garbage_collection()
-        await build_worker(context).run()
+        # SIGTERM (systemd's stop) ends the worker cleanly: jobs in hand are cancelled (their
+        # leases run out for the next worker) and its heartbeat row is removed.
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        try:
+            await build_worker(context).run()
+        except asyncio.CancelledError:
+            return 0
         return 0
 
     return await _with_context(settings, work)

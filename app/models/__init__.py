@@ -1,7 +1,14 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
-from app.models.federation import DeliveryJob, DomainHealth, InboxItem, JobState, OutboxActivity
+from app.models.federation import (
+    DeliveryJob,
+    DomainHealth,
+    InboxItem,
+    JobState,
+    OutboxActivity,
+    WorkerHeartbeat,
+)
 from app.models.instance import InstanceSetting
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType
@@ -60,4 +67,5 @@ __all__ = [
     "UserDomainBlock",
     "Visibility",
     "WebSession",
+    "WorkerHeartbeat",
 ]
