@@ -15,6 +15,7 @@ from typing import Any
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, Role
+from app.ops.logs import configure_logging
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
@@ -138,6 +139,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Logging is configured once for the process (LOG_FORMAT); each request's line comes from
+        # RequestLogMiddleware, with its request id.
+        log_config=None,
+        access_log=False,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
@@ -553,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
         handler: Handler = args.handler
         return run_event_loop(handler(args, settings), settings.event_loop)
     except (ConfigurationError, AccountError, CommandError) as error:

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
     authorized_fetch: bool = False
     log_level: str = "info"
+    # "text": one readable line per event; "json": one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("allowed_private_addresses", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
 from app.ops.health import SchemaHead
 from app.ops.health import router as health_router
+from app.ops.logs import RequestLogMiddleware
 from app.services.accounts import AccountService
 from app.web.install import install_web
 from app.web.routes import router as web_router
@@ -66,6 +67,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app.state.schema_head = SchemaHead()
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
+    # Added last, so it is the outermost: every request gets its id before anything logs.
+    app.add_middleware(RequestLogMiddleware)
     # First: deliveries are the busiest requests, and routes are matched in order.
     app.include_router(inbox_router)
     app.include_router(health_router)
