@@ -16,6 +16,7 @@ from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, Role
 from app.ops.logs import configure_logging
+from app.ops.metrics_registry import enable_multiprocess_metrics
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
@@ -133,6 +134,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    enable_multiprocess_metrics(settings.data_dir)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -168,6 +170,7 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
             return 0
         return 0
 
+    enable_multiprocess_metrics(settings.data_dir)
     return await _with_context(settings, work)
 
 

@@ -70,8 +70,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # "text": one readable line per event; "json": one JSON object per line, for log collectors.
     log_format: Literal["text", "json"] = "text"
+    # GET /metrics is off unless one of these is set: a bearer token, or the networks (CIDRs) of
+    # the scrapers, which need no token.
+    metrics_token: str = ""
+    metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
-    @field_validator("allowed_private_addresses", mode="before")
+    @field_validator("allowed_private_addresses", "metrics_allowed_addresses", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):

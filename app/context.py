@@ -19,6 +19,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
+from app.ops.metrics_registry import Metrics
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.urls import LocalUrls
@@ -38,6 +39,7 @@ class AppContext:
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    metrics: Metrics = field(default_factory=Metrics)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 

@@ -60,6 +60,7 @@ async def beat_while_running(context: AppContext, interval: float = HEARTBEAT_IN
                         .values(beat_at=utcnow())
                     )
                     await session.commit()
+                context.metrics.observe_pool(context.engine)
             except Exception:
                 # The database may be away for a moment; readiness reports it, the worker goes on.
                 log.warning("writing the worker heartbeat failed", exc_info=True)

@@ -28,7 +28,12 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # Requests that probes make every few seconds: logged at DEBUG, so they do not bury the rest.
 _QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 # The attributes every LogRecord has; anything else on a record was passed as `extra`.
-_STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+_STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 def request_id_from(header: str | None) -> str:
