@@ -124,6 +124,31 @@ async def cmd_accounts_password(args: argparse.Namespace, settings: Settings) ->
     return await _with_context(settings, work)
 
 
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from app.ops.backup import BackupError, backup
+
+    await require_schema(settings)
+    try:
+        report = await backup(settings, Path(args.directory))
+    except BackupError as error:
+        raise CommandError(str(error)) from None
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"backed up the {report.database} database, {', '.join(report.files)} to {report.directory}")
+    return 0
+
+
+async def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from app.ops.backup import BackupError, restore
+
+    try:
+        report = await restore(settings, Path(args.directory))
+    except BackupError as error:
+        raise CommandError(str(error)) from None
+    print(f"restored {', '.join(report.files)} from {report.directory}; run `herold migrate` before serving")
+    return 0
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -501,6 +526,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)
+
+    backup = commands.add_parser(
+        "backup", help="copy the database, secret key and media into DIR (safe while the server runs)"
+    )
+    backup.add_argument("directory", metavar="DIR", help="a new or empty directory")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="put a backup back onto an empty DATA_DIR and database")
+    restore.add_argument("directory", metavar="DIR", help="a directory made by `herold backup`")
+    restore.set_defaults(handler=cmd_restore)
 
     domains = commands.add_parser("domains", help="block, silence or allow whole servers").add_subparsers(
         dest="domains_command", required=True, metavar="ACTION"
