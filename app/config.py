@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # GET /metrics is off unless one of these is set: a bearer token, or the networks (CIDRs) of
     # the scrapers, which need no token.
+    # A PEM bundle of CA certificates that outgoing HTTPS trusts besides the default roots: peers
+    # and proxies under a private PKI (and the test CA of the nginx test).
+    extra_ca_certificates: Path | None = None
     metrics_token: str = ""
     metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
@@ -85,6 +89,19 @@ class Settings(BaseSettings):
             except ValueError as error:
                 # The key itself is named by describe_validation_error (from the field's location).
                 raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("extra_ca_certificates")
+    @classmethod
+    def _loadable_certificates(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except ssl.SSLError:  # before OSError, of which it is a kind
+            raise ValueError(f"{value} holds no PEM certificates") from None
+        except OSError as error:
+            raise ValueError(f"{value}: {error.strerror or error}") from None
         return value
 
     @field_validator("local_domain", "web_domain")

@@ -64,7 +64,10 @@ def build_context(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
     """`transport` replaces the network: the test lab routes requests between in-process instances."""
     engine = create_engine(settings)
     if transport is None:
-        transport = build_transport(allowed_private=settings.allowed_private_addresses)
+        transport = build_transport(
+            allowed_private=settings.allowed_private_addresses,
+            extra_ca_certificates=settings.extra_ca_certificates,
+        )
     return AppContext(
         settings=settings,
         urls=LocalUrls.from_settings(settings),
