@@ -18,7 +18,11 @@ WEB_DOMAIN = "social.org.example"
 class SiteValues:
     local_domain: str
     web_domain: str
-    https_listen: str  # what replaces "443" in `listen 443 ssl`
+    # What replaces "443" in `listen 443 ssl http2`, for the LOCAL_DOMAIN and the WEB_DOMAIN
+    # server block. Each its own address: TLS clients send no SNI for an IP address, so nginx picks
+    # the server (and certificate) by the address alone.
+    https_listen_local: str
+    https_listen_web: str
     http_listen: str  # what replaces "80" in `listen 80`
     upstreams: list[int]  # the web processes' ports
     local_certificate: tuple[Path, Path]
@@ -28,7 +32,17 @@ class SiteValues:
 def templated_site(values: SiteValues) -> str:
     site = NGINX_SITE.read_text()
     site = site.replace("    listen [::]:443 ssl http2;\n", "").replace("    listen [::]:80;\n", "")
-    site = site.replace("listen 443 ssl http2;", f"listen {values.https_listen} ssl http2;")
+    blocks = site.split("\nserver {")
+    for index, block in enumerate(blocks):
+        if f"server_name {LOCAL_DOMAIN};" in block:
+            listen = values.https_listen_local
+        elif f"server_name {WEB_DOMAIN};" in block:
+            listen = values.https_listen_web
+        else:
+            continue
+        blocks[index] = block.replace("listen 443 ssl http2;", f"listen {listen} ssl http2;")
+    site = "\nserver {".join(blocks)
+    assert "listen 443" not in site
     site = site.replace("listen 80;", f"listen {values.http_listen};")
     for name, (certificate, key) in (
         (WEB_DOMAIN, values.web_certificate),
@@ -44,9 +58,20 @@ def templated_site(values: SiteValues) -> str:
         "    server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;\n",
         upstream_lines,
     )
-    # Server names last: the web domain contains the local one.
-    site = site.replace(WEB_DOMAIN, "\0web\0").replace(LOCAL_DOMAIN, values.local_domain)
-    return site.replace("\0web\0", values.web_domain)
+    # Server names last: the web domain contains the local one. A domain may carry a port (the
+    # test's nginx listens on a free one): redirects keep it, server_name matches the host alone.
+    lines = []
+    for line in site.splitlines(keepends=True):
+        server_name = line.strip().startswith("server_name")
+        line = line.replace(WEB_DOMAIN, "\0web\0").replace(
+            LOCAL_DOMAIN, _host(values.local_domain) if server_name else values.local_domain
+        )
+        lines.append(line.replace("\0web\0", _host(values.web_domain) if server_name else values.web_domain))
+    return "".join(lines)
+
+
+def _host(domain: str) -> str:
+    return domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
 
 
 def nginx_main_config(directory: Path, site: str) -> Path:

@@ -81,7 +81,8 @@ def test_nginx_accepts_the_shipped_site(tmp_path: Path) -> None:
         SiteValues(
             local_domain=LOCAL_DOMAIN,
             web_domain=WEB_DOMAIN,
-            https_listen="127.0.0.1:18443",
+            https_listen_local="127.0.0.1:18443",
+            https_listen_web="127.0.0.1:18444",
             http_listen="127.0.0.1:18080",
             upstreams=[8000, 8001],
             local_certificate=(local.certificate, local.key),
@@ -89,7 +90,7 @@ def test_nginx_accepts_the_shipped_site(tmp_path: Path) -> None:
         )
     )
     # Only what an operator edits was replaced.
-    assert site.count("proxy_set_header Host $host;") == 1
+    assert site.count("proxy_set_header Host $http_host;") == 1
     config = nginx_main_config(tmp_path / "nginx", site)
     assert NGINX is not None
     result = subprocess.run(
