@@ -12,6 +12,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -96,7 +97,7 @@ def configure_logging(log_format: str, level: str) -> None:
 class RequestLogMiddleware:
     """Gives each HTTP request its id and writes one access line when it is answered."""
 
-    def __init__(self, app: ASGIApp, observe: Any = None) -> None:
+    def __init__(self, app: ASGIApp, observe: Callable[[Scope, int, float], None] | None = None) -> None:
         self.app = app
         # Called as observe(scope, status, seconds) after each request (the metrics hook).
         self.observe = observe

@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,12 @@ async def _queue_families(context: AppContext) -> list[GaugeMetricFamily]:
     return [depth, due, oldest, lag, heartbeat]
 
 
-def _age(now: Any, then: Any) -> float:
+def _age(now: datetime, then: Any) -> float:
     if then is None:
         return 0.0
-    if then.tzinfo is None:  # SQLite's MIN() bypasses the column type
-        from datetime import UTC
-
+    if isinstance(then, str):  # SQLite's MIN() bypasses the column type: text, UTC
+        then = datetime.fromisoformat(then)
+    if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)
     return max(0.0, (now - then).total_seconds())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class Metrics:
             registry=registry,
         )
 
-    def observe_request(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+    def observe_request(self, scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
@@ -122,11 +122,11 @@ class Metrics:
         if template in INBOX_ROUTES and method == "POST":
             self.inbox_requests.labels(str(status)).inc()
 
-    def request_observer(self, engine: AsyncEngine) -> Callable[[dict[str, Any], int, float], None]:
+    def request_observer(self, engine: AsyncEngine) -> Callable[[MutableMapping[str, Any], int, float], None]:
         """What RequestLogMiddleware calls after each request: its latency, and the pool's use
         at that moment (so that every web process keeps its share of the pool gauges fresh)."""
 
-        def observe(scope: dict[str, Any], status: int, seconds: float) -> None:
+        def observe(scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
             self.observe_request(scope, status, seconds)
             self.observe_pool(engine)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.context import build_context
-from app.models import Account, Follow, FollowState
+from app.models import Account, DeliveryJob, Follow, FollowState, OutboxActivity
 from app.models.base import utcnow
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
@@ -174,3 +175,32 @@ async def test_a_workers_deliveries_show_in_the_web_process_metrics(
         worker.stop()
         server.stop()
     assert "Traceback" not in server.output()
+
+
+async def test_queue_figures_come_from_the_database(lab: Lab) -> None:
+    # No worker: the job stays due.
+    instance = await lab.instance("a.test", metrics_token="tok", embedded_worker=False)
+    alice = await local(instance.context, "alice")
+    now = utcnow()
+    async with instance.context.sessions() as session:
+        activity = OutboxActivity(
+            uri="http://a.test/x", activity_type="Create", account_id=alice.id, payload={}
+        )
+        session.add(activity)
+        await session.flush()
+        session.add(
+            DeliveryJob(
+                activity_id=activity.id,
+                inbox_url="https://b.example/inbox",
+                host="b.example",
+                created_at=now - timedelta(seconds=90),
+                next_attempt_at=now - timedelta(seconds=40),
+            )
+        )
+        await session.commit()
+    found = samples((await instance.client.get("/metrics", headers={"Authorization": "Bearer tok"})).text)
+    assert value(found, "herold_queue_depth", queue="delivery") == 1
+    assert value(found, "herold_queue_due", queue="delivery") == 1
+    assert 90 <= (value(found, "herold_queue_oldest_due_age_seconds", queue="delivery") or 0) < 150
+    assert 40 <= (value(found, "herold_worker_lag_seconds", queue="delivery") or 0) < 100
+    assert value(found, "herold_queue_due", queue="inbox") == 0
