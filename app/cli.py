@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -592,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Until the settings say otherwise (LOG_FORMAT, LOG_LEVEL).
+    configure_logging("text", "info")
     try:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)

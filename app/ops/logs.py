@@ -85,13 +85,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it per test)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(log_format: str, level: str) -> None:
     """The process's log output (every command): one handler on the root logger, which uvicorn's
-    loggers reach too (`herold serve` gives uvicorn no logging configuration of its own)."""
-    handler = logging.StreamHandler(sys.stderr)
+    loggers reach too (`herold serve` gives uvicorn no logging configuration of its own).
+
+    Called again (a command run in-process, as tests do), it replaces its own handler and leaves
+    any other (a test runner's) alone.
+    """
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if isinstance(existing, StandardErrorHandler):
+            root.removeHandler(existing)
+    handler = StandardErrorHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 class RequestLogMiddleware:
