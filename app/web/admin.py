@@ -110,6 +110,9 @@ async def new_invite(
         member = await StaffService(context).member(user_id)
     except AccountError as error:
         return await _staff_page(request, context, error=str(error), status_code=404)
+    if member.is_organization:
+        message = N_("Organisation accounts have no password and no invite link: staff post as them.")
+        return await _staff_page(request, context, error=translate(request, message), status_code=400)
     link = AuthService(context).invite_url(member.user)
     return await _staff_page(request, context, invite=(member.account.username, link))
 
