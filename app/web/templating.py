@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from babel.dates import format_datetime, format_skeleton
@@ -119,10 +120,23 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
 
 
 def http_url(url: str | None) -> str:
-    """Links taken from other servers' documents are only followed when they are http(s)."""
-    if url and url.lower().startswith(("https://", "http://")):
-        return url
-    return "#"
+    """`url` if a page may carry it (http or https with a host), else "".
+
+    The one filter for every URL that another server gave us and a page writes out: links, the
+    canonical link and Open Graph tags, avatars, headers and attachments. Anything else
+    (javascript:, data:, a relative path, a URL with spaces or control characters) is dropped, and
+    the template shows no link, or the default picture instead of an image.
+    """
+    if not url or len(url) > 4096 or any(ord(char) <= 32 or ord(char) == 127 for char in url):
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return ""
+    return url
 
 
 def _shorten(text: str, limit: int) -> str:
