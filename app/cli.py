@@ -366,7 +366,7 @@ async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.domain_blocks import DomainBlockService
+    from app.services.domain_blocks import DomainBlockService, domain_label, unicode_domain
 
     async def work(context: AppContext) -> int:
         service = DomainBlockService(context)
@@ -379,6 +379,7 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                         "blocks": [
                             {
                                 "domain": block.domain,
+                                "unicode": unicode_domain(block.domain) or block.domain,
                                 "severity": block.severity,
                                 "reject_media": block.reject_media,
                                 "reject_reports": block.reject_reports,
@@ -407,10 +408,12 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                 if on
             ]
             comment = f"  {block.public_comment}" if block.public_comment else ""
-            print(f"{block.domain:40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
+            print(f"{domain_label(block.domain):40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
         if settings.limited_federation or allowed:
             mode = "on" if settings.limited_federation else "off"
-            print(f"allowlist (limited federation {mode}): {', '.join(row.domain for row in allowed) or '-'}")
+            print(
+                f"allowlist (limited federation {mode}): {', '.join(domain_label(row.domain) for row in allowed) or '-'}"
+            )
         return 0
 
     return await _with_context(settings, work)
@@ -426,8 +429,8 @@ async def cmd_domains_import(args: argparse.Namespace, settings: Settings) -> in
             raise CommandError(f"cannot read {args.file}: {error}") from None
         result = await DomainBlockService(context).import_csv(text)
         print(f"imported {result.imported} domain blocks")
-        if result.skipped:
-            print(f"skipped: {', '.join(result.skipped)}")
+        for reason in result.skipped:
+            print(f"skipped {reason}")
         return 0
 
     return await _with_context(settings, work)

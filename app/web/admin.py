@@ -354,7 +354,7 @@ async def import_domains(
     if result.skipped:
         # Said, not hidden behind "imported": the admin fixes those rows and imports them again.
         message = N_("%(imported)d domain blocks were imported; these rows were skipped: %(skipped)s")
-        skipped = ", ".join(row[:80] for row in result.skipped[:20])
+        skipped = "; ".join(row[:200] for row in result.skipped[:20])
         return await _domains_page(
             request, context, error=translate(request, message, imported=result.imported, skipped=skipped)
         )

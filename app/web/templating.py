@@ -23,6 +23,7 @@ from starlette.responses import Response
 from app import __version__
 from app.context import AppContext
 from app.i18n import LOCALE_NAMES, Catalogs, negotiate
+from app.services.domain_blocks import domain_label
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.moderation import DomainPolicy
 from app.web.notices import NOTICES
@@ -91,6 +92,7 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
     environment.globals["embeds_media"] = embeds_media
     environment.filters["datetime"] = localized_datetime
     environment.filters["http_url"] = http_url
+    environment.filters["domain_label"] = domain_label
     environment.filters["plaintext"] = lambda html, limit=300: _shorten(html_to_plain_text(html or ""), limit)
     environment.globals["static_version"] = __version__
     environment.globals["locale_names"] = LOCALE_NAMES
