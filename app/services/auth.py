@@ -153,7 +153,13 @@ class AuthService:
             if row is None:
                 return None
             web_session, user, account = row
-            if user.disabled_at is not None or account.suspended_at is not None or account.deleted_at:
+            if (
+                user.disabled_at is not None
+                or account.suspended_at is not None
+                or account.deleted_at
+                # A session an older version let an organisation account open ends now.
+                or account.actor_type == ActorType.ORGANIZATION
+            ):
                 return None
             renewed = web_session.expires_at - now < SESSION_RENEW_AFTER
             if renewed:

@@ -275,11 +275,24 @@ async def test_nobody_logs_in_as_an_organisation_account(instance: Instance) -> 
     assert page.status_code == 401
     assert "Nobody logs in as an organisation account" in page.text
     assert "herold_session" not in browser.client.cookies
+    # A session opened for it before organisation accounts lost their logins no longer works.
+    token, _session = await AuthService(instance.context).start_session(user)
+    assert await AuthService(instance.context).session_for_token(token) is None
 
 
 async def test_an_organisation_account_gets_no_invite_link(instance: Instance) -> None:
     admin = await logged_in(instance, "boss", role=Role.ADMIN)
-    org_user, _org = await make_user(instance, "knnktv", organization=True)
+    made = await admin.post("/admin/staff", {"username": "knnktv", "kind": "organization"})
+    assert made.status_code == 303
+    async with instance.context.sessions() as session:
+        org_user, _org = (
+            await session.execute(
+                select(User, Account)
+                .join(Account, col(Account.id) == col(User.account_id))
+                .where(Account.username == "knnktv")
+            )
+        ).one()
+    assert org_user.password_hash == ""  # nothing to guess, nothing to hand out
     refused = await admin.post(f"/admin/staff/{org_user.id}/invite")
     assert refused.status_code == 400
     assert "Organisation accounts have no password" in refused.text
