@@ -102,7 +102,9 @@ class AuthService:
         valid = await verify_password(stored_hash, password) if password else False
         if account is not None and account.actor_type == ActorType.ORGANIZATION:
             # Nobody logs in as the organisation, whatever password an older version stored:
-            # staff post as it from their own logins, so each post records who wrote it.
+            # staff post as it from their own logins, so each post records who wrote it. Counted
+            # as a failure: each try costs a password hash, and no address may ask for them unthrottled.
+            self.limiter.record_failure(ip, name)
             raise LoginError(
                 "organisation accounts cannot log in; log in as yourself and post as the organisation",
                 reason="organization",

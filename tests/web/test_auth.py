@@ -270,6 +270,12 @@ async def test_nobody_logs_in_as_an_organisation_account(instance: Instance) -> 
     with pytest.raises(LoginError) as refused:
         await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
     assert refused.value.reason == "organization"
+    assert instance.context.rate_limits.logins.refusal("1.2.3.4", "knnktv") is None
+    for _ in range(instance.context.rate_limits.logins.per_name_and_address - 1):
+        with pytest.raises(LoginError):
+            await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
+    with pytest.raises(RateLimited):  # each try costs a hash: counted like a wrong password
+        await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
     browser = Browser(new_client(instance))
     page = await browser.post("/login", {"username": "knnktv", "password": PASSWORD})
     assert page.status_code == 401
