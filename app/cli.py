@@ -13,7 +13,7 @@ from typing import Any
 
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
-from app.models import Account, Role
+from app.models import Account, ActorType, Role, User
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
@@ -67,10 +67,16 @@ async def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> i
             email=args.email,
         )
         account = created.account
-        kind = "organisation account" if args.organization else "account"
-        print(
-            f"created {kind} @{account.handle(settings.local_domain)} ({created.user.role}) at {account.uri}"
-        )
+        handle = f"@{account.handle(settings.local_domain)}"
+        if args.organization:
+            print(f"created organisation account {handle} at {account.uri}")
+            print(
+                "it has no password: staff post as it from their own logins once an administrator "
+                "lets them (Admin → Team), or with `herold post "
+                f"{account.username} TEXT --by NAME`"
+            )
+            return 0
+        print(f"created account {handle} ({created.user.role}) at {account.uri}")
         if created.password_generated:
             print(f"password: {created.password}")
         return 0
@@ -89,7 +95,11 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
                             "username": row.account.username,
                             "handle": f"@{row.account.handle(settings.local_domain)}",
                             "type": row.account.actor_type,
-                            "role": row.user.role if row.user else None,
+                            "role": (
+                                None
+                                if row.user is None or row.account.actor_type == ActorType.ORGANIZATION
+                                else row.user.role
+                            ),
                             "uri": row.account.uri,
                             "disabled": bool(row.user and row.user.disabled_at),
                         }
@@ -103,6 +113,8 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
             print("no accounts yet: create one with `herold accounts create NAME --role admin`")
         for row in rows:
             role = row.user.role if row.user else "-"
+            if row.account.actor_type == ActorType.ORGANIZATION:
+                role = "organisation"
             print(f"@{row.account.handle(settings.local_domain):40} {row.account.actor_type:13} {role}")
         return 0
 
@@ -164,6 +176,7 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
         posting = PostingService(context)
         try:
             author = await posting.local_account(args.name)
+            writer = await _writer(context, author, args.by)
             post = await posting.create(
                 author,
                 args.text,
@@ -172,6 +185,7 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
                 sensitive=args.sensitive,
                 language=args.language,
                 in_reply_to=args.reply_to,
+                written_by_user_id=writer.id,
             )
         except PostingError as error:
             raise CommandError(str(error)) from None
@@ -180,6 +194,33 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return await _with_context(settings, work)
+
+
+async def _writer(context: AppContext, author: Account, by: str | None) -> User:
+    """The staff member who writes a post as `author`: `--by`, required for an organisation account."""
+    from app.services.staff import StaffService
+
+    if by is None:
+        if author.actor_type == ActorType.ORGANIZATION:
+            raise CommandError(
+                f"@{author.username} is an organisation account: say who writes the post with --by NAME"
+            )
+        by = author.username
+    accounts = AccountService(context)
+    try:
+        login = await accounts.local_login(by)
+    except AccountError as error:
+        raise CommandError(str(error)) from None
+    if login is None:
+        raise CommandError(f"there is no local account named {by!r}")
+    writer_account, writer = login
+    if writer_account.actor_type == ActorType.ORGANIZATION:
+        raise CommandError(f"--by names the person who writes; @{writer_account.username} is an organisation")
+    if writer.disabled_at is not None or writer_account.suspended_at is not None:
+        raise CommandError(f"@{writer_account.username}'s login is disabled")
+    if not await StaffService(context).can_act_as(writer, author.id):
+        raise CommandError(f"@{writer_account.username} may not post as @{author.username}")
+    return writer
 
 
 async def cmd_delete_post(args: argparse.Namespace, settings: Settings) -> int:
@@ -325,7 +366,7 @@ async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.domain_blocks import DomainBlockService
+    from app.services.domain_blocks import DomainBlockService, domain_label, unicode_domain
 
     async def work(context: AppContext) -> int:
         service = DomainBlockService(context)
@@ -338,6 +379,7 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                         "blocks": [
                             {
                                 "domain": block.domain,
+                                "unicode": unicode_domain(block.domain) or block.domain,
                                 "severity": block.severity,
                                 "reject_media": block.reject_media,
                                 "reject_reports": block.reject_reports,
@@ -366,10 +408,12 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                 if on
             ]
             comment = f"  {block.public_comment}" if block.public_comment else ""
-            print(f"{block.domain:40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
+            print(f"{domain_label(block.domain):40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
         if settings.limited_federation or allowed:
             mode = "on" if settings.limited_federation else "off"
-            print(f"allowlist (limited federation {mode}): {', '.join(row.domain for row in allowed) or '-'}")
+            print(
+                f"allowlist (limited federation {mode}): {', '.join(domain_label(row.domain) for row in allowed) or '-'}"
+            )
         return 0
 
     return await _with_context(settings, work)
@@ -385,8 +429,8 @@ async def cmd_domains_import(args: argparse.Namespace, settings: Settings) -> in
             raise CommandError(f"cannot read {args.file}: {error}") from None
         result = await DomainBlockService(context).import_csv(text)
         print(f"imported {result.imported} domain blocks")
-        if result.skipped:
-            print(f"skipped: {', '.join(result.skipped)}")
+        for reason in result.skipped:
+            print(f"skipped {reason}")
         return 0
 
     return await _with_context(settings, work)
@@ -453,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--sensitive", action="store_true", help="mark the post sensitive")
     post.add_argument("--language", help="language code of the text, such as en or de")
     post.add_argument("--reply-to", metavar="URL", help="the post (its id or web address) this replies to")
+    post.add_argument(
+        "--by",
+        metavar="NAME",
+        help="the staff member who writes it (required for an organisation account; they must be allowed "
+        "to post as it); the post records who wrote it",
+    )
     post.set_defaults(handler=cmd_post)
 
     delete_post = commands.add_parser("delete-post", help="delete a post of a local account")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -17,17 +19,29 @@ AS2_ACCEPT = 'application/activity+json, application/ld+json; profile="https://w
 JRD_ACCEPT = "application/jrd+json, application/json"
 MAX_DOCUMENT_BYTES = 1_048_576
 
+log = logging.getLogger(__name__)
+
 
 class FetchError(Exception):
     """A remote document could not be had; the message says why (shown to staff and in logs)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, unreachable: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        # The host when no answer came at all (no such name, refused, timed out): said as "HOST
+        # could not be reached", not as the HTTP library's words.
+        self.unreachable = unreachable
 
 
 class RemoteGone(FetchError):
     """The remote server answered 410: the object or actor was deleted."""
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url[:200]
+    except ValueError:
+        return url[:200]
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,10 @@ class Fetcher:
                 final_url = str(response.url)
         except ResponseTooLarge:
             raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
+        except httpx.TransportError as error:
+            host = _host(url)
+            log.info("could not fetch %s: %s", url, error)
+            raise FetchError(f"{host} could not be reached", unreachable=host) from None
         except httpx.HTTPError as error:
             raise FetchError(f"could not fetch {url}: {error}") from None
         if final_url != url:

@@ -25,7 +25,16 @@ HANDLE_RE = re.compile(
 
 
 class ResolveError(Exception):
-    """An actor that could not be found or used; the message is meant for the person who asked."""
+    """An actor that could not be found or used; the message is meant for the person who asked.
+
+    `unreachable` (a host) and `missing` (a handle) say which of the two common cases it is, so
+    the web pages can say it in the reader's language.
+    """
+
+    def __init__(self, message: str, *, unreachable: str | None = None, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.missing = missing
 
 
 def parse_handle(handle: str) -> tuple[str, str]:
@@ -107,7 +116,10 @@ class ActorResolver:
             document = await fetcher.get_json(url, accept=JRD_ACCEPT, signed=False)
         except FetchError as error:
             if error.status == 404:
-                raise ResolveError(f"@{username}@{domain} does not exist") from None
+                handle = f"@{username}@{domain}"
+                raise ResolveError(f"{handle} does not exist", missing=handle) from None
+            if error.unreachable:
+                raise ResolveError(str(error), unreachable=error.unreachable) from None
             raise ResolveError(f"could not look up @{username}@{domain}: {error}") from None
         subject: tuple[str, str] | None = None
         if isinstance(document.get("subject"), str):
@@ -159,7 +171,7 @@ class ActorResolver:
         except FetchError as error:
             if cached is not None:
                 return cached
-            raise ResolveError(str(error)) from None
+            raise ResolveError(str(error), unreachable=error.unreachable) from None
         document = fetched.document
         if document.get("id") != uri:
             raise ResolveError(f"{uri} served a document whose id is {document.get('id')!r}")

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import idna
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -34,7 +38,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
-from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
+from app.services.moderation import covering_domains, local_hosts, on_domain
 
 MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 1000
@@ -56,25 +60,138 @@ class SuspensionEffects:
 @dataclass(frozen=True)
 class ImportResult:
     imported: int
+    # One line per row left out, saying which and why.
     skipped: list[str]
 
 
 def normalize_domain(value: str) -> str:
-    """What an admin typed (`https://Threads.net/`, `*.threads.net`, `threads.net:443`) → `threads.net`."""
-    text = value.strip().lower()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0].removeprefix("*.").removeprefix(".")
-    if not text or any(char.isspace() or char in "@?#\\\"'<>" for char in text):
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
-    host = bare_host(text)
+    """The name a block (or allow) is stored and matched under: `value` in lower case, with an
+    internationalised name in its IDNA form (`Bücher.example` → `xn--bcher-kva.example`).
+
+    Nothing else is changed on the admin's behalf: a web address, a port, a `*.` wildcard or
+    anything that is no host name is refused with a message that says what was wrong and what to
+    enter instead, so the block that is stored is the block the admin meant.
+    """
+    typed = value.strip()
+    shown = repr(typed[:80])
+    if not typed:
+        raise DomainBlockError("enter a domain, such as example.social")
+    if "://" in typed or typed.startswith("//"):
+        host = _host_in(typed)
+        hint = f" ({host})" if host else ""
+        raise DomainBlockError(f"{shown} is a web address: enter just its domain{hint}")
+    if "/" in typed:
+        raise DomainBlockError(f"{shown} has a path: enter just the domain ({typed.split('/', 1)[0][:80]!r})")
+    if any(char in typed for char in "@?#\\\"'<>"):
+        raise DomainBlockError(
+            f"{shown} is not a domain: enter just a host name, such as example.social, without a user or punctuation"
+        )
+    if any(char.isspace() or not char.isprintable() for char in typed):
+        raise DomainBlockError(f"{shown} is not a domain: it contains a space or an invisible character")
+    literal = _ip_literal(typed)
+    if literal is not None:
+        return literal
+    if typed.startswith("*."):
+        raise DomainBlockError(
+            f"{shown}: a block already covers every subdomain, enter just {typed[2:][:80]!r}"
+        )
+    if ":" in typed:
+        raise DomainBlockError(
+            f"{shown}: a block covers every port, enter just {typed.rsplit(':', 1)[0][:80]!r}"
+        )
+    if typed.endswith("."):
+        raise DomainBlockError(f"{shown}: enter the domain without the final dot")
+    labels = []
+    for label in typed.split("."):
+        labels.append(_ascii_label(label, shown))
+    name = ".".join(labels)
+    if len(name) > MAX_DOMAIN_LENGTH:
+        raise DomainBlockError(
+            f"{shown} is longer than {MAX_DOMAIN_LENGTH} characters, the most a domain has"
+        )
+    if labels[-1].isdigit():
+        raise DomainBlockError(f"{shown} is neither a domain nor an IP address")
+    return name
+
+
+# A label of a host name as it goes on the wire: letters, digits and hyphens, not at either end.
+_LDH_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _ascii_label(label: str, shown: str) -> str:
+    """One label of a domain in lower-case ASCII (IDNA for an internationalised one), or why not."""
+    if not label:
+        raise DomainBlockError(
+            f"{shown} is not a domain: it has an empty part (two dots in a row, or one at the start)"
+        )
+    if not label.isascii():
+        try:
+            # UTS 46 as browsers and httpx apply it: case folded, then IDNA 2008.
+            label = idna.encode(label, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise DomainBlockError(
+                f"{shown} is not a domain: {label[:63]!r} is not a valid internationalised name"
+            ) from None
+    label = label.lower()
+    if len(label) > 63:
+        raise DomainBlockError(
+            f"{shown} is not a domain: the part {label[:20]!r}… is longer than 63 characters"
+        )
+    if not _LDH_LABEL_RE.fullmatch(label):
+        raise DomainBlockError(
+            f"{shown} is not a domain: {label!r} may hold only letters, digits and hyphens "
+            "(a hyphen not at its start or end)"
+        )
+    if label.startswith("xn--"):
+        try:
+            idna.decode(label)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise DomainBlockError(f"{shown} is not a domain: {label!r} is not a valid IDNA label") from None
+    return label
+
+
+def _ip_literal(typed: str) -> str | None:
+    candidate = typed[1:-1] if typed.startswith("[") and typed.endswith("]") else typed
     try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain") from None
-    if not host or len(host) > MAX_DOMAIN_LENGTH or ".." in host or host.startswith("-"):
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
-    return host
+        return ipaddress.ip_address(candidate).compressed
+    except ValueError:
+        return None
+
+
+def _host_in(url: str) -> str | None:
+    """The host of a web address an admin pasted, to suggest it (it is not used on its own)."""
+    try:
+        host = urlsplit(url if "://" in url else f"http:{url}").hostname
+    except ValueError:
+        return None
+    return host[:80] if host else None
+
+
+def domain_label(name: str) -> str:
+    """A stored name as people read it: `bücher.example (xn--bcher-kva.example)`, or the name itself."""
+    shown = unicode_domain(name)
+    return f"{shown} ({name})" if shown else name
+
+
+def unicode_domain(name: str) -> str | None:
+    """The Unicode form of a stored IDNA name (`xn--bcher-kva.example` → `bücher.example`), shown next to
+    it; None when the name is plain ASCII (or cannot be decoded)."""
+    if "xn--" not in name:
+        return None
+    try:
+        decoded = idna.decode(name)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return decoded if decoded != name else None
+
+
+def _stored_name(value: str) -> str:
+    """The name to remove: as normalize_domain gives it, or, for a row an older version stored
+    without that check, exactly as it is listed (so it can still be lifted)."""
+    try:
+        return normalize_domain(value)
+    except DomainBlockError:
+        return value.strip().lower()
 
 
 def _severity(value: str) -> BlockSeverity:
@@ -156,7 +273,7 @@ class DomainBlockService:
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
         """Lift the block; new activity flows again (what was purged stays gone). False if there was none."""
-        name = normalize_domain(domain)
+        name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainBlock).where(col(DomainBlock.domain) == name))
             if not result.rowcount:  # type: ignore[attr-defined]
@@ -184,7 +301,7 @@ class DomainBlockService:
         return True
 
     async def disallow(self, domain: str, *, by: User | None = None) -> bool:
-        name = normalize_domain(domain)
+        name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainAllow).where(col(DomainAllow.domain) == name))
             if not result.rowcount:  # type: ignore[attr-defined]
@@ -232,7 +349,7 @@ class DomainBlockService:
             severity = (record.get("severity") or "suspend").strip().lower()
             if severity == "noop":
                 # Mastodon's "none": only media or reports rejected; Herold has no such level.
-                skipped.append(domain)
+                skipped.append(f"{domain[:80]}: Mastodon's severity noop has no equivalent here")
                 continue
             try:
                 await self.block(
@@ -243,8 +360,8 @@ class DomainBlockService:
                     public_comment=record.get("public_comment") or record.get("comment"),
                     by=by,
                 )
-            except DomainBlockError:
-                skipped.append(domain[:80])
+            except DomainBlockError as error:
+                skipped.append(str(error))
                 continue
             imported += 1
         return ImportResult(imported, skipped)

@@ -20,7 +20,7 @@ from app.context import AppContext
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
 from app.models import Account, Role, User, WebSession
-from app.services.auth import SESSION_LIFETIME, AuthService, LoginRateLimiter
+from app.services.auth import SESSION_LIFETIME, AuthService
 from app.services.instance import InstanceService
 from app.web.dependencies import get_context
 from app.web.templating import Site, translate
@@ -58,11 +58,6 @@ class AdminRequired(Forbidden):
 def cookie_name(context: AppContext, base: str) -> str:
     # Under HTTPS the __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
     return f"__Host-{base}" if context.settings.https else base
-
-
-def login_limiter(request: Request) -> LoginRateLimiter:
-    limiter: LoginRateLimiter = request.app.state.login_limiter
-    return limiter
 
 
 def client_address(request: Request) -> str:

@@ -27,6 +27,7 @@ from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
 from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
+from app.web.lookups import lookup_error
 from app.web.notices import redirect
 from app.web.post_views import (
     PUBLIC_VISIBILITIES,
@@ -570,7 +571,7 @@ async def search(
             try:
                 result = await ActorResolver(context).resolve(query)
             except ResolveError as error_:
-                error = str(error_)
+                error = lookup_error(request, error_)
             except Exception as unexpected:  # network trouble with user-given input is a message, not a 500
                 log.info("search for %r failed: %s", query, unexpected)
                 error = translate(request, N_("That account could not be looked up right now."))
