@@ -143,6 +143,38 @@ def ascii_hostname(hostname: str) -> str:
     return hostname.encode("idna").decode("ascii").lower()
 
 
+# RFC 1035: a label holds 1 to 63 octets, a name at most 253 in its dotted text form.
+MAX_LABEL_LENGTH = 63
+MAX_HOSTNAME_LENGTH = 253
+
+
+def hostname_problem(hostname: str) -> str | None:
+    """Why `hostname` (without a port) cannot name a host, in words; None when it can.
+
+    Checked where a name comes from a person or a document, before it reaches DNS: the resolver
+    raises UnicodeError for an empty or over-long label, far from where the name was written.
+    """
+    if hostname.startswith("[") and hostname.endswith("]"):
+        return None if ip_literal(hostname[1:-1]) is not None else "is not an IPv6 address"
+    if ip_literal(hostname) is not None:
+        return None
+    labels = hostname.split(".")
+    if not hostname or any(not label for label in labels):
+        return "has an empty part between dots"
+    try:
+        encoded = [ascii_hostname(label) for label in labels]
+        for label in encoded:
+            if label.startswith("xn--"):
+                label.encode("ascii").decode("idna")  # a made-up punycode label does not decode
+    except UnicodeError:
+        return "is not a valid internationalised domain name"
+    if any(len(label) > MAX_LABEL_LENGTH for label in encoded):
+        return f"has a part longer than {MAX_LABEL_LENGTH} characters"
+    if len(".".join(encoded)) > MAX_HOSTNAME_LENGTH:
+        return f"is longer than {MAX_HOSTNAME_LENGTH} characters"
+    return None
+
+
 def host_header(host: str, port: int | None, scheme: str) -> str:
     """The Host header's value, which is what gets signed too: `host` as `ascii_hostname` gives
     it, bracketed when it is an IPv6 address, and the port unless it is the scheme's default."""

@@ -94,6 +94,9 @@ class Fetcher:
             raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
         except httpx.HTTPError as error:
             raise FetchError(f"could not fetch {url}: {error}") from None
+        except (httpx.InvalidURL, UnicodeError):
+            # A host no resolver can look up (an empty or over-long label, bad punycode).
+            raise FetchError(f"{url} is not a usable address") from None
         if final_url != url:
             await self._refuse_blocked(final_url)  # a redirect into a blocked domain
         try:
@@ -106,7 +109,10 @@ class Fetcher:
 
     async def _refuse_blocked(self, url: str) -> None:
         """Nothing is fetched from a suspended domain (nor, in limited federation, an unlisted one)."""
-        host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        try:
+            host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        except (httpx.InvalidURL, UnicodeError):
+            raise FetchError(f"{url} is not a usable address") from None
         if host:
             blocked = await self.context.domain_policy.suspending(host)
             if blocked is not None:
