@@ -234,7 +234,9 @@ def test_processes_starting_together_agree_on_one_secret_key(
 def test_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(ConfigurationError, match=r"^DATA_DIR .*a-file.* is not usable"):
+    with pytest.raises(
+        ConfigurationError, match=r"^DATA_DIR .*a-file/data cannot be created: .*a-file is a file"
+    ):
         load_settings(_env_file=None, data_dir=blocker / "data")
 
 
