@@ -463,7 +463,10 @@ def _failure(error: Exception, settings: Settings | None) -> str:
         reason = str(error.orig or error).strip().splitlines()[0]
         where = _redacted(settings.database_url) if settings is not None else "the database"
         return f"the database {where} failed: {reason}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, ConnectionError) and settings is not None:
+        return f"cannot reach the database {_redacted(settings.database_url)}: {reason}"
+    return reason
 
 
 def _redacted(url: str) -> str:

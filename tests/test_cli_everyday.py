@@ -52,6 +52,9 @@ async def test_local_accounts_go_by_their_short_handles(cli_env: dict[str, str],
         (["post", "alice", ""], "a post needs some text"),
         (["timeline", "al ice"], "not a handle"),
         (["accounts", "password", "@nobody"], "no local account named 'nobody'"),
+        (["post", "alice", "hi", "--reply-to", "9" * 25], "no post 9999"),
+        (["delete-post", "alice", "9" * 25], "has no post 9999"),
+        (["follow", "bob", "https://mastodon..social/users/a"], "is not a usable address"),
     ],
 )
 async def test_bad_input_is_one_line_and_a_failure(

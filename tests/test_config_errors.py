@@ -135,3 +135,12 @@ def test_a_read_only_data_dir_with_a_database(workdir: Path) -> None:
             assert line == f"herold: DATA_DIR {data} is not writable for this user", command
     finally:
         data.chmod(0o755)
+
+
+def test_an_unreachable_database_is_one_line(workdir: Path) -> None:
+    line = one_line_failure(
+        herold(
+            ["migrate"], workdir, DATABASE_URL="postgresql://herold@127.0.0.1:1/herold", DATA_DIR=str(workdir)
+        )
+    )
+    assert line.startswith("herold: cannot reach the database postgresql+asyncpg://…@127.0.0.1:1/herold: ")

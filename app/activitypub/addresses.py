@@ -8,6 +8,7 @@ deliver to an IPv4 address (mapped, 6to4, NAT64) are judged by where they delive
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 
@@ -146,6 +147,8 @@ def ascii_hostname(hostname: str) -> str:
 # RFC 1035: a label holds 1 to 63 octets, a name at most 253 in its dotted text form.
 MAX_LABEL_LENGTH = 63
 MAX_HOSTNAME_LENGTH = 253
+# Letters, digits and hyphens (RFC 1123), and the underscore some real hosts carry anyway.
+_LABEL_CHARACTERS = re.compile(r"[a-z0-9_-]+")
 
 
 def hostname_problem(hostname: str) -> str | None:
@@ -168,6 +171,8 @@ def hostname_problem(hostname: str) -> str | None:
                 label.encode("ascii").decode("idna")  # a made-up punycode label does not decode
     except UnicodeError:
         return "is not a valid internationalised domain name"
+    if any(not _LABEL_CHARACTERS.fullmatch(label) for label in encoded):
+        return "contains characters a host name cannot have"
     if any(len(label) > MAX_LABEL_LENGTH for label in encoded):
         return f"has a part longer than {MAX_LABEL_LENGTH} characters"
     if len(".".join(encoded)) > MAX_HOSTNAME_LENGTH:

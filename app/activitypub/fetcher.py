@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from app.activitypub.addresses import hostname_problem
 from app.activitypub.signatures import sign_request
 from app.activitypub.transport import ResponseTooLarge, read_capped
 from app.context import AppContext
@@ -113,6 +114,10 @@ class Fetcher:
             host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
         except (httpx.InvalidURL, UnicodeError):
             raise FetchError(f"{url} is not a usable address") from None
+        problem = hostname_problem(host) if host else None
+        if problem is not None:
+            # Refused before signing and before DNS, both of which would fail on it less clearly.
+            raise FetchError(f"{url} is not a usable address: its host {problem}")
         if host:
             blocked = await self.context.domain_policy.suspending(host)
             if blocked is not None:
