@@ -180,16 +180,19 @@ def check_data_dir(settings: Settings) -> None:
     the directory is the problem (WAL mode creates its -wal and -shm files beside the database).
     """
     data_dir = settings.data_dir
+    database = sqlite_database_path(settings)
     existing = next((path for path in (data_dir, *data_dir.parents) if path.exists()), None)
-    if existing is None:
-        return
-    if not existing.is_dir():
+    if existing is not None and not existing.is_dir():
         where = "is a file" if existing == data_dir else f"cannot be created: {existing} is a file"
         raise ConfigurationError(f"DATA_DIR {data_dir} {where}, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    # Written to when the SQLite database lives there or the secret key is still to be made; a
+    # PostgreSQL instance with its SECRET_KEY set may run its CLI where DATA_DIR is read-only.
+    must_write = (database is not None and data_dir.resolve() in database.resolve().parents) or (
+        not settings.secret_key and not (data_dir / "secret_key").exists()
+    )
+    if existing is not None and must_write and not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == data_dir else f"cannot be created: {existing} "
         raise ConfigurationError(f"DATA_DIR {data_dir} {where}is not writable for this user")
-    database = sqlite_database_path(settings)
     if database is not None and database.exists():
         if database.is_dir():
             raise ConfigurationError(f"the database {database} is a directory, not a file")
