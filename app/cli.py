@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from app import __version__
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, ActorType, Role, User
@@ -123,7 +124,9 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_accounts_password(args: argparse.Namespace, settings: Settings) -> int:
     async def work(context: AppContext) -> int:
-        password = await AccountService(context).set_password(args.name, args.password)
+        password = await AccountService(context).set_password(
+            local_username(settings, args.name), args.password
+        )
         if args.password is None:
             print(f"password: {password}")
         else:
@@ -175,8 +178,9 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     async def work(context: AppContext) -> int:
         posting = PostingService(context)
         try:
-            author = await posting.local_account(args.name)
-            writer = await _writer(context, author, args.by)
+            author = await posting.local_account(local_username(settings, args.name))
+            by = local_username(settings, args.by) if args.by else None
+            writer = await _writer(context, author, by)
             post = await posting.create(
                 author,
                 args.text,
@@ -229,7 +233,9 @@ async def cmd_delete_post(args: argparse.Namespace, settings: Settings) -> int:
     async def work(context: AppContext) -> int:
         posting = PostingService(context)
         try:
-            post = await posting.delete(await posting.local_account(args.name), args.post)
+            post = await posting.delete(
+                await posting.local_account(local_username(settings, args.name)), args.post
+            )
         except PostingError as error:
             raise CommandError(str(error)) from None
         print(f"deleted {post.uri}")
@@ -244,8 +250,8 @@ async def cmd_follow(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         try:
-            follower = await PostingService(context).local_account(args.name)
-            outcome = await FollowingService(context).follow(follower, args.target)
+            follower = await PostingService(context).local_account(local_username(settings, args.name))
+            outcome = await FollowingService(context).follow(follower, account_target(settings, args.target))
         except (FollowingError, PostingError) as error:
             raise CommandError(str(error)) from None
         handle = f"@{outcome.target.handle(settings.local_domain)}"
@@ -264,8 +270,10 @@ async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         try:
-            follower = await PostingService(context).local_account(args.name)
-            unfollowed = await FollowingService(context).unfollow(follower, args.target)
+            follower = await PostingService(context).local_account(local_username(settings, args.name))
+            unfollowed = await FollowingService(context).unfollow(
+                follower, account_target(settings, args.target)
+            )
         except (FollowingError, PostingError) as error:
             raise CommandError(str(error)) from None
         if unfollowed is None:
@@ -276,9 +284,38 @@ async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+def local_username(settings: Settings, name: str) -> str:
+    """The user name of the local account `name` gives: `alice`, `@alice` or `@alice@LOCAL_DOMAIN`.
+
+    Every argument of the CLI that names an account of this server goes through here."""
+    from app.activitypub.resolver import ResolveError, parse_account_name
+
+    try:
+        username, domain = parse_account_name(name, (settings.local_domain, settings.web_domain))
+    except ResolveError as error:
+        raise CommandError(str(error)) from None
+    if domain is not None:
+        raise CommandError(f"{name} is an account of {domain}, not of this server ({settings.local_domain})")
+    return username
+
+
+def account_target(settings: Settings, target: str) -> str:
+    """The account (here or elsewhere) `target` names, as the services take it: an actor URL
+    unchanged, a handle as user@domain, a short one (`alice`, `@alice`) on LOCAL_DOMAIN."""
+    from app.activitypub.resolver import ResolveError, parse_account_name
+
+    if target.strip().startswith(("http://", "https://")):
+        return target.strip()
+    try:
+        username, domain = parse_account_name(target, (settings.local_domain, settings.web_domain))
+    except ResolveError as error:
+        raise CommandError(str(error)) from None
+    return f"{username}@{domain or settings.local_domain}"
+
+
 async def _local_account(context: AppContext, name: str) -> Account:
     accounts = AccountService(context)
-    account = await accounts.get_local_account(accounts.normalize_username(name))
+    account = await accounts.get_local_account(local_username(context.settings, name).lower())
     if account is None:
         raise CommandError(f"there is no local account named {name!r}")
     return account
@@ -464,6 +501,19 @@ async def cmd_domains_allow(args: argparse.Namespace, settings: Settings) -> int
     return await _with_context(settings, work)
 
 
+def _failure(error: Exception, settings: Settings | None) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError):
+        reason = str(error.orig or error).strip().splitlines()[0]
+        where = _redacted(settings.database_url) if settings is not None else "the database"
+        return f"the database {where} failed: {reason}"
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, ConnectionError) and settings is not None:
+        return f"cannot reach the database {_redacted(settings.database_url)}: {reason}"
+    return reason
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -474,6 +524,10 @@ def _redacted(url: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="herold", description="Herold, an ActivityPub server for organisations."
+    )
+    parser.add_argument("--version", action="version", version=f"herold {__version__}")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="also log what the database migrations do"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -590,8 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic tells every step of every check at INFO: noise on each command, unless asked for.
+    logging.getLogger("alembic").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    settings: Settings | None = None
     try:
         settings = load_settings()
         handler: Handler = args.handler
@@ -599,6 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, AccountError, CommandError) as error:
         print(f"herold: {error}", file=sys.stderr)
         return 1 if not isinstance(error, ConfigurationError) else 2
+    except (DBAPIError, OSError) as error:
+        # The database or the disk failed (full, gone, locked): one line, not a traceback.
+        print(f"herold: {_failure(error, settings)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -96,7 +96,7 @@ def _settings(workdir: Path, port: int) -> Any:
         https=False,
         data_dir=workdir,
         database_url=f"sqlite+aiosqlite:///{workdir / 'herold.db'}",
-        secret_key="bench",
+        secret_key="bench-secret-key-long-enough-to-sign",
         embedded_worker=False,
         log_level="warning",
     )

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.activitypub.addresses import hostname_problem
 from app.activitypub.signatures import sign_request
 from app.activitypub.transport import ResponseTooLarge, read_capped
 from app.context import AppContext
@@ -112,6 +113,9 @@ class Fetcher:
             raise FetchError(f"{host} could not be reached", unreachable=host) from None
         except httpx.HTTPError as error:
             raise FetchError(f"could not fetch {url}: {error}") from None
+        except (httpx.InvalidURL, UnicodeError):
+            # A host no resolver can look up (an empty or over-long label, bad punycode).
+            raise FetchError(f"{url} is not a usable address") from None
         if final_url != url:
             await self._refuse_blocked(final_url)  # a redirect into a blocked domain
         try:
@@ -124,7 +128,14 @@ class Fetcher:
 
     async def _refuse_blocked(self, url: str) -> None:
         """Nothing is fetched from a suspended domain (nor, in limited federation, an unlisted one)."""
-        host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        try:
+            host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        except (httpx.InvalidURL, UnicodeError):
+            raise FetchError(f"{url} is not a usable address") from None
+        problem = hostname_problem(host) if host else None
+        if problem is not None:
+            # Refused before signing and before DNS, both of which would fail on it less clearly.
+            raise FetchError(f"{url} is not a usable address: its host {problem}")
         if host:
             blocked = await self.context.domain_policy.suspending(host)
             if blocked is not None:

@@ -10,8 +10,10 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from app.activitypub.addresses import hostname_problem
 from app.activitypub.fetcher import JRD_ACCEPT, Fetcher, FetchError, RemoteGone
 from app.activitypub.parsers import ActorData, InvalidObject, authority, parse_actor, same_origin
+from app.config import host_without_port
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
@@ -41,7 +43,26 @@ def parse_handle(handle: str) -> tuple[str, str]:
     match = HANDLE_RE.match(handle.strip().removeprefix("acct:"))
     if not match:
         raise ResolveError(f"{handle!r} is not a handle like @user@example.org")
-    return match["user"], match["domain"].lower()
+    domain = match["domain"].lower()
+    # A typo ("mastodon..social") is refused here, not by the DNS resolver deep in a fetch.
+    problem = hostname_problem(host_without_port(domain))
+    if problem is not None:
+        raise ResolveError(f"{handle!r} is not a handle: its domain {problem}")
+    return match["user"], domain
+
+
+def parse_account_name(value: str, local_domains: tuple[str, ...]) -> tuple[str, str | None]:
+    """`alice`, `@alice` or `@alice@LOCAL_DOMAIN` → ("alice", None); `@bob@remote.example` →
+    ("bob", "remote.example"). How a person names an account, short for this server's own."""
+    text = value.strip().removeprefix("acct:")
+    bare = text.removeprefix("@")
+    if bare and "@" not in bare:
+        # The user part of a handle, as HANDLE_RE takes it: no @, no space, no slash.
+        if any(char.isspace() or char == "/" for char in bare):
+            raise ResolveError(f"{value!r} is not a handle like @user or @user@example.org")
+        return bare, None
+    username, domain = parse_handle(text)
+    return (username, None) if domain in local_domains else (username, domain)
 
 
 class ActorResolver:

@@ -732,7 +732,9 @@ class PostingService:
 
 async def _find_post(session: AsyncSession, reference: str | int) -> Post | None:
     if isinstance(reference, int) or reference.strip().isdigit():
-        return await session.get(Post, int(reference))
+        number = int(reference)
+        # Ids are 64-bit: a longer number names no post (and would overflow the database driver).
+        return await session.get(Post, number) if 0 < number < 2**63 else None
     reference = reference.strip()
     return await session.scalar(
         select(Post).where((col(Post.uri) == reference) | (col(Post.url) == reference)).limit(1)

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.config import is_loopback_domain
 from app.context import AppContext
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
@@ -162,7 +163,7 @@ async def verify_csrf(
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     origin = request.headers.get("origin")
-    if origin and origin != "null" and _origin_of(origin) != _origin_of(context.settings.base_url):
+    if origin and origin != "null" and not _trusted_origin(request, context, _origin_of(origin)):
         raise Forbidden(translate(request, N_("This form was sent from another site and was refused.")))
     form = await request.form()
     sent = form.get(CSRF_FIELD)
@@ -181,6 +182,24 @@ async def verify_csrf(
                 ),
             )
         )
+
+
+def _trusted_origin(request: Request, context: AppContext, origin: str) -> bool:
+    """Whether a form sent from `origin` comes from Herold's own pages.
+
+    In production only the configured WEB_DOMAIN is. A development instance (WEB_DOMAIN on
+    loopback, `localhost:8000` by default) is also reached as 127.0.0.1:8000 or [::1]:8000, the
+    address the server listens on: a loopback origin counts there when it is the very origin the
+    request was sent to (its Host), so a page of another local server or port is still refused.
+    """
+    settings = context.settings
+    if origin == _origin_of(settings.base_url):
+        return True
+    if not is_loopback_domain(settings.web_domain):
+        return False
+    host = request.headers.get("host", "")
+    own = _origin_of(f"{request.url.scheme}://{host}")
+    return origin == own and is_loopback_domain(urlsplit(origin).netloc)
 
 
 def _origin_of(url: str) -> str:
