@@ -173,6 +173,8 @@ def hostname_problem(hostname: str) -> str | None:
         return "is not a valid internationalised domain name"
     if any(not _LABEL_CHARACTERS.fullmatch(label) for label in encoded):
         return "contains characters a host name cannot have"
+    if any(label.startswith("-") or label.endswith("-") for label in encoded):
+        return "has a part that starts or ends with a hyphen"
     if any(len(label) > MAX_LABEL_LENGTH for label in encoded):
         return f"has a part longer than {MAX_LABEL_LENGTH} characters"
     if len(".".join(encoded)) > MAX_HOSTNAME_LENGTH:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import idna
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub import activities
+from app.activitypub.addresses import ascii_hostname, hostname_problem
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
 from app.federation.outbox import notify_delivery, queue_activity
@@ -40,7 +39,6 @@ from app.models import (
 from app.models.base import utcnow
 from app.services.moderation import covering_domains, local_hosts, on_domain
 
-MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 1000
 MAX_IMPORT_BYTES = 1_000_000
 CSV_FIELDS = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
@@ -101,53 +99,15 @@ def normalize_domain(value: str) -> str:
         )
     if typed.endswith("."):
         raise DomainBlockError(f"{shown}: enter the domain without the final dot")
-    labels = []
-    for label in typed.split("."):
-        labels.append(_ascii_label(label, shown))
-    name = ".".join(labels)
-    if len(name) > MAX_DOMAIN_LENGTH:
-        raise DomainBlockError(
-            f"{shown} is longer than {MAX_DOMAIN_LENGTH} characters, the most a domain has"
-        )
-    if labels[-1].isdigit():
+    # The one host-name rule (app.activitypub.addresses), and the same encoding that hosts taken
+    # from actors, keyIds and inboxes get: a block matches the name as Herold meets it on the wire.
+    problem = hostname_problem(typed)
+    if problem is not None:
+        raise DomainBlockError(f"{shown} is not a domain: it {problem}")
+    name = ascii_hostname(typed)
+    if name.rsplit(".", 1)[-1].isdigit():
         raise DomainBlockError(f"{shown} is neither a domain nor an IP address")
     return name
-
-
-# A label of a host name as it goes on the wire: letters, digits and hyphens, not at either end.
-_LDH_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def _ascii_label(label: str, shown: str) -> str:
-    """One label of a domain in lower-case ASCII (IDNA for an internationalised one), or why not."""
-    if not label:
-        raise DomainBlockError(
-            f"{shown} is not a domain: it has an empty part (two dots in a row, or one at the start)"
-        )
-    if not label.isascii():
-        try:
-            # UTS 46 as browsers and httpx apply it: case folded, then IDNA 2008.
-            label = idna.encode(label, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise DomainBlockError(
-                f"{shown} is not a domain: {label[:63]!r} is not a valid internationalised name"
-            ) from None
-    label = label.lower()
-    if len(label) > 63:
-        raise DomainBlockError(
-            f"{shown} is not a domain: the part {label[:20]!r}… is longer than 63 characters"
-        )
-    if not _LDH_LABEL_RE.fullmatch(label):
-        raise DomainBlockError(
-            f"{shown} is not a domain: {label!r} may hold only letters, digits and hyphens "
-            "(a hyphen not at its start or end)"
-        )
-    if label.startswith("xn--"):
-        try:
-            idna.decode(label)
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise DomainBlockError(f"{shown} is not a domain: {label!r} is not a valid IDNA label") from None
-    return label
 
 
 def _ip_literal(typed: str) -> str | None:
@@ -179,8 +139,8 @@ def unicode_domain(name: str) -> str | None:
     if "xn--" not in name:
         return None
     try:
-        decoded = idna.decode(name)
-    except (idna.IDNAError, UnicodeError, ValueError):
+        decoded = name.encode("ascii").decode("idna")
+    except UnicodeError:
         return None
     return decoded if decoded != name else None
 
