@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
-from app.federation.worker import DELIVERY_QUEUE
+from app.federation.queue_names import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, Follow, FollowState, JobState, OutboxActivity, Post
 from app.models.base import new_ids, utcnow
 

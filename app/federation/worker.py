@@ -162,10 +162,6 @@ class Worker:
             await session.commit()
 
 
-INBOX_QUEUE = "inbox"
-DELIVERY_QUEUE = "delivery"
-
-
 def build_worker(context: AppContext) -> Worker:
     from app.federation.delivery import delivery_queue
     from app.federation.inbox_processing import inbox_queue

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.federation.worker import DELIVERY_QUEUE
+from app.federation.queue_names import DELIVERY_QUEUE
 from app.models import (
     Account,
     AuditLogEntry,
