@@ -40,6 +40,7 @@ from app.models import (
     Visibility,
 )
 from app.models.base import new_id, new_ids, utcnow
+from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.notifications import notify
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -327,6 +328,7 @@ class PostingService:
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
             # Everyone who had the old version gets the new one: mentions dropped by the edit included.
             await self.publisher.post_edited(session, stored, author, parts, previously_addressed=previous)
+            events.announce(session, [events.PostEdited(stored.id, author.id)])
             await session.commit()
         return stored
 
@@ -359,6 +361,7 @@ class PostingService:
             )
             # Boosts of a deleted post go with it; other servers drop theirs on the Delete.
             await session.execute(delete(Post).where(col(Post.reblog_of_id) == stored.id))
+            events.announce(session, [events.PostDeleted(stored.id, author.id)])
             await session.execute(delete(Pin).where(col(Pin.post_id) == stored.id))
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
             await session.execute(
@@ -436,6 +439,7 @@ class PostingService:
             assert original_author is not None
             await self.publisher.unboosted(session, boost, account, original, original_author)
             await session.execute(delete(Post).where(col(Post.id) == boost.id))
+            events.announce(session, [events.PostDeleted(boost.id, account.id)])
             await session.execute(
                 update(Post)
                 .where(col(Post.id) == original.id, col(Post.reblogs_count) > 0)
