@@ -56,9 +56,9 @@ from app.activitypub.transport import poster_for
 from app.context import AppContext
 from app.db import dialect_insert
 from app.federation.queue import QueueSpec, due_jobs
-from app.federation.queue_names import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, DomainHealth, JobState, OutboxActivity
 from app.models.base import new_ids, table_of, utcnow
+from app.queue_names import DELIVERY_QUEUE
 from app.services.read_cache import ReadCache
 
 log = logging.getLogger(__name__)

@@ -49,9 +49,9 @@ from app.activitypub.verification import (
 from app.context import AppContext
 from app.db import dialect_insert
 from app.federation.handlers import HANDLED_TYPES
-from app.federation.queue_names import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
 from app.models.base import new_ids, utcnow
+from app.queue_names import INBOX_QUEUE
 from app.services.accounts import AccountService
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from app.federation.outbox import (
     preferred_inbox,
     queue_activity,
 )
-from app.federation.queue_names import DELIVERY_QUEUE
 from app.models import Account, Favourite, Follow, Post, Visibility
+from app.queue_names import DELIVERY_QUEUE
 from app.services.after_commit import after_commit
 
 

@@ -165,5 +165,6 @@ class Worker:
 def build_worker(context: AppContext) -> Worker:
     from app.federation.delivery import delivery_queue
     from app.federation.inbox_processing import inbox_queue
+    from app.federation.jobs import jobs_queue
 
-    return Worker(context, [inbox_queue(context), delivery_queue(context)])
+    return Worker(context, [inbox_queue(context), delivery_queue(context), jobs_queue(context)])

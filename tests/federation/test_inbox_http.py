@@ -14,9 +14,9 @@ import pytest
 
 from app.activitypub.signatures import sign_request
 from app.context import build_context
-from app.federation.queue_names import INBOX_QUEUE
 from app.federation.worker import Worker, build_worker
 from app.models import Account, DomainBlock, Follow, InboxItem, JobState
+from app.queue_names import INBOX_QUEUE
 from tests.federation.inbox_peer import (
     MASTODON_CONTEXT,
     Peer,

@@ -4,3 +4,5 @@ services that queue jobs: an import cycle)."""
 
 INBOX_QUEUE = "inbox"
 DELIVERY_QUEUE = "delivery"
+# General background work (app.services.jobs queues it, app.federation.jobs runs it).
+JOBS_QUEUE = "jobs"
