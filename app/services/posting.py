@@ -4,7 +4,8 @@ One service for the CLI now and the web UI and client API later. Each action com
 its timeline entries and its delivery jobs in one transaction (the transactional outbox), so
 what is committed is delivered even if the process dies right after.
 
-What a post says on the wire is decided by the renderers; this module decides who receives it.
+What a post says on the wire, and who receives it, the publisher (app.federation.publisher)
+decides; this module tells it what happened.
 """
 
 from __future__ import annotations
