@@ -30,9 +30,11 @@ from app.models import (
     DomainBlock,
     Follow,
     JobState,
+    Post,
     User,
 )
 from app.models.base import utcnow
+from app.services import events
 from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
 
 MAX_DOMAIN_LENGTH = 253
@@ -286,6 +288,7 @@ class DomainBlockService:
         if by_id:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
             # reports about them stay for the admins, naming them by the uri and handle they keep.
+            await events.announce_deleted_posts(session, col(Post.account_id).in_(by_id))
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
         return SuspensionEffects(severed, len(by_id), dropped)
 
