@@ -20,11 +20,10 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
 from app.activitypub.addresses import ascii_hostname, hostname_problem
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AuditLogEntry,
@@ -34,9 +33,11 @@ from app.models import (
     DomainBlock,
     Follow,
     JobState,
+    Post,
     User,
 )
 from app.models.base import utcnow
+from app.services import events
 from app.services.moderation import covering_domains, local_hosts, on_domain
 
 MAX_COMMENT_LENGTH = 1000
@@ -173,6 +174,7 @@ def _flag(value: str | None) -> bool:
 class DomainBlockService:
     def __init__(self, context: AppContext) -> None:
         self.context = context
+        self.publisher = Publisher(context)
 
     async def blocks(self) -> list[DomainBlock]:
         async with self.context.sessions() as session:
@@ -227,8 +229,6 @@ class DomainBlockService:
             await session.commit()
             await session.refresh(row)
         self.context.domain_policy.invalidate()
-        if effects.follows_severed:
-            notify_delivery(self.context)
         return row, effects
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
@@ -356,29 +356,16 @@ class DomainBlockService:
             for follow in follows:
                 if follow.followee_id in by_id and follow.follower_id in local:
                     follower, followee = local[follow.follower_id], by_id[follow.followee_id]
-                    undone = activities.render_follow(
-                        self.context.urls,
-                        follower,
-                        followee,
-                        follow.uri or self.context.urls.activity(follower.username, follow.id),
-                    )
-                    activity = activities.render_undo(self.context.urls, follower, undone)
-                    await queue_activity(
-                        session, activity=activity, signer=follower, inboxes=[followee.inbox_url]
-                    )
+                    await self.publisher.unfollowed(session, follower, followee, follow)
                     severed += 1
                 elif follow.follower_id in by_id and follow.followee_id in local:
                     followee, follower = local[follow.followee_id], by_id[follow.follower_id]
-                    activity = activities.render_follow_response(
-                        self.context.urls, "Reject", followee, follower, follow.uri
-                    )
-                    await queue_activity(
-                        session, activity=activity, signer=followee, inboxes=[follower.inbox_url]
-                    )
+                    await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
                     severed += 1
         if by_id:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
             # reports about them stay for the admins, naming them by the uri and handle they keep.
+            await events.announce_deleted_posts(session, col(Post.account_id).in_(by_id))
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
         return SuspensionEffects(severed, len(by_id), dropped)
 
