@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from app import __version__
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
-from app.models import Account, Role
+from app.models import Account, ActorType, Role, User
 from app.ops.logs import configure_logging
 from app.ops.metrics_registry import enable_multiprocess_metrics
 from app.runtime import run_event_loop, tune_garbage_collection
@@ -69,10 +71,16 @@ async def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> i
             email=args.email,
         )
         account = created.account
-        kind = "organisation account" if args.organization else "account"
-        print(
-            f"created {kind} @{account.handle(settings.local_domain)} ({created.user.role}) at {account.uri}"
-        )
+        handle = f"@{account.handle(settings.local_domain)}"
+        if args.organization:
+            print(f"created organisation account {handle} at {account.uri}")
+            print(
+                "it has no password: staff post as it from their own logins once an administrator "
+                "lets them (Admin → Team), or with `herold post "
+                f"{account.username} TEXT --by NAME`"
+            )
+            return 0
+        print(f"created account {handle} ({created.user.role}) at {account.uri}")
         if created.password_generated:
             print(f"password: {created.password}")
         return 0
@@ -91,7 +99,11 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
                             "username": row.account.username,
                             "handle": f"@{row.account.handle(settings.local_domain)}",
                             "type": row.account.actor_type,
-                            "role": row.user.role if row.user else None,
+                            "role": (
+                                None
+                                if row.user is None or row.account.actor_type == ActorType.ORGANIZATION
+                                else row.user.role
+                            ),
                             "uri": row.account.uri,
                             "disabled": bool(row.user and row.user.disabled_at),
                         }
@@ -105,6 +117,8 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
             print("no accounts yet: create one with `herold accounts create NAME --role admin`")
         for row in rows:
             role = row.user.role if row.user else "-"
+            if row.account.actor_type == ActorType.ORGANIZATION:
+                role = "organisation"
             print(f"@{row.account.handle(settings.local_domain):40} {row.account.actor_type:13} {role}")
         return 0
 
@@ -113,7 +127,9 @@ async def cmd_accounts_list(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_accounts_password(args: argparse.Namespace, settings: Settings) -> int:
     async def work(context: AppContext) -> int:
-        password = await AccountService(context).set_password(args.name, args.password)
+        password = await AccountService(context).set_password(
+            local_username(settings, args.name), args.password
+        )
         if args.password is None:
             print(f"password: {password}")
         else:
@@ -204,7 +220,9 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     async def work(context: AppContext) -> int:
         posting = PostingService(context)
         try:
-            author = await posting.local_account(args.name)
+            author = await posting.local_account(local_username(settings, args.name))
+            by = local_username(settings, args.by) if args.by else None
+            writer = await _writer(context, author, by)
             post = await posting.create(
                 author,
                 args.text,
@@ -213,6 +231,7 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
                 sensitive=args.sensitive,
                 language=args.language,
                 in_reply_to=args.reply_to,
+                written_by_user_id=writer.id,
             )
         except PostingError as error:
             raise CommandError(str(error)) from None
@@ -223,13 +242,42 @@ async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+async def _writer(context: AppContext, author: Account, by: str | None) -> User:
+    """The staff member who writes a post as `author`: `--by`, required for an organisation account."""
+    from app.services.staff import StaffService
+
+    if by is None:
+        if author.actor_type == ActorType.ORGANIZATION:
+            raise CommandError(
+                f"@{author.username} is an organisation account: say who writes the post with --by NAME"
+            )
+        by = author.username
+    accounts = AccountService(context)
+    try:
+        login = await accounts.local_login(by)
+    except AccountError as error:
+        raise CommandError(str(error)) from None
+    if login is None:
+        raise CommandError(f"there is no local account named {by!r}")
+    writer_account, writer = login
+    if writer_account.actor_type == ActorType.ORGANIZATION:
+        raise CommandError(f"--by names the person who writes; @{writer_account.username} is an organisation")
+    if writer.disabled_at is not None or writer_account.suspended_at is not None:
+        raise CommandError(f"@{writer_account.username}'s login is disabled")
+    if not await StaffService(context).can_act_as(writer, author.id):
+        raise CommandError(f"@{writer_account.username} may not post as @{author.username}")
+    return writer
+
+
 async def cmd_delete_post(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.posting import PostingError, PostingService
 
     async def work(context: AppContext) -> int:
         posting = PostingService(context)
         try:
-            post = await posting.delete(await posting.local_account(args.name), args.post)
+            post = await posting.delete(
+                await posting.local_account(local_username(settings, args.name)), args.post
+            )
         except PostingError as error:
             raise CommandError(str(error)) from None
         print(f"deleted {post.uri}")
@@ -244,8 +292,8 @@ async def cmd_follow(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         try:
-            follower = await PostingService(context).local_account(args.name)
-            outcome = await FollowingService(context).follow(follower, args.target)
+            follower = await PostingService(context).local_account(local_username(settings, args.name))
+            outcome = await FollowingService(context).follow(follower, account_target(settings, args.target))
         except (FollowingError, PostingError) as error:
             raise CommandError(str(error)) from None
         handle = f"@{outcome.target.handle(settings.local_domain)}"
@@ -264,8 +312,10 @@ async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         try:
-            follower = await PostingService(context).local_account(args.name)
-            unfollowed = await FollowingService(context).unfollow(follower, args.target)
+            follower = await PostingService(context).local_account(local_username(settings, args.name))
+            unfollowed = await FollowingService(context).unfollow(
+                follower, account_target(settings, args.target)
+            )
         except (FollowingError, PostingError) as error:
             raise CommandError(str(error)) from None
         if unfollowed is None:
@@ -276,9 +326,38 @@ async def cmd_unfollow(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_context(settings, work)
 
 
+def local_username(settings: Settings, name: str) -> str:
+    """The user name of the local account `name` gives: `alice`, `@alice` or `@alice@LOCAL_DOMAIN`.
+
+    Every argument of the CLI that names an account of this server goes through here."""
+    from app.activitypub.resolver import ResolveError, parse_account_name
+
+    try:
+        username, domain = parse_account_name(name, (settings.local_domain, settings.web_domain))
+    except ResolveError as error:
+        raise CommandError(str(error)) from None
+    if domain is not None:
+        raise CommandError(f"{name} is an account of {domain}, not of this server ({settings.local_domain})")
+    return username
+
+
+def account_target(settings: Settings, target: str) -> str:
+    """The account (here or elsewhere) `target` names, as the services take it: an actor URL
+    unchanged, a handle as user@domain, a short one (`alice`, `@alice`) on LOCAL_DOMAIN."""
+    from app.activitypub.resolver import ResolveError, parse_account_name
+
+    if target.strip().startswith(("http://", "https://")):
+        return target.strip()
+    try:
+        username, domain = parse_account_name(target, (settings.local_domain, settings.web_domain))
+    except ResolveError as error:
+        raise CommandError(str(error)) from None
+    return f"{username}@{domain or settings.local_domain}"
+
+
 async def _local_account(context: AppContext, name: str) -> Account:
     accounts = AccountService(context)
-    account = await accounts.get_local_account(accounts.normalize_username(name))
+    account = await accounts.get_local_account(local_username(context.settings, name).lower())
     if account is None:
         raise CommandError(f"there is no local account named {name!r}")
     return account
@@ -366,7 +445,7 @@ async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.domain_blocks import DomainBlockService
+    from app.services.domain_blocks import DomainBlockService, domain_label, unicode_domain
 
     async def work(context: AppContext) -> int:
         service = DomainBlockService(context)
@@ -379,6 +458,7 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                         "blocks": [
                             {
                                 "domain": block.domain,
+                                "unicode": unicode_domain(block.domain) or block.domain,
                                 "severity": block.severity,
                                 "reject_media": block.reject_media,
                                 "reject_reports": block.reject_reports,
@@ -407,10 +487,12 @@ async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
                 if on
             ]
             comment = f"  {block.public_comment}" if block.public_comment else ""
-            print(f"{block.domain:40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
+            print(f"{domain_label(block.domain):40} {block.severity:8} {' '.join(flags)}{comment}".rstrip())
         if settings.limited_federation or allowed:
             mode = "on" if settings.limited_federation else "off"
-            print(f"allowlist (limited federation {mode}): {', '.join(row.domain for row in allowed) or '-'}")
+            print(
+                f"allowlist (limited federation {mode}): {', '.join(domain_label(row.domain) for row in allowed) or '-'}"
+            )
         return 0
 
     return await _with_context(settings, work)
@@ -426,8 +508,8 @@ async def cmd_domains_import(args: argparse.Namespace, settings: Settings) -> in
             raise CommandError(f"cannot read {args.file}: {error}") from None
         result = await DomainBlockService(context).import_csv(text)
         print(f"imported {result.imported} domain blocks")
-        if result.skipped:
-            print(f"skipped: {', '.join(result.skipped)}")
+        for reason in result.skipped:
+            print(f"skipped {reason}")
         return 0
 
     return await _with_context(settings, work)
@@ -461,6 +543,19 @@ async def cmd_domains_allow(args: argparse.Namespace, settings: Settings) -> int
     return await _with_context(settings, work)
 
 
+def _failure(error: Exception, settings: Settings | None) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError):
+        reason = str(error.orig or error).strip().splitlines()[0]
+        where = _redacted(settings.database_url) if settings is not None else "the database"
+        return f"the database {where} failed: {reason}"
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, ConnectionError) and settings is not None:
+        return f"cannot reach the database {_redacted(settings.database_url)}: {reason}"
+    return reason
+
+
 def _redacted(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -471,6 +566,10 @@ def _redacted(url: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="herold", description="Herold, an ActivityPub server for organisations."
+    )
+    parser.add_argument("--version", action="version", version=f"herold {__version__}")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="also log what the database migrations do"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -494,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--sensitive", action="store_true", help="mark the post sensitive")
     post.add_argument("--language", help="language code of the text, such as en or de")
     post.add_argument("--reply-to", metavar="URL", help="the post (its id or web address) this replies to")
+    post.add_argument(
+        "--by",
+        metavar="NAME",
+        help="the staff member who writes it (required for an organisation account; they must be allowed "
+        "to post as it); the post records who wrote it",
+    )
     post.set_defaults(handler=cmd_post)
 
     delete_post = commands.add_parser("delete-post", help="delete a post of a local account")
@@ -590,9 +695,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     args = build_parser().parse_args(argv)
     # Until the settings say otherwise (LOG_FORMAT, LOG_LEVEL).
     configure_logging("text", "info")
+    # Alembic tells every step of every check at INFO: noise on each command, unless asked for.
+    logging.getLogger("alembic").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    settings: Settings | None = None
     try:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
@@ -601,6 +711,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, AccountError, CommandError) as error:
         print(f"herold: {error}", file=sys.stderr)
         return 1 if not isinstance(error, ConfigurationError) else 2
+    except (DBAPIError, OSError) as error:
+        # The database or the disk failed (full, gone, locked): one line, not a traceback.
+        print(f"herold: {_failure(error, settings)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -16,6 +16,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
+# Sessions, CSRF tokens and invite links are only as strong as the key that signs them.
+MIN_SECRET_KEY_BYTES = 32
+KEY_GENERATOR_COMMAND = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
 
 class ConfigurationError(Exception):
     """Raised with one human sentence when the configuration cannot work."""
@@ -68,16 +73,29 @@ class Settings(BaseSettings):
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
     authorized_fetch: bool = False
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     # "text": one readable line per event; "json": one JSON object per line, for log collectors.
     log_format: Literal["text", "json"] = "text"
-    # GET /metrics is off unless one of these is set: a bearer token, or the networks (CIDRs) of
-    # the scrapers, which need no token.
     # A PEM bundle of CA certificates that outgoing HTTPS trusts besides the default roots: peers
     # and proxies under a private PKI (and the test CA of the nginx test).
     extra_ca_certificates: Path | None = None
+    # GET /metrics is off unless one of these is set: a bearer token, or the networks (CIDRs) of
+    # the scrapers, which need no token.
     metrics_token: str = ""
     metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_key(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            refuse_short_secret_key(value)
+        return value
 
     @field_validator("allowed_private_addresses", "metrics_allowed_addresses", mode="before")
     @classmethod
@@ -146,11 +164,22 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def refuse_short_secret_key(key: str) -> None:
+    size = len(key.encode())
+    if size < MIN_SECRET_KEY_BYTES:
+        raise ValueError(
+            f"too short ({size} byte{'' if size == 1 else 's'}, at least {MIN_SECRET_KEY_BYTES} are needed): "
+            f"generate one with: {KEY_GENERATOR_COMMAND}"
+        )
+
+
 def describe_validation_error(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
-        problems.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
+        field = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        # A check across fields has no location; its message names the key itself.
+        problems.append(f"{field}: {message}" if field else message)
     return "Invalid configuration: " + "; ".join(problems)
 
 
@@ -160,16 +189,59 @@ def load_settings(**overrides: object) -> Settings:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigurationError(describe_validation_error(error)) from None
+    check_data_dir(settings)
     if not settings.secret_key:
         settings.secret_key = _stored_secret_key(settings.data_dir)
     return settings
+
+
+def check_data_dir(settings: Settings) -> None:
+    """One sentence naming DATA_DIR (or the database file) when Herold could not write there.
+
+    Checked before anything opens the database: SQLite would otherwise fail deep inside a migration
+    ("attempt to write a readonly database") or blame the file ("unable to open database file") when
+    the directory is the problem (WAL mode creates its -wal and -shm files beside the database).
+    """
+    data_dir = settings.data_dir
+    database = sqlite_database_path(settings)
+    existing = next((path for path in (data_dir, *data_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == data_dir else f"cannot be created: {existing} is a file"
+        raise ConfigurationError(f"DATA_DIR {data_dir} {where}, not a directory")
+    # Written to when the SQLite database lives there or the secret key is still to be made; a
+    # PostgreSQL instance with its SECRET_KEY set may run its CLI where DATA_DIR is read-only.
+    must_write = (database is not None and data_dir.resolve() in database.resolve().parents) or (
+        not settings.secret_key and not (data_dir / "secret_key").exists()
+    )
+    if existing is not None and must_write and not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == data_dir else f"cannot be created: {existing} "
+        raise ConfigurationError(f"DATA_DIR {data_dir} {where}is not writable for this user")
+    if database is not None and database.exists():
+        if database.is_dir():
+            raise ConfigurationError(f"the database {database} is a directory, not a file")
+        if not os.access(database, os.R_OK | os.W_OK):
+            raise ConfigurationError(f"the database {database} is read-only for this user")
+        if not os.access(database.parent, os.W_OK | os.X_OK):
+            raise ConfigurationError(
+                f"the directory of the database {database} is not writable for this user "
+                "(SQLite keeps its -wal and -shm files there)"
+            )
+
+
+def sqlite_database_path(settings: Settings) -> Path | None:
+    if not settings.is_sqlite:
+        return None
+    location = settings.database_url.split(":///", 1)[1].split("?", 1)[0]
+    if not location or location == ":memory:":
+        return None
+    return Path(location)
 
 
 def _stored_secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     try:
         if path.exists():
-            return path.read_text().strip()
+            return _checked_stored_key(path, path.read_text().strip())
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         # Written private from the start, then linked into place only if no key is there yet: a second
@@ -182,9 +254,17 @@ def _stored_secret_key(data_dir: Path) -> str:
                 file.write(key + "\n")
             os.link(draft, path)
         except FileExistsError:
-            return path.read_text().strip()
+            return _checked_stored_key(path, path.read_text().strip())
         finally:
             draft.unlink(missing_ok=True)
         return key
     except OSError as error:
         raise ConfigurationError(f"DATA_DIR {data_dir} is not usable: {error.strerror}") from None
+
+
+def _checked_stored_key(path: Path, key: str) -> str:
+    try:
+        refuse_short_secret_key(key)
+    except ValueError as error:
+        raise ConfigurationError(f"{path}: {error} (or delete the file to have one generated)") from None
+    return key

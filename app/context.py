@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
 from app.ops.metrics_registry import Metrics
+from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.urls import LocalUrls
@@ -39,12 +40,17 @@ class AppContext:
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
+    # whoever listens: streaming and Web Push.
+    events: EventBus = field(default_factory=EventBus)
     metrics: Metrics = field(default_factory=Metrics)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
+        # Every session of this instance finds the instance's bus in its `info` (app.services.events).
+        self.sessions.configure(info=self.events.session_info())
 
     @property
     def user_agent(self) -> str:

@@ -345,7 +345,7 @@ async def _fan_out(
         https=False,
         data_dir=Path(workdir),
         database_url=database_url,
-        secret_key="bench",
+        secret_key="bench-secret-key-long-enough-to-sign",
         allowed_private_addresses=[ip_network("127.0.0.0/8")],
         embedded_worker=False,
     )

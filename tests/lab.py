@@ -118,7 +118,12 @@ class DatabaseFactory:
 
     @staticmethod
     def _settings(database_url: str, data_dir: Path) -> Settings:
-        return Settings(_env_file=None, database_url=database_url, data_dir=data_dir, secret_key="test")  # type: ignore[call-arg]
+        return Settings(
+            _env_file=None,
+            database_url=database_url,
+            data_dir=data_dir,
+            secret_key="test-secret-key-of-the-lab-instance",
+        )  # type: ignore[call-arg]
 
 
 @dataclass
@@ -153,7 +158,7 @@ class Lab:
             "https": False,
             "database_url": await self.databases.new_database_url(),
             "data_dir": data_dir,
-            "secret_key": f"secret-{domain}",
+            "secret_key": f"secret-key-of-the-lab-instance-{domain}",
             "allowed_private_addresses": [],
         }
         values.update(overrides)

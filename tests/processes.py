@@ -26,7 +26,7 @@ def herold_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str
         {
             "DATA_DIR": str(data_dir),
             "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret",
+            "SECRET_KEY": "test-secret-key-of-a-herold-process",
             "PYTHONUNBUFFERED": "1",
         }
     )

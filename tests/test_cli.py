@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from app.models import Post, Role
+from app.services.staff import StaffService
 from tests.lab import DatabaseFactory, Lab
 from tests.processes import herold_env, run_herold
+from tests.web.helpers import make_user
 
 
 @pytest.fixture
@@ -26,19 +31,31 @@ async def test_create_list_and_password(cli_env: dict[str, str]) -> None:
     password_line = [line for line in created.stdout.splitlines() if line.startswith("password: ")]
     assert len(password_line) == 1 and len(password_line[0].split(": ", 1)[1]) >= 12
 
-    org = run_herold(
-        ["accounts", "create", "knnktv", "--organization", "--password", "correct horse"], cli_env
-    )
+    # An organisation account has no password: nobody logs in as it, staff post as it.
+    org = run_herold(["accounts", "create", "knnktv", "--organization"], cli_env)
     assert org.returncode == 0, org.stderr
     assert "organisation account @knnktv@cli.test" in org.stdout
-    assert "password:" not in org.stdout
+    assert "\npassword: " not in org.stdout and "(staff)" not in org.stdout
+    assert "it has no password" in org.stdout
+    assert "--by NAME" in org.stdout
+    with_password = run_herold(
+        ["accounts", "create", "townhall", "--organization", "--password", "correct horse"], cli_env
+    )
+    assert with_password.returncode == 1
+    assert "organisation accounts have no password" in with_password.stderr
+    no_password = run_herold(["accounts", "password", "knnktv"], cli_env)
+    assert no_password.returncode == 1 and "Traceback" not in no_password.stderr
+    assert "organisation accounts have no password" in no_password.stderr
 
     listed = run_herold(["accounts", "list", "--json"], cli_env)
     rows = {row["username"]: row for row in json.loads(listed.stdout)}
     assert set(rows) == {"alice", "knnktv"}
     assert rows["alice"]["role"] == "admin" and rows["alice"]["type"] == "Person"
-    assert rows["knnktv"]["role"] == "staff" and rows["knnktv"]["type"] == "Organization"
+    assert rows["knnktv"]["role"] is None and rows["knnktv"]["type"] == "Organization"
     assert rows["knnktv"]["uri"] == "http://cli.test/users/knnktv"
+    table = run_herold(["accounts", "list"], cli_env).stdout.splitlines()
+    org_line = next(line for line in table if "@knnktv@" in line)
+    assert org_line.split()[-1] == "organisation" and "staff" not in org_line
 
     changed = run_herold(["accounts", "password", "alice"], cli_env)
     assert changed.returncode == 0 and changed.stdout.startswith("password: ")
@@ -49,6 +66,7 @@ async def test_create_list_and_password(cli_env: dict[str, str]) -> None:
     [
         (["accounts", "create", "Bad Name!"], "not a valid user name"),
         (["accounts", "create", "bob", "--password", "short"], "at least 8 characters"),
+        (["accounts", "create", "bob", "--password", "iloveyou1"], "one of the most common"),
         (["accounts", "password", "nobody"], "no local account named 'nobody'"),
     ],
 )
@@ -83,6 +101,36 @@ async def test_cli_works_on_the_database_of_a_running_server(lab: Lab, tmp_path:
     assert after.status_code == 200
     actor = await server.client.get("/users/dora", headers={"Accept": "application/activity+json"})
     assert actor.json()["publicKey"]["publicKeyPem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+async def test_post_as_an_organisation_records_who_wrote_it(lab: Lab, tmp_path: Path) -> None:
+    server = await lab.instance("a.test")
+    admin, _ = await make_user(server, "boss", role=Role.ADMIN)
+    alice, _ = await make_user(server, "alice")
+    await make_user(server, "bob")
+    _org_user, org = await make_user(server, "knnktv", organization=True)
+    await StaffService(server.context).grant_delegate(org.id, alice.id, by=admin)
+    env = herold_env(
+        tmp_path / "cli-data", server.settings.database_url, LOCAL_DOMAIN="a.test", HTTPS="false"
+    )
+
+    async def herold(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(run_herold, list(args), env)
+
+    unsigned = await herold("post", "knnktv", "Opening hours change")
+    assert unsigned.returncode == 1 and "--by NAME" in unsigned.stderr
+    not_allowed = await herold("post", "knnktv", "Opening hours change", "--by", "bob")
+    assert not_allowed.returncode == 1 and "@bob may not post as @knnktv" in not_allowed.stderr
+    assert "Traceback" not in not_allowed.stderr
+    posted = await herold("post", "knnktv", "Opening hours change", "--by", "alice")
+    assert posted.returncode == 0, posted.stderr
+    own = await herold("post", "bob", "My own words")
+    assert own.returncode == 0, own.stderr
+    async with server.context.sessions() as session:
+        posts = {post.uri: post for post in await session.scalars(select(Post))}
+    org_post = posts[posted.stdout.strip().splitlines()[-1]]
+    assert org_post.account_id == org.id and org_post.written_by_user_id == alice.id
+    assert posts[own.stdout.strip().splitlines()[-1]].written_by_user_id is not None
 
 
 def test_cli_help_lists_commands() -> None:

@@ -115,7 +115,7 @@ def test_database_urls_are_normalised_to_async_drivers(given: str, expected: str
 
 def test_unsupported_database_refused() -> None:
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
-        load_settings(_env_file=None, database_url="mysql://db/herold", secret_key="x")
+        load_settings(_env_file=None, database_url="mysql://db/herold", secret_key="x" * 32)
 
 
 def test_allowed_private_addresses_parsed_from_comma_separated_cidrs() -> None:
@@ -131,7 +131,7 @@ def test_allowed_private_addresses_parsed_from_comma_separated_cidrs() -> None:
 
 def test_bad_allowed_private_address_refused_naming_the_key() -> None:
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(_env_file=None, allowed_private_addresses="10.0.0.0/8,bogus", secret_key="x")
+        load_settings(_env_file=None, allowed_private_addresses="10.0.0.0/8,bogus", secret_key="x" * 32)
     message = str(raised.value)
     assert message.startswith("Invalid configuration: ALLOWED_PRIVATE_ADDRESSES: ")
     assert "'bogus'" in message
@@ -144,12 +144,12 @@ def test_bad_allowed_private_address_refused_naming_the_key() -> None:
 )
 def test_local_domain_must_be_a_bare_domain(domain: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^Invalid configuration: LOCAL_DOMAIN: .*bare domain"):
-        load_settings(_env_file=None, local_domain=domain, secret_key="x")
+        load_settings(_env_file=None, local_domain=domain, secret_key="x" * 32)
 
 
 def test_web_domain_must_be_a_bare_domain() -> None:
     with pytest.raises(ConfigurationError, match="WEB_DOMAIN"):
-        load_settings(_env_file=None, web_domain="social.org.example/", secret_key="x")
+        load_settings(_env_file=None, web_domain="social.org.example/", secret_key="x" * 32)
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("WEB_DOMAIN", "social.org.example")
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("DATABASE_URL", "postgres://herold@db/herold")
-    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment-and-long-enough-to-sign")
     monkeypatch.setenv("ALLOWED_PRIVATE_ADDRESSES", "10.0.0.0/8,192.168.0.0/16")
     monkeypatch.setenv("OPEN_REGISTRATIONS", "true")
     monkeypatch.setenv("INSTANCE_NAME", "Example Org")
@@ -169,7 +169,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert loaded.local_domain == "org.example"
     assert loaded.data_dir == tmp_path / "state"
     assert loaded.database_url == "postgresql+asyncpg://herold@db/herold"
-    assert loaded.secret_key == "from-the-environment"
+    assert loaded.secret_key == "from-the-environment-and-long-enough-to-sign"
     assert loaded.allowed_private_addresses == [
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("192.168.0.0/16"),
@@ -205,8 +205,11 @@ def test_secret_key_generated_on_first_run_and_kept(tmp_path: Path) -> None:
 
 
 def test_secret_key_from_environment_is_not_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SECRET_KEY", "given")
-    assert load_settings(_env_file=None, data_dir=tmp_path).secret_key == "given"
+    monkeypatch.setenv("SECRET_KEY", "given-in-the-environment-32-bytes-long")
+    assert (
+        load_settings(_env_file=None, data_dir=tmp_path).secret_key
+        == "given-in-the-environment-32-bytes-long"
+    )
     assert not (tmp_path / "secret_key").exists()
 
 
@@ -219,19 +222,21 @@ def test_processes_starting_together_agree_on_one_secret_key(
 
     def other_process_wins(length: int) -> str:
         # The other process writes its key between our check and our write.
-        key_file.write_text("the-other-process-key\n")
+        key_file.write_text("the-other-process-key-of-at-least-32-bytes\n")
         return real_token(length)
 
     monkeypatch.setattr(config.secrets, "token_urlsafe", other_process_wins)
     loaded = load_settings(_env_file=None, data_dir=tmp_path)
-    assert loaded.secret_key == "the-other-process-key"
-    assert key_file.read_text().strip() == "the-other-process-key"
+    assert loaded.secret_key == "the-other-process-key-of-at-least-32-bytes"
+    assert key_file.read_text().strip() == "the-other-process-key-of-at-least-32-bytes"
 
 
 def test_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(ConfigurationError, match=r"^DATA_DIR .*a-file.* is not usable"):
+    with pytest.raises(
+        ConfigurationError, match=r"^DATA_DIR .*a-file/data cannot be created: .*a-file is a file"
+    ):
         load_settings(_env_file=None, data_dir=blocker / "data")
 
 

@@ -25,7 +25,12 @@ from tests.lab import DatabaseFactory
 
 
 def _settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(_env_file=None, database_url=database_url, data_dir=data_dir, secret_key="test")
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test-secret-key-of-the-lab-instance",
+    )
 
 
 @pytest.fixture

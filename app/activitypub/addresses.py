@@ -8,6 +8,7 @@ deliver to an IPv4 address (mapped, 6to4, NAT64) are judged by where they delive
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 
@@ -141,6 +142,44 @@ def ascii_hostname(hostname: str) -> str:
     if hostname.isascii() and ".." not in hostname:
         return hostname.lower()
     return hostname.encode("idna").decode("ascii").lower()
+
+
+# RFC 1035: a label holds 1 to 63 octets, a name at most 253 in its dotted text form.
+MAX_LABEL_LENGTH = 63
+MAX_HOSTNAME_LENGTH = 253
+# Letters, digits and hyphens (RFC 1123), and the underscore some real hosts carry anyway.
+_LABEL_CHARACTERS = re.compile(r"[a-z0-9_-]+")
+
+
+def hostname_problem(hostname: str) -> str | None:
+    """Why `hostname` (without a port) cannot name a host, in words; None when it can.
+
+    Checked where a name comes from a person or a document, before it reaches DNS: the resolver
+    raises UnicodeError for an empty or over-long label, far from where the name was written.
+    """
+    if hostname.startswith("[") and hostname.endswith("]"):
+        return None if ip_literal(hostname[1:-1]) is not None else "is not an IPv6 address"
+    if ip_literal(hostname) is not None:
+        return None
+    labels = hostname.split(".")
+    if not hostname or any(not label for label in labels):
+        return "has an empty part between dots"
+    try:
+        encoded = [ascii_hostname(label) for label in labels]
+        for label in encoded:
+            if label.startswith("xn--"):
+                label.encode("ascii").decode("idna")  # a made-up punycode label does not decode
+    except UnicodeError:
+        return "is not a valid internationalised domain name"
+    if any(not _LABEL_CHARACTERS.fullmatch(label) for label in encoded):
+        return "contains characters a host name cannot have"
+    if any(label.startswith("-") or label.endswith("-") for label in encoded):
+        return "has a part that starts or ends with a hyphen"
+    if any(len(label) > MAX_LABEL_LENGTH for label in encoded):
+        return f"has a part longer than {MAX_LABEL_LENGTH} characters"
+    if len(".".join(encoded)) > MAX_HOSTNAME_LENGTH:
+        return f"is longer than {MAX_HOSTNAME_LENGTH} characters"
+    return None
 
 
 def host_header(host: str, port: int | None, scheme: str) -> str:

@@ -14,9 +14,8 @@ from fastapi import Request
 
 from app.activitypub.parsers import InvalidObject, authority
 from app.activitypub.signatures import SignatureError, SignedRequest
-from app.activitypub.verification import VerificationError, read_signature
+from app.activitypub.verification import VerificationError, read_signature, request_verifier
 from app.context import AppContext
-from app.federation.inbox import inbox_receiver
 from app.http_errors import Forbidden, Unauthorized
 
 MINIMAL_ACTOR_KEYS = (
@@ -40,8 +39,7 @@ async def signer_of(request: Request, context: AppContext) -> str | None:
     if signed is None:
         return None
     try:
-        # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
-        key = await inbox_receiver(request).verifier.verify(signed)
+        key = await request_verifier(request).verify(signed)
     except VerificationError:
         return None
     return key.owner

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from app.activitypub.addresses import hostname_problem
 from app.activitypub.signatures import sign_request
 from app.activitypub.transport import ResponseTooLarge, read_capped
 from app.context import AppContext
@@ -17,17 +20,29 @@ AS2_ACCEPT = 'application/activity+json, application/ld+json; profile="https://w
 JRD_ACCEPT = "application/jrd+json, application/json"
 MAX_DOCUMENT_BYTES = 1_048_576
 
+log = logging.getLogger(__name__)
+
 
 class FetchError(Exception):
     """A remote document could not be had; the message says why (shown to staff and in logs)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, unreachable: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        # The host when no answer came at all (no such name, refused, timed out): said as "HOST
+        # could not be reached", not as the HTTP library's words.
+        self.unreachable = unreachable
 
 
 class RemoteGone(FetchError):
     """The remote server answered 410: the object or actor was deleted."""
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url[:200]
+    except ValueError:
+        return url[:200]
 
 
 @dataclass(frozen=True)
@@ -92,8 +107,15 @@ class Fetcher:
                 final_url = str(response.url)
         except ResponseTooLarge:
             raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes") from None
+        except httpx.TransportError as error:
+            host = _host(url)
+            log.info("could not fetch %s: %s", url, error)
+            raise FetchError(f"{host} could not be reached", unreachable=host) from None
         except httpx.HTTPError as error:
             raise FetchError(f"could not fetch {url}: {error}") from None
+        except (httpx.InvalidURL, UnicodeError):
+            # A host no resolver can look up (an empty or over-long label, bad punycode).
+            raise FetchError(f"{url} is not a usable address") from None
         if final_url != url:
             await self._refuse_blocked(final_url)  # a redirect into a blocked domain
         try:
@@ -106,7 +128,14 @@ class Fetcher:
 
     async def _refuse_blocked(self, url: str) -> None:
         """Nothing is fetched from a suspended domain (nor, in limited federation, an unlisted one)."""
-        host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        try:
+            host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
+        except (httpx.InvalidURL, UnicodeError):
+            raise FetchError(f"{url} is not a usable address") from None
+        problem = hostname_problem(host) if host else None
+        if problem is not None:
+            # Refused before signing and before DNS, both of which would fail on it less clearly.
+            raise FetchError(f"{url} is not a usable address: its host {problem}")
         if host:
             blocked = await self.context.domain_policy.suspending(host)
             if blocked is not None:

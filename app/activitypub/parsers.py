@@ -35,6 +35,9 @@ MAX_ATTACHMENTS = 16
 MAX_TAGS = 100
 MAX_ADDRESSES = 1000
 _LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+# Mastodon's rule for a remote user name (letters, digits and "_", with "." and "-" inside), in
+# Unicode as some servers allow: no spaces, "@", quotes, slashes or markup in a handle shown here.
+_REMOTE_USERNAME_RE = re.compile(r"^\w(?:[\w.-]{0,253}\w)?$")
 _HASHTAG_RE = re.compile(r"^[\w\u00b7\u200c]{1,100}$")
 
 
@@ -202,7 +205,15 @@ def parse_actor(document: dict[str, Any]) -> ActorData:
         raise InvalidObject(f"the actor's id or inbox is longer than {MAX_URL_LENGTH} characters")
     domain = authority(uri)
     username = document.get("preferredUsername")
-    if not isinstance(username, str) or not username:
+    if username is not None and not isinstance(username, str):
+        raise InvalidObject("the actor's preferredUsername is not a string")
+    if username:
+        if not _REMOTE_USERNAME_RE.fullmatch(username):
+            raise InvalidObject(
+                f"the actor's preferredUsername {username[:80]!r} is not a valid user name "
+                "(letters, digits and _, with . or - between them)"
+            )
+    else:
         username = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1] or domain
     endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
     shared_inbox = endpoints.get("sharedInbox") if isinstance(endpoints, dict) else None

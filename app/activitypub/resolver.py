@@ -10,8 +10,10 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from app.activitypub.addresses import hostname_problem
 from app.activitypub.fetcher import JRD_ACCEPT, Fetcher, FetchError, RemoteGone
 from app.activitypub.parsers import ActorData, InvalidObject, authority, parse_actor, same_origin
+from app.config import host_without_port
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
@@ -25,14 +27,47 @@ HANDLE_RE = re.compile(
 
 
 class ResolveError(Exception):
-    """An actor that could not be found or used; the message is meant for the person who asked."""
+    """An actor that could not be found or used; the message is meant for the person who asked.
+
+    `unreachable` (a host) and `missing` (a handle) say which of the two common cases it is, so
+    the web pages can say it in the reader's language.
+    """
+
+    def __init__(self, message: str, *, unreachable: str | None = None, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.missing = missing
+
+
+class ResolveUnavailable(ResolveError):
+    """The actor's server did not answer usably this time (down, timed out, an error): asking
+    again later may work, unlike a gone or unusable actor."""
 
 
 def parse_handle(handle: str) -> tuple[str, str]:
     match = HANDLE_RE.match(handle.strip().removeprefix("acct:"))
     if not match:
         raise ResolveError(f"{handle!r} is not a handle like @user@example.org")
-    return match["user"], match["domain"].lower()
+    domain = match["domain"].lower()
+    # A typo ("mastodon..social") is refused here, not by the DNS resolver deep in a fetch.
+    problem = hostname_problem(host_without_port(domain))
+    if problem is not None:
+        raise ResolveError(f"{handle!r} is not a handle: its domain {problem}")
+    return match["user"], domain
+
+
+def parse_account_name(value: str, local_domains: tuple[str, ...]) -> tuple[str, str | None]:
+    """`alice`, `@alice` or `@alice@LOCAL_DOMAIN` → ("alice", None); `@bob@remote.example` →
+    ("bob", "remote.example"). How a person names an account, short for this server's own."""
+    text = value.strip().removeprefix("acct:")
+    bare = text.removeprefix("@")
+    if bare and "@" not in bare:
+        # The user part of a handle, as HANDLE_RE takes it: no @, no space, no slash.
+        if any(char.isspace() or char == "/" for char in bare):
+            raise ResolveError(f"{value!r} is not a handle like @user or @user@example.org")
+        return bare, None
+    username, domain = parse_handle(text)
+    return (username, None) if domain in local_domains else (username, domain)
 
 
 class ActorResolver:
@@ -107,7 +142,10 @@ class ActorResolver:
             document = await fetcher.get_json(url, accept=JRD_ACCEPT, signed=False)
         except FetchError as error:
             if error.status == 404:
-                raise ResolveError(f"@{username}@{domain} does not exist") from None
+                handle = f"@{username}@{domain}"
+                raise ResolveError(f"{handle} does not exist", missing=handle) from None
+            if error.unreachable:
+                raise ResolveError(str(error), unreachable=error.unreachable) from None
             raise ResolveError(f"could not look up @{username}@{domain}: {error}") from None
         subject: tuple[str, str] | None = None
         if isinstance(document.get("subject"), str):
@@ -135,7 +173,12 @@ class ActorResolver:
             return await session.scalar(select(Account).where(Account.uri == uri))
 
     async def fetch_actor(
-        self, uri: str, *, refresh: bool = False, handle_domain: str | None = None
+        self,
+        uri: str,
+        *,
+        refresh: bool = False,
+        handle_domain: str | None = None,
+        cached_when_unavailable: bool = True,
     ) -> Account:
         """The actor at `uri`, from the cache when fresh, else fetched.
 
@@ -143,6 +186,8 @@ class ActorResolver:
         be on the same origin: otherwise an open redirect would let any host speak for another.
         `handle_domain` is the domain of its handle when WebFinger confirmed one (it may differ
         from the host serving the actor); otherwise a known account keeps the domain it had.
+        When the server does not answer, a known account is returned as it is, unless
+        `cached_when_unavailable` is False (a refresh that should be tried again later).
         """
         cached = await self.cached_actor(uri)
         if cached is not None and (cached.is_local or (not refresh and self._fresh(cached))):
@@ -157,9 +202,9 @@ class ActorResolver:
                 await self.mark_gone(cached)
             raise ResolveError(f"{uri} is gone") from None
         except FetchError as error:
-            if cached is not None:
+            if cached is not None and cached_when_unavailable:
                 return cached
-            raise ResolveError(str(error)) from None
+            raise ResolveUnavailable(str(error), unreachable=error.unreachable) from None
         document = fetched.document
         if document.get("id") != uri:
             raise ResolveError(f"{uri} served a document whose id is {document.get('id')!r}")

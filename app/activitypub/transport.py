@@ -85,7 +85,11 @@ class GuardedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
+        try:
+            results = await self._inner.resolve(host, port, family)
+        except UnicodeError:
+            # getaddrinfo's IDNA step refuses empty and over-long labels: a name that cannot exist.
+            raise OSError(f"{host} is not a valid host name") from None
         allowed = [result for result in results if self._policy.is_allowed(result["host"])]
         if allowed:
             return allowed

@@ -10,6 +10,7 @@ from app.models.federation import (
     WorkerHeartbeat,
 )
 from app.models.instance import InstanceSetting
+from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType
 from app.models.posts import (
@@ -36,6 +37,7 @@ __all__ = [
     "AccountMute",
     "ActorType",
     "AuditLogEntry",
+    "BackgroundJob",
     "BlockSeverity",
     "DeliveryJob",
     "DomainAllow",

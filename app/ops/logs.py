@@ -26,6 +26,7 @@ current_request_id: ContextVar[str | None] = ContextVar("herold_request_id", def
 # What we take from a client: ids as proxies and tracing systems make them, nothing that could
 # forge log lines or fill the disk.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+TRACE = 5
 # Requests that probes make every few seconds: logged at DEBUG, so they do not bury the rest.
 _QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 # The attributes every LogRecord has; anything else on a record was passed as `extra`.
@@ -112,6 +113,8 @@ def configure_logging(log_format: str, level: str) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
+    # uvicorn's level below DEBUG, which LOG_LEVEL offers too.
+    logging.addLevelName(TRACE, "TRACE")
     root.setLevel(level.upper())
 
 

@@ -14,15 +14,28 @@ from app.activitypub.keys import generate_key_pair
 from app.context import AppContext
 from app.models import Account, ActorType, Role, User
 from app.models.base import utcnow
-from app.services.passwords import MIN_PASSWORD_LENGTH, generate_password, hash_password
+from app.services.passwords import generate_password, hash_password, password_problem
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
 # The instance actor's name has a dot, which no user name may contain, so it can never be taken.
 INSTANCE_ACTOR_USERNAME = "instance.actor"
 
 
+ORGANIZATION_HAS_NO_LOGIN = (
+    "organisation accounts have no password and nobody logs in as them; "
+    "staff post as the organisation from their own logins"
+)
+
+
 class AccountError(ValueError):
     """A request about accounts that cannot be carried out; the message is meant for the person asking."""
+
+
+def _check_password(password: str | None) -> None:
+    """A password chosen by a person must pass the one password rule; a generated one (None) always does."""
+    problem = password_problem(password) if password is not None else None
+    if problem is not None:
+        raise AccountError(problem)
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,15 @@ class AccountService:
         email: str | None = None,
     ) -> CreatedAccount:
         name = self.normalize_username(username)
-        if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-            raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-        generated = password is None
-        password = password or generate_password()
+        if organization and password is not None:
+            raise AccountError(ORGANIZATION_HAS_NO_LOGIN)
+        _check_password(password)
+        generated = password is None and not organization
+        # An organisation account gets no password at all: nobody logs in as it, staff post as it.
+        password = "" if organization else (password or generate_password())
         urls = self.context.urls
         private_pem, public_pem = await asyncio.to_thread(generate_key_pair)
-        password_hash = await hash_password(password)
+        password_hash = await hash_password(password) if password else ""
         async with self.context.sessions() as session:
             if await session.scalar(
                 select(Account.id).where(Account.username == name, col(Account.domain).is_(None))
@@ -105,19 +120,23 @@ class AccountService:
         return CreatedAccount(account=account, user=user, password=password, password_generated=generated)
 
     async def set_password(self, username: str, password: str | None = None) -> str:
-        if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-            raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-        password = password or generate_password()
+        _check_password(password)
         name = self.normalize_username(username)
-        password_hash = await hash_password(password)
         async with self.context.sessions() as session:
-            user = await session.scalar(
-                select(User)
-                .join(Account, col(Account.id) == col(User.account_id))
-                .where(Account.username == name, col(Account.domain).is_(None))
-            )
-            if user is None:
+            row = (
+                await session.execute(
+                    select(User, Account)
+                    .join(Account, col(Account.id) == col(User.account_id))
+                    .where(Account.username == name, col(Account.domain).is_(None))
+                )
+            ).first()
+            if row is None:
                 raise AccountError(f"there is no local account named {name!r}")
+            user, account = row
+            if account.actor_type == ActorType.ORGANIZATION:
+                raise AccountError(ORGANIZATION_HAS_NO_LOGIN)
+            password = password or generate_password()
+            password_hash = await hash_password(password)
             user.password_hash = password_hash
             session.add(user)
             await session.commit()
@@ -138,6 +157,19 @@ class AccountService:
             return await session.scalar(
                 select(Account).where(Account.username == username.lower(), col(Account.domain).is_(None))
             )
+
+    async def local_login(self, username: str) -> tuple[Account, User] | None:
+        """A local account and the login that owns it, by user name."""
+        name = self.normalize_username(username)
+        async with self.context.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Account, User)
+                    .join(User, col(User.account_id) == col(Account.id))
+                    .where(Account.username == name, col(Account.domain).is_(None))
+                )
+            ).first()
+        return None if row is None else (row[0], row[1])
 
     async def count_users(self) -> int:
         async with self.context.sessions() as session:

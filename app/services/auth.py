@@ -12,8 +12,6 @@ import hmac
 import math
 import secrets
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,25 +19,30 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, User, WebSession
+from app.models import Account, ActorType, User, WebSession
 from app.models.base import utcnow
-from app.services.accounts import AccountError
-from app.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from app.services.rate_limits import RateDecision
+from app.services.accounts import ORGANIZATION_HAS_NO_LOGIN, AccountError
+from app.services.passwords import MAX_PASSWORD_LENGTH, hash_password, password_problem, verify_password
+from app.services.rate_limits import LoginRateLimiter, RateDecision
 
 SESSION_LIFETIME = timedelta(days=30)
 # A session used after half its lifetime is extended, so people who use Herold daily stay logged in.
 SESSION_RENEW_AFTER = SESSION_LIFETIME / 2
 INVITE_LIFETIME = timedelta(days=7)
-MAX_PASSWORD_LENGTH = 1024
 
 
 class LoginError(Exception):
     """Wrong name or password, or a login that may not be used; the message is safe to show."""
 
+    def __init__(self, message: str, *, reason: str = "wrong") -> None:
+        super().__init__(message)
+        # "wrong", "disabled" or "organization": what each surface words in its own language.
+        self.reason = reason
+
 
 class RateLimited(Exception):
     def __init__(self, decision: RateDecision) -> None:
+        # Whole seconds until an attempt is counted again; each surface words it for its reader.
         self.retry_after = max(1, math.ceil(decision.reset_after))
         super().__init__(f"too many failed log-in attempts; try again in {self.retry_after} seconds")
         # The limit that was hit, for the X-RateLimit-* headers every other limit sends too.
@@ -48,64 +51,6 @@ class RateLimited(Exception):
 
 class InviteError(Exception):
     """An invite link that is unknown, used or expired."""
-
-
-class LoginRateLimiter:
-    """Failed log-ins per client address and per account name, in a sliding window.
-
-    In-process state, owned by one app instance: each web process limits on its own, which is
-    enough to make guessing passwords slow. Successful log-ins clear the account's record.
-    """
-
-    def __init__(
-        self,
-        *,
-        per_ip: int = 20,
-        per_account: int = 5,
-        window: float = 15 * 60,
-        max_keys: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_ip = per_ip
-        self.per_account = per_account
-        self.window = window
-        self.max_keys = max_keys
-        self.clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
-
-    def refusal(self, ip: str, account: str) -> RateDecision | None:
-        """The limit (per address or per account) that bars an attempt now, the longer wait first; else None."""
-        now = self.clock()
-        refusals = []
-        for key, limit in ((f"ip:{ip}", self.per_ip), (f"account:{account.lower()}", self.per_account)):
-            failures = self._recent(key, now)
-            if len(failures) >= limit:
-                wait = failures[len(failures) - limit] + self.window - now
-                refusals.append(RateDecision(False, limit, 0, max(0.0, wait)))
-        return max(refusals, key=lambda refusal: refusal.reset_after, default=None)
-
-    def record_failure(self, ip: str, account: str) -> None:
-        now = self.clock()
-        for key in (f"ip:{ip}", f"account:{account.lower()}"):
-            failures = self._failures.setdefault(key, deque())
-            self._failures.move_to_end(key)
-            failures.append(now)
-        # Bounded memory under a flood of made-up names: forget the least recently failed keys.
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
-
-    def record_success(self, account: str) -> None:
-        self._failures.pop(f"account:{account.lower()}", None)
 
 
 @dataclass(frozen=True)
@@ -124,38 +69,52 @@ def token_hash(token: str) -> str:
 
 
 class AuthService:
-    def __init__(self, context: AppContext, limiter: LoginRateLimiter | None = None) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
-        self.limiter = limiter
+
+    @property
+    def limiter(self) -> LoginRateLimiter:
+        # The instance's one limiter, so every way of logging in (web form, OAuth, API) shares it.
+        return self.context.rate_limits.logins
 
     async def authenticate(self, username: str, password: str, *, ip: str) -> User:
         """The user behind `username` if `password` is theirs; raises LoginError or RateLimited."""
         name = (
             username.strip().removeprefix("@").lower().removesuffix(f"@{self.context.settings.local_domain}")
         )
-        if self.limiter is not None:
-            refusal = self.limiter.refusal(ip, name)
-            if refusal is not None:
-                raise RateLimited(refusal)
-        user = None
+        refusal = self.limiter.refusal(ip, name)
+        if refusal is not None:
+            raise RateLimited(refusal)
+        user = account = None
         if name and len(password) <= MAX_PASSWORD_LENGTH:
             async with self.context.sessions() as session:
-                user = await session.scalar(
-                    select(User)
-                    .join(Account, col(Account.id) == col(User.account_id))
-                    .where(Account.username == name, col(Account.domain).is_(None))
-                )
+                row = (
+                    await session.execute(
+                        select(User, Account)
+                        .join(Account, col(Account.id) == col(User.account_id))
+                        .where(Account.username == name, col(Account.domain).is_(None))
+                    )
+                ).first()
+                if row is not None:
+                    user, account = row
         # Verify even for unknown names, so timing does not tell which names exist.
-        stored_hash = user.password_hash if user is not None else _DUMMY_HASH
+        stored_hash = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
         valid = await verify_password(stored_hash, password) if password else False
+        if account is not None and account.actor_type == ActorType.ORGANIZATION:
+            # Nobody logs in as the organisation, whatever password an older version stored:
+            # staff post as it from their own logins, so each post records who wrote it. Counted
+            # as a failure: each try costs a password hash, and no address may ask for them unthrottled.
+            self.limiter.record_failure(ip, name)
+            raise LoginError(
+                "organisation accounts cannot log in; log in as yourself and post as the organisation",
+                reason="organization",
+            )
         if user is None or not valid:
-            if self.limiter is not None:
-                self.limiter.record_failure(ip, name)
+            self.limiter.record_failure(ip, name)
             raise LoginError("wrong user name or password")
         if user.disabled_at is not None:
-            raise LoginError("this login has been disabled by an administrator")
-        if self.limiter is not None:
-            self.limiter.record_success(name)
+            raise LoginError("this login has been disabled by an administrator", reason="disabled")
+        self.limiter.record_success(ip, name)
         return user
 
     async def start_session(self, user: User, *, user_agent: str = "") -> tuple[str, WebSession]:
@@ -196,7 +155,13 @@ class AuthService:
             if row is None:
                 return None
             web_session, user, account = row
-            if user.disabled_at is not None or account.suspended_at is not None or account.deleted_at:
+            if (
+                user.disabled_at is not None
+                or account.suspended_at is not None
+                or account.deleted_at
+                # A session an older version let an organisation account open ends now.
+                or account.actor_type == ActorType.ORGANIZATION
+            ):
                 return None
             renewed = web_session.expires_at - now < SESSION_RENEW_AFTER
             if renewed:
@@ -227,10 +192,9 @@ class AuthService:
         await self.end_all_sessions(user.id, except_session_id=keep_session_id)
 
     async def _set_password(self, user_id: int, new: str) -> None:
-        if len(new) < MIN_PASSWORD_LENGTH:
-            raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-        if len(new) > MAX_PASSWORD_LENGTH:
-            raise AccountError(f"the password may have at most {MAX_PASSWORD_LENGTH} characters")
+        problem = password_problem(new)
+        if problem is not None:
+            raise AccountError(problem)
         password_hash = await hash_password(new)
         async with self.context.sessions() as session:
             user = await session.get(User, user_id)
@@ -278,6 +242,8 @@ class AuthService:
         if row is None:
             raise InviteError("this invite link is not valid")
         user, account = row
+        if account.actor_type == ActorType.ORGANIZATION:
+            raise InviteError(ORGANIZATION_HAS_NO_LOGIN)
         expected = self._invite_signature(f"{parts[0]}.{parts[1]}", user.password_hash)
         if not hmac.compare_digest(expected, parts[2]):
             raise InviteError("this invite link has already been used or is not valid")

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
+from app.activitypub.addresses import ascii_hostname, hostname_problem
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AuditLogEntry,
@@ -31,12 +33,13 @@ from app.models import (
     DomainBlock,
     Follow,
     JobState,
+    Post,
     User,
 )
 from app.models.base import utcnow
-from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
+from app.services import events
+from app.services.moderation import covering_domains, local_hosts, on_domain
 
-MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 1000
 MAX_IMPORT_BYTES = 1_000_000
 CSV_FIELDS = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
@@ -56,25 +59,100 @@ class SuspensionEffects:
 @dataclass(frozen=True)
 class ImportResult:
     imported: int
+    # One line per row left out, saying which and why.
     skipped: list[str]
 
 
 def normalize_domain(value: str) -> str:
-    """What an admin typed (`https://Threads.net/`, `*.threads.net`, `threads.net:443`) → `threads.net`."""
-    text = value.strip().lower()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0].removeprefix("*.").removeprefix(".")
-    if not text or any(char.isspace() or char in "@?#\\\"'<>" for char in text):
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
-    host = bare_host(text)
+    """The name a block (or allow) is stored and matched under: `value` in lower case, with an
+    internationalised name in its IDNA form (`Bücher.example` → `xn--bcher-kva.example`).
+
+    Nothing else is changed on the admin's behalf: a web address, a port, a `*.` wildcard or
+    anything that is no host name is refused with a message that says what was wrong and what to
+    enter instead, so the block that is stored is the block the admin meant.
+    """
+    typed = value.strip()
+    shown = repr(typed[:80])
+    if not typed:
+        raise DomainBlockError("enter a domain, such as example.social")
+    if "://" in typed or typed.startswith("//"):
+        host = _host_in(typed)
+        hint = f" ({host})" if host else ""
+        raise DomainBlockError(f"{shown} is a web address: enter just its domain{hint}")
+    if "/" in typed:
+        raise DomainBlockError(f"{shown} has a path: enter just the domain ({typed.split('/', 1)[0][:80]!r})")
+    if any(char in typed for char in "@?#\\\"'<>"):
+        raise DomainBlockError(
+            f"{shown} is not a domain: enter just a host name, such as example.social, without a user or punctuation"
+        )
+    if any(char.isspace() or not char.isprintable() for char in typed):
+        raise DomainBlockError(f"{shown} is not a domain: it contains a space or an invisible character")
+    literal = _ip_literal(typed)
+    if literal is not None:
+        return literal
+    if typed.startswith("*."):
+        raise DomainBlockError(
+            f"{shown}: a block already covers every subdomain, enter just {typed[2:][:80]!r}"
+        )
+    if ":" in typed:
+        raise DomainBlockError(
+            f"{shown}: a block covers every port, enter just {typed.rsplit(':', 1)[0][:80]!r}"
+        )
+    if typed.endswith("."):
+        raise DomainBlockError(f"{shown}: enter the domain without the final dot")
+    # The one host-name rule (app.activitypub.addresses), and the same encoding that hosts taken
+    # from actors, keyIds and inboxes get: a block matches the name as Herold meets it on the wire.
+    problem = hostname_problem(typed)
+    if problem is not None:
+        raise DomainBlockError(f"{shown} is not a domain: it {problem}")
+    name = ascii_hostname(typed)
+    if name.rsplit(".", 1)[-1].isdigit():
+        raise DomainBlockError(f"{shown} is neither a domain nor an IP address")
+    return name
+
+
+def _ip_literal(typed: str) -> str | None:
+    candidate = typed[1:-1] if typed.startswith("[") and typed.endswith("]") else typed
     try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        return ipaddress.ip_address(candidate).compressed
+    except ValueError:
+        return None
+
+
+def _host_in(url: str) -> str | None:
+    """The host of a web address an admin pasted, to suggest it (it is not used on its own)."""
+    try:
+        host = urlsplit(url if "://" in url else f"http:{url}").hostname
+    except ValueError:
+        return None
+    return host[:80] if host else None
+
+
+def domain_label(name: str) -> str:
+    """A stored name as people read it: `bücher.example (xn--bcher-kva.example)`, or the name itself."""
+    shown = unicode_domain(name)
+    return f"{shown} ({name})" if shown else name
+
+
+def unicode_domain(name: str) -> str | None:
+    """The Unicode form of a stored IDNA name (`xn--bcher-kva.example` → `bücher.example`), shown next to
+    it; None when the name is plain ASCII (or cannot be decoded)."""
+    if "xn--" not in name:
+        return None
+    try:
+        decoded = name.encode("ascii").decode("idna")
     except UnicodeError:
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain") from None
-    if not host or len(host) > MAX_DOMAIN_LENGTH or ".." in host or host.startswith("-"):
-        raise DomainBlockError(f"{value.strip()[:80]!r} is not a domain")
-    return host
+        return None
+    return decoded if decoded != name else None
+
+
+def _stored_name(value: str) -> str:
+    """The name to remove: as normalize_domain gives it, or, for a row an older version stored
+    without that check, exactly as it is listed (so it can still be lifted)."""
+    try:
+        return normalize_domain(value)
+    except DomainBlockError:
+        return value.strip().lower()
 
 
 def _severity(value: str) -> BlockSeverity:
@@ -96,6 +174,7 @@ def _flag(value: str | None) -> bool:
 class DomainBlockService:
     def __init__(self, context: AppContext) -> None:
         self.context = context
+        self.publisher = Publisher(context)
 
     async def blocks(self) -> list[DomainBlock]:
         async with self.context.sessions() as session:
@@ -150,13 +229,11 @@ class DomainBlockService:
             await session.commit()
             await session.refresh(row)
         self.context.domain_policy.invalidate()
-        if effects.follows_severed:
-            notify_delivery(self.context)
         return row, effects
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
         """Lift the block; new activity flows again (what was purged stays gone). False if there was none."""
-        name = normalize_domain(domain)
+        name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainBlock).where(col(DomainBlock.domain) == name))
             if not result.rowcount:  # type: ignore[attr-defined]
@@ -184,7 +261,7 @@ class DomainBlockService:
         return True
 
     async def disallow(self, domain: str, *, by: User | None = None) -> bool:
-        name = normalize_domain(domain)
+        name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainAllow).where(col(DomainAllow.domain) == name))
             if not result.rowcount:  # type: ignore[attr-defined]
@@ -232,7 +309,7 @@ class DomainBlockService:
             severity = (record.get("severity") or "suspend").strip().lower()
             if severity == "noop":
                 # Mastodon's "none": only media or reports rejected; Herold has no such level.
-                skipped.append(domain)
+                skipped.append(f"{domain[:80]}: Mastodon's severity noop has no equivalent here")
                 continue
             try:
                 await self.block(
@@ -243,8 +320,8 @@ class DomainBlockService:
                     public_comment=record.get("public_comment") or record.get("comment"),
                     by=by,
                 )
-            except DomainBlockError:
-                skipped.append(domain[:80])
+            except DomainBlockError as error:
+                skipped.append(str(error))
                 continue
             imported += 1
         return ImportResult(imported, skipped)
@@ -279,29 +356,16 @@ class DomainBlockService:
             for follow in follows:
                 if follow.followee_id in by_id and follow.follower_id in local:
                     follower, followee = local[follow.follower_id], by_id[follow.followee_id]
-                    undone = activities.render_follow(
-                        self.context.urls,
-                        follower,
-                        followee,
-                        follow.uri or self.context.urls.activity(follower.username, follow.id),
-                    )
-                    activity = activities.render_undo(self.context.urls, follower, undone)
-                    await queue_activity(
-                        session, activity=activity, signer=follower, inboxes=[followee.inbox_url]
-                    )
+                    await self.publisher.unfollowed(session, follower, followee, follow)
                     severed += 1
                 elif follow.follower_id in by_id and follow.followee_id in local:
                     followee, follower = local[follow.followee_id], by_id[follow.follower_id]
-                    activity = activities.render_follow_response(
-                        self.context.urls, "Reject", followee, follower, follow.uri
-                    )
-                    await queue_activity(
-                        session, activity=activity, signer=followee, inboxes=[follower.inbox_url]
-                    )
+                    await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
                     severed += 1
         if by_id:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
             # reports about them stay for the admins, naming them by the uri and handle they keep.
+            await events.announce_deleted_posts(session, col(Post.account_id).in_(by_id))
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
         return SuspensionEffects(severed, len(by_id), dropped)
 

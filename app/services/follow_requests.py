@@ -14,9 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub.activities import render_follow_response
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import Account, AccountBlock, Follow, FollowState, Notification, NotificationType
 from app.models.base import utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
@@ -27,6 +26,7 @@ from app.services.notifications import notify
 class FollowRequestService:
     def __init__(self, context: AppContext) -> None:
         self.context = context
+        self.publisher = Publisher(context)
 
     async def receive_follow(
         self, follower: Account, followee: Account, follow_uri: str | None
@@ -36,9 +36,8 @@ class FollowRequestService:
             return None
         if await self._refuses(follower, followee):
             async with self.context.sessions() as session:
-                await self._answer(session, "Reject", followee, follower, follow_uri)
+                await self.publisher.follow_answered(session, "Reject", followee, follower, follow_uri)
                 await session.commit()
-            notify_delivery(self.context)
             return None
         for attempt in range(2):
             async with self.context.sessions() as session:
@@ -51,7 +50,6 @@ class FollowRequestService:
                     if attempt:
                         raise
                     continue
-            notify_delivery(self.context)
             return state
         return None
 
@@ -64,7 +62,7 @@ class FollowRequestService:
             follow.uri = follow_uri or follow.uri
             session.add(follow)
             if follow.state == FollowState.ACCEPTED:
-                await self._answer(session, "Accept", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Accept", followee, follower, follow.uri)
             return FollowState(follow.state)
         # A silenced domain's accounts may follow only with the account's approval, as on Mastodon.
         pending = followee.manually_approves_followers or await is_silenced(self.context, follower)
@@ -80,7 +78,7 @@ class FollowRequestService:
         kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
         await notify(session, account=followee, from_account=follower, kind=kind)
         if not pending:
-            await self._answer(session, "Accept", followee, follower, follow_uri)
+            await self.publisher.follow_answered(session, "Accept", followee, follower, follow_uri)
         await session.flush()
         return FollowState.PENDING if pending else FollowState.ACCEPTED
 
@@ -116,9 +114,8 @@ class FollowRequestService:
             follow.accepted_at = utcnow()
             session.add(follow)
             if follower.domain is not None:
-                await self._answer(session, "Accept", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Accept", followee, follower, follow.uri)
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def reject(self, followee: Account, follower: Account) -> bool:
@@ -129,9 +126,8 @@ class FollowRequestService:
                 return False
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
             if follower.domain is not None:
-                await self._answer(session, "Reject", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def undo_follow(
@@ -199,10 +195,3 @@ class FollowRequestService:
                 col(Follow.follower_id) == follower.id, col(Follow.followee_id) == followee.id
             )
         )
-
-    async def _answer(
-        self, session: AsyncSession, kind: str, followee: Account, follower: Account, follow_uri: str | None
-    ) -> None:
-        activity = render_follow_response(self.context.urls, kind, followee, follower, follow_uri)
-        # The follower's own inbox, as Mastodon does: an answer concerns one actor only.
-        await queue_activity(session, activity=activity, signer=followee, inboxes=[follower.inbox_url])

@@ -77,3 +77,73 @@ class RateLimits:
     # bound nor turn us against a third party. A peer whose keys we know is never held by it.
     key_fetches_per_host: RateLimiter = field(default_factory=lambda: RateLimiter(300, 5 * 60))
     posts_per_account: RateLimiter = field(default_factory=lambda: RateLimiter(300, 3 * 60 * 60))
+    # Failed log-ins, asked by every way in (web form now, OAuth and the API later).
+    logins: LoginRateLimiter = field(default_factory=lambda: LoginRateLimiter())
+
+
+class LoginRateLimiter:
+    """Failed log-ins per client address, and per account name from one address, in a sliding window.
+
+    Never per name alone: a lock on a name that anyone may trigger would let anyone lock anyone
+    out (the only administrator included). Counting per address stops one address from trying
+    many passwords for one name (per name+address) and from trying a few passwords for many names
+    (per address, "password spraying"), while the owner, logging in from an address that has not
+    been failing, still gets in. A correct password clears only its own name+address record, so
+    an attacker's own account cannot reset the address count.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_address: int = 20,
+        per_name_and_address: int = 5,
+        window: float = 15 * 60,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_address = per_address
+        self.per_name_and_address = per_name_and_address
+        self.window = window
+        self.max_keys = max_keys
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _keys(self, address: str, name: str) -> tuple[tuple[str, int], tuple[str, int]]:
+        return (
+            (f"address:{address}", self.per_address),
+            (f"name:{name.lower()}@address:{address}", self.per_name_and_address),
+        )
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    def refusal(self, address: str, name: str) -> RateDecision | None:
+        """The limit that bars an attempt from `address` for `name` now, the longer wait first; else None."""
+        now = self.clock()
+        refusals = []
+        for key, limit in self._keys(address, name):
+            failures = self._recent(key, now)
+            if len(failures) >= limit:
+                wait = failures[len(failures) - limit] + self.window - now
+                refusals.append(RateDecision(False, limit, 0, max(0.0, wait)))
+        return max(refusals, key=lambda refusal: refusal.reset_after, default=None)
+
+    def record_failure(self, address: str, name: str) -> None:
+        now = self.clock()
+        for key, _limit in self._keys(address, name):
+            failures = self._failures.setdefault(key, deque())
+            self._failures.move_to_end(key)
+            failures.append(now)
+        # Bounded memory under a flood of made-up names: forget the least recently failed keys.
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def record_success(self, address: str, name: str) -> None:
+        self._failures.pop(self._keys(address, name)[1][0], None)

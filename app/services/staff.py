@@ -114,7 +114,8 @@ class StaffService:
         display_name: str | None = None,
         email: str | None = None,
     ) -> CreatedAccount:
-        """A new login (or organisation account) with a random password nobody is told; use an invite link."""
+        """A new login with a random password nobody is told (use an invite link), or an
+        organisation account, which has no password at all: staff post as it."""
         if email is not None and email and ("@" not in email or len(email) > 320):
             raise StaffError(f"{email!r} is not an e-mail address")
         created = await AccountService(self.context).create_local_account(

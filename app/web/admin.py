@@ -115,6 +115,9 @@ async def new_invite(
         member = await StaffService(context).member(user_id)
     except AccountError as error:
         return await _staff_page(request, context, error=str(error), status_code=404)
+    if member.is_organization:
+        message = N_("Organisation accounts have no password and no invite link: staff post as them.")
+        return await _staff_page(request, context, error=translate(request, message), status_code=400)
     link = AuthService(context).invite_url(member.user)
     return await _staff_page(request, context, invite=(member.account.username, link))
 
@@ -369,7 +372,7 @@ async def import_domains(
     if result.skipped:
         # Said, not hidden behind "imported": the admin fixes those rows and imports them again.
         message = N_("%(imported)d domain blocks were imported; these rows were skipped: %(skipped)s")
-        skipped = ", ".join(row[:80] for row in result.skipped[:20])
+        skipped = "; ".join(row[:200] for row in result.skipped[:20])
         return await _domains_page(
             request, context, error=translate(request, message, imported=result.imported, skipped=skipped)
         )

@@ -10,7 +10,6 @@ from fastapi.staticfiles import StaticFiles
 
 from app.context import AppContext
 from app.i18n import Catalogs
-from app.services.auth import LoginRateLimiter
 from app.services.profile_settings import media_root
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import install_session_handlers
@@ -22,8 +21,6 @@ MEDIA_PREFIX = "/media"
 def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
     app.state.catalogs = Catalogs()
     app.state.templates = build_templates(templates_dir, context, app.state.catalogs)
-    # Failed log-ins per client address and account name: in-process state owned by this app.
-    app.state.login_limiter = LoginRateLimiter()
     install_session_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware, https=context.settings.scheme == "https")
     directory = media_root(context)

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from app.context import AppContext
 from app.http_errors import TooManyRequests
-from app.i18n import N_
+from app.i18n import N_, Catalogs
 from app.services.accounts import AccountError
 from app.services.auth import AuthService, InviteError, LoginError, RateLimited
+from app.web.cookies import SESSION_COOKIE, clear_session_cookie, cookie_name, set_session_cookie
 from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import (
-    SESSION_COOKIE,
     Viewer,
     anon_csrf_token,
-    clear_session_cookie,
     client_address,
-    cookie_name,
     current_user,
-    login_limiter,
     page_state,
     safe_next,
-    set_session_cookie,
 )
-from app.web.templating import render, translate
+from app.web.templating import render, request_locale, translate
 
 router = APIRouter()
 
@@ -50,25 +48,26 @@ async def login(
     next: str = Form(""),
     context: AppContext = Depends(get_context),
 ) -> Response:
-    auth = AuthService(context, login_limiter(request))
+    auth = AuthService(context)
     try:
         user = await auth.authenticate(username, password, ip=client_address(request))
     except RateLimited as limited:
         raise TooManyRequests(
             translate(
                 request,
-                N_("Too many failed log-in attempts. Wait %(seconds)s seconds, then try again."),
-                seconds=limited.retry_after,
+                N_("Too many failed log-in attempts from your address. Try again %(when)s."),
+                when=retry_in_words(request, limited.retry_after),
             ),
             headers=limited.decision.headers(),
         ) from None
     except LoginError as error:
         anon_csrf_token(request)
-        message = (
-            N_("This login has been disabled by an administrator.")
-            if "disabled" in str(error)
-            else N_("Wrong user name or password.")
-        )
+        message = {
+            "disabled": N_("This login has been disabled by an administrator."),
+            "organization": N_(
+                "Nobody logs in as an organisation account. Log in as yourself and post as the organisation."
+            ),
+        }.get(error.reason, N_("Wrong user name or password."))
         return render(
             request,
             "login.html",
@@ -79,6 +78,19 @@ async def login(
     response = redirect(safe_next(next), "welcome" if not next else None)
     set_session_cookie(context, response, token)
     return response
+
+
+def retry_in_words(request: Request, seconds: int) -> str:
+    """'in 14 minutes', 'in 1 minute', 'in 30 seconds' in the reader's language: nobody counts seconds."""
+    catalogs: Catalogs = request.app.state.catalogs
+    locale = request_locale(request)
+
+    def ngettext(singular: str, plural: str, number: int) -> str:
+        return catalogs.ngettext(locale, singular, plural, number) % {"num": number}
+
+    if seconds < 60:
+        return ngettext("in %(num)d second", "in %(num)d seconds", seconds)
+    return ngettext("in %(num)d minute", "in %(num)d minutes", math.ceil(seconds / 60))
 
 
 @router.post("/logout")

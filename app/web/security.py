@@ -1,5 +1,6 @@
 """Security headers: HTML pages stay self-contained (no external scripts, styles or frames), no
-response is sniffed into another type, and under HTTPS browsers are told to stay on HTTPS."""
+response is sniffed into another type, no page may use the camera, microphone or location, and
+under HTTPS browsers are told to stay on HTTPS."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ HTML_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
-EVERY_RESPONSE_HEADERS = [(b"x-content-type-options", b"nosniff")]
+# Herold's pages use no camera, microphone, location, payments or USB devices, and nothing they
+# embed may ask for them either. On every response: a document opened directly is a page too.
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+EVERY_RESPONSE_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"permissions-policy", PERMISSIONS_POLICY.encode()),
+]
 # Two years, as Mastodon sends. Without includeSubDomains: Herold often runs on the organisation's
 # own domain, whose other hosts (an intranet wiki, say) are not ours to force onto HTTPS.
 STRICT_TRANSPORT_SECURITY = (b"strict-transport-security", b"max-age=63072000")

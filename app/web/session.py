@@ -16,17 +16,17 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.config import is_loopback_domain
 from app.context import AppContext
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
 from app.models import Account, Role, User, WebSession
-from app.services.auth import SESSION_LIFETIME, AuthService, LoginRateLimiter
+from app.services.auth import AuthService
 from app.services.instance import InstanceService
+from app.web.cookies import ANON_CSRF_COOKIE, SESSION_COOKIE, cookie_name
 from app.web.dependencies import get_context
 from app.web.templating import Site, translate
 
-SESSION_COOKIE = "herold_session"
-ANON_CSRF_COOKIE = "herold_csrf"
 CSRF_FIELD = "csrf_token"
 
 
@@ -53,16 +53,6 @@ class LoginRequired(HttpError):
 
 class AdminRequired(Forbidden):
     pass
-
-
-def cookie_name(context: AppContext, base: str) -> str:
-    # Under HTTPS the __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
-    return f"__Host-{base}" if context.settings.https else base
-
-
-def login_limiter(request: Request) -> LoginRateLimiter:
-    limiter: LoginRateLimiter = request.app.state.login_limiter
-    return limiter
 
 
 def client_address(request: Request) -> str:
@@ -124,40 +114,6 @@ def anon_csrf_token(request: Request) -> str:
     return token
 
 
-def set_anon_csrf_cookie(request: Request, response: Response, token: str) -> None:
-    context: AppContext = request.app.state.context
-    response.set_cookie(
-        cookie_name(context, ANON_CSRF_COOKIE),
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-        path="/",
-    )
-
-
-def set_session_cookie(context: AppContext, response: Response, token: str) -> None:
-    response.set_cookie(
-        cookie_name(context, SESSION_COOKIE),
-        token,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-        path="/",
-    )
-
-
-def clear_session_cookie(context: AppContext, response: Response) -> None:
-    response.delete_cookie(
-        cookie_name(context, SESSION_COOKIE),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-    )
-
-
 async def verify_csrf(
     request: Request,
     viewer: Viewer | None = Depends(page_state),
@@ -167,7 +123,7 @@ async def verify_csrf(
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     origin = request.headers.get("origin")
-    if origin and origin != "null" and _origin_of(origin) != _origin_of(context.settings.base_url):
+    if origin and origin != "null" and not _trusted_origin(request, context, _origin_of(origin)):
         raise Forbidden(translate(request, N_("This form was sent from another site and was refused.")))
     form = await request.form()
     sent = form.get(CSRF_FIELD)
@@ -186,6 +142,24 @@ async def verify_csrf(
                 ),
             )
         )
+
+
+def _trusted_origin(request: Request, context: AppContext, origin: str) -> bool:
+    """Whether a form sent from `origin` comes from Herold's own pages.
+
+    In production only the configured WEB_DOMAIN is. A development instance (WEB_DOMAIN on
+    loopback, `localhost:8000` by default) is also reached as 127.0.0.1:8000 or [::1]:8000, the
+    address the server listens on: a loopback origin counts there when it is the very origin the
+    request was sent to (its Host), so a page of another local server or port is still refused.
+    """
+    settings = context.settings
+    if origin == _origin_of(settings.base_url):
+        return True
+    if not is_loopback_domain(settings.web_domain):
+        return False
+    host = request.headers.get("host", "")
+    own = _origin_of(f"{request.url.scheme}://{host}")
+    return origin == own and is_loopback_domain(urlsplit(origin).netloc)
 
 
 def _origin_of(url: str) -> str:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
-from app.http_errors import BadRequest, Forbidden, NotFound, TooManyRequests
+from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_, supported
 from app.models import Account, Post, Visibility
 from app.services.follow_requests import FollowRequestService
@@ -27,6 +27,7 @@ from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
 from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
+from app.web.lookups import lookup_error
 from app.web.notices import redirect
 from app.web.post_views import (
     PUBLIC_VISIBILITIES,
@@ -258,13 +259,30 @@ async def compose(
         "author": author,
         "in_reply_to": in_reply_to,
     }
-    reply_to = await _visible_post(context, viewer, in_reply_to) if in_reply_to else None
+
+    async def refused(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+        # Whatever is refused, the form comes back with what was typed in it.
+        page = await _compose_page(
+            request, context, viewer, values=values, reply_to=reply_to, error=message, status_code=status_code
+        )
+        page.headers.update(headers or {})
+        return page
+
+    reply_to = None
+    if in_reply_to:
+        try:
+            reply_to = await _visible_post(context, viewer, in_reply_to)
+        except NotFound:
+            values["in_reply_to"] = ""
+            return await refused(
+                translate(request, N_("The post you are replying to does not exist or was deleted.")), 404
+            )
     accounts = await StaffService(context).postable_accounts(viewer.user)
     chosen = next((account for account in accounts if account.username == author), None)
     if chosen is None:
-        raise Forbidden(translate(request, N_("You may not post as this account.")))
+        return await refused(translate(request, N_("You may not post as this account.")), 403)
     if visibility not in VISIBILITIES:
-        raise BadRequest(translate(request, N_("Choose who can see the post.")))
+        return await refused(translate(request, N_("Choose who can see the post.")), 400)
     if action == "preview":
         preview = render_plain_text(text.strip(), mention_hrefs={}, hashtag_href=context.urls.tag)
         return await _compose_page(
@@ -273,9 +291,10 @@ async def compose(
     # Per account posted as (Mastodon's 300 posts in 3 hours), counted only for real posts.
     rate = context.rate_limits.posts_per_account.hit(f"account:{chosen.id}")
     if not rate.allowed:
-        raise TooManyRequests(
+        return await refused(
             translate(request, N_("Too many posts from this account. Wait a while, then try again.")),
-            headers=rate.headers(),
+            429,
+            rate.headers(),
         )
     try:
         post = await PostingService(context).create(
@@ -288,9 +307,7 @@ async def compose(
             written_by_user_id=viewer.user.id,
         )
     except PostingError as error:
-        return await _compose_page(
-            request, context, viewer, values=values, reply_to=reply_to, error=str(error), status_code=400
-        )
+        return await refused(str(error), 400)
     return redirect(f"/posts/{post.id}", "posted")
 
 
@@ -570,7 +587,7 @@ async def search(
             try:
                 result = await ActorResolver(context).resolve(query)
             except ResolveError as error_:
-                error = str(error_)
+                error = lookup_error(request, error_)
             except Exception as unexpected:  # network trouble with user-given input is a message, not a 500
                 log.info("search for %r failed: %s", query, unexpected)
                 error = translate(request, N_("That account could not be looked up right now."))

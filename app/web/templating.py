@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from babel.dates import format_datetime, format_skeleton
@@ -22,8 +23,10 @@ from starlette.responses import Response
 from app import __version__
 from app.context import AppContext
 from app.i18n import LOCALE_NAMES, Catalogs, negotiate
+from app.services.domain_blocks import domain_label
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.moderation import DomainPolicy
+from app.web.cookies import set_anon_csrf_cookie, set_session_cookie
 from app.web.notices import NOTICES
 
 
@@ -90,6 +93,7 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
     environment.globals["embeds_media"] = embeds_media
     environment.filters["datetime"] = localized_datetime
     environment.filters["http_url"] = http_url
+    environment.filters["domain_label"] = domain_label
     environment.filters["plaintext"] = lambda html, limit=300: _shorten(html_to_plain_text(html or ""), limit)
     environment.globals["static_version"] = __version__
     environment.globals["locale_names"] = LOCALE_NAMES
@@ -119,10 +123,23 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
 
 
 def http_url(url: str | None) -> str:
-    """Links taken from other servers' documents are only followed when they are http(s)."""
-    if url and url.lower().startswith(("https://", "http://")):
-        return url
-    return "#"
+    """`url` if a page may carry it (http or https with a host), else "".
+
+    The one filter for every URL that another server gave us and a page writes out: links, the
+    canonical link and Open Graph tags, avatars, headers and attachments. Anything else
+    (javascript:, data:, a relative path, a URL with spaces or control characters) is dropped, and
+    the template shows no link, or the default picture instead of an image.
+    """
+    if not url or len(url) > 4096 or any(ord(char) <= 32 or ord(char) == 127 for char in url):
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return ""
+    return url
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -158,8 +175,6 @@ def render(
     new_token = getattr(request.state, "new_anon_csrf", None)
     renewed = getattr(request.state, "renewed_session_token", None)
     if new_token or renewed:
-        from app.web.session import set_anon_csrf_cookie, set_session_cookie
-
         if new_token:
             set_anon_csrf_cookie(request, response, new_token)
         if renewed:

@@ -27,7 +27,10 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 def _redirect_to_web_domain(request: Request, context: AppContext) -> RedirectResponse | None:
-    """When handles live on LOCAL_DOMAIN but Herold is served from WEB_DOMAIN, discovery moves over."""
+    """When handles live on LOCAL_DOMAIN but Herold is served from WEB_DOMAIN, discovery moves over.
+
+    The one rule of every /.well-known document (WebFinger, host-meta, NodeInfo), as the README
+    tells the main domain's web server to redirect them."""
     settings = context.settings
     if settings.web_domain == settings.local_domain:
         return None
@@ -131,7 +134,10 @@ async def host_meta_json(request: Request, context: AppContext = Depends(get_con
 
 
 @router.get("/.well-known/nodeinfo")
-async def nodeinfo_links(context: AppContext = Depends(get_context)) -> Response:
+async def nodeinfo_links(request: Request, context: AppContext = Depends(get_context)) -> Response:
+    redirect = _redirect_to_web_domain(request, context)
+    if redirect is not None:
+        return redirect
     base = context.settings.base_url
     links = [
         {"rel": schema, "href": f"{base}/nodeinfo/{version}"} for version, schema in NODEINFO_SCHEMAS.items()

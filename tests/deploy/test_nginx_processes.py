@@ -231,7 +231,7 @@ async def test_nginx_in_front_of_two_web_and_two_worker_processes(
                 https=True,
                 data_dir=tmp_path / "main",
                 database_url=database_url,
-                secret_key="test-secret",
+                secret_key="test-secret-key-of-an-ops-test-instance",
             )
             context = build_context(settings)
             try:

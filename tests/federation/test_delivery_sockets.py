@@ -46,7 +46,7 @@ async def herold(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[Fa
         https=False,
         data_dir=tmp_path / "data",
         database_url=await databases.new_database_url(),
-        secret_key="test-secret",
+        secret_key="test-secret-key-of-a-herold-process",
         allowed_private_addresses=[ip_network("127.0.0.0/8")],
         embedded_worker=False,
     )

@@ -225,7 +225,7 @@ async def test_a_worker_killed_mid_fan_out_loses_no_delivery(
         https=False,
         data_dir=tmp_path / "data",
         database_url=database_url,
-        secret_key="test-secret",
+        secret_key="test-secret-key-of-a-herold-process",
         allowed_private_addresses=[ip_network("127.0.0.0/8")],
         embedded_worker=False,
     )

@@ -19,7 +19,12 @@ from tests.processes import HEROLD, ServerProcess, free_port, herold_env, run_he
 
 
 async def post_count(database_url: str, data_dir: Path) -> int:
-    settings = Settings(_env_file=None, database_url=database_url, data_dir=data_dir, secret_key="x")  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test-secret-key-of-an-ops-test-instance",
+    )  # type: ignore[call-arg]
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:

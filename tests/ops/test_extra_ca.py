@@ -44,7 +44,7 @@ def _settings(tmp_path: Path, **values: object) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
         data_dir=tmp_path / "data",
-        secret_key="x",
+        secret_key="test-secret-key-of-an-ops-test-instance",
         allowed_private_addresses=[ip_network("127.0.0.0/8")],
         **values,
     )
@@ -71,7 +71,7 @@ def test_an_unusable_bundle_stops_start_up_naming_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-of-an-ops-test-instance")
     monkeypatch.setenv("EXTRA_CA_CERTIFICATES", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigurationError, match=r"EXTRA_CA_CERTIFICATES: .*missing.pem: No such file"):
         load_settings(_env_file=None)

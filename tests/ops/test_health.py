@@ -68,7 +68,7 @@ async def test_an_unreachable_database_fails_readiness_but_not_liveness(tmp_path
         _env_file=None,  # type: ignore[call-arg]
         database_url=f"postgresql+asyncpg://herold@127.0.0.1:{free_port()}/herold",
         data_dir=tmp_path,
-        secret_key="test",
+        secret_key="test-secret-key-of-an-ops-test-instance",
     )
     app = create_app(settings)
     try:

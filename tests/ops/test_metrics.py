@@ -113,7 +113,7 @@ async def test_a_workers_deliveries_show_in_the_web_process_metrics(
         https=False,
         data_dir=tmp_path / "data",
         database_url=database_url,
-        secret_key="test-secret",
+        secret_key="test-secret-key-of-an-ops-test-instance",
     )
     context = build_context(settings)
     try:

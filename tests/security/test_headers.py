@@ -1,5 +1,5 @@
-"""Security headers a browser acts on: HSTS only when the instance is served over HTTPS, nosniff on
-every response (JSON too), the page-only headers on HTML."""
+"""Security headers a browser acts on: HSTS only when the instance is served over HTTPS, nosniff and
+the permissions policy on every response (JSON too), the page-only headers on HTML."""
 
 from __future__ import annotations
 
@@ -24,3 +24,22 @@ async def test_plain_http_instance_sends_no_hsts_and_html_gets_the_page_headers(
     document = await plain.client.get("/.well-known/nodeinfo")
     assert document.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in document.headers
+
+
+async def test_no_response_may_use_camera_microphone_or_location(lab: Lab) -> None:
+    plain = await lab.instance("plain.test")
+    for path, accept in (
+        ("/about", "text/html"),
+        ("/.well-known/nodeinfo", "application/json"),
+        ("/no-such-page", "text/html"),
+        ("/static/herold.css", "text/css"),
+    ):
+        answer = await plain.client.get(path, headers={"Accept": accept})
+        policy = {
+            feature.strip(): allowed
+            for feature, _, allowed in (
+                item.partition("=") for item in answer.headers["permissions-policy"].split(",")
+            )
+        }
+        for feature in ("camera", "microphone", "geolocation"):
+            assert policy[feature] == "()", (path, feature)

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.models import Role
-from app.services.auth import LoginRateLimiter
-from app.services.rate_limits import RateLimiter
+from app.services.rate_limits import LoginRateLimiter, RateLimiter
 from tests.federation.inbox_peer import Peer, PeerActor, local_account
 from tests.lab import Instance, Lab
 from tests.web.helpers import PASSWORD, Browser, logged_in, make_user, new_client
@@ -120,7 +119,7 @@ async def test_posting_is_limited_per_account(instance: Instance, limit: int) ->
 
 
 async def test_login_refusal_says_which_limit_and_when_it_resets(instance: Instance) -> None:
-    instance.app.state.login_limiter = LoginRateLimiter(per_ip=20, per_account=2, window=600)
+    instance.context.rate_limits.logins = LoginRateLimiter(per_address=20, per_name_and_address=2, window=600)
     await make_user(instance, "alice")
     browser = Browser(new_client(instance))
     for _ in range(2):
@@ -135,7 +134,7 @@ async def test_login_refusal_says_which_limit_and_when_it_resets(instance: Insta
     assert before + timedelta(seconds=590) <= reset <= before + timedelta(seconds=610)
     assert 590 <= int(refused.headers["Retry-After"]) <= 600
     # The address limit is the one that bites when many names are tried from one place.
-    instance.app.state.login_limiter = LoginRateLimiter(per_ip=3, per_account=5, window=60)
+    instance.context.rate_limits.logins = LoginRateLimiter(per_address=3, per_name_and_address=5, window=60)
     for number in range(3):
         await browser.post("/login", {"username": f"guess{number}", "password": "guess guess"})
     refused = await browser.post("/login", {"username": "alice", "password": PASSWORD})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,13 @@ from app import cli
 from app.activitypub.parsers import authority
 from app.models import AuditLogEntry, DeliveryJob, DomainBlock, JobState, OutboxActivity, Role
 from app.models.base import utcnow
-from app.services.domain_blocks import DomainBlockError, DomainBlockService, normalize_domain
+from app.services.domain_blocks import (
+    DomainBlockError,
+    DomainBlockService,
+    domain_label,
+    normalize_domain,
+    unicode_domain,
+)
 from app.services.moderation import BlockRule, DomainPolicy
 from tests.federation.delivery_helpers import local_account
 from tests.lab import DatabaseFactory, Instance
@@ -81,14 +88,57 @@ def test_deliveries_queued_before_a_suspension_still_go_later_ones_do_not() -> N
 @pytest.mark.parametrize(
     ("typed", "domain"),
     [
-        ("https://Threads.net/", "threads.net"),
-        ("*.threads.net", "threads.net"),
-        ("threads.net:443", "threads.net"),
+        ("Threads.NET", "threads.net"),
+        ("  threads.net ", "threads.net"),
         ("bücher.example", "xn--bcher-kva.example"),
+        ("Bücher.Example", "xn--bcher-kva.example"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("127.0.0.2", "127.0.0.2"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("a-b.c-d.example", "a-b.c-d.example"),
+        # Encoded as hosts taken from actors, keyIds and inboxes are (ascii_hostname), so it matches them.
+        ("faß.de", "fass.de"),
     ],
 )
-def test_what_admins_type_is_normalised(typed: str, domain: str) -> None:
+def test_a_domain_is_stored_in_lower_case_and_idna(typed: str, domain: str) -> None:
     assert normalize_domain(typed) == domain
+    if not domain.replace(".", "").replace(":", "").isdigit() and ":" not in domain:
+        assert authority(f"https://{typed.strip()}/users/someone") == domain
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        (
+            "not_a_domain!!",
+            "'not_a_domain!!' is not a domain: it contains characters a host name cannot have",
+        ),
+        ("http://evil.example/path", "is a web address: enter just its domain (evil.example)"),
+        ("https://Threads.net/", "is a web address: enter just its domain (threads.net)"),
+        ("evil.example/path", "has a path: enter just the domain ('evil.example')"),
+        ("threads.net:443", "a block covers every port, enter just 'threads.net'"),
+        ("*.threads.net", "a block already covers every subdomain, enter just 'threads.net'"),
+        ("threads.net.", "without the final dot"),
+        ("a..b", "empty part"),
+        ("-evil.example", "starts or ends with a hyphen"),
+        ("x" * 64 + ".example", "longer than 63 characters"),
+        ("xn--zz.example", "is not a valid internationalised domain name"),
+        ("1.2.3", "neither a domain nor an IP address"),
+        ("a b", "a space"),
+        ("user@host", "without a user"),
+        ("", "enter a domain"),
+    ],
+)
+def test_what_is_no_domain_is_refused_saying_what_is_wrong(typed: str, says: str) -> None:
+    with pytest.raises(DomainBlockError) as refused:
+        normalize_domain(typed)
+    assert says in str(refused.value)
+
+
+def test_internationalised_names_are_shown_in_unicode_beside_their_idna_form() -> None:
+    assert domain_label("xn--bcher-kva.example") == "bücher.example (xn--bcher-kva.example)"
+    assert domain_label("threads.net") == "threads.net"
+    assert unicode_domain("xn--zz.example") is None
 
 
 @pytest.mark.parametrize("typed", ["", "   ", "a b", "user@host", "..", "a..b", "<script>"])
@@ -146,7 +196,10 @@ async def test_csv_round_trip_in_mastodons_format(instance: Instance) -> None:
         "noop.test,noop,true,false,,false\n"
         "not a domain,suspend,false,false,,false\n"
     )
-    assert imported.imported == 2 and sorted(imported.skipped) == ["noop.test", "not a domain"]
+    assert imported.imported == 2 and sorted(imported.skipped) == [
+        "'not a domain' is not a domain: it contains a space or an invisible character",
+        "noop.test: Mastodon's severity noop has no equivalent here",
+    ]
     exported = await service.export_csv()
     assert exported.splitlines() == [
         "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate",
@@ -170,6 +223,9 @@ async def test_public_list_on_the_api_and_about(instance: Instance) -> None:
     assert len(listed[0]["digest"]) == 64
     about = (await instance.client.get("/about")).text
     assert "threads.net" in about and "Meta" in about and "secret" not in about
+    await DomainBlockService(instance.context).block("bücher.example", severity="silence")
+    about = (await instance.client.get("/about")).text
+    assert "bücher.example (xn--bcher-kva.example)" in about
 
 
 async def test_admin_page_blocks_unblocks_imports_and_audits(instance: Instance) -> None:
@@ -196,7 +252,18 @@ async def test_admin_page_blocks_unblocks_imports_and_audits(instance: Instance)
     assert imported.status_code == 303
     partly = await admin.post("/admin/domains/import", {"blocks_csv": "three.test\nnot a domain"})
     assert partly.status_code == 200
-    assert "1 domain blocks were imported; these rows were skipped: not a domain" in partly.text
+    assert "1 domain blocks were imported; these rows were skipped: " in partly.text
+    assert "&#39;not a domain&#39; is not a domain: it contains a space" in partly.text
+    for typed, says in [
+        ("not_a_domain!!", "is not a domain: it contains characters a host name cannot have"),
+        ("http://evil.example/path", "is a web address: enter just its domain (evil.example)"),
+    ]:
+        refused = await admin.post("/admin/domains", {"domain": typed})
+        assert refused.status_code == 400 and says in refused.text
+    assert (await admin.post("/admin/domains", {"domain": "Bücher.example"})).status_code == 303
+    listed = await admin.get("/admin/domains")
+    assert "bücher.example (xn--bcher-kva.example)" in listed.text
+    assert (await admin.post("/admin/domains/unblock", {"domain": "bücher.example"})).status_code == 303
     export = await admin.get("/admin/domains/export.csv")
     assert export.headers["content-type"].startswith("text/csv") and "threads.net,silence,true" in export.text
     assert (await admin.post("/admin/domains/unblock", {"domain": "threads.net"})).status_code == 303
@@ -243,3 +310,13 @@ def test_cli_blocks_lists_exports_imports_and_unblocks(
     assert status == 1 and "not blocked" in err
     status, _, err = run("domains", "block", "not a domain")
     assert status == 1 and "not a domain" in err and "Traceback" not in err
+    status, _, err = run("domains", "block", "http://evil.example/path")
+    assert status == 1 and "enter just its domain (evil.example)" in err and "Traceback" not in err
+    assert run("domains", "block", "bücher.example")[0] == 0
+    status, out, _ = run("domains", "list")
+    assert "bücher.example (xn--bcher-kva.example)" in out
+    status, out, _ = run("domains", "list", "--json")
+    blocks = json.loads(out)["blocks"]
+    assert {"domain": "xn--bcher-kva.example", "unicode": "bücher.example"} in [
+        {"domain": row["domain"], "unicode": row["unicode"]} for row in blocks
+    ]

@@ -26,15 +26,17 @@ async def make_user(
     instance: Instance, username: str, *, role: Role = Role.STAFF, organization: bool = False
 ) -> tuple[User, Account]:
     created = await AccountService(instance.context).create_local_account(
-        username, role=role, organization=organization, password=PASSWORD
+        username, role=role, organization=organization, password=None if organization else PASSWORD
     )
     return created.user, created.account
 
 
-def new_client(instance: Instance) -> httpx.AsyncClient:
-    """Another browser: its own cookie jar."""
+def new_client(instance: Instance, *, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """Another browser: its own cookie jar, connecting from `address`."""
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=instance.app), base_url=instance.base_url, headers=BROWSER
+        transport=httpx.ASGITransport(app=instance.app, client=(address, 123)),
+        base_url=instance.base_url,
+        headers=BROWSER,
     )
 
 

@@ -10,7 +10,10 @@ from sqlmodel import col, select
 
 from app.models import Account, Role, User, WebSession
 from app.models.base import utcnow
-from app.services.auth import AuthService, LoginRateLimiter, RateLimited
+from app.services.accounts import AccountService
+from app.services.auth import AuthService, LoginError, RateLimited
+from app.services.passwords import hash_password
+from app.services.rate_limits import LoginRateLimiter
 from tests.lab import Instance, Lab
 from tests.web.helpers import PASSWORD, Browser, logged_in, make_user, new_client
 
@@ -152,43 +155,90 @@ async def test_a_form_from_another_site_is_refused(instance: Instance) -> None:
     assert stale.status_code == 403
 
 
-async def test_login_attempts_are_rate_limited_per_account(instance: Instance) -> None:
-    await make_user(instance, "alice")
-    browser = Browser(new_client(instance))
-    await browser.get("/login")
-    limiter: LoginRateLimiter = instance.app.state.login_limiter
-    for _ in range(limiter.per_account):
-        assert (
-            await browser.post("/login", {"username": "alice", "password": "guess guess"})
-        ).status_code == 401
-    limited = await browser.post("/login", {"username": "alice", "password": PASSWORD})
+async def test_hammering_a_name_does_not_lock_its_owner_out(instance: Instance) -> None:
+    await make_user(instance, "alice", role=Role.ADMIN)
+    attacker = Browser(new_client(instance, address="203.0.113.66"))
+    limiter = instance.context.rate_limits.logins
+    for _ in range(limiter.per_name_and_address):
+        wrong = await attacker.post("/login", {"username": "alice", "password": "guess guess"})
+        assert wrong.status_code == 401
+    limited = await attacker.post("/login", {"username": "alice", "password": PASSWORD})
     assert limited.status_code == 429
-    assert int(limited.headers["retry-after"]) > 0
-    assert "Too many failed log-in attempts" in limited.text
+    assert 890 <= int(limited.headers["retry-after"]) <= 900
+    assert "Too many failed log-in attempts from your address. Try again in 15 minutes." in limited.text
+    # The owner, from an address that has not been failing, still gets in.
+    owner = Browser(new_client(instance, address="198.51.100.7"))
+    await owner.login("alice")
+    assert (await owner.get("/admin/staff")).status_code == 200
 
 
-def test_rate_limiter_windows_per_address_and_account() -> None:
+async def test_one_address_trying_many_names_is_throttled(instance: Instance) -> None:
+    await make_user(instance, "alice")
+    sprayer = Browser(new_client(instance, address="203.0.113.9"))
+    limiter = instance.context.rate_limits.logins
+    for number in range(limiter.per_address):
+        wrong = await sprayer.post("/login", {"username": f"name{number}", "password": "Summer2026!"})
+        assert wrong.status_code == 401
+    refused = await sprayer.post("/login", {"username": "alice", "password": PASSWORD})
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    await Browser(new_client(instance, address="198.51.100.8")).login("alice")
+
+
+@pytest.mark.parametrize(
+    ("language", "seconds_left", "words"),
+    [
+        ("en", 14 * 60 + 1, "Try again in 15 minutes."),
+        ("en", 14 * 60, "Try again in 14 minutes."),
+        ("en", 60, "Try again in 1 minute."),
+        ("en", 30, "Try again in 30 seconds."),
+        ("en", 1, "Try again in 1 second."),
+        ("de", 14 * 60, "Versuche es in 14 Minuten wieder."),
+        ("de", 60, "Versuche es in 1 Minute wieder."),
+        ("de", 30, "Versuche es in 30 Sekunden wieder."),
+    ],
+)
+async def test_the_refusal_says_when_to_retry_in_words(
+    instance: Instance, language: str, seconds_left: int, words: str
+) -> None:
     now = [1000.0]
-    limiter = LoginRateLimiter(per_ip=3, per_account=2, window=60, clock=lambda: now[0])
+    limiter = LoginRateLimiter(per_name_and_address=1, window=15 * 60, clock=lambda: now[0])
+    instance.context.rate_limits.logins = limiter
+    limiter.record_failure("127.0.0.1", "alice")
+    now[0] += 15 * 60 - seconds_left
+    browser = Browser(new_client(instance))
+    refused = await browser.post(
+        "/login", {"username": "alice", "password": PASSWORD}, headers={"Accept-Language": language}
+    )
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == str(seconds_left)
+    assert words in refused.text
 
-    def wait(ip: str, account: str) -> float | None:
-        refusal = limiter.refusal(ip, account)
+
+def test_rate_limiter_windows_per_address_and_name() -> None:
+    now = [1000.0]
+    limiter = LoginRateLimiter(per_address=3, per_name_and_address=2, window=60, clock=lambda: now[0])
+
+    def wait(address: str, name: str) -> float | None:
+        refusal = limiter.refusal(address, name)
         return None if refusal is None else refusal.reset_after
 
     limiter.record_failure("10.0.0.1", "alice")
     assert wait("10.0.0.1", "alice") is None
     limiter.record_failure("10.0.0.1", "Alice")
-    assert wait("10.0.0.2", "alice") == 60  # the account, from any address
+    assert wait("10.0.0.1", "alice") == 60  # the name, from this address
+    assert wait("10.0.0.2", "alice") is None  # never the name from everywhere
     assert wait("10.0.0.1", "bob") is None
     limiter.record_failure("10.0.0.1", "bob")
-    assert wait("10.0.0.1", "carol") == 60  # the address, for any account
+    assert wait("10.0.0.1", "carol") == 60  # the address, for any name
     now[0] += 30
     assert wait("10.0.0.1", "carol") == 30
     now[0] += 31
     assert wait("10.0.0.1", "alice") is None
     limiter.record_failure("10.0.0.9", "dave")
-    limiter.record_success("dave")
-    assert wait("10.0.0.8", "dave") is None
+    limiter.record_success("10.0.0.9", "dave")
+    # Only that name's count from that address is cleared: an attacker's own login resets nothing else.
+    assert "name:dave@address:10.0.0.9" not in limiter._failures
+    assert "address:10.0.0.9" in limiter._failures
 
 
 def test_rate_limiter_memory_is_bounded() -> None:
@@ -200,11 +250,62 @@ def test_rate_limiter_memory_is_bounded() -> None:
 
 async def test_rate_limited_authentication_does_not_check_the_password(instance: Instance) -> None:
     await make_user(instance, "alice")
-    limiter = LoginRateLimiter(per_account=1)
-    auth = AuthService(instance.context, limiter)
+    instance.context.rate_limits.logins = limiter = LoginRateLimiter(per_name_and_address=1)
+    auth = AuthService(instance.context)
     limiter.record_failure("1.2.3.4", "alice")
     with pytest.raises(RateLimited):
-        await auth.authenticate("alice", PASSWORD, ip="5.6.7.8")
+        await auth.authenticate("alice", PASSWORD, ip="1.2.3.4")
+    assert await auth.authenticate("alice", PASSWORD, ip="5.6.7.8")
+
+
+async def test_nobody_logs_in_as_an_organisation_account(instance: Instance) -> None:
+    _user, org = await make_user(instance, "knnktv", organization=True)
+    # One made before organisation accounts lost their password still cannot be used to log in.
+    async with instance.context.sessions() as session:
+        user = (await session.scalars(select(User).where(User.account_id == org.id))).one()
+        assert user.password_hash == ""
+        user.password_hash = await hash_password(PASSWORD)
+        session.add(user)
+        await session.commit()
+    with pytest.raises(LoginError) as refused:
+        await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
+    assert refused.value.reason == "organization"
+    assert instance.context.rate_limits.logins.refusal("1.2.3.4", "knnktv") is None
+    for _ in range(instance.context.rate_limits.logins.per_name_and_address - 1):
+        with pytest.raises(LoginError):
+            await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
+    with pytest.raises(RateLimited):  # each try costs a hash: counted like a wrong password
+        await AuthService(instance.context).authenticate("knnktv", PASSWORD, ip="1.2.3.4")
+    browser = Browser(new_client(instance))
+    page = await browser.post("/login", {"username": "knnktv", "password": PASSWORD})
+    assert page.status_code == 401
+    assert "Nobody logs in as an organisation account" in page.text
+    assert "herold_session" not in browser.client.cookies
+    # A session opened for it before organisation accounts lost their logins no longer works.
+    token, _session = await AuthService(instance.context).start_session(user)
+    assert await AuthService(instance.context).session_for_token(token) is None
+
+
+async def test_an_organisation_account_gets_no_invite_link(instance: Instance) -> None:
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    made = await admin.post("/admin/staff", {"username": "knnktv", "kind": "organization"})
+    assert made.status_code == 303
+    async with instance.context.sessions() as session:
+        org_user, _org = (
+            await session.execute(
+                select(User, Account)
+                .join(Account, col(Account.id) == col(User.account_id))
+                .where(Account.username == "knnktv")
+            )
+        ).one()
+    assert org_user.password_hash == ""  # nothing to guess, nothing to hand out
+    refused = await admin.post(f"/admin/staff/{org_user.id}/invite")
+    assert refused.status_code == 400
+    assert "Organisation accounts have no password" in refused.text
+    assert 'id="invite-link"' not in refused.text
+    # A link made for it by an older version opens nothing.
+    token = AuthService(instance.context).invite_token(org_user)
+    assert (await Browser(new_client(instance)).get(f"/invite/{token}")).status_code == 404
 
 
 async def test_invite_link_sets_a_password_once(instance: Instance) -> None:
@@ -319,3 +420,30 @@ async def test_sessions_in_daily_use_are_extended(instance: Instance) -> None:
         session.add(renewed)
         await session.commit()
     assert (await browser.client.get("/home")).status_code == 303
+
+
+async def test_the_most_common_passwords_are_refused_everywhere_one_is_chosen(instance: Instance) -> None:
+    common = "Password1"  # in the ten thousand most common, whatever its capitals
+    newcomer = Browser(new_client(instance))
+    await newcomer.get("/")
+    setup = await newcomer.post(
+        "/setup", {"setup_token": instance.context.setup_token, "username": "boss", "password": common}
+    )
+    assert setup.status_code == 400 and "one of the most common" in setup.text
+    assert await AccountService(instance.context).count_users() == 0
+
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    made = await admin.post("/admin/staff", {"username": "newbie", "kind": "staff", "email": "n@example.org"})
+    path = made.text.split('id="invite-link" class="copy-field" value="', 1)[1].split('"', 1)[0]
+    path = path.removeprefix(instance.base_url)
+    invited = Browser(new_client(instance))
+    await invited.get(path)
+    refused = await invited.post(path, {"password": common, "password_again": common})
+    assert refused.status_code == 400 and "one of the most common" in refused.text
+
+    changed = await admin.post(
+        "/settings/password",
+        {"current_password": PASSWORD, "new_password": "iloveyou", "new_password_again": "iloveyou"},
+    )
+    assert changed.status_code == 400 and "one of the most common" in changed.text
+    await Browser(new_client(instance)).login("boss")  # the old password still works

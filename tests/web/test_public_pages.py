@@ -96,6 +96,9 @@ async def test_post_permalink_shows_the_thread_and_negotiates(instance: Instance
     assert "secret reply" not in page.text
     assert '<meta property="og:type" content="article">' in page.text
     assert '<meta property="og:description" content="Where shall we meet?">' in page.text
+    # Link previews name the author with one @, as the profile's preview does.
+    assert '<meta property="og:title" content="alice (@alice@a.test)">' in page.text
+    assert "@@" not in page.text
     reply_page = await instance.client.get(f"/@bob/{reply.id}", headers=BROWSER)
     body = reply_page.text.split("<main", 1)[1]
     assert body.index("Where shall we meet?") < body.index("at the library")

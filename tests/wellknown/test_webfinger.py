@@ -10,6 +10,7 @@ from app.models import Account
 from app.models.base import utcnow
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
+from app.wellknown.routes import router as wellknown_router
 from tests.lab import Instance, Lab
 
 JRD = "application/jrd+json"
@@ -170,10 +171,24 @@ async def split(lab: Lab) -> Instance:
 
 
 async def test_local_domain_redirects_discovery_to_web_domain(split: Instance) -> None:
+    # Every discovery document the app serves, NodeInfo's included: the README's nginx snippet
+    # redirects all of them, and Herold answers the same when it is asked on LOCAL_DOMAIN itself.
+    served = sorted(
+        path
+        for route in wellknown_router.routes
+        if (path := getattr(route, "path", "")).startswith("/.well-known/")
+    )
+    assert served == [
+        "/.well-known/host-meta",
+        "/.well-known/host-meta.json",
+        "/.well-known/nodeinfo",
+        "/.well-known/webfinger",
+    ]
     for url in (
         "/.well-known/webfinger?resource=acct%3Acarol%40org.test",
         "/.well-known/host-meta",
         "/.well-known/host-meta.json",
+        "/.well-known/nodeinfo",
     ):
         response = await split.client.get(url, headers={"Host": "org.test"})
         assert response.status_code == 301, url

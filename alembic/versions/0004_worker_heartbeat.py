@@ -1,7 +1,7 @@
 """worker heartbeat: one row per running worker, for /health/ready and /metrics
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-07 04:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlmodel
 import app.models.base
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
