@@ -85,11 +85,17 @@ class ProfileService:
         return Page(items=posts[:PAGE_SIZE], total=total, number=page, has_next=len(posts) > PAGE_SIZE)
 
     async def pinned_posts(self, account: Account) -> list[Post]:
+        """Pinned posts everyone may see: a pinned followers-only post stays off the profile page
+        and the featured collection, as it is off the post's own URL for a visitor."""
         async with self.context.sessions() as session:
             rows = await session.scalars(
                 select(Post)
                 .join(Pin, col(Pin.post_id) == col(Post.id))
-                .where(col(Pin.account_id) == account.id, col(Post.deleted_at).is_(None))
+                .where(
+                    col(Pin.account_id) == account.id,
+                    col(Post.deleted_at).is_(None),
+                    col(Post.visibility).in_([Visibility.PUBLIC, Visibility.UNLISTED]),
+                )
                 .order_by(col(Pin.id).desc())
             )
             return list(rows.all())
