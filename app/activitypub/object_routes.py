@@ -25,11 +25,11 @@ from app.activitypub.renderers import (
 )
 from app.activitypub.routes import VARY, Gone, activity_response
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.models import Account, Post, Visibility
 from app.services.posting import PostingService, PostView
 from app.services.profiles import ProfileService
-from app.web.dependencies import get_context
 
 router = APIRouter()
 

@@ -23,11 +23,11 @@ from app.activitypub.renderers import (
     render_tombstone,
 )
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, HttpError, NotFound
 from app.models import Account
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.profiles import Page, ProfileService
-from app.web.dependencies import get_context
 from app.web.profiles import render_profile_page
 
 router = APIRouter()

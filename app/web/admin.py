@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.i18n import N_
 from app.models import Role
 from app.services.account_moderation import ReportQueue
@@ -19,7 +20,6 @@ from app.services.instance import (
     InstanceSettingsError,
 )
 from app.services.staff import StaffService
-from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.session import Viewer, require_admin

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import TooManyRequests
 from app.i18n import N_
 from app.services.accounts import AccountError
 from app.services.auth import AuthService, InviteError, LoginError, RateLimited
-from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import (
     SESSION_COOKIE,

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.activitypub.negotiation import wants_activity_json
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_
 from app.models import Account, Post, Role
@@ -20,7 +21,6 @@ from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
 from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
-from app.web.dependencies import get_context
 from app.web.feeds import atom_feed, rss_feed
 from app.web.ids import parse_id
 from app.web.notices import redirect

@@ -17,12 +17,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
 from app.models import Account, Role, User, WebSession
 from app.services.auth import SESSION_LIFETIME, AuthService, LoginRateLimiter
 from app.services.instance import InstanceService
-from app.web.dependencies import get_context
 from app.web.templating import Site, translate
 
 SESSION_COOKIE = "herold_session"

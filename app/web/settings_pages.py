@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import Forbidden
 from app.i18n import N_
 from app.models import Account
@@ -20,7 +21,6 @@ from app.services.profile_settings import (
     ProfileSettingsService,
 )
 from app.services.staff import StaffService
-from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import Viewer, current_user
 from app.web.templating import render, translate

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from app.i18n import N_, supported
 from app.models import Account, Post, Visibility
@@ -25,7 +26,6 @@ from app.services.profiles import ProfileService
 from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
-from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.post_views import (
