@@ -30,12 +30,13 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
+from app.services.errors import Invalid
 from app.services.timelines import insert_ignoring_duplicates
 
 MAX_REPORT_COMMENT = 1000
 
 
-class ModerationError(ValueError):
+class ModerationError(Invalid):
     """Refused as asked; the message says why."""
 
 

@@ -34,6 +34,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.services.errors import Invalid
 from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
 
 MAX_DOMAIN_LENGTH = 253
@@ -42,7 +43,7 @@ MAX_IMPORT_BYTES = 1_000_000
 CSV_FIELDS = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
 
 
-class DomainBlockError(ValueError):
+class DomainBlockError(Invalid):
     """A domain or block that cannot be used; the message is shown to the admin as is."""
 
 

@@ -19,10 +19,11 @@ from app.context import AppContext
 from app.federation.outbox import notify_delivery, queue_activity
 from app.models import Account, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
+from app.services.errors import Invalid
 from app.services.notifications import notify
 
 
-class FollowingError(ValueError):
+class FollowingError(Invalid):
     """A follow or unfollow that cannot be carried out; the message is meant for the person asking."""
 
 

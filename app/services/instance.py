@@ -21,6 +21,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.services.errors import Invalid
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class InstanceService:
 ABOUT_KEYS = ("name", "description", "contact_email", "contact_account", "rules", "privacy_policy")
 
 
-class InstanceSettingsError(ValueError):
+class InstanceSettingsError(Invalid):
     """Instance settings that cannot be stored; the message is meant for the administrator."""
 
 

@@ -49,6 +49,7 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
+from app.services.errors import Invalid
 from app.services.notifications import notify
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -69,7 +70,7 @@ _REMOTE_MENTION_RE = re.compile(r"(?<![=/\w@])(@[A-Za-z0-9_][A-Za-z0-9_.\-]*)@[\
 MENTION_LOOKUPS = 4
 
 
-class PostingError(ValueError):
+class PostingError(Invalid):
     """A request that cannot be carried out; the message is meant for the person asking."""
 
 

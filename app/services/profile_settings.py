@@ -30,6 +30,7 @@ from app.federation.outbox import follower_inboxes, notify_delivery, queue_activ
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
+from app.services.errors import Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.text_format import URL_RE, render_plain_text
 
@@ -51,7 +52,7 @@ VERIFY_MAX_BYTES = 1024 * 1024
 ProfileHook = Callable[[Account], Awaitable[None]]
 
 
-class ProfileError(ValueError):
+class ProfileError(Invalid):
     """Profile input that cannot be stored; the message is meant for the person editing."""
 
 
