@@ -34,8 +34,6 @@ from app.federation.outbox import (
 from app.models import (
     Account,
     Favourite,
-    Follow,
-    FollowState,
     MediaAttachment,
     Mention,
     NotificationType,
@@ -60,6 +58,8 @@ from app.services.timelines import (
     local_follower_ids,
     tag_post,
 )
+from app.services.viewer import Viewer
+from app.services.visibility import can_see
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
@@ -141,36 +141,6 @@ class PostingService:
                 .limit(limit)
             )
             return list(rows.all())
-
-    async def may_see(self, post: Post, viewer_uri: str | None) -> bool:
-        """Whether the actor `viewer_uri` (None: anonymous) may see `post`: the one visibility rule."""
-        if post.deleted_at is not None:
-            return False
-        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
-            return True
-        if viewer_uri is None:
-            return False
-        async with self.context.sessions() as session:
-            viewer = await session.scalar(select(Account).where(Account.uri == viewer_uri))
-            if viewer is None:
-                return False
-            if viewer.id == post.account_id:
-                return True
-            mentioned = await session.scalar(
-                select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == viewer.id)
-            )
-            if mentioned is not None:
-                return True
-            if post.visibility != Visibility.FOLLOWERS:
-                return False
-            follows = await session.scalar(
-                select(Follow.id).where(
-                    Follow.follower_id == viewer.id,
-                    Follow.followee_id == post.account_id,
-                    col(Follow.state) == FollowState.ACCEPTED,
-                )
-            )
-            return follows is not None
 
     # ------------------------------------------------------------------------------------------
     # Writing
@@ -500,9 +470,9 @@ class PostingService:
     async def like(self, account: Account, reference: str | int) -> Favourite:
         """Like a post (idempotent); the Like goes to the author's inbox."""
         post = await self._known_post(reference)
+        if not await can_see(self.context, Viewer(account=account, acting_ids=frozenset({account.id})), post):
+            raise PostingError("that post is not visible to this account")
         async with self.context.sessions() as session:
-            if not await self._may_interact(session, account, post):
-                raise PostingError("that post is not visible to this account")
             existing = await session.scalar(
                 select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
             )
@@ -648,23 +618,6 @@ class PostingService:
         if post.deleted_at is not None:
             raise PostingError(f"the post {reference} was deleted")
         return post
-
-    async def _may_interact(self, session: AsyncSession, account: Account, post: Post) -> bool:
-        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED) or post.account_id == account.id:
-            return True
-        if await session.scalar(
-            select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == account.id)
-        ):
-            return True
-        return post.visibility == Visibility.FOLLOWERS and bool(
-            await session.scalar(
-                select(Follow.id).where(
-                    Follow.follower_id == account.id,
-                    Follow.followee_id == post.account_id,
-                    col(Follow.state) == FollowState.ACCEPTED,
-                )
-            )
-        )
 
     async def _resolve_mentions(self, text: str) -> dict[tuple[str, str | None], Account]:
         """The accounts `@user` / `@user@domain` in `text` name; unresolvable ones stay plain text."""

@@ -32,6 +32,8 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services.moderation import is_silenced
+from app.services.viewer import Viewer
+from app.services.visibility import visible_to
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -342,7 +344,11 @@ class TimelineService:
         query = (
             select(TimelineEntry.id, TimelineEntry.post_id)
             .join(Post, col(Post.id) == col(TimelineEntry.post_id))
-            .where(col(TimelineEntry.account_id) == account.id, col(Post.deleted_at).is_(None))
+            # What the account may see now: a follow ended or a block made since fan-in counts.
+            .where(
+                col(TimelineEntry.account_id) == account.id,
+                visible_to(Viewer(account=account, acting_ids=frozenset({account.id}))),
+            )
             .order_by(col(TimelineEntry.id).desc())
             .limit(limit)
         )

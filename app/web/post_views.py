@@ -1,7 +1,7 @@
 """What the pages show of posts: each post with its author, boost, media and the viewer's own marks.
 
-Read-only. The rule of who may see a post is PostingService.may_see; lists shown to visitors
-contain public and unlisted posts only, and staff lists come from the timeline service.
+Read-only. Every list adds the one visibility rule (app.services.visibility.visible_to) to its
+query; nothing is dropped after loading.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from app.models import (
 )
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.moderation import on_domain
+from app.services.viewer import Viewer
+from app.services.visibility import visible_to
 
 PUBLIC_VISIBILITIES = (Visibility.PUBLIC, Visibility.UNLISTED)
 THREAD_DEPTH = 40
@@ -186,21 +188,38 @@ async def build_cards(
     return cards
 
 
-async def thread_posts(context: AppContext, post: Post) -> tuple[list[Post], list[Post]]:
-    """(ancestors oldest first, replies in reading order) of `post`, deleted ones left out."""
-    ancestors: list[Post] = []
+async def thread_posts(context: AppContext, post: Post, viewer: Viewer) -> tuple[list[Post], list[Post]]:
+    """(ancestors oldest first, replies in reading order) of `post` that `viewer` may see.
+
+    The walk up follows reply links through every stored post (ids only); what is shown is then
+    read in one query with the visibility rule. Replies the viewer may not see are left out with
+    the replies to them.
+    """
+    visible = visible_to(viewer)
     async with context.sessions() as session:
-        current = post
+        chain: list[int] = []
         seen = {post.id}
-        while current.in_reply_to_id and len(ancestors) < THREAD_DEPTH:
-            parent = await session.get(Post, current.in_reply_to_id)
-            if parent is None or parent.id in seen:
+        parent_id = post.in_reply_to_id
+        while parent_id is not None and parent_id not in seen and len(chain) < THREAD_DEPTH:
+            seen.add(parent_id)
+            row = (
+                await session.execute(select(Post.id, Post.in_reply_to_id).where(Post.id == parent_id))
+            ).first()
+            if row is None:
                 break
-            seen.add(parent.id)
-            if parent.deleted_at is None:
-                ancestors.append(parent)
-            current = parent
-        ancestors.reverse()
+            chain.append(row[0])
+            parent_id = row[1]
+        shown = (
+            {
+                item.id: item
+                for item in (
+                    await session.scalars(select(Post).where(col(Post.id).in_(chain), visible))
+                ).all()
+            }
+            if chain
+            else {}
+        )
+        ancestors = [shown[item_id] for item_id in reversed(chain) if item_id in shown]
         children: dict[int, list[Post]] = {}
         frontier = [post.id]
         found = 0
@@ -208,7 +227,7 @@ async def thread_posts(context: AppContext, post: Post) -> tuple[list[Post], lis
             rows = (
                 await session.scalars(
                     select(Post)
-                    .where(col(Post.in_reply_to_id).in_(frontier), col(Post.deleted_at).is_(None))
+                    .where(col(Post.in_reply_to_id).in_(frontier), visible)
                     .order_by(col(Post.id))
                     .limit(THREAD_REPLIES)
                 )
@@ -233,14 +252,15 @@ async def thread_posts(context: AppContext, post: Post) -> tuple[list[Post], lis
 
 
 async def tagged_posts(
-    context: AppContext, name: str, *, max_id: int | None, limit: int = 20
+    context: AppContext, name: str, viewer: Viewer, *, max_id: int | None, limit: int = 20
 ) -> tuple[list[Post], int | None]:
-    """Public posts carrying hashtag `name`, newest first; and the max_id of the next page."""
+    """Public posts carrying hashtag `name` that `viewer` may see, newest first; and the max_id of
+    the next page."""
     query = (
         select(Post)
         .join(PostTag, col(PostTag.post_id) == col(Post.id))
         .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-        .where(Tag.name == name.lower(), Post.visibility == Visibility.PUBLIC, col(Post.deleted_at).is_(None))
+        .where(Tag.name == name.lower(), Post.visibility == Visibility.PUBLIC, visible_to(viewer))
         .order_by(col(Post.id).desc())
         .limit(limit + 1)
     )
@@ -259,16 +279,16 @@ async def tagged_posts(
 
 
 async def local_posts(
-    context: AppContext, *, max_id: int | None, limit: int = 20
+    context: AppContext, viewer: Viewer, *, max_id: int | None, limit: int = 20
 ) -> tuple[list[Post], int | None]:
-    """The local timeline: public posts written here (not boosts), newest first."""
+    """The local timeline: public posts written here (not boosts) that `viewer` may see, newest first."""
     query = (
         select(Post)
         .where(
             col(Post.local).is_(True),
             Post.visibility == Visibility.PUBLIC,
             col(Post.reblog_of_id).is_(None),
-            col(Post.deleted_at).is_(None),
+            visible_to(viewer),
         )
         .order_by(col(Post.id).desc())
         .limit(limit + 1)
@@ -281,7 +301,7 @@ async def local_posts(
 
 
 async def recent_public_posts(context: AppContext, account: Account, limit: int = 20) -> list[Post]:
-    """An account's latest public posts (not boosts), for its feeds."""
+    """An account's latest public posts (not boosts), for its feeds: what every visitor may see."""
     async with context.sessions() as session:
         rows = await session.scalars(
             select(Post)
@@ -289,7 +309,7 @@ async def recent_public_posts(context: AppContext, account: Account, limit: int 
                 Post.account_id == account.id,
                 Post.visibility == Visibility.PUBLIC,
                 col(Post.reblog_of_id).is_(None),
-                col(Post.deleted_at).is_(None),
+                visible_to(Viewer.nobody()),
             )
             .order_by(col(Post.id).desc())
             .limit(limit)
@@ -352,16 +372,15 @@ async def search_local_accounts(context: AppContext, query: str, limit: int = 20
         return list(rows.all())
 
 
-async def visible_posts_of(context: AppContext, account: Account, limit: int = 20) -> list[Post]:
-    """An account's latest public posts and boosts known here, for its card in search results."""
+async def visible_posts_of(
+    context: AppContext, account: Account, viewer: Viewer, limit: int = 20
+) -> list[Post]:
+    """An account's latest posts and boosts known here that `viewer` may see, for its card in
+    search results."""
     async with context.sessions() as session:
         rows = await session.scalars(
             select(Post)
-            .where(
-                Post.account_id == account.id,
-                col(Post.visibility).in_(PUBLIC_VISIBILITIES),
-                col(Post.deleted_at).is_(None),
-            )
+            .where(Post.account_id == account.id, visible_to(viewer, hide_muted=False))
             .order_by(col(Post.id).desc())
             .limit(limit)
         )

@@ -10,6 +10,7 @@ from app.http_errors import NotFound
 from app.i18n import N_
 from app.models import Account
 from app.services.profiles import ProfileService
+from app.services.viewer import Viewer
 from app.web.post_views import build_cards, viewer_marks
 from app.web.session import page_state
 from app.web.templating import render, translate
@@ -22,14 +23,15 @@ async def render_profile_page(request: Request, context: AppContext, account: Ac
     if account.suspended_at is not None:
         raise NotFound(translate(request, N_("There is no account with this name here.")))
     profiles = ProfileService(context)
-    posts = await profiles.public_posts(account, page)
+    who = viewer or Viewer.nobody()
+    posts = await profiles.posts(account, page, who)
     posts_count, followers_count, following_count = await profiles.counts(account)
     marks = (
         await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
         if viewer is not None
         else None
     )
-    pinned = await profiles.pinned_posts(account) if page == 1 else []
+    pinned = await profiles.pinned_posts(account, who) if page == 1 else []
     pinned_ids = {post.id for post in pinned}
     return render(
         request,

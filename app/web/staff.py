@@ -26,10 +26,10 @@ from app.services.profiles import ProfileService
 from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
 from app.services.timelines import TimelineService
+from app.services.visibility import can_see
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.post_views import (
-    PUBLIC_VISIBILITIES,
     ViewerMarks,
     account_by_id,
     accounts_by_id,
@@ -135,7 +135,7 @@ async def local_timeline(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    posts, next_max_id = await local_posts(context, max_id=_cursor(request, max_id), limit=PAGE_SIZE)
+    posts, next_max_id = await local_posts(context, viewer, max_id=_cursor(request, max_id), limit=PAGE_SIZE)
     return render(
         request,
         "staff/timeline.html",
@@ -194,14 +194,8 @@ async def _compose_page(
 async def _visible_post(context: AppContext, viewer: Viewer, post_id: int | str) -> Post:
     number = parse_id(post_id)
     post = await post_by_id(context, number) if number is not None else None
-    if post is None or post.deleted_at is not None:
+    if post is None or not await can_see(context, viewer, post):
         raise NotFound("this post does not exist or was deleted")
-    if post.visibility not in PUBLIC_VISIBILITIES:
-        marks = await _marks(context, viewer)
-        if post.account_id not in marks.acting_ids and not await PostingService(context).may_see(
-            post, viewer.account.uri
-        ):
-            raise NotFound("this post does not exist or was deleted")
     return post
 
 
@@ -308,19 +302,8 @@ async def thread(
     post = await _visible_post(context, viewer, post_id)
     if post.reblog_of_id:
         return redirect(f"/posts/{post.reblog_of_id}")
-    ancestors, replies = await thread_posts(context, post)
-    posting = PostingService(context)
+    ancestors, replies = await thread_posts(context, post, viewer)
     marks = await _marks(context, viewer)
-
-    async def visible(item: Post) -> bool:
-        return (
-            item.visibility in PUBLIC_VISIBILITIES
-            or item.account_id in marks.acting_ids
-            or await posting.may_see(item, viewer.account.uri)
-        )
-
-    ancestors = [item for item in ancestors if await visible(item)]
-    replies = [item for item in replies if await visible(item)]
     cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], marks)}
     author = await account_by_id(context, post.account_id)
     return render(
@@ -500,7 +483,7 @@ async def notifications(
     items = await NotificationService(context).for_account(owner, limit=PAGE_SIZE, max_id=cursor)
     requests = await FollowRequestService(context).pending_requests(owner) if cursor is None else []
     post_ids = list(dict.fromkeys(item.notification.post_id for item in items if item.notification.post_id))
-    posts = await ProfileService(context).posts_by_id(post_ids)
+    posts = await ProfileService(context).posts_by_id(post_ids, viewer)
     marks = await _marks(context, viewer)
     cards = {
         card.item.id: card
@@ -579,7 +562,7 @@ async def search(
     if result is not None:
         state = await follow_state(context, viewer.account.id, result.id)
         cards = await build_cards(
-            context, await visible_posts_of(context, result), await _marks(context, viewer)
+            context, await visible_posts_of(context, result, viewer), await _marks(context, viewer)
         )
     return render(
         request,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Account, Visibility
+from app.services.following import FollowingService
 from app.services.posting import PostingService
 from tests.lab import Instance
 from tests.web.helpers import BROWSER, logged_in, make_user
@@ -65,6 +66,22 @@ async def test_the_public_profile_page_and_what_caches_keep_leave_it_out(
         assert seen.status_code == 200 and SECRET not in seen.text
     finally:
         await stranger.aclose()
+
+
+async def test_a_follower_sees_it_on_the_profile_and_that_page_is_never_cached(
+    instance: Instance, alice: Account
+) -> None:
+    follower = await logged_in(instance, "bob")
+    try:
+        bob = await PostingService(instance.context).local_account("bob")
+        await FollowingService(instance.context).follow(bob, "alice@a.test")
+        page = await follower.get("/@alice")
+        assert page.status_code == 200 and SECRET in page.text
+        assert page.headers["cache-control"] == "private, no-store"
+        hidden = await _hidden_post_id(instance, alice)
+        assert (await follower.get(f"/posts/{hidden}")).status_code == 200
+    finally:
+        await follower.aclose()
 
 
 async def test_outbox_feeds_tags_and_threads_leave_it_out(instance: Instance, alice: Account) -> None:
