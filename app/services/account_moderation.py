@@ -24,13 +24,14 @@ from app.models import (
     Follow,
     Post,
     Report,
+    Role,
     User,
     UserDomainBlock,
 )
 from app.models.base import new_id, utcnow
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
-from app.services.errors import Invalid
+from app.services.errors import Forbidden, Invalid
 from app.services.timelines import insert_ignoring_duplicates
 
 MAX_REPORT_COMMENT = 1000
@@ -244,6 +245,8 @@ class ReportQueue:
         ]
 
     async def resolve(self, report_id: int, *, by: User) -> bool:
+        if by.role != Role.ADMIN:
+            raise Forbidden("only administrators may resolve reports")
         async with self.context.sessions() as session:
             report = await session.get(Report, report_id)
             if report is None or report.resolved_at is not None:

@@ -47,7 +47,7 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
-from app.services.errors import Invalid
+from app.services.errors import Invalid, NotFound, RateLimited
 from app.services.notifications import notify
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -72,6 +72,10 @@ MENTION_LOOKUPS = 4
 
 class PostingError(Invalid):
     """A request that cannot be carried out; the message is meant for the person asking."""
+
+
+class PostNotFound(NotFound, PostingError):
+    """No such post, or none the account acting may see (the two are not told apart)."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,14 @@ def conversation_tag(local_domain: str, post: Post) -> str:
 
 
 class PostingService:
-    def __init__(self, context: AppContext) -> None:
+    """Every action checks the viewer: it may act as the account named (its own, or an
+    organisation it posts for), it may see the post acted on, and a person's posts are
+    rate-limited per account. No viewer: the server itself or its operator (the command line)."""
+
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
         self.context = context
         self.urls = context.urls
+        self.viewer = viewer if viewer is not None else Viewer.system()
 
     # ------------------------------------------------------------------------------------------
     # Looking things up
@@ -157,13 +166,20 @@ class PostingService:
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
     ) -> Post:
-        """Publish a post typed as plain text; returns it once it and its deliveries are committed."""
+        """Publish a post typed as plain text; returns it once it and its deliveries are committed.
+
+        `written_by_user_id` defaults to the person asking: the post records who wrote it.
+        """
+        self.viewer.require_act_as(author)
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
         self._check_text(text, spoiler)
         language = _language(language)
-        reply = await self._reply_target(in_reply_to) if in_reply_to else None
+        reply = await self._reply_target(author, in_reply_to) if in_reply_to else None
+        self._count_post(author)
+        if written_by_user_id is None and self.viewer.user is not None:
+            written_by_user_id = self.viewer.user.id
         mentioned = await self._resolve_mentions(text)
         # A reply reaches the author replied to even when the text does not name them, as a script
         # replying with --reply-to expects; they are addressed and tagged, not written into the text.
@@ -385,7 +401,7 @@ class PostingService:
 
     async def boost(self, account: Account, reference: str | int) -> Post:
         """Boost a public or unlisted post; returns the boost (already boosted: the existing one)."""
-        original = await self._known_post(reference)
+        original = await self._visible_post(account, reference)
         if original.reblog_of_id is not None:
             raise PostingError("a boost cannot be boosted; boost the original post")
         if original.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
@@ -415,7 +431,7 @@ class PostingService:
             followers = await local_follower_ids(session, account)
             audience = await boost_audience(session, self.context, original_author, followers)
             await _add_to_timelines(session, boost, account, [account.id, *audience])
-            await notify(
+            await _notify_unless_hidden(
                 session,
                 account=original_author,
                 from_account=account,
@@ -440,6 +456,7 @@ class PostingService:
 
     async def unboost(self, account: Account, reference: str | int) -> bool:
         """Withdraw a boost (the Announce is undone); False when there was none."""
+        self.viewer.require_act_as(account)
         original = await self._known_post(reference)
         async with self.context.sessions() as session:
             boost = await session.scalar(
@@ -469,9 +486,7 @@ class PostingService:
 
     async def like(self, account: Account, reference: str | int) -> Favourite:
         """Like a post (idempotent); the Like goes to the author's inbox."""
-        post = await self._known_post(reference)
-        if not await can_see(self.context, Viewer(account=account, acting_ids=frozenset({account.id})), post):
-            raise PostingError("that post is not visible to this account")
+        post = await self._visible_post(account, reference)
         async with self.context.sessions() as session:
             existing = await session.scalar(
                 select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
@@ -493,7 +508,7 @@ class PostingService:
             )
             author = await session.get(Account, post.account_id)
             assert author is not None and favourite.uri is not None
-            await notify(
+            await _notify_unless_hidden(
                 session,
                 account=author,
                 from_account=account,
@@ -511,6 +526,7 @@ class PostingService:
         return favourite
 
     async def unlike(self, account: Account, reference: str | int) -> bool:
+        self.viewer.require_act_as(account)
         post = await self._known_post(reference)
         async with self.context.sessions() as session:
             favourite = await session.scalar(
@@ -598,11 +614,38 @@ class PostingService:
         if length > limit:
             raise PostingError(f"the post is {length} characters long; the limit is {limit}")
 
+    def _count_post(self, author: Account) -> None:
+        """A person's posts count against the account posted as (Mastodon's 300 in 3 hours)."""
+        if not self.viewer.is_person:
+            return
+        rate = self.context.rate_limits.posts_per_account.hit(f"account:{author.id}")
+        if not rate.allowed:
+            raise RateLimited(
+                "too many posts from this account; wait a while, then try again", headers=rate.headers()
+            )
+
     async def _own_post(self, author: Account, reference: str | int) -> Post:
+        self.viewer.require_act_as(author)
         post = await self.find_post(reference)
         if post is None or post.deleted_at is not None or post.account_id != author.id:
-            raise PostingError(f"@{author.username} has no post {reference}")
+            raise PostNotFound(f"@{author.username} has no post {reference}")
         return post
+
+    async def _visible_post(self, account: Account, reference: str | int) -> Post:
+        """A post `account` acts on: the viewer may act as it, and it may see the post."""
+        self.viewer.require_act_as(account)
+        post = await self._known_post(reference)
+        if not await can_see(self.context, self._reader(account), post):
+            raise PostNotFound(f"no post {reference} is known here")
+        return post
+
+    def _reader(self, account: Account) -> Viewer:
+        """Who reads when `account` acts: the viewer, when that is whom it acts as."""
+        if self.viewer.account is not None and self.viewer.account.id == account.id:
+            return self.viewer
+        return Viewer(
+            account=account, acting_ids=frozenset({account.id}) if account.is_local else frozenset()
+        )
 
     async def _known_post(self, reference: str | int) -> Post:
         """A stored post by id, ActivityPub id or web address; a remote one is fetched when unknown."""
@@ -614,7 +657,7 @@ class PostingService:
         ):
             post = await self._fetch_remote_post(reference.strip())
         if post is None:
-            raise PostingError(f"no post {reference} is known here")
+            raise PostNotFound(f"no post {reference} is known here")
         if post.deleted_at is not None:
             raise PostingError(f"the post {reference} was deleted")
         return post
@@ -642,8 +685,12 @@ class PostingService:
         resolved = await asyncio.gather(*(one(username, domain) for username, domain in found))
         return {key: account for key, account in zip(found, resolved, strict=True) if account is not None}
 
-    async def _reply_target(self, reference: str) -> _ReplyTarget:
+    async def _reply_target(self, replier: Account, reference: str) -> _ReplyTarget:
         post = await self._known_post(reference)
+        # A person replies to what they may see; the operator's scripts reply to any post they name
+        # (one fetched by its URL just now may carry no addressing at all).
+        if not self.viewer.is_system and not await can_see(self.context, self._reader(replier), post):
+            raise PostNotFound(f"no post {reference} is known here")
         async with self.context.sessions() as session:
             author = await session.get(Account, post.account_id)
         return _ReplyTarget(post, author)
@@ -735,6 +782,20 @@ async def _mentioned_accounts(session: AsyncSession, post: Post) -> list[Account
     return list(rows.all())
 
 
+async def _notify_unless_hidden(
+    session: AsyncSession,
+    *,
+    account: Account,
+    from_account: Account,
+    kind: NotificationType,
+    post_id: int,
+) -> None:
+    """Notify, unless `account` blocks or mutes `from_account` (or hides its domain)."""
+    if account.id in await hidden_from(session, from_account):
+        return
+    await notify(session, account=account, from_account=from_account, kind=kind, post_id=post_id)
+
+
 async def _add_to_timelines(
     session: AsyncSession, post: Post, author: Account, account_ids: Iterable[int]
 ) -> set[int]:
@@ -781,4 +842,4 @@ def _language(value: str | None) -> str | None:
     return value
 
 
-__all__ = ["PostView", "PostingError", "PostingService", "conversation_tag", "visible_length"]
+__all__ = ["PostNotFound", "PostView", "PostingError", "PostingService", "conversation_tag", "visible_length"]

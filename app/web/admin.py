@@ -304,7 +304,7 @@ async def block_domain(
         "private_comment": private_comment[:1000],
     }
     try:
-        await DomainBlockService(context).block(
+        await DomainBlockService(context, viewer).block(
             domain,
             severity=severity,
             reject_media=bool(reject_media),
@@ -326,7 +326,7 @@ async def unblock_domain(
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
     try:
-        removed = await DomainBlockService(context).unblock(domain, by=viewer.user)
+        removed = await DomainBlockService(context, viewer).unblock(domain, by=viewer.user)
     except DomainBlockError as error:
         return await _domains_page(request, context, error=str(error), status_code=400)
     if not removed:
@@ -347,7 +347,7 @@ async def import_domains(
         return await _domains_page(
             request, context, error=translate(request, N_("The list is too long.")), status_code=400
         )
-    result = await DomainBlockService(context).import_csv(blocks_csv, by=viewer.user)
+    result = await DomainBlockService(context, viewer).import_csv(blocks_csv, by=viewer.user)
     if result.skipped:
         # Said, not hidden behind "imported": the admin fixes those rows and imports them again.
         message = N_("%(imported)d domain blocks were imported; these rows were skipped: %(skipped)s")
@@ -377,7 +377,7 @@ async def allow_domain(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
-    service = DomainBlockService(context)
+    service = DomainBlockService(context, viewer)
     try:
         if remove:
             await service.disallow(domain, by=viewer.user)

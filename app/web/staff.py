@@ -18,6 +18,7 @@ from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from app.i18n import N_, supported
 from app.models import Account, Post, Visibility
+from app.services.errors import RateLimited
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingError, FollowingService
 from app.services.notifications import NotificationService
@@ -264,23 +265,20 @@ async def compose(
         return await _compose_page(
             request, context, viewer, values=values, reply_to=reply_to, preview=preview
         )
-    # Per account posted as (Mastodon's 300 posts in 3 hours), counted only for real posts.
-    rate = context.rate_limits.posts_per_account.hit(f"account:{chosen.id}")
-    if not rate.allowed:
-        raise TooManyRequests(
-            translate(request, N_("Too many posts from this account. Wait a while, then try again.")),
-            headers=rate.headers(),
-        )
     try:
-        post = await PostingService(context).create(
+        post = await PostingService(context, viewer).create(
             chosen,
             text,
             visibility=visibility,
             spoiler_text=spoiler_text or None,
             language=language or None,
             in_reply_to=str(reply_to.id) if reply_to else None,
-            written_by_user_id=viewer.user.id,
         )
+    except RateLimited as error:
+        raise TooManyRequests(
+            translate(request, N_("Too many posts from this account. Wait a while, then try again.")),
+            headers=error.headers,
+        ) from None
     except PostingError as error:
         return await _compose_page(
             request, context, viewer, values=values, reply_to=reply_to, error=str(error), status_code=400
@@ -327,7 +325,7 @@ async def _managed_post(
 ) -> tuple[Post, Account]:
     """A local post the viewer may edit, delete or pin, with the account it belongs to."""
     post = await _visible_post(context, viewer, post_id)
-    if not post.local or not await StaffService(context).can_act_as(viewer.user, post.account_id):
+    if not post.local or not viewer.may_act_as(post.account_id):
         raise Forbidden(
             translate(request, N_("Only the author (or the organisation's team) can change this post."))
         )
@@ -368,7 +366,7 @@ async def edit(
 ) -> Response:
     post, author = await _managed_post(request, context, viewer, post_id)
     try:
-        await PostingService(context).edit(
+        await PostingService(context, viewer).edit(
             author, post.id, text, spoiler_text=spoiler_text or None, language=language or None
         )
     except PostingError as error:
@@ -402,7 +400,7 @@ async def delete(
 ) -> Response:
     post, author = await _managed_post(request, context, viewer, post_id)
     try:
-        await PostingService(context).delete(author, post.id)
+        await PostingService(context, viewer).delete(author, post.id)
     except PostingError as error:
         raise BadRequest(str(error)) from None
     target = _back(return_to, "/home")
@@ -420,7 +418,7 @@ async def act_on_post(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
-    posting = PostingService(context)
+    posting = PostingService(context, viewer)
     try:
         if action in ("boost", "unboost", "like", "unlike"):
             post = await _visible_post(context, viewer, post_id)

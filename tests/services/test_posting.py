@@ -21,7 +21,7 @@ from app.models import (
     TimelineEntry,
     Visibility,
 )
-from app.services.posting import PostingError, PostingService, visible_length
+from app.services.posting import PostingError, PostingService, PostNotFound, visible_length
 from tests.federation.delivery_helpers import (
     local_account,
     make_password_hashing_cheap,
@@ -363,8 +363,11 @@ async def test_boost_and_unboost(home: Instance, peer: Peer) -> None:
     announce, inboxes = (await outbox(home))[-1]
     assert (announce["type"], announce["id"], announce["object"]) == ("Announce", boost.uri, post.uri)
     assert inboxes == ["http://one.test/inbox"]
-    with pytest.raises(PostingError, match="only public and unlisted"):
+    # carl does not follow alice: for him the post does not exist; alice may not boost it either.
+    with pytest.raises(PostNotFound):
         await posting.boost(carl, secret.id)
+    with pytest.raises(PostingError, match="only public and unlisted"):
+        await posting.boost(alice, secret.id)
 
     assert await posting.unboost(carl, post.uri) is True
     assert await posting.unboost(carl, post.uri) is False
