@@ -41,7 +41,6 @@ from app.models import (
     Post,
     PostEdit,
     PostTag,
-    Tag,
     TimelineEntry,
     Visibility,
 )
@@ -49,6 +48,7 @@ from app.models.base import new_id, new_ids, utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import Invalid, NotFound, RateLimited
 from app.services.notifications import notify
+from app.services.read_model import load_contents
 from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
 from app.services.timelines import (
@@ -734,29 +734,11 @@ async def _find_post(session: AsyncSession, reference: str | int) -> Post | None
 
 
 async def _note_parts(session: AsyncSession, posts: Sequence[Post]) -> dict[int, NoteParts]:
-    ids = [post.id for post in posts]
-    mentions: dict[int, list[Account]] = {post_id: [] for post_id in ids}
-    tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
-    rows = await session.execute(
-        select(Mention.post_id, Account)
-        .join(Account, col(Account.id) == col(Mention.account_id))
-        .where(col(Mention.post_id).in_(ids))
-        .order_by(col(Mention.id))
-    )
-    for post_id, account in rows.all():
-        mentions[post_id].append(account)
-    tag_rows = await session.execute(
-        select(PostTag.post_id, Tag.name)
-        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-        .where(col(PostTag.post_id).in_(ids))
-        .order_by(col(PostTag.id))
-    )
-    for post_id, name in tag_rows.all():
-        tags[post_id].append(name)
-    media = await _attachments(session, ids)
+    """What the renderers need besides each post's row, from the read model."""
+    contents = await load_contents(session, [post.id for post in posts])
     return {
-        post_id: NoteParts(mentions=mentions[post_id], tags=tags[post_id], attachments=media.get(post_id, []))
-        for post_id in ids
+        post_id: NoteParts(mentions=found.mentions, tags=found.tags, attachments=found.media)
+        for post_id, found in contents.items()
     }
 
 

@@ -32,7 +32,6 @@ from app.web.post_views import (
     recent_public_posts,
     tagged_posts,
     thread_posts,
-    viewer_marks,
 )
 from app.web.session import Viewer, anon_csrf_token, page_state
 from app.web.templating import render, translate
@@ -227,12 +226,7 @@ async def post_page(
         # Only a logged-in reader gets this far with it; their page is the staff thread view.
         return RedirectResponse(f"/posts/{post.id}", status_code=303)
     ancestors, replies = await thread_posts(context, post, who)
-    marks = (
-        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
-        if viewer is not None
-        else None
-    )
-    cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], marks)}
+    cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], viewer)}
     focus = cards.get(post.id)
     if focus is None:
         raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
@@ -278,17 +272,12 @@ async def tag_page(
         raise NotFound(translate(request, N_("That is not a hashtag.")))
     cursor = _cursor(request, max_id)
     posts, next_max_id = await tagged_posts(context, name, viewer or ServiceViewer.nobody(), max_id=cursor)
-    marks = (
-        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
-        if viewer is not None
-        else None
-    )
     return render(
         request,
         "tag.html",
         {
             "tag": name.lower(),
-            "cards": await build_cards(context, posts, marks),
+            "cards": await build_cards(context, posts, viewer),
             "next_max_id": next_max_id,
             "staff": viewer is not None,
             "return_to": str(request.url.path),

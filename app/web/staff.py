@@ -31,7 +31,6 @@ from app.services.visibility import can_see
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.post_views import (
-    ViewerMarks,
     account_by_id,
     accounts_by_id,
     build_cards,
@@ -41,7 +40,6 @@ from app.web.post_views import (
     search_local_accounts,
     thread_posts,
     timeline_cursor,
-    viewer_marks,
     visible_posts_of,
 )
 from app.web.session import Viewer, current_user, safe_next
@@ -77,10 +75,6 @@ POST_LANGUAGES = {
     "ko": "한국어",
 }
 VISIBILITIES = [v.value for v in Visibility]
-
-
-async def _marks(context: AppContext, viewer: Viewer) -> ViewerMarks:
-    return await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
 
 
 def _cursor(request: Request, max_id: str | None) -> int | None:
@@ -121,7 +115,7 @@ async def home_timeline(
         {
             "title": N_("Home"),
             "intro": N_("Your posts and the posts of the accounts you follow, newest first."),
-            "cards": await build_cards(context, items, await _marks(context, viewer)),
+            "cards": await build_cards(context, items, viewer),
             "next_max_id": next_max_id,
             "return_to": _here(request),
             "empty": N_("Nothing here yet. Write a post, or search for accounts to follow."),
@@ -143,7 +137,7 @@ async def local_timeline(
         {
             "title": N_("Local"),
             "intro": N_("Public posts written on this server."),
-            "cards": await build_cards(context, posts, await _marks(context, viewer)),
+            "cards": await build_cards(context, posts, viewer),
             "next_max_id": next_max_id,
             "return_to": _here(request),
             "empty": N_("No public posts on this server yet."),
@@ -173,7 +167,7 @@ async def _compose_page(
     accounts = await StaffService(context).postable_accounts(viewer.user)
     reply_card = None
     if reply_to is not None:
-        cards = await build_cards(context, [reply_to], await _marks(context, viewer))
+        cards = await build_cards(context, [reply_to], viewer)
         reply_card = cards[0] if cards else None
     return render(
         request,
@@ -301,8 +295,7 @@ async def thread(
     if post.reblog_of_id:
         return redirect(f"/posts/{post.reblog_of_id}")
     ancestors, replies = await thread_posts(context, post, viewer)
-    marks = await _marks(context, viewer)
-    cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], marks)}
+    cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], viewer)}
     author = await account_by_id(context, post.account_id)
     return render(
         request,
@@ -482,11 +475,10 @@ async def notifications(
     requests = await FollowRequestService(context).pending_requests(owner) if cursor is None else []
     post_ids = list(dict.fromkeys(item.notification.post_id for item in items if item.notification.post_id))
     posts = await ProfileService(context).posts_by_id(post_ids, viewer)
-    marks = await _marks(context, viewer)
     cards = {
         card.item.id: card
         for card in await build_cards(
-            context, [posts[post_id] for post_id in post_ids if post_id in posts], marks
+            context, [posts[post_id] for post_id in post_ids if post_id in posts], viewer
         )
     }
     senders = await accounts_by_id(context, {item.notification.from_account_id for item in items})
@@ -559,9 +551,7 @@ async def search(
             local_matches = await search_local_accounts(context, query)
     if result is not None:
         state = await follow_state(context, viewer.account.id, result.id)
-        cards = await build_cards(
-            context, await visible_posts_of(context, result, viewer), await _marks(context, viewer)
-        )
+        cards = await build_cards(context, await visible_posts_of(context, result, viewer), viewer)
     return render(
         request,
         "staff/search.html",
