@@ -33,6 +33,7 @@ from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
 from app.services.errors import Forbidden, Invalid
 from app.services.timelines import insert_ignoring_duplicates
+from app.services.viewer import Viewer
 
 MAX_REPORT_COMMENT = 1000
 
@@ -71,11 +72,15 @@ async def record_block(session: AsyncSession, blocker: Account, target: Account,
 
 
 class AccountModerationService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` is who asks (None: the server itself or the command line); the service checks
+        that it may act as the account each call names."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
 
     async def block(self, account: Account, target: Account) -> bool:
         """`account` blocks `target`: follows end both ways; a remote target's server gets a Block."""
+        self.viewer.require_act_as(account)
         if target.id == account.id:
             raise ModerationError("an account cannot block itself")
         async with self.context.sessions() as session:
@@ -95,6 +100,7 @@ class AccountModerationService:
         return True
 
     async def unblock(self, account: Account, target: Account) -> bool:
+        self.viewer.require_act_as(account)
         async with self.context.sessions() as session:
             existing = await session.scalar(
                 select(AccountBlock).where(
@@ -122,6 +128,7 @@ class AccountModerationService:
 
     async def mute(self, account: Account, target: Account, *, mute: bool = True) -> bool:
         """Mutes are private: nothing is sent; the target's posts leave the home timeline (timelines.hidden_from)."""
+        self.viewer.require_act_as(account)
         async with self.context.sessions() as session:
             existing = await session.scalar(
                 select(AccountMute.id).where(
@@ -139,6 +146,7 @@ class AccountModerationService:
 
     async def hide_domain(self, account: Account, domain: str, *, hide: bool = True) -> bool:
         """A domain block for one account only (Mastodon's user domain block); nothing is sent."""
+        self.viewer.require_act_as(account)
         name = normalize_domain(domain)
         async with self.context.sessions() as session:
             existing = await session.scalar(
@@ -166,6 +174,7 @@ class AccountModerationService:
         forward: bool = False,
     ) -> Report:
         """Report `target` (and some of its posts) to this server's admins; `forward` also sends a Flag."""
+        self.viewer.require_act_as(reporter)
         comment = comment.strip()[:MAX_REPORT_COMMENT]
         async with self.context.sessions() as session:
             posts = []

@@ -67,9 +67,12 @@ class Viewer:
     def may_act_as(self, account_id: int) -> bool:
         return self.is_system or account_id in self.acting_ids
 
-    def require_act_as(self, account: Account) -> None:
-        if not self.may_act_as(account.id):
-            raise Forbidden(f"you may not act as @{account.username}")
+    def require_act_as(self, account: Account | int) -> None:
+        """Forbidden unless the viewer may act as `account` (an Account, or its id)."""
+        account_id = account if isinstance(account, int) else account.id
+        if not self.may_act_as(account_id):
+            name = "this account" if isinstance(account, int) else f"@{account.username}"
+            raise Forbidden(f"you may not act as {name}")
 
     def require_admin(self) -> None:
         if not self.is_admin:

@@ -45,7 +45,7 @@ async def moderate(
     if account is None or account.domain is None:
         # Only accounts already looked up (search) and from elsewhere: local ones are the team.
         raise NotFound(translate(request, N_("That account is not known here.")))
-    service = AccountModerationService(context)
+    service = AccountModerationService(context, viewer)
     try:
         if action == "block":
             await service.block(viewer.account, account)

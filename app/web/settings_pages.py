@@ -40,8 +40,8 @@ async def _editable_account(
     raise Forbidden(translate(request, N_("You may not edit this account's profile.")))
 
 
-def profile_service(context: AppContext) -> ProfileSettingsService:
-    return ProfileSettingsService(context)
+def profile_service(context: AppContext, viewer: Viewer) -> ProfileSettingsService:
+    return ProfileSettingsService(context, viewer=viewer)
 
 
 @router.get("/profile")
@@ -52,7 +52,7 @@ async def profile_form(
     viewer: Viewer = Depends(current_user),
 ) -> Response:
     editing, choices = await _editable_account(request, context, viewer, account)
-    form = profile_service(context).form(editing)
+    form = profile_service(context, viewer).form(editing)
     return render(request, "settings/profile.html", _profile_values(editing, choices, form, None))
 
 
@@ -82,7 +82,7 @@ async def save_profile(
         return value if isinstance(value, str) else ""
 
     editing, choices = await _editable_account(request, context, viewer, text("account") or None)
-    service = profile_service(context)
+    service = profile_service(context, viewer)
     changes = ProfileChanges(
         display_name=text("display_name"),
         bio=text("bio"),
@@ -132,7 +132,9 @@ async def save_language(
     form = await request.form()
     locale = form.get("locale")
     try:
-        await profile_service(context).set_locale(viewer.user.id, locale if isinstance(locale, str) else None)
+        await profile_service(context, viewer).set_locale(
+            viewer.user.id, locale if isinstance(locale, str) else None
+        )
     except ProfileError as error:
         return render(request, "settings/account.html", {"error": str(error)}, status_code=400)
     return redirect("/settings/account", "saved")

@@ -11,7 +11,10 @@ from app.models import DomainBlock, Favourite, Notification, Post, Role
 from app.services.account_moderation import AccountModerationService
 from app.services.domain_blocks import DomainBlockService
 from app.services.errors import Forbidden, NotFound, RateLimited
+from app.services.follow_requests import FollowRequestService
+from app.services.following import FollowingService
 from app.services.posting import PostingService
+from app.services.profile_settings import ProfileChanges, ProfileSettingsService
 from app.services.rate_limits import RateLimiter
 from app.services.staff import StaffService
 from app.services.viewer import Viewer, person_viewer
@@ -119,3 +122,30 @@ async def test_a_person_s_posts_are_rate_limited_per_account_the_server_s_are_no
     # The server itself (the command line, tests, tools) is not a person: no limit.
     await PostingService(instance.context, Viewer.system()).create(alice, "from the command line")
     assert await count(instance, Post, col(Post.account_id) == alice.id) == 3
+
+
+async def test_following_moderation_and_profiles_act_only_as_allowed_accounts(instance: Instance) -> None:
+    admin_user, _admin = await make_user(instance, "root", role=Role.ADMIN)
+    member, alice = await make_user(instance, "alice")
+    outsider, bob = await make_user(instance, "bob")
+    _org_user, org = await make_user(instance, "knnktv", organization=True)
+    await StaffService(instance.context).grant_delegate(org.id, member.id, by=admin_user)
+    as_bob = await person_viewer(instance.context, outsider, bob)
+    as_alice = await person_viewer(instance.context, member, alice)
+    changes = ProfileChanges(display_name="Hijacked", bio="")
+    for attempt in (
+        FollowingService(instance.context, as_bob).follow(org, "alice@a.test"),
+        FollowingService(instance.context, as_bob).unfollow(alice, "root@a.test"),
+        FollowRequestService(instance.context, as_bob).approve(org, bob),
+        AccountModerationService(instance.context, as_bob).block(org, alice),
+        AccountModerationService(instance.context, as_bob).mute(alice, org),
+        ProfileSettingsService(instance.context, viewer=as_bob).update(org.id, changes),
+        ProfileSettingsService(instance.context, viewer=as_bob).set_locale(member.id, "de"),
+    ):
+        with pytest.raises(Forbidden):
+            await attempt
+    assert (await FollowingService(instance.context, as_alice).follow(org, "bob@a.test")).target.id == bob.id
+    updated = await ProfileSettingsService(instance.context, viewer=as_alice).update(
+        org.id, ProfileChanges(display_name="The organisation", bio="")
+    )
+    assert updated.display_name == "The organisation"
