@@ -19,6 +19,11 @@ from app.models import Account, Post, Role
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService
 from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
+from app.services.post_lists import (
+    recent_public_posts,
+    tagged_posts,
+    thread_posts,
+)
 from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
 from app.services.viewer import Viewer as ServiceViewer
@@ -29,9 +34,6 @@ from app.web.notices import redirect
 from app.web.post_views import (
     PUBLIC_VISIBILITIES,
     build_cards,
-    recent_public_posts,
-    tagged_posts,
-    thread_posts,
 )
 from app.web.session import Viewer, anon_csrf_token, page_state
 from app.web.templating import render, translate

@@ -22,6 +22,11 @@ from app.services.errors import RateLimited
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingError, FollowingService
 from app.services.notifications import NotificationService
+from app.services.post_lists import (
+    local_posts,
+    thread_posts,
+    visible_posts_of,
+)
 from app.services.posting import PostingError, PostingService, visible_length
 from app.services.profiles import ProfileService
 from app.services.staff import StaffService
@@ -35,12 +40,9 @@ from app.web.post_views import (
     accounts_by_id,
     build_cards,
     follow_state,
-    local_posts,
     post_by_id,
     search_local_accounts,
-    thread_posts,
     timeline_cursor,
-    visible_posts_of,
 )
 from app.web.session import Viewer, current_user, safe_next
 from app.web.templating import render, request_locale, translate
@@ -510,7 +512,7 @@ async def answer_request(
     follower = await account_by_id(context, follower_id)
     if follower is None or decision not in ("approve", "reject"):
         raise NotFound(translate(request, N_("There is no such follow request.")))
-    requests = FollowRequestService(context)
+    requests = FollowRequestService(context, viewer)
     done = await (requests.approve if decision == "approve" else requests.reject)(owner, follower)
     if not done:
         raise NotFound(translate(request, N_("There is no such follow request.")))
@@ -598,7 +600,7 @@ async def follow(
 ) -> Response:
     target = _account_target(request, target, N_("Name the account to follow."))
     try:
-        outcome = await FollowingService(context).follow(viewer.account, target)
+        outcome = await FollowingService(context, viewer).follow(viewer.account, target)
     except FollowingError as error:
         raise BadRequest(str(error)) from None
     return redirect("/search", "follow_requested" if outcome.pending else "followed", q=outcome.target.uri)
@@ -613,7 +615,7 @@ async def unfollow(
 ) -> Response:
     target = _account_target(request, target, N_("Name the account to unfollow."))
     try:
-        await FollowingService(context).unfollow(viewer.account, target)
+        await FollowingService(context, viewer).unfollow(viewer.account, target)
     except FollowingError as error:
         raise BadRequest(str(error)) from None
     return redirect("/search", "unfollowed", q=target)

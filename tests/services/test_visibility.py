@@ -9,18 +9,19 @@ import pytest
 from app.models import Account, Visibility
 from app.services.account_moderation import AccountModerationService
 from app.services.following import FollowingService
-from app.services.posting import PostingService
-from app.services.profiles import ProfileService
-from app.services.timelines import TimelineService
-from app.services.viewer import Viewer
-from app.services.visibility import can_see
-from app.web.post_views import (
+from app.services.notifications import NotificationService
+from app.services.post_lists import (
     local_posts,
     recent_public_posts,
     tagged_posts,
     thread_posts,
     visible_posts_of,
 )
+from app.services.posting import PostingService
+from app.services.profiles import ProfileService
+from app.services.timelines import TimelineService
+from app.services.viewer import Viewer
+from app.services.visibility import can_see
 from tests.federation.delivery_helpers import (
     local_account,
     make_password_hashing_cheap,
@@ -169,3 +170,16 @@ async def test_a_followers_only_post_is_invisible_to_a_non_follower_in_every_lis
     await FollowingService(context).unfollow(follower, "alice@a.test")
     seen = await lists(reader(follower))
     assert all(secret.id not in ids for ids in seen.values()), seen
+
+
+async def test_notifications_show_only_posts_their_owner_may_still_see(home: Instance) -> None:
+    alice = await local_account(home, "alice")
+    bob = await local_account(home, "bob")
+    posting = PostingService(home.context)
+    mention = await posting.create(bob, "Hello @alice", visibility=Visibility.DIRECT)
+    notifications = NotificationService(home.context)
+    [seen] = await notifications.for_account(alice)
+    assert seen.status is not None and seen.status.post.id == mention.id
+    await AccountModerationService(home.context).block(alice, bob)
+    [after] = await notifications.for_account(alice)
+    assert after.status is None
