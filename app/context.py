@@ -19,6 +19,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
+from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.urls import LocalUrls
@@ -38,11 +39,16 @@ class AppContext:
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
+    # whoever listens: streaming and Web Push.
+    events: EventBus = field(default_factory=EventBus)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
+        # Every session of this instance finds the instance's bus in its `info` (app.services.events).
+        self.sessions.configure(info=self.events.session_info())
 
     @property
     def user_agent(self) -> str:

@@ -351,8 +351,9 @@ async def _drain_worker(settings: Any) -> tuple[int, float, float]:
 
     from app.context import build_context
     from app.federation.queue import count_ready
-    from app.federation.worker import INBOX_QUEUE, Worker, build_worker
+    from app.federation.worker import Worker, build_worker
     from app.models import InboxItem, JobState
+    from app.queue_names import INBOX_QUEUE
 
     context = build_context(settings)
     try:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.activitypub.addressing import AS_PUBLIC, NoteParts
 from app.activitypub.renderers import (
     ACTOR_CONTEXT,
     AS_CONTEXT,
-    AS_PUBLIC,
     OBJECT_CONTEXT,
-    NoteParts,
     iso,
     render_actor,
     render_announce,

@@ -15,9 +15,8 @@ from sqlmodel import col, select
 
 from app.activitypub.parsers import InvalidObject, authority
 from app.activitypub.signatures import SignatureError, SignedRequest
-from app.activitypub.verification import VerificationError, read_signature
+from app.activitypub.verification import VerificationError, read_signature, request_verifier
 from app.context import AppContext
-from app.federation.inbox import inbox_receiver
 from app.http_errors import Forbidden, Unauthorized
 from app.models import Account
 from app.services.viewer import Viewer
@@ -43,8 +42,7 @@ async def signer_of(request: Request, context: AppContext) -> str | None:
     if signed is None:
         return None
     try:
-        # The inbox's verifier: one key cache and one set of in-flight key fetches per instance.
-        key = await inbox_receiver(request).verifier.verify(signed)
+        key = await request_verifier(request).verify(signed)
     except VerificationError:
         return None
     return key.owner

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.models import Account, MediaAttachment, Post, Visibility
+from app.activitypub.addressing import NoteParts
+from app.models import Account, MediaAttachment, Post
 from app.models.base import utcnow
 from app.urls import LocalUrls
 
-AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 
@@ -155,31 +154,6 @@ def render_ordered_collection_page(
     if prev_page:
         document["prev"] = prev_page
     return document
-
-
-@dataclass(frozen=True)
-class NoteParts:
-    """What a Note carries besides the post row itself: its mentions, hashtags and media."""
-
-    mentions: Sequence[Account] = ()
-    # Lower-cased hashtag names, as stored.
-    tags: Sequence[str] = ()
-    attachments: Sequence[MediaAttachment] = ()
-
-
-def address_post(
-    visibility: str, followers_url: str | None, mentioned: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """`to` and `cc` for a post, exactly as Mastodon addresses each visibility."""
-    followers = [followers_url] if followers_url else []
-    mentions = list(dict.fromkeys(mentioned))
-    if visibility == Visibility.PUBLIC:
-        return [AS_PUBLIC], followers + mentions
-    if visibility == Visibility.UNLISTED:
-        return followers, [AS_PUBLIC, *mentions]
-    if visibility == Visibility.FOLLOWERS:
-        return followers, mentions
-    return mentions, []
 
 
 def mention_name(account: Account) -> str:

@@ -28,6 +28,11 @@ class ResolveError(Exception):
     """An actor that could not be found or used; the message is meant for the person who asked."""
 
 
+class ResolveUnavailable(ResolveError):
+    """The actor's server did not answer usably this time (down, timed out, an error): asking
+    again later may work, unlike a gone or unusable actor."""
+
+
 def parse_handle(handle: str) -> tuple[str, str]:
     match = HANDLE_RE.match(handle.strip().removeprefix("acct:"))
     if not match:
@@ -135,7 +140,12 @@ class ActorResolver:
             return await session.scalar(select(Account).where(Account.uri == uri))
 
     async def fetch_actor(
-        self, uri: str, *, refresh: bool = False, handle_domain: str | None = None
+        self,
+        uri: str,
+        *,
+        refresh: bool = False,
+        handle_domain: str | None = None,
+        cached_when_unavailable: bool = True,
     ) -> Account:
         """The actor at `uri`, from the cache when fresh, else fetched.
 
@@ -143,6 +153,8 @@ class ActorResolver:
         be on the same origin: otherwise an open redirect would let any host speak for another.
         `handle_domain` is the domain of its handle when WebFinger confirmed one (it may differ
         from the host serving the actor); otherwise a known account keeps the domain it had.
+        When the server does not answer, a known account is returned as it is, unless
+        `cached_when_unavailable` is False (a refresh that should be tried again later).
         """
         cached = await self.cached_actor(uri)
         if cached is not None and (cached.is_local or (not refresh and self._fresh(cached))):
@@ -157,9 +169,9 @@ class ActorResolver:
                 await self.mark_gone(cached)
             raise ResolveError(f"{uri} is gone") from None
         except FetchError as error:
-            if cached is not None:
+            if cached is not None and cached_when_unavailable:
                 return cached
-            raise ResolveError(str(error)) from None
+            raise ResolveUnavailable(str(error)) from None
         document = fetched.document
         if document.get("id") != uri:
             raise ResolveError(f"{uri} served a document whose id is {document.get('id')!r}")

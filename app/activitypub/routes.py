@@ -28,7 +28,6 @@ from app.http_errors import BadRequest, HttpError, NotFound
 from app.models import Account
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.profiles import Page, ProfileService
-from app.web.profiles import render_profile_page
 
 router = APIRouter()
 
@@ -80,17 +79,6 @@ async def actor(request: Request, username: str, context: AppContext = Depends(g
             render_tombstone(account.uri, account.actor_type, account.deleted_at), status_code=410
         )
     return activity_response(await actor_document(request, context, render_actor(account, context.urls)))
-
-
-@router.get("/@{username}")
-async def profile(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
-    account = await _local_account_or_error(context, username)
-    if wants_activity_json(request.headers.get("accept")):
-        return RedirectResponse(account.uri, status_code=302, headers=VARY)
-    if account.deleted_at is not None:
-        raise Gone(f"{username} has deleted their account")
-    # The page's own Vary (Accept, plus the language and cookie it depends on) is kept.
-    return await render_profile_page(request, context, account, page_number(request) or 1)
 
 
 def _collection(collection_id: str, page: Page[Any], number: int | None, items: list[Any]) -> Response:

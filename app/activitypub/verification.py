@@ -269,3 +269,14 @@ class RequestVerifier:
         cached = await resolver.cached_actor(actor_uri)
         if cached is not None and not cached.is_local:
             await resolver.mark_gone(cached)
+
+
+def request_verifier(request: Request) -> RequestVerifier:
+    """The app's verifier, made on first use: the inbox and signed fetches share one key cache and
+    one set of in-flight key fetches per instance."""
+    state = request.app.state
+    verifier: RequestVerifier | None = getattr(state, "request_verifier", None)
+    if verifier is None:
+        verifier = RequestVerifier(state.context)
+        state.request_verifier = verifier
+    return verifier

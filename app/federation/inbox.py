@@ -39,13 +39,19 @@ from app.activitypub.parsers import (
     same_origin,
 )
 from app.activitypub.signatures import SignatureError
-from app.activitypub.verification import RequestVerifier, SignerKey, VerificationError, read_signature
+from app.activitypub.verification import (
+    RequestVerifier,
+    SignerKey,
+    VerificationError,
+    read_signature,
+    request_verifier,
+)
 from app.context import AppContext
 from app.db import dialect_insert
 from app.federation.handlers import HANDLED_TYPES
-from app.federation.worker import INBOX_QUEUE
 from app.models import Account, InboxItem, JobState
 from app.models.base import new_ids, utcnow
+from app.queue_names import INBOX_QUEUE
 from app.services.accounts import AccountService
 
 log = logging.getLogger(__name__)
@@ -85,7 +91,7 @@ def inbox_receiver(request: Request) -> InboxReceiver:
     state = request.app.state
     receiver: InboxReceiver | None = getattr(state, "inbox_receiver", None)
     if receiver is None:
-        receiver = InboxReceiver(state.context)
+        receiver = InboxReceiver(state.context, request_verifier(request))
         state.inbox_receiver = receiver
     return receiver
 
@@ -177,9 +183,9 @@ def _settle(future: asyncio.Future[None], *, error: bool = False) -> None:
 
 
 class InboxReceiver:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, verifier: RequestVerifier) -> None:
         self.context = context
-        self.verifier = RequestVerifier(context)
+        self.verifier = verifier
         self.writer = InboxWriter(context)
 
     async def receive(self, request: Request, *, username: str | None) -> Response:

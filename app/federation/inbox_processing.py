@@ -27,9 +27,9 @@ from app.context import AppContext
 from app.federation.handlers.base import Ignored, Inbound
 from app.federation.handlers.dispatch import dispatch
 from app.federation.queue import QueueSpec
-from app.federation.worker import INBOX_QUEUE
 from app.models import InboxItem, JobState
 from app.models.base import table_of, utcnow
+from app.queue_names import INBOX_QUEUE
 from app.services.batch_writes import WriteBatch
 from app.services.read_cache import ReadCache
 

@@ -2,7 +2,7 @@
 
 Whatever a service commits (a post, a follow, an Accept) is delivered, even if the process dies
 right after the commit: the worker finds the jobs in the database. Who receives what is decided
-here too, so every service addresses deliveries the same way.
+here too; the services reach both through app.federation.publisher.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub.parsers import InvalidObject, authority
-from app.context import AppContext
-from app.federation.worker import DELIVERY_QUEUE
 from app.models import Account, DeliveryJob, Follow, FollowState, JobState, OutboxActivity, Post
 from app.models.base import new_ids, utcnow
 
@@ -72,11 +70,6 @@ async def queue_activity(
         # Sent as multi-row INSERTs (SQLAlchemy batches them): thousands of jobs, a handful of statements.
         await session.execute(insert(DeliveryJob), rows)
     return stored
-
-
-def notify_delivery(context: AppContext) -> None:
-    """Wake this process's worker after the commit, so delivery starts at once."""
-    context.work.notify(DELIVERY_QUEUE)
 
 
 def preferred_inbox(account: Account) -> str:

@@ -162,12 +162,9 @@ class Worker:
             await session.commit()
 
 
-INBOX_QUEUE = "inbox"
-DELIVERY_QUEUE = "delivery"
-
-
 def build_worker(context: AppContext) -> Worker:
     from app.federation.delivery import delivery_queue
     from app.federation.inbox_processing import inbox_queue
+    from app.federation.jobs import jobs_queue
 
-    return Worker(context, [inbox_queue(context), delivery_queue(context)])
+    return Worker(context, [inbox_queue(context), delivery_queue(context), jobs_queue(context)])

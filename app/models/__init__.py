@@ -3,6 +3,7 @@
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
 from app.models.federation import DeliveryJob, DomainHealth, InboxItem, JobState, OutboxActivity
 from app.models.instance import InstanceSetting
+from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType
 from app.models.posts import (
@@ -29,6 +30,7 @@ __all__ = [
     "AccountMute",
     "ActorType",
     "AuditLogEntry",
+    "BackgroundJob",
     "BlockSeverity",
     "DeliveryJob",
     "DomainAllow",

@@ -13,9 +13,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, preferred_inbox, queue_activity
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AccountBlock,
@@ -77,6 +76,7 @@ class AccountModerationService:
         that it may act as the account each call names."""
         self.context = context
         self.viewer = viewer if viewer is not None else Viewer.system()
+        self.publisher = Publisher(context)
 
     async def block(self, account: Account, target: Account) -> bool:
         """`account` blocks `target`: follows end both ways; a remote target's server gets a Block."""
@@ -84,19 +84,12 @@ class AccountModerationService:
         if target.id == account.id:
             raise ModerationError("an account cannot block itself")
         async with self.context.sessions() as session:
-            block_uri = activities.activity_id(self.context.urls, account)
+            block_uri = self.publisher.new_activity_id(account)
             if not await record_block(session, account, target, block_uri):
                 return False
             if target.domain is not None:
-                await queue_activity(
-                    session,
-                    activity=activities.render_block(account, target, block_uri),
-                    signer=account,
-                    inboxes=[target.inbox_url],
-                )
+                await self.publisher.blocked(session, account, target, block_uri)
             await session.commit()
-        if target.domain is not None:
-            notify_delivery(self.context)
         return True
 
     async def unblock(self, account: Account, target: Account) -> bool:
@@ -112,18 +105,8 @@ class AccountModerationService:
                 return False
             await session.execute(delete(AccountBlock).where(col(AccountBlock.id) == existing.id))
             if target.domain is not None:
-                block = activities.render_block(
-                    account, target, existing.uri or activities.activity_id(self.context.urls, account)
-                )
-                await queue_activity(
-                    session,
-                    activity=activities.render_undo(self.context.urls, account, block),
-                    signer=account,
-                    inboxes=[target.inbox_url],
-                )
+                await self.publisher.unblocked(session, account, target, existing.uri)
             await session.commit()
-        if target.domain is not None:
-            notify_delivery(self.context)
         return True
 
     async def mute(self, account: Account, target: Account, *, mute: bool = True) -> bool:
@@ -201,21 +184,14 @@ class AccountModerationService:
             if report.forwarded:
                 # From the instance actor, as Mastodon forwards: the remote admins learn what, not who.
                 instance_actor = await AccountService(self.context).instance_actor()
-                flag_id = activities.activity_id(self.context.urls, instance_actor)
-                flag = activities.render_flag(
-                    flag_id, instance_actor, comment, [target.uri, *(post.uri for post in posts)]
-                )
-                report.uri = flag_id
-                await queue_activity(
-                    session, activity=flag, signer=instance_actor, inboxes=[preferred_inbox(target)]
+                report.uri = await self.publisher.report_forwarded(
+                    session, instance_actor, target, comment, posts
                 )
             session.add(
                 AuditLogEntry(user_id=by.id, action="report.create", target=target.uri[:2048], data=data)
             )
             await session.commit()
             await session.refresh(report)
-        if report.forwarded:
-            notify_delivery(self.context)
         return report
 
 

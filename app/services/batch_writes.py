@@ -35,6 +35,7 @@ from app.models import (
     TimelineEntry,
 )
 from app.models.base import new_id, table_of, utcnow
+from app.services import events
 from app.services.timelines import ensure_tags
 
 T = TypeVar("T")
@@ -99,6 +100,15 @@ class WriteBatch:
             await session.execute(
                 dialect_insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
             )
+            events.announce(
+                session,
+                (
+                    events.NotificationAdded(
+                        row["account_id"], row["from_account_id"], row["type"], row["post_id"]
+                    )
+                    for row in notifications
+                ),
+            )
 
     async def _apply_posts(
         self,
@@ -145,7 +155,7 @@ class WriteBatch:
             for reader in dict.fromkeys(rows.readers)
         ]
         if timeline:
-            await session.execute(dialect_insert(session, TimelineEntry).on_conflict_do_nothing(), timeline)
+            await self._add_timeline_entries(session, timeline)
         notifications.extend(
             {**notification, "post_id": notification["post_id"] or rows.post["id"]}
             for rows in kept
@@ -155,6 +165,16 @@ class WriteBatch:
         await _increment(
             session, "reblogs_count", Counter(rows.reblog_of_id for rows in kept if rows.reblog_of_id)
         )
+
+    async def _add_timeline_entries(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        statement = dialect_insert(session, TimelineEntry).on_conflict_do_nothing()
+        if not events.listening(session):
+            await session.execute(statement, rows)
+            return
+        # Only the entries actually added are announced: one already there was announced when it was.
+        table = table_of(TimelineEntry)
+        added = await session.execute(statement.returning(table.c.account_id, table.c.post_id), rows)
+        events.announce(session, [events.TimelineEntryAdded(*found) for found in added.all()])
 
     async def _apply_tags(self, session: AsyncSession, kept: list[PostRows], tag_ids: dict[str, int]) -> None:
         names = sorted({name for rows in kept for name in rows.tags})

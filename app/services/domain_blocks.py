@@ -18,10 +18,9 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
 from app.activitypub.parsers import InvalidObject, authority
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AuditLogEntry,
@@ -104,6 +103,7 @@ class DomainBlockService:
     def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
         self.context = context
         self.viewer = viewer if viewer is not None else Viewer.system()
+        self.publisher = Publisher(context)
 
     def _acting_admin(self, by: User | None) -> User | None:
         """Who makes the change, for the audit log; Forbidden unless an administrator."""
@@ -166,8 +166,6 @@ class DomainBlockService:
             await session.commit()
             await session.refresh(row)
         self.context.domain_policy.invalidate()
-        if effects.follows_severed:
-            notify_delivery(self.context)
         return row, effects
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
@@ -299,25 +297,11 @@ class DomainBlockService:
             for follow in follows:
                 if follow.followee_id in by_id and follow.follower_id in local:
                     follower, followee = local[follow.follower_id], by_id[follow.followee_id]
-                    undone = activities.render_follow(
-                        self.context.urls,
-                        follower,
-                        followee,
-                        follow.uri or self.context.urls.activity(follower.username, follow.id),
-                    )
-                    activity = activities.render_undo(self.context.urls, follower, undone)
-                    await queue_activity(
-                        session, activity=activity, signer=follower, inboxes=[followee.inbox_url]
-                    )
+                    await self.publisher.unfollowed(session, follower, followee, follow)
                     severed += 1
                 elif follow.follower_id in by_id and follow.followee_id in local:
                     followee, follower = local[follow.followee_id], by_id[follow.follower_id]
-                    activity = activities.render_follow_response(
-                        self.context.urls, "Reject", followee, follower, follow.uri
-                    )
-                    await queue_activity(
-                        session, activity=activity, signer=followee, inboxes=[follower.inbox_url]
-                    )
+                    await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
                     severed += 1
         if by_id:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);

@@ -14,9 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub.activities import render_follow_response
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import Account, AccountBlock, Follow, FollowState, Notification, NotificationType
 from app.models.base import utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
@@ -31,6 +30,7 @@ class FollowRequestService:
         that it may act as the account each call names."""
         self.context = context
         self.viewer = viewer if viewer is not None else Viewer.system()
+        self.publisher = Publisher(context)
 
     async def receive_follow(
         self, follower: Account, followee: Account, follow_uri: str | None
@@ -40,9 +40,8 @@ class FollowRequestService:
             return None
         if await self._refuses(follower, followee):
             async with self.context.sessions() as session:
-                await self._answer(session, "Reject", followee, follower, follow_uri)
+                await self.publisher.follow_answered(session, "Reject", followee, follower, follow_uri)
                 await session.commit()
-            notify_delivery(self.context)
             return None
         for attempt in range(2):
             async with self.context.sessions() as session:
@@ -55,7 +54,6 @@ class FollowRequestService:
                     if attempt:
                         raise
                     continue
-            notify_delivery(self.context)
             return state
         return None
 
@@ -68,7 +66,7 @@ class FollowRequestService:
             follow.uri = follow_uri or follow.uri
             session.add(follow)
             if follow.state == FollowState.ACCEPTED:
-                await self._answer(session, "Accept", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Accept", followee, follower, follow.uri)
             return FollowState(follow.state)
         # A silenced domain's accounts may follow only with the account's approval, as on Mastodon.
         pending = followee.manually_approves_followers or await is_silenced(self.context, follower)
@@ -84,7 +82,7 @@ class FollowRequestService:
         kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
         await notify(session, account=followee, from_account=follower, kind=kind)
         if not pending:
-            await self._answer(session, "Accept", followee, follower, follow_uri)
+            await self.publisher.follow_answered(session, "Accept", followee, follower, follow_uri)
         await session.flush()
         return FollowState.PENDING if pending else FollowState.ACCEPTED
 
@@ -121,9 +119,8 @@ class FollowRequestService:
             follow.accepted_at = utcnow()
             session.add(follow)
             if follower.domain is not None:
-                await self._answer(session, "Accept", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Accept", followee, follower, follow.uri)
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def reject(self, followee: Account, follower: Account) -> bool:
@@ -135,9 +132,8 @@ class FollowRequestService:
                 return False
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
             if follower.domain is not None:
-                await self._answer(session, "Reject", followee, follower, follow.uri)
+                await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def undo_follow(
@@ -205,10 +201,3 @@ class FollowRequestService:
                 col(Follow.follower_id) == follower.id, col(Follow.followee_id) == followee.id
             )
         )
-
-    async def _answer(
-        self, session: AsyncSession, kind: str, followee: Account, follower: Account, follow_uri: str | None
-    ) -> None:
-        activity = render_follow_response(self.context.urls, kind, followee, follower, follow_uri)
-        # The follower's own inbox, as Mastodon does: an answer concerns one actor only.
-        await queue_activity(session, activity=activity, signer=followee, inboxes=[follower.inbox_url])

@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
 from app.activitypub.resolver import ActorResolver, ResolveError, parse_handle
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import Account, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
 from app.services.errors import Invalid
@@ -46,6 +44,7 @@ class FollowingService:
         that it may act as the account each call names."""
         self.context = context
         self.viewer = viewer if viewer is not None else Viewer.system()
+        self.publisher = Publisher(context)
 
     async def follow(self, follower: Account, target: str) -> FollowOutcome:
         self.viewer.require_act_as(follower)
@@ -65,9 +64,8 @@ class FollowingService:
             if existing is not None:
                 if existing.state == FollowState.PENDING and remote:
                     # Sent again, with the same id: the first may have been lost, or refused before a fix.
-                    await self._send_follow(session, follower, followee, existing)
+                    await self.publisher.followed(session, follower, followee, existing)
                     await session.commit()
-                    notify_delivery(self.context)
                 return FollowOutcome(existing, followee, created=False)
             follow_id = new_id()
             follow = Follow(
@@ -82,14 +80,12 @@ class FollowingService:
             session.add(follow)
             await session.flush()
             if remote:
-                await self._send_follow(session, follower, followee, follow)
+                await self.publisher.followed(session, follower, followee, follow)
             else:
                 pending = follow.state == FollowState.PENDING
                 kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
                 await notify(session, account=followee, from_account=follower, kind=kind)
             await session.commit()
-        if remote:
-            notify_delivery(self.context)
         return FollowOutcome(follow, followee, created=True)
 
     async def unfollow(self, follower: Account, target: str) -> Account | None:
@@ -105,18 +101,7 @@ class FollowingService:
             if follow is None:
                 return None
             if followee.domain is not None:
-                undone = activities.render_follow(
-                    self.context.urls,
-                    follower,
-                    followee,
-                    follow.uri or self.context.urls.activity(follower.username, follow.id),
-                )
-                await queue_activity(
-                    session,
-                    activity=activities.render_undo(self.context.urls, follower, undone),
-                    signer=follower,
-                    inboxes=[followee.inbox_url],
-                )
+                await self.publisher.unfollowed(session, follower, followee, follow)
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
             # Their posts leave the home timeline, as on Mastodon.
             await session.execute(
@@ -128,22 +113,7 @@ class FollowingService:
                 )
             )
             await session.commit()
-        if followee.domain is not None:
-            notify_delivery(self.context)
         return followee
-
-    async def _send_follow(
-        self, session: AsyncSession, follower: Account, followee: Account, follow: Follow
-    ) -> None:
-        assert follow.uri is not None
-        await queue_activity(
-            session,
-            activity=activities.render_follow(self.context.urls, follower, followee, follow.uri),
-            signer=follower,
-            inboxes=[followee.inbox_url],
-            # A re-sent Follow keeps its id (the Accept will name it), so its stored activity is reused.
-            reuse=True,
-        )
 
     async def _known_account(self, target: str) -> Account | None:
         """The account `target` names, from what is stored first: unfollowing needs no network."""

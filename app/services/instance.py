@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.federation.worker import DELIVERY_QUEUE
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AuditLogEntry,
@@ -323,6 +323,6 @@ class DeliveryStatusService:
                 .values(failure_days=0, last_failure_day=None, unavailable_since=None)
             )
             session.add(AuditLogEntry(user_id=by_user_id, action="federation.retry", target=host, data={}))
+            Publisher(self.context).wake_delivery(session)
             await session.commit()
-        self.context.work.notify(DELIVERY_QUEUE)
         return int(getattr(queued, "rowcount", 0) or 0) + int(getattr(requeued, "rowcount", 0) or 0)

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import Account, Notification, NotificationType, Post
+from app.services import events
 from app.services.batch_writes import new_row
 from app.services.moderation import is_silenced
 from app.services.timelines import (
@@ -45,6 +46,7 @@ async def notify(
             account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
         )
     )
+    events.announce(session, [events.NotificationAdded(account.id, from_account.id, kind, post_id)])
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ One service for the CLI now and the web UI and client API later. Each action com
 its timeline entries and its delivery jobs in one transaction (the transactional outbox), so
 what is committed is delivered even if the process dies right after.
 
-What a post says on the wire is decided by the renderers; this module decides who receives it.
+What a post says on the wire, and who receives it, the publisher (app.federation.publisher)
+decides; this module tells it what happened.
 """
 
 from __future__ import annotations
@@ -18,19 +19,11 @@ from sqlalchemy import delete, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub import activities
-from app.activitypub.fetcher import Fetcher, FetchError
-from app.activitypub.parsers import InvalidObject, authority, compute_visibility, parse_note, same_origin
-from app.activitypub.renderers import NoteParts, address_post
+from app.activitypub.addressing import NoteParts, address_post
+from app.activitypub.remote_objects import RemotePostError, fetch_remote_post
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
-from app.federation.outbox import (
-    booster_inboxes,
-    follower_inboxes,
-    notify_delivery,
-    post_inboxes,
-    queue_activity,
-)
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     Favourite,
@@ -45,11 +38,11 @@ from app.models import (
     Visibility,
 )
 from app.models.base import new_id, new_ids, utcnow
+from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import Invalid, NotFound, RateLimited
 from app.services.notifications import notify
 from app.services.read_model import load_contents
-from app.services.remote_posts import RemotePostService
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
 from app.services.timelines import (
     add_to_home,
@@ -113,6 +106,7 @@ class PostingService:
         self.context = context
         self.urls = context.urls
         self.viewer = viewer if viewer is not None else Viewer.system()
+        self.publisher = Publisher(context)
 
     # ------------------------------------------------------------------------------------------
     # Looking things up
@@ -252,17 +246,8 @@ class PostingService:
                     .values(replies_count=col(Post.replies_count) + 1)
                 )
             parts = NoteParts(mentions=addressed, tags=tag_names)
-            inboxes = await post_inboxes(
-                session, author, to_followers=visibility != Visibility.DIRECT, accounts=addressed
-            )
-            await queue_activity(
-                session,
-                activity=activities.render_create(post, author, parts, urls=self.urls),
-                signer=author,
-                inboxes=inboxes,
-            )
+            await self.publisher.post_created(session, post, author, parts)
             await session.commit()
-        notify_delivery(self.context)
         return post
 
     async def edit(
@@ -330,21 +315,9 @@ class PostingService:
             attachments = await _attachments(session, [stored.id])
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
             # Everyone who had the old version gets the new one: mentions dropped by the edit included.
-            inboxes = await post_inboxes(
-                session,
-                author,
-                to_followers=stored.visibility != Visibility.DIRECT,
-                accounts=[*addressed, *previous],
-            )
-            inboxes += await booster_inboxes(session, stored)
-            await queue_activity(
-                session,
-                activity=activities.render_update(stored, author, parts, self.urls),
-                signer=author,
-                inboxes=inboxes,
-            )
+            await self.publisher.post_edited(session, stored, author, parts, previously_addressed=previous)
+            events.announce(session, [events.PostEdited(stored.id, author.id)])
             await session.commit()
-        notify_delivery(self.context)
         return stored
 
     async def delete(self, author: Account, reference: str | int) -> Post:
@@ -359,14 +332,9 @@ class PostingService:
                 if stored.in_reply_to_account_id
                 else None
             )
-            inboxes = await post_inboxes(
-                session,
-                author,
-                to_followers=stored.visibility != Visibility.DIRECT,
-                accounts=[*mentioned, *([reply_author] if reply_author else [])],
+            await self.publisher.post_deleted(
+                session, stored, author, addressed=[*mentioned, *([reply_author] if reply_author else [])]
             )
-            inboxes += await booster_inboxes(session, stored)
-            activity = activities.render_delete(stored, author)
             # The row stays so the URL can answer 410; what was said goes.
             stored.deleted_at = utcnow()
             stored.content_html = ""
@@ -381,6 +349,7 @@ class PostingService:
             )
             # Boosts of a deleted post go with it; other servers drop theirs on the Delete.
             await session.execute(delete(Post).where(col(Post.reblog_of_id) == stored.id))
+            events.announce(session, [events.PostDeleted(stored.id, author.id)])
             await session.execute(delete(Pin).where(col(Pin.post_id) == stored.id))
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
             await session.execute(
@@ -394,9 +363,7 @@ class PostingService:
                     .where(col(Post.id) == stored.in_reply_to_id, col(Post.replies_count) > 0)
                     .values(replies_count=col(Post.replies_count) - 1)
                 )
-            await queue_activity(session, activity=activity, signer=author, inboxes=inboxes)
             await session.commit()
-        notify_delivery(self.context)
         return stored
 
     async def boost(self, account: Account, reference: str | int) -> Post:
@@ -443,15 +410,8 @@ class PostingService:
                 .where(col(Post.id) == original.id)
                 .values(reblogs_count=col(Post.reblogs_count) + 1)
             )
-            inboxes = await post_inboxes(session, account, to_followers=True, accounts=[original_author])
-            await queue_activity(
-                session,
-                activity=activities.render_announce(boost, account, original.uri),
-                signer=account,
-                inboxes=inboxes,
-            )
+            await self.publisher.boosted(session, boost, account, original, original_author)
             await session.commit()
-        notify_delivery(self.context)
         return boost
 
     async def unboost(self, account: Account, reference: str | int) -> bool:
@@ -466,22 +426,15 @@ class PostingService:
                 return False
             original_author = await session.get(Account, original.account_id)
             assert original_author is not None
-            announce = activities.render_announce(boost, account, original.uri)
-            inboxes = await post_inboxes(session, account, to_followers=True, accounts=[original_author])
+            await self.publisher.unboosted(session, boost, account, original, original_author)
             await session.execute(delete(Post).where(col(Post.id) == boost.id))
+            events.announce(session, [events.PostDeleted(boost.id, account.id)])
             await session.execute(
                 update(Post)
                 .where(col(Post.id) == original.id, col(Post.reblogs_count) > 0)
                 .values(reblogs_count=col(Post.reblogs_count) - 1)
             )
-            await queue_activity(
-                session,
-                activity=activities.render_undo(self.urls, account, announce),
-                signer=account,
-                inboxes=inboxes,
-            )
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def like(self, account: Account, reference: str | int) -> Favourite:
@@ -515,14 +468,8 @@ class PostingService:
                 kind=NotificationType.FAVOURITE,
                 post_id=post.id,
             )
-            await queue_activity(
-                session,
-                activity=activities.render_like(favourite.uri, account, post),
-                signer=account,
-                inboxes=_personal_inboxes([author]),
-            )
+            await self.publisher.liked(session, favourite, account, post, author)
             await session.commit()
-        notify_delivery(self.context)
         return favourite
 
     async def unlike(self, account: Account, reference: str | int) -> bool:
@@ -536,23 +483,14 @@ class PostingService:
                 return False
             author = await session.get(Account, post.account_id)
             assert author is not None
-            like = activities.render_like(
-                favourite.uri or f"{account.uri}#likes/{favourite.id}", account, post
-            )
+            await self.publisher.unliked(session, favourite, account, post, author)
             await session.execute(delete(Favourite).where(col(Favourite.id) == favourite.id))
             await session.execute(
                 update(Post)
                 .where(col(Post.id) == post.id, col(Post.favourites_count) > 0)
                 .values(favourites_count=col(Post.favourites_count) - 1)
             )
-            await queue_activity(
-                session,
-                activity=activities.render_undo(self.urls, account, like),
-                signer=account,
-                inboxes=_personal_inboxes([author]),
-            )
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     async def pin(self, account: Account, reference: str | int) -> Pin:
@@ -575,14 +513,8 @@ class PostingService:
                 raise PostingError(f"at most {MAX_PINS} posts can be pinned; unpin one first")
             pin = Pin(account_id=account.id, post_id=post.id)
             session.add(pin)
-            await queue_activity(
-                session,
-                activity=activities.render_add(self.urls, account, post),
-                signer=account,
-                inboxes=await follower_inboxes(session, account),
-            )
+            await self.publisher.pinned(session, account, post)
             await session.commit()
-        notify_delivery(self.context)
         return pin
 
     async def unpin(self, account: Account, reference: str | int) -> bool:
@@ -593,14 +525,8 @@ class PostingService:
             )
             if not getattr(removed, "rowcount", 0):
                 return False
-            await queue_activity(
-                session,
-                activity=activities.render_remove(self.urls, account, post),
-                signer=account,
-                inboxes=await follower_inboxes(session, account),
-            )
+            await self.publisher.unpinned(session, account, post)
             await session.commit()
-        notify_delivery(self.context)
         return True
 
     # ------------------------------------------------------------------------------------------
@@ -698,26 +624,10 @@ class PostingService:
     async def _fetch_remote_post(self, url: str) -> Post:
         """A post from elsewhere that never reached us, read from its origin and kept (in nobody's
         timeline), so that it can be replied to, boosted or liked like any other."""
-        signer = await AccountService(self.context).instance_actor()
         try:
-            fetched = await Fetcher(self.context, signer=signer).fetch(url)
-            note = parse_note(fetched.document)
-            # A server speaks for its own posts and actors only, and the server that spoke is the
-            # one the redirects ended on: otherwise a redirect from `url` to another host would
-            # let that host serve a post in the name of `url`'s server.
-            if (
-                authority(note.uri) != authority(url)
-                or authority(note.uri) != authority(fetched.url)
-                or not same_origin(note.attributed_to, note.uri)
-            ):
-                raise PostingError(f"{url} names a post or author on another server")
-            author = await ActorResolver(self.context).fetch_actor(note.attributed_to)
-        except (FetchError, ResolveError, InvalidObject) as error:
-            raise PostingError(f"could not read the post at {url}: {error}") from None
-        if author.is_local:
-            raise PostingError(f"{url} claims an author of this server")
-        visibility = compute_visibility(note.to, note.cc, author.followers_url)
-        return await RemotePostService(self.context).store(note, author, visibility, delivered=False)
+            return await fetch_remote_post(self.context, url)
+        except RemotePostError as error:
+            raise PostingError(str(error)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -796,15 +706,6 @@ async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Ac
     ]
     if rows:
         await session.execute(insert(Mention), rows)
-
-
-def _personal_inboxes(accounts: Iterable[Account]) -> list[str]:
-    # Likes and follows go to the actor's own inbox, as Mastodon sends them.
-    return [
-        account.inbox_url
-        for account in accounts
-        if account.domain is not None and account.gone_at is None and account.inbox_url
-    ]
 
 
 def _visibility(value: Visibility | str) -> Visibility:

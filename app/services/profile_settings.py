@@ -23,10 +23,9 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlmodel import col, select
 
-from app.activitypub.activities import render_update_actor
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
-from app.federation.outbox import follower_inboxes, notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
@@ -239,13 +238,8 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            inboxes = await follower_inboxes(session, account)
-            if inboxes:
-                activity = render_update_actor(self.context.urls, account)
-                await queue_activity(session, activity=activity, signer=account, inboxes=inboxes)
+            if await Publisher(self.context).profile_updated(session, account):
                 await session.commit()
-        if inboxes:
-            notify_delivery(self.context)
         if self.on_change is not None:
             await self.on_change(account)
 

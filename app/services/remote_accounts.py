@@ -6,9 +6,8 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.activitypub.activities import render_follow, render_undo
 from app.context import AppContext
-from app.federation.outbox import notify_delivery, queue_activity
+from app.federation.publisher import Publisher
 from app.models import (
     Account,
     AccountBlock,
@@ -186,6 +185,7 @@ class RemoteAccountService:
         if new.id == old.id or new.moved_to_uri:
             raise MoveRefused(f"{new.uri} cannot be moved to")
         urls = self.context.urls
+        publisher = Publisher(self.context)
         moved = 0
         async with self.context.sessions() as session:
             await session.execute(
@@ -211,35 +211,20 @@ class RemoteAccountService:
                     )
                 )
                 if follower.id not in already:
-                    follow_uri = urls.activity(follower.username, new_id())
-                    session.add(
-                        Follow(
-                            follower_id=follower.id,
-                            followee_id=new.id,
-                            state=FollowState.PENDING,
-                            uri=follow_uri,
-                        )
+                    follow = Follow(
+                        follower_id=follower.id,
+                        followee_id=new.id,
+                        state=FollowState.PENDING,
+                        uri=urls.activity(follower.username, new_id()),
                     )
-                    await queue_activity(
-                        session,
-                        activity=render_follow(urls, follower, new, follow_uri),
-                        signer=follower,
-                        inboxes=[new.inbox_url],
-                    )
+                    session.add(follow)
+                    await publisher.followed(session, follower, new, follow)
                 if old_follow is not None:
-                    undo = render_undo(
-                        urls,
-                        follower,
-                        render_follow(
-                            urls, follower, old, old_follow.uri or urls.activity(follower.username, new_id())
-                        ),
-                    )
-                    await queue_activity(session, activity=undo, signer=follower, inboxes=[old.inbox_url])
+                    await publisher.unfollowed(session, follower, old, old_follow)
                     await session.execute(delete(Follow).where(col(Follow.id) == old_follow.id))
                 await notify(session, account=follower, from_account=old, kind=NotificationType.MOVE)
                 moved += 1
             await session.commit()
-        notify_delivery(self.context)
         return moved
 
     async def report(

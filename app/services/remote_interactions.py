@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Favourite, NotificationType, Post, Reaction, Visibility
 from app.models.base import new_id, utcnow
+from app.services import events
 from app.services.batch_writes import FavouriteRows, PostRows, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import notification_row, notify, sender_reach
@@ -101,6 +102,7 @@ class RemoteInteractionService:
                 .values(reblogs_count=col(Post.reblogs_count) - 1)
             )
             await session.execute(delete(Post).where(col(Post.id) == boost.id))
+            events.announce(session, [events.PostDeleted(boost.id, boost.account_id)])
             await session.commit()
             return True
 

@@ -35,6 +35,7 @@ from app.models import (
     Visibility,
 )
 from app.models.base import new_id, utcnow
+from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import SenderReach, notification_row, notify, sender_reach
@@ -298,6 +299,7 @@ class RemotePostService:
                 session.add(MediaAttachment(**values))
             await self._notify_new_mentions(session, post, author, note)
             await self._notify_boosters(session, post, author)
+            events.announce(session, [events.PostEdited(post.id, post.account_id)])
         if note.poll is not None:
             poll = await session.scalar(select(Poll).where(col(Poll.post_id) == post.id))
             if poll is not None:
@@ -359,6 +361,7 @@ class RemotePostService:
             # Mentions, tags, media, polls, likes, boosts of it, timeline entries and notifications
             # go with it (ON DELETE CASCADE); replies keep their text and lose the link.
             await session.execute(delete(Post).where(col(Post.id) == post.id))
+            events.announce(session, [events.PostDeleted(post.id, post.account_id)])
             await session.commit()
             return True
 

@@ -29,7 +29,8 @@ from app.models import (
     TimelineEntry,
     UserDomainBlock,
 )
-from app.models.base import new_id, new_ids, utcnow
+from app.models.base import new_id, new_ids, table_of, utcnow
+from app.services import events
 from app.services.moderation import is_silenced
 from app.services.read_model import PostViewLoader
 from app.services.viewer import Viewer
@@ -136,8 +137,15 @@ async def add_to_home(session: AsyncSession, account_ids: Iterable[int], post_id
         {"id": entry_id, "account_id": account_id, "post_id": post_id, "created_at": now}
         for entry_id, account_id in zip(new_ids(len(readers)), readers, strict=True)
     ]
-    if rows:
-        await session.execute(insert_ignoring_duplicates(session, TimelineEntry, rows))
+    if not rows:
+        return
+    statement = insert_ignoring_duplicates(session, TimelineEntry, rows)
+    if not events.listening(session):
+        await session.execute(statement)
+        return
+    # Only the entries actually added are announced: one already there was announced when it was.
+    added = await session.scalars(statement.returning(table_of(TimelineEntry).c.account_id))
+    events.announce(session, [events.TimelineEntryAdded(account_id, post_id) for account_id in added.all()])
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,19 +11,16 @@ from app.http_errors import TooManyRequests
 from app.i18n import N_
 from app.services.accounts import AccountError
 from app.services.auth import AuthService, InviteError, LoginError, RateLimited
+from app.web.cookies import SESSION_COOKIE, clear_session_cookie, cookie_name, set_session_cookie
 from app.web.notices import redirect
 from app.web.session import (
-    SESSION_COOKIE,
     Viewer,
     anon_csrf_token,
-    clear_session_cookie,
     client_address,
-    cookie_name,
     current_user,
     login_limiter,
     page_state,
     safe_next,
-    set_session_cookie,
 )
 from app.web.templating import render, translate
 

@@ -1,19 +1,25 @@
-"""The public HTML profile page of a local account (served at its actor URL to browsers)."""
+"""The public HTML profile page of a local account, at /@NAME (its actor URL redirects browsers here)."""
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
 
+from app.activitypub.negotiation import wants_activity_json
+from app.activitypub.routes import VARY, Gone, page_number
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.i18n import N_
 from app.models import Account
+from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.profiles import ProfileService
 from app.services.viewer import Viewer
 from app.web.post_views import build_cards
 from app.web.session import page_state
 from app.web.templating import render, translate
+
+router = APIRouter()
 
 PROFILE_MAX_AGE = 60
 
@@ -46,3 +52,16 @@ async def render_profile_page(request: Request, context: AppContext, account: Ac
         public_max_age=PROFILE_MAX_AGE,
         headers={"Vary": "Accept"},
     )
+
+
+@router.get("/@{username}")
+async def profile(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
+    account = await ProfileService(context).local_account(username, include_deleted=True)
+    if account is None or account.username == INSTANCE_ACTOR_USERNAME:
+        raise NotFound(f"no account named {username!r} here")
+    if wants_activity_json(request.headers.get("accept")):
+        return RedirectResponse(account.uri, status_code=302, headers=VARY)
+    if account.deleted_at is not None:
+        raise Gone(f"{username} has deleted their account")
+    # The page's own Vary (Accept, plus the language and cookie it depends on) is kept.
+    return await render_profile_page(request, context, account, page_number(request) or 1)

@@ -21,14 +21,13 @@ from app.dependencies import get_context
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
 from app.models import Account, User, WebSession
-from app.services.auth import SESSION_LIFETIME, AuthService, LoginRateLimiter
+from app.services.auth import AuthService, LoginRateLimiter
 from app.services.instance import InstanceService
 from app.services.viewer import Viewer as ServiceViewer
 from app.services.viewer import person_viewer
+from app.web.cookies import ANON_CSRF_COOKIE, SESSION_COOKIE, cookie_name
 from app.web.templating import Site, translate
 
-SESSION_COOKIE = "herold_session"
-ANON_CSRF_COOKIE = "herold_csrf"
 CSRF_FIELD = "csrf_token"
 
 
@@ -51,11 +50,6 @@ class LoginRequired(HttpError):
 
 class AdminRequired(Forbidden):
     pass
-
-
-def cookie_name(context: AppContext, base: str) -> str:
-    # Under HTTPS the __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
-    return f"__Host-{base}" if context.settings.https else base
 
 
 def login_limiter(request: Request) -> LoginRateLimiter:
@@ -127,40 +121,6 @@ def anon_csrf_token(request: Request) -> str:
         request.state.new_anon_csrf = token
     request.state.anon_csrf = token
     return token
-
-
-def set_anon_csrf_cookie(request: Request, response: Response, token: str) -> None:
-    context: AppContext = request.app.state.context
-    response.set_cookie(
-        cookie_name(context, ANON_CSRF_COOKIE),
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-        path="/",
-    )
-
-
-def set_session_cookie(context: AppContext, response: Response, token: str) -> None:
-    response.set_cookie(
-        cookie_name(context, SESSION_COOKIE),
-        token,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-        path="/",
-    )
-
-
-def clear_session_cookie(context: AppContext, response: Response) -> None:
-    response.delete_cookie(
-        cookie_name(context, SESSION_COOKIE),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=bool(context.settings.https),
-    )
 
 
 async def verify_csrf(

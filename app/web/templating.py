@@ -24,6 +24,7 @@ from app.context import AppContext
 from app.i18n import LOCALE_NAMES, Catalogs, negotiate
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.moderation import DomainPolicy
+from app.web.cookies import set_anon_csrf_cookie, set_session_cookie
 from app.web.notices import NOTICES
 
 
@@ -158,8 +159,6 @@ def render(
     new_token = getattr(request.state, "new_anon_csrf", None)
     renewed = getattr(request.state, "renewed_session_token", None)
     if new_token or renewed:
-        from app.web.session import set_anon_csrf_cookie, set_session_cookie
-
         if new_token:
             set_anon_csrf_cookie(request, response, new_token)
         if renewed:

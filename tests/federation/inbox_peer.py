@@ -29,9 +29,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.activitypub.resolver import ActorResolver
-from app.federation.worker import INBOX_QUEUE, Worker, build_worker
+from app.federation.worker import Worker, build_worker
 from app.models import Account, Follow, FollowState, InboxItem, Post, Role, User
 from app.models.base import new_id
+from app.queue_names import INBOX_QUEUE
 from tests.lab import Instance, Lab
 
 AS2 = "application/activity+json"

@@ -489,7 +489,7 @@ async def test_mastodon(here: Instance, network: CorpusNetwork, alice: Account) 
         stored.public_key_pem = network.pem
         session.add(stored)
         await session.commit()
-    here.app.state.inbox_receiver = None
+    here.app.state.inbox_receiver = here.app.state.request_verifier = None
     target = deleted["object"]["id"]
     gargron_note = {
         "@context": MASTODON_CONTEXT,

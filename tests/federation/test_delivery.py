@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from app import __version__
-from app.activitypub.renderers import AS_PUBLIC
+from app.activitypub.addressing import AS_PUBLIC
 from app.models import DeliveryJob, JobState, OutboxActivity, Post
 from app.models.base import utcnow
 from app.services.posting import PostingService

@@ -13,18 +13,12 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from app.federation import delivery as delivery_module
-from app.federation.delivery import (
-    BREAKER_THRESHOLD,
-    MAX_ATTEMPTS,
-    Deliverer,
-    HostGates,
-    Verdict,
-    claim_deliveries,
-    classify,
-    mark_host_reachable,
-    parse_retry_after,
-    retry_delay,
-)
+from app.federation import delivery_gates
+from app.federation.delivery import Deliverer
+from app.federation.delivery_claims import claim_deliveries
+from app.federation.delivery_gates import BREAKER_THRESHOLD, HostGates
+from app.federation.delivery_policy import MAX_ATTEMPTS, Verdict, classify, parse_retry_after, retry_delay
+from app.federation.domain_health import mark_host_reachable
 from app.models import Account, DeliveryJob, DomainHealth, JobState
 from app.models.base import utcnow
 from app.services.posting import PostingService
@@ -123,7 +117,7 @@ def test_breaker_opens_after_consecutive_failures_then_lets_one_probe_through() 
     assert gates.admit("other.test") is None
     time.sleep(0.06)
     assert gates.admit("dead.test") is None  # the probe
-    assert gates.admit("dead.test") == delivery_module.PROBE_WAIT  # others wait for its answer
+    assert gates.admit("dead.test") == delivery_gates.PROBE_WAIT  # others wait for its answer
     gates.failed("dead.test")
     assert gates.open_for("dead.test") is not None  # a failed probe opens it again at once
     time.sleep(0.06)
@@ -148,7 +142,7 @@ async def test_a_long_line_for_one_host_is_postponed_not_waited_for() -> None:
         assert gates.admit("busy.test") is None
         tasks.append(asyncio.create_task(request()))
         await asyncio.sleep(0)
-    assert gates.admit("busy.test") == delivery_module.LINE_WAIT
+    assert gates.admit("busy.test") == delivery_gates.LINE_WAIT
     assert gates.admit("calm.test") is None
     release.set()
     await asyncio.gather(*tasks)
@@ -434,7 +428,7 @@ async def test_requests_to_one_host_are_limited(home: Instance, peer: Peer) -> N
         await posting.create(alice, f"post {number}")
     await deliver(home)
     assert len(peer.at("one.test")) == 10
-    assert peer.max_in_flight["one.test"] == delivery_module.PER_HOST_REQUESTS
+    assert peer.max_in_flight["one.test"] == delivery_gates.PER_HOST_REQUESTS
 
 
 async def test_a_domain_made_available_elsewhere_is_delivered_to_at_once(home: Instance, peer: Peer) -> None:

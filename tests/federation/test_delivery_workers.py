@@ -15,7 +15,8 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from app.context import build_context
-from app.federation.delivery import ClaimedDelivery, Deliverer, claim_deliveries, delivery_queue
+from app.federation.delivery import Deliverer, delivery_queue
+from app.federation.delivery_claims import ClaimedDelivery, claim_deliveries
 from app.federation.outbox import queue_activity
 from app.federation.worker import Worker
 from app.models import DeliveryJob, JobState

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import delete
 
 from app.federation.inbox_processing import InboxProcessor
-from app.federation.worker import INBOX_QUEUE, Worker, build_worker
+from app.federation.worker import Worker, build_worker
 from app.models import Account, Favourite, Follow, InboxItem, JobState, Post, TimelineEntry
+from app.queue_names import INBOX_QUEUE
 from app.services.read_cache import ReadCache
 from tests.federation.inbox_peer import (
     ALICE,

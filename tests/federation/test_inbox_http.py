@@ -14,8 +14,9 @@ import pytest
 
 from app.activitypub.signatures import sign_request
 from app.context import build_context
-from app.federation.worker import INBOX_QUEUE, Worker, build_worker
+from app.federation.worker import Worker, build_worker
 from app.models import Account, DomainBlock, Follow, InboxItem, JobState
+from app.queue_names import INBOX_QUEUE
 from tests.federation.inbox_peer import (
     MASTODON_CONTEXT,
     Peer,
@@ -394,7 +395,8 @@ async def test_rotated_key_is_refetched_once_then_not_again_for_five_minutes(
         stored.fetched_at = datetime.now(UTC) - timedelta(hours=1)
         session.add(stored)
         await session.commit()
-    here.app.state.inbox_receiver = None  # forget what the receiver remembers, as after a restart
+    # Forget what the receiver and its verifier remember, as after a restart.
+    here.app.state.inbox_receiver = here.app.state.request_verifier = None
     rotated = peer.rotate_key(bob)
     assert (await peer.deliver(here, rotated, follow(rotated, 2))).status_code == 202
     assert peer.fetches(bob.uri) == 2

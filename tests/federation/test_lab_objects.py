@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.activitypub.renderers import AS_PUBLIC
+from app.activitypub.addressing import AS_PUBLIC
 from app.services import accounts as account_service
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import local_account

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel import select
 
-from app.activitypub.renderers import AS_PUBLIC
+from app.activitypub.addressing import AS_PUBLIC
 from app.models import (
     Account,
     Favourite,

@@ -10,6 +10,12 @@ from app.federation.handlers.base import Ignored, Inbound
 
 Handler = Callable[[Inbound], Awaitable[None]]
 
+
+async def _handle_announce(inbound: Inbound) -> None:
+    # A group's Announce may wrap another activity, which is dispatched in turn.
+    await interactions.handle_announce(inbound, relay=dispatch)
+
+
 HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
     {
         "Follow": follows.handle_follow,
@@ -18,7 +24,7 @@ HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
         "Create": posts.handle_create,
         "Update": posts.handle_update,
         "Delete": posts.handle_delete,
-        "Announce": interactions.handle_announce,
+        "Announce": _handle_announce,
         "Like": interactions.handle_like,
         "EmojiReact": interactions.handle_emoji_react,
         "Undo": interactions.handle_undo,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.activitypub.parsers import (
@@ -41,8 +42,12 @@ WRAPPED_ACTIVITIES = frozenset(
 )
 _SHORTCODE_RE = re.compile(r"^:([A-Za-z0-9_@.+-]{1,100}):$")
 
+# How a relayed activity is handled: the dispatcher, passed in by the dispatcher itself (it
+# imports this module, so this module does not import it).
+Relay = Callable[[Inbound], Awaitable[None]]
 
-async def handle_announce(inbound: Inbound) -> None:
+
+async def handle_announce(inbound: Inbound, relay: Relay) -> None:
     activity = inbound.activity
     embedded = activity.object
     object_uri = activity.object_id
@@ -52,7 +57,7 @@ async def handle_announce(inbound: Inbound) -> None:
         except InvalidObject as error:
             raise Ignored(f"unusable announced activity: {error}") from None
         if inner.type != "Create":
-            await _announced_activity(inbound, inner, embedded)
+            await _announced_activity(inbound, inner, embedded, relay)
             return
         # A group sharing a post into its community reads, for us, as the group boosting the post.
         embedded, object_uri = inner.object, inner.object_id
@@ -93,19 +98,18 @@ async def handle_announce(inbound: Inbound) -> None:
     inbound.writes.posts.append(boost)
 
 
-async def _announced_activity(inbound: Inbound, inner: ActivityData, document: dict[str, Any]) -> None:
+async def _announced_activity(
+    inbound: Inbound, inner: ActivityData, document: dict[str, Any], relay: Relay
+) -> None:
     """Another activity relayed by a group: handled as if delivered by its own actor, when the
     group's server is also that actor's server (it could not vouch for anyone else's)."""
-    # Imported here: the dispatcher imports this module.
-    from app.federation.handlers.dispatch import dispatch
-
     if inbound.nesting >= MAX_NESTING:
         raise Ignored("activities nested too deep")
     if inner.id is None or not (
         same_origin(inner.id, inbound.signer) and same_origin(inner.actor, inbound.signer)
     ):
         raise Ignored(f"the announced {inner.type} is from another server than the group's")
-    await dispatch(
+    await relay(
         Inbound(
             context=inbound.context,
             activity=inner,

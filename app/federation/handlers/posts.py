@@ -20,6 +20,7 @@ from app.activitypub.parsers import (
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.federation.handlers.base import Ignored, Inbound
 from app.models import Account, Post
+from app.services.jobs import ACCOUNT_REFRESH, queue_job
 from app.services.remote_accounts import RemoteAccountService
 from app.services.remote_posts import RemotePostService
 
@@ -106,9 +107,15 @@ async def _update_actor(inbound: Inbound) -> None:
     activity = inbound.activity
     if activity.object_id != activity.actor:
         raise Ignored("an actor may only update itself")
-    document = activity.object if activity.object is not None else await inbound.fetch(activity.actor)
+    if activity.object is None:
+        # Named, not embedded: the actor's document is fetched again by a background job, retried
+        # while its server is down, instead of while this batch of the inbox waits.
+        async with inbound.context.sessions() as session:
+            queue_job(inbound.context, session, ACCOUNT_REFRESH, {"uri": activity.actor})
+            await session.commit()
+        return
     try:
-        data = parse_actor(document)
+        data = parse_actor(activity.object)
     except InvalidObject as error:
         raise Ignored(f"unusable actor: {error}") from None
     if data.uri != activity.actor:

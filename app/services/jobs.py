@@ -1,0 +1,34 @@
+"""Queueing background work: a job of a kind (its handler lives in app.federation.jobs) with a JSON
+payload, written in the caller's transaction so that it exists exactly when what asked for it was
+committed; this process's worker is woken once it is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import AppContext
+from app.models import BackgroundJob
+from app.models.base import utcnow
+from app.queue_names import JOBS_QUEUE
+from app.services.after_commit import after_commit
+
+# The kinds handled today; each has a handler registered in app.federation.jobs.
+ACCOUNT_REFRESH = "account.refresh"
+
+
+def queue_job(
+    context: AppContext,
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_at: datetime | None = None,
+) -> BackgroundJob:
+    """Add a job to the caller's transaction; it runs after the commit (or at `run_at`)."""
+    job = BackgroundJob(kind=kind, payload=payload, next_attempt_at=run_at or utcnow())
+    session.add(job)
+    after_commit(session, ("wake", JOBS_QUEUE), lambda: context.work.notify(JOBS_QUEUE))
+    return job
