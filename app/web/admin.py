@@ -223,7 +223,7 @@ async def save_instance(
         privacy_policy=privacy_policy,
     )
     try:
-        await InstanceService(context).update_about(about, by_user_id=viewer.user.id)
+        await InstanceService(context, viewer).update_about(about, by_user_id=viewer.user.id)
     except InstanceSettingsError as error:
         return render(request, "admin/instance.html", {"about": about, "error": str(error)}, status_code=400)
     return redirect("/admin/instance", "saved")
@@ -233,7 +233,7 @@ async def save_instance(
 async def federation(
     request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
 ) -> Response:
-    overview = await DeliveryStatusService(context).overview()
+    overview = await DeliveryStatusService(context, _viewer).overview()
     return render(request, "admin/federation.html", {"overview": overview})
 
 
@@ -252,7 +252,7 @@ async def retry(
             {"status_code": 400, "message": translate(request, N_("Name the domain to retry."))},
             status_code=400,
         )
-    await DeliveryStatusService(context).retry_domain(host, by_user_id=viewer.user.id)
+    await DeliveryStatusService(context, viewer).retry_domain(host, by_user_id=viewer.user.id)
     return redirect("/admin/federation", "retried")
 
 

@@ -13,6 +13,7 @@ from app.services.domain_blocks import DomainBlockService
 from app.services.errors import Forbidden, NotFound, RateLimited
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingService
+from app.services.instance import DeliveryStatusService, InstanceAbout, InstanceService
 from app.services.posting import PostingService
 from app.services.profile_settings import ProfileChanges, ProfileSettingsService
 from app.services.rate_limits import RateLimiter
@@ -72,6 +73,11 @@ async def test_a_non_admin_cannot_block_a_domain_or_change_the_team(instance: In
         DomainBlockService(instance.context).block("evil.example", by=staff_user),
         StaffService(instance.context).set_role(staff_user.id, Role.ADMIN, by=staff_user),
         StaffService(instance.context).create_member("eve", by=staff_user),
+        InstanceService(instance.context, staff_viewer).update_about(
+            InstanceAbout(name="Taken over", description="")
+        ),
+        DeliveryStatusService(instance.context, staff_viewer).retry_domain("peer.example"),
+        DeliveryStatusService(instance.context, staff_viewer).overview(),
     ):
         with pytest.raises(Forbidden):
             await attempt
