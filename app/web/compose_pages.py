@@ -15,10 +15,7 @@ from app.services.posting import PostingError, PostingService, visible_length
 from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
 from app.web.notices import redirect
-from app.web.post_views import (
-    account_by_id,
-    build_cards,
-)
+from app.web.post_views import account_by_id, build_cards
 from app.web.session import Viewer, current_user
 from app.web.staff_common import visible_post
 from app.web.templating import render, request_locale, translate

@@ -16,11 +16,7 @@ from app.services.profiles import ProfileService
 from app.services.staff import StaffService
 from app.web.ids import EntityId
 from app.web.notices import redirect
-from app.web.post_views import (
-    account_by_id,
-    accounts_by_id,
-    build_cards,
-)
+from app.web.post_views import account_by_id, accounts_by_id, build_cards
 from app.web.session import Viewer, current_user
 from app.web.staff_common import PAGE_SIZE, page_cursor
 from app.web.templating import render, translate

@@ -14,10 +14,7 @@ from app.services.post_lists import thread_posts
 from app.services.posting import PostingError, PostingService
 from app.web.compose_pages import POST_LANGUAGES
 from app.web.notices import redirect
-from app.web.post_views import (
-    account_by_id,
-    build_cards,
-)
+from app.web.post_views import account_by_id, build_cards
 from app.web.session import Viewer, current_user, safe_next
 from app.web.staff_common import visible_post
 from app.web.templating import render, translate

@@ -19,11 +19,7 @@ from app.models import Account, Post, Role
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService
 from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
-from app.services.post_lists import (
-    recent_public_posts,
-    tagged_posts,
-    thread_posts,
-)
+from app.services.post_lists import recent_public_posts, tagged_posts, thread_posts
 from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
 from app.services.viewer import Viewer as ServiceViewer
@@ -31,10 +27,7 @@ from app.services.visibility import can_see
 from app.web.feeds import atom_feed, rss_feed
 from app.web.ids import parse_id
 from app.web.notices import redirect
-from app.web.post_views import (
-    PUBLIC_VISIBILITIES,
-    build_cards,
-)
+from app.web.post_views import PUBLIC_VISIBILITIES, build_cards
 from app.web.session import Viewer, anon_csrf_token, page_state
 from app.web.templating import render, translate
 

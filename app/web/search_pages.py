@@ -17,11 +17,7 @@ from app.models import Account
 from app.services.following import FollowingError, FollowingService
 from app.services.post_lists import visible_posts_of
 from app.web.notices import redirect
-from app.web.post_views import (
-    build_cards,
-    follow_state,
-    search_local_accounts,
-)
+from app.web.post_views import build_cards, follow_state, search_local_accounts
 from app.web.session import Viewer, current_user
 from app.web.staff_common import here
 from app.web.templating import render, translate

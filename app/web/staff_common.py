@@ -11,9 +11,7 @@ from app.i18n import N_
 from app.models import Post
 from app.services.visibility import can_see
 from app.web.ids import parse_id
-from app.web.post_views import (
-    post_by_id,
-)
+from app.web.post_views import post_by_id
 from app.web.session import Viewer
 from app.web.templating import translate
 

@@ -10,10 +10,7 @@ from app.dependencies import get_context
 from app.i18n import N_
 from app.services.post_lists import local_posts
 from app.services.timelines import TimelineService
-from app.web.post_views import (
-    build_cards,
-    timeline_cursor,
-)
+from app.web.post_views import build_cards, timeline_cursor
 from app.web.session import Viewer, current_user
 from app.web.staff_common import PAGE_SIZE, here, page_cursor
 from app.web.templating import render
