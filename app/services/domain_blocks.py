@@ -30,10 +30,12 @@ from app.models import (
     DomainBlock,
     Follow,
     JobState,
+    Post,
     Role,
     User,
 )
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.moderation import bare_host, covering_domains, local_hosts, on_domain
 from app.services.viewer import Viewer
@@ -306,6 +308,7 @@ class DomainBlockService:
         if by_id:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
             # reports about them stay for the admins, naming them by the uri and handle they keep.
+            await events.announce_deleted_posts(session, col(Post.account_id).in_(by_id))
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
         return SuspensionEffects(severed, len(by_id), dropped)
 

@@ -18,8 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from app.models import Post
 from app.services.after_commit import after_commit, transaction_value
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,15 @@ def announce(session: AsyncSession, events: Iterable[Event]) -> None:
     if not pending:
         after_commit(session, SESSION_INFO_KEY, lambda: bus.deliver(pending))
     pending.extend(events)
+
+
+async def announce_deleted_posts(session: AsyncSession, *conditions: ColumnElement[bool]) -> None:
+    """Announce the deletion of every post meeting `conditions` (an account's, a domain's), read
+    before the caller deletes them in bulk; nothing is read while nobody listens."""
+    if not listening(session):
+        return
+    rows = await session.execute(select(col(Post.id), col(Post.account_id)).where(*conditions))
+    announce(session, [PostDeleted(post_id, account_id) for post_id, account_id in rows.all()])
 
 
 def listening(session: AsyncSession) -> bool:

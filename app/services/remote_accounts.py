@@ -26,6 +26,7 @@ from app.models import (
     User,
 )
 from app.models.base import new_id, utcnow
+from app.services import events
 from app.services.account_moderation import record_block
 from app.services.notifications import notify
 from app.services.remote_posts import local_follower_ids
@@ -93,6 +94,7 @@ class RemoteAccountService:
                     )
                 ).all()
             )
+            await events.announce_deleted_posts(session, col(Post.account_id) == account.id)
             await session.execute(delete(Post).where(col(Post.account_id) == account.id))
             for model in (Favourite, Reaction, PollVote):
                 table: type[Favourite] | type[Reaction] | type[PollVote] = model

@@ -144,3 +144,24 @@ async def test_inbox_batches_announce_what_they_add(lab: Lab) -> None:
     ).status_code == 202
     await process_inbox(here)
     assert heard == [PostDeleted(entries[0].post_id, bob_here.id)]
+
+
+async def test_a_remote_account_deleting_itself_announces_each_of_its_posts_gone(lab: Lab) -> None:
+    here, alice = await home_of_alice(lab)
+    heard: list[Event] = []
+    here.context.events.subscribe(heard.append)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB)
+    bob_here = await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    for number in (1, 2):
+        assert (await peer.deliver(here, bob, create(bob, note(bob, number)))).status_code == 202
+    await process_inbox(here)
+    posts = sorted(item.post_id for item in heard if isinstance(item, TimelineEntryAdded))
+    assert len(posts) == 2
+    heard.clear()
+    assert (
+        await peer.deliver(here, bob, activity(bob, "Delete", bob.uri, "deletes/self"))
+    ).status_code == 202
+    await process_inbox(here)
+    assert len(heard) == 2 and set(heard) == {PostDeleted(post_id, bob_here.id) for post_id in posts}
