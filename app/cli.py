@@ -17,6 +17,7 @@ from app.context import AppContext, build_context
 from app.models import Account, ActorType, Role, User
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
+from app.services.errors import ServiceError
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -655,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         handler: Handler = args.handler
         return run_event_loop(handler(args, settings), settings.event_loop)
-    except (ConfigurationError, AccountError, CommandError) as error:
+    except (ConfigurationError, AccountError, CommandError, ServiceError) as error:
         print(f"herold: {error}", file=sys.stderr)
         return 1 if not isinstance(error, ConfigurationError) else 2
     except (DBAPIError, OSError) as error:
