@@ -20,6 +20,7 @@ from app.ops.logs import configure_logging
 from app.ops.metrics_registry import enable_multiprocess_metrics
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
+from app.services.errors import ServiceError
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -708,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_format, settings.log_level)
         handler: Handler = args.handler
         return run_event_loop(handler(args, settings), settings.event_loop)
-    except (ConfigurationError, AccountError, CommandError) as error:
+    except (ConfigurationError, AccountError, CommandError, ServiceError) as error:
         print(f"herold: {error}", file=sys.stderr)
         return 1 if not isinstance(error, ConfigurationError) else 2
     except (DBAPIError, OSError) as error:

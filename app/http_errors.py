@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.activitypub.negotiation import prefers_json
+from app.services import errors as service_errors
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,17 @@ def error_response(
     )
 
 
+def service_error_status(error: service_errors.ServiceError) -> int:
+    """The HTTP status of a service's refusal: the one mapping every HTTP surface shares."""
+    if isinstance(error, service_errors.NotFound):
+        return 404
+    if isinstance(error, service_errors.Forbidden):
+        return 403
+    if isinstance(error, service_errors.RateLimited):
+        return 429
+    return 400
+
+
 def _describe_validation(error: RequestValidationError) -> str:
     problems = []
     for item in error.errors():
@@ -83,6 +95,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _http_error(request: Request, error: HttpError) -> Response:
         return error_response(request, error.status_code, error.message, error.headers)
+
+    @app.exception_handler(service_errors.ServiceError)
+    async def _service_error(request: Request, error: service_errors.ServiceError) -> Response:
+        headers = error.headers if isinstance(error, service_errors.RateLimited) else None
+        return error_response(request, service_error_status(error), error.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -113,4 +130,5 @@ __all__ = [
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
+    "service_error_status",
 ]

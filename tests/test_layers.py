@@ -16,8 +16,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 SERVICES_MAY_IMPORT_FROM_FEDERATION = {"app.federation.publisher"}
 # AS2 is built by the publisher (and the routes that serve it), never by a service.
 AS2_BUILDERS = {"app.activitypub.activities", "app.activitypub.renderers"}
-# TODO(r14-rules): get_context moves to app.dependencies; once merged, drop this allowance.
-WEB_MODULES_ALLOWED_OUTSIDE_WEB = {"app.web.dependencies"}
+WEB_MODULES_ALLOWED_OUTSIDE_WEB: set[str] = set()
 
 
 def module_name(path: Path) -> str:

@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from sqlmodel import col, select
 
 from app.activitypub.parsers import InvalidObject, authority
 from app.activitypub.signatures import SignatureError, SignedRequest
 from app.activitypub.verification import VerificationError, read_signature, request_verifier
 from app.context import AppContext
 from app.http_errors import Forbidden, Unauthorized
+from app.models import Account
+from app.services.viewer import Viewer
 
 MINIMAL_ACTOR_KEYS = (
     "@context",
@@ -75,6 +78,17 @@ async def require_signed_fetch(
     if signer is None and context.settings.authorized_fetch:
         raise Unauthorized("this server requires signed requests (authorized fetch)")
     return signer
+
+
+async def signed_viewer(request: Request, context: AppContext, *, signer_needed: bool = False) -> Viewer:
+    """The viewer of an ActivityPub GET: the remote actor that signed it when its signature was
+    checked (see `require_signed_fetch`), otherwise nobody."""
+    signer = await require_signed_fetch(request, context, signer_needed=signer_needed)
+    if signer is None:
+        return Viewer.nobody()
+    async with context.sessions() as session:
+        account = await session.scalar(select(Account).where(col(Account.uri) == signer))
+    return Viewer.remote(account)
 
 
 async def actor_document(request: Request, context: AppContext, document: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.activitypub.fetch_access import require_signed_fetch
+from app.activitypub.fetch_access import signed_viewer
 from app.activitypub.negotiation import wants_activity_json
 from app.activitypub.renderers import (
     AS_CONTEXT,
@@ -25,11 +25,13 @@ from app.activitypub.renderers import (
 )
 from app.activitypub.routes import VARY, Gone, activity_response
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.models import Account, Post, Visibility
 from app.services.posting import PostingService, PostView
 from app.services.profiles import ProfileService
-from app.web.dependencies import get_context
+from app.services.viewer import Viewer
+from app.services.visibility import can_see
 
 router = APIRouter()
 
@@ -55,15 +57,14 @@ async def _visible(request: Request, context: AppContext, username: str, post_id
                 render_tombstone(post.uri, post.object_type, post.deleted_at), status_code=410
             )
         raise Gone("this post was deleted")
-    posting = PostingService(context)
     # Who asks matters only for a post not everyone may see.
     signer_needed = post.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED)
-    viewer = await require_signed_fetch(request, context, signer_needed=signer_needed) if as2 else None
-    if not await posting.may_see(post, viewer):
+    viewer = await signed_viewer(request, context, signer_needed=signer_needed) if as2 else Viewer.nobody()
+    if not await can_see(context, viewer, post):
         raise NotFound(f"no post {post_id} by {username} here")
     if not as2:
         return RedirectResponse(post.url or post.uri, status_code=302, headers=VARY)
-    return await posting.view(post)
+    return await PostingService(context).view(post)
 
 
 @router.get("/users/{username}/statuses/{post_id}")

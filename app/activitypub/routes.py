@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from app.activitypub.fetch_access import actor_document, require_signed_fetch
+from app.activitypub.fetch_access import actor_document, require_signed_fetch, signed_viewer
 from app.activitypub.negotiation import ACTIVITY_JSON, wants_activity_json
 from app.activitypub.renderers import (
     AS_CONTEXT,
@@ -23,11 +23,11 @@ from app.activitypub.renderers import (
     render_tombstone,
 )
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, HttpError, NotFound
 from app.models import Account
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.profiles import Page, ProfileService
-from app.web.dependencies import get_context
 
 router = APIRouter()
 
@@ -131,11 +131,13 @@ async def _account_collection(
 @router.get("/users/{username}/outbox")
 async def outbox(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
-    await require_signed_fetch(request, context)
+    viewer = await signed_viewer(request, context)
     number = page_number(request)
     profiles = ProfileService(context)
-    page = await profiles.public_posts(account, number or 1)
-    reblogged = await profiles.posts_by_id([post.reblog_of_id for post in page.items if post.reblog_of_id])
+    page = await profiles.public_posts(account, number or 1, viewer)
+    reblogged = await profiles.posts_by_id(
+        [post.reblog_of_id for post in page.items if post.reblog_of_id], viewer
+    )
     items = [
         render_outbox_item(post, account, reblogged.get(post.reblog_of_id) if post.reblog_of_id else None)
         for post in page.items
@@ -147,8 +149,8 @@ async def outbox(request: Request, username: str, context: AppContext = Depends(
 @router.get("/users/{username}/collections/featured")
 async def featured(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _live_account(context, username)
-    await require_signed_fetch(request, context)
-    posts = await ProfileService(context).pinned_posts(account)
+    viewer = await signed_viewer(request, context)
+    posts = await ProfileService(context).pinned_posts(account, viewer)
     return activity_response(
         {
             "@context": AS_CONTEXT,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.services.domain_blocks import DomainBlockService
-from app.web.dependencies import get_context
 
 router = APIRouter(prefix="/api/v1/instance")
 

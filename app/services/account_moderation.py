@@ -23,18 +23,21 @@ from app.models import (
     Follow,
     Post,
     Report,
+    Role,
     User,
     UserDomainBlock,
 )
 from app.models.base import new_id, utcnow
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
+from app.services.errors import Forbidden, Invalid
 from app.services.timelines import insert_ignoring_duplicates
+from app.services.viewer import Viewer
 
 MAX_REPORT_COMMENT = 1000
 
 
-class ModerationError(ValueError):
+class ModerationError(Invalid):
     """Refused as asked; the message says why."""
 
 
@@ -68,12 +71,16 @@ async def record_block(session: AsyncSession, blocker: Account, target: Account,
 
 
 class AccountModerationService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` is who asks (None: the server itself or the command line); the service checks
+        that it may act as the account each call names."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
         self.publisher = Publisher(context)
 
     async def block(self, account: Account, target: Account) -> bool:
         """`account` blocks `target`: follows end both ways; a remote target's server gets a Block."""
+        self.viewer.require_act_as(account)
         if target.id == account.id:
             raise ModerationError("an account cannot block itself")
         async with self.context.sessions() as session:
@@ -86,6 +93,7 @@ class AccountModerationService:
         return True
 
     async def unblock(self, account: Account, target: Account) -> bool:
+        self.viewer.require_act_as(account)
         async with self.context.sessions() as session:
             existing = await session.scalar(
                 select(AccountBlock).where(
@@ -103,6 +111,7 @@ class AccountModerationService:
 
     async def mute(self, account: Account, target: Account, *, mute: bool = True) -> bool:
         """Mutes are private: nothing is sent; the target's posts leave the home timeline (timelines.hidden_from)."""
+        self.viewer.require_act_as(account)
         async with self.context.sessions() as session:
             existing = await session.scalar(
                 select(AccountMute.id).where(
@@ -120,6 +129,7 @@ class AccountModerationService:
 
     async def hide_domain(self, account: Account, domain: str, *, hide: bool = True) -> bool:
         """A domain block for one account only (Mastodon's user domain block); nothing is sent."""
+        self.viewer.require_act_as(account)
         name = normalize_domain(domain)
         async with self.context.sessions() as session:
             existing = await session.scalar(
@@ -147,6 +157,7 @@ class AccountModerationService:
         forward: bool = False,
     ) -> Report:
         """Report `target` (and some of its posts) to this server's admins; `forward` also sends a Flag."""
+        self.viewer.require_act_as(reporter)
         comment = comment.strip()[:MAX_REPORT_COMMENT]
         async with self.context.sessions() as session:
             posts = []
@@ -219,6 +230,8 @@ class ReportQueue:
         ]
 
     async def resolve(self, report_id: int, *, by: User) -> bool:
+        if by.role != Role.ADMIN:
+            raise Forbidden("only administrators may resolve reports")
         async with self.context.sessions() as session:
             report = await session.get(Report, report_id)
             if report is None or report.resolved_at is not None:

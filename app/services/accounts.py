@@ -14,6 +14,7 @@ from app.activitypub.keys import generate_key_pair
 from app.context import AppContext
 from app.models import Account, ActorType, Role, User
 from app.models.base import utcnow
+from app.services.errors import Invalid
 from app.services.passwords import generate_password, hash_password, password_problem
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{1,30}$")
@@ -27,7 +28,7 @@ ORGANIZATION_HAS_NO_LOGIN = (
 )
 
 
-class AccountError(ValueError):
+class AccountError(Invalid):
     """A request about accounts that cannot be carried out; the message is meant for the person asking."""
 
 

@@ -12,6 +12,7 @@ from sqlmodel import col
 from app.context import AppContext
 from app.models import DeliveryJob, JobState
 from app.models.base import utcnow
+from app.services.viewer import Viewer
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,13 @@ def _hour_bucket(dialect: str) -> Any:
 
 
 class DeliveryHistoryService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """As DeliveryStatusService: only an administrator (or the system) reads the history."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
 
     async def per_hour(self, *, hours: int = 7 * 24) -> HourlyDeliveries:
+        self.viewer.require_admin()
         now = utcnow().replace(minute=0, second=0, microsecond=0)
         first = now - timedelta(hours=hours - 1)
         dialect = self.context.engine.dialect.name

@@ -34,18 +34,21 @@ from app.models import (
     Follow,
     JobState,
     Post,
+    Role,
     User,
 )
 from app.models.base import utcnow
 from app.services import events
+from app.services.errors import Forbidden, Invalid
 from app.services.moderation import covering_domains, local_hosts, on_domain
+from app.services.viewer import Viewer
 
 MAX_COMMENT_LENGTH = 1000
 MAX_IMPORT_BYTES = 1_000_000
 CSV_FIELDS = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
 
 
-class DomainBlockError(ValueError):
+class DomainBlockError(Invalid):
     """A domain or block that cannot be used; the message is shown to the admin as is."""
 
 
@@ -172,9 +175,21 @@ def _flag(value: str | None) -> bool:
 
 
 class DomainBlockService:
-    def __init__(self, context: AppContext) -> None:
+    """Reading the blocks is for everyone (they are public at /about); changing them is for
+    administrators: the viewer (no viewer: the command line) and `by`, who is written to the
+    audit log, must be one."""
+
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
         self.publisher = Publisher(context)
+
+    def _acting_admin(self, by: User | None) -> User | None:
+        """Who makes the change, for the audit log; Forbidden unless an administrator."""
+        self.viewer.require_admin()
+        if by is not None and by.role != Role.ADMIN:
+            raise Forbidden("only administrators may do this")
+        return by if by is not None else self.viewer.user
 
     async def blocks(self) -> list[DomainBlock]:
         async with self.context.sessions() as session:
@@ -192,6 +207,7 @@ class DomainBlockService:
         by: User | None = None,
     ) -> tuple[DomainBlock, SuspensionEffects]:
         """Create or change the block of `domain`; a new suspension severs and purges at once."""
+        by = self._acting_admin(by)
         name = normalize_domain(domain)
         level = _severity(severity)
         if name in local_hosts(self.context.settings):
@@ -233,6 +249,7 @@ class DomainBlockService:
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
         """Lift the block; new activity flows again (what was purged stays gone). False if there was none."""
+        by = self._acting_admin(by)
         name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainBlock).where(col(DomainBlock.domain) == name))
@@ -250,6 +267,7 @@ class DomainBlockService:
             return list((await session.scalars(select(DomainAllow).order_by(col(DomainAllow.domain)))).all())
 
     async def allow(self, domain: str, *, by: User | None = None) -> bool:
+        by = self._acting_admin(by)
         name = normalize_domain(domain)
         async with self.context.sessions() as session:
             if await session.scalar(select(DomainAllow.id).where(col(DomainAllow.domain) == name)):
@@ -261,6 +279,7 @@ class DomainBlockService:
         return True
 
     async def disallow(self, domain: str, *, by: User | None = None) -> bool:
+        by = self._acting_admin(by)
         name = _stored_name(domain)
         async with self.context.sessions() as session:
             result = await session.execute(delete(DomainAllow).where(col(DomainAllow.domain) == name))
@@ -293,6 +312,7 @@ class DomainBlockService:
 
     async def import_csv(self, text: str, *, by: User | None = None) -> ImportResult:
         """Mastodon's export (with or without `#` in the header), or a bare list of domains."""
+        by = self._acting_admin(by)
         lines = text.lstrip("\ufeff").splitlines()
         if not lines:
             return ImportResult(0, [])

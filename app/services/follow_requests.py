@@ -21,11 +21,15 @@ from app.models.base import utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.moderation import is_silenced
 from app.services.notifications import notify
+from app.services.viewer import Viewer
 
 
 class FollowRequestService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` is who asks (None: the server itself or the command line); the service checks
+        that it may act as the account each call names."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
         self.publisher = Publisher(context)
 
     async def receive_follow(
@@ -106,6 +110,7 @@ class FollowRequestService:
 
     async def approve(self, followee: Account, follower: Account) -> bool:
         """Accept a pending follow request (the web UI calls this); False if there was none."""
+        self.viewer.require_act_as(followee)
         async with self.context.sessions() as session:
             follow = await self._find(session, follower, followee)
             if follow is None or follow.state != FollowState.PENDING:
@@ -120,6 +125,7 @@ class FollowRequestService:
 
     async def reject(self, followee: Account, follower: Account) -> bool:
         """Refuse a follow request, or remove an accepted follower; False if there was neither."""
+        self.viewer.require_act_as(followee)
         async with self.context.sessions() as session:
             follow = await self._find(session, follower, followee)
             if follow is None:

@@ -17,10 +17,12 @@ from app.context import AppContext
 from app.federation.publisher import Publisher
 from app.models import Account, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
+from app.services.errors import Invalid
 from app.services.notifications import notify
+from app.services.viewer import Viewer
 
 
-class FollowingError(ValueError):
+class FollowingError(Invalid):
     """A follow or unfollow that cannot be carried out; the message is meant for the person asking."""
 
 
@@ -37,11 +39,15 @@ class FollowOutcome:
 
 
 class FollowingService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` is who asks (None: the server itself or the command line); the service checks
+        that it may act as the account each call names."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
         self.publisher = Publisher(context)
 
     async def follow(self, follower: Account, target: str) -> FollowOutcome:
+        self.viewer.require_act_as(follower)
         try:
             followee = await ActorResolver(self.context).resolve(target)
         except ResolveError as error:
@@ -84,6 +90,7 @@ class FollowingService:
 
     async def unfollow(self, follower: Account, target: str) -> Account | None:
         """Stop following `target`; returns the account unfollowed, or None when it was not followed."""
+        self.viewer.require_act_as(follower)
         followee = await self._known_account(target)
         if followee is None:
             return None

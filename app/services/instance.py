@@ -21,6 +21,8 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.services.errors import Invalid
+from app.services.viewer import Viewer
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,11 @@ class UsageStats:
 
 
 class InstanceService:
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` is who asks (None: the server itself or the command line); changing the About
+        page is for administrators."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
 
     async def usage(self) -> UsageStats:
         now = utcnow()
@@ -94,6 +99,7 @@ class InstanceService:
 
     async def update_about(self, about: InstanceAbout, *, by_user_id: int | None = None) -> InstanceAbout:
         """Store the About page; raises InstanceSettingsError with a message for the admin on bad input."""
+        self.viewer.require_admin()
         name = about.name.strip()
         if not name or len(name) > 100:
             raise InstanceSettingsError("the instance name must have 1 to 100 characters")
@@ -143,7 +149,7 @@ class InstanceService:
 ABOUT_KEYS = ("name", "description", "contact_email", "contact_account", "rules", "privacy_policy")
 
 
-class InstanceSettingsError(ValueError):
+class InstanceSettingsError(Invalid):
     """Instance settings that cannot be stored; the message is meant for the administrator."""
 
 
@@ -188,10 +194,13 @@ class DeliveryOverview:
 class DeliveryStatusService:
     """Read the delivery queue for the admin page, and let an admin retry a domain at once."""
 
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
+        """`viewer` as for InstanceService: only an administrator reads the queue or retries."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
 
     async def overview(self, *, limit: int = 100) -> DeliveryOverview:
+        self.viewer.require_admin()
         now = utcnow()
         since = now - RECENT_FAILURES
         async with self.context.sessions() as session:
@@ -294,6 +303,7 @@ class DeliveryStatusService:
         408 and 429) are queued again too: they were dropped while the domain was unavailable or
         ran out of attempts.
         """
+        self.viewer.require_admin()
         now = utcnow()
         retryable = or_(
             col(DeliveryJob.last_status).is_(None),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, Notification, NotificationType
+from app.models import Account, Notification, NotificationType, Post
 from app.services import events
 from app.services.batch_writes import new_row
 from app.services.moderation import is_silenced
@@ -22,6 +22,8 @@ from app.services.timelines import (
     summarize_account,
     summarize_posts,
 )
+from app.services.viewer import Viewer
+from app.services.visibility import visible_to
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -129,10 +131,26 @@ class NotificationService:
         )
         if max_id is not None:
             query = query.where(col(Notification.id) < max_id)
+        reader = Viewer(account=account, acting_ids=frozenset({account.id}))
         async with self.context.sessions() as session:
             rows = (await session.execute(query)).all()
+            # Only posts the account may still see (not deleted, no block since): the rule's SQL form.
+            mentioned = [notification.post_id for notification, _ in rows if notification.post_id]
+            shown = (
+                set(
+                    (
+                        await session.scalars(
+                            select(Post.id).where(
+                                col(Post.id).in_(mentioned), visible_to(reader, hide_muted=False)
+                            )
+                        )
+                    ).all()
+                )
+                if mentioned
+                else set()
+            )
             posts = await summarize_posts(
-                session, [notification.post_id for notification, _ in rows if notification.post_id]
+                session, [post_id for post_id in mentioned if post_id in shown], reader
             )
         return [
             NotificationView(

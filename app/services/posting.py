@@ -1,6 +1,7 @@
-"""Writing posts and acting on them: create, edit, delete, boost, like, pin — and their delivery.
+"""Writing posts and acting on them: create, edit, delete here; boost, like, pin in
+interactions.py; finding the post and checking the one acting in post_access.py.
 
-One service for the CLI now and the web UI and client API later. Each action commits the change,
+PostingService is the one door for the CLI, the web UI and the client API. Each action commits the change,
 its timeline entries and its delivery jobs in one transaction (the transactional outbox), so
 what is committed is delivered even if the process dies right after.
 
@@ -15,20 +16,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.activitypub.addressing import NoteParts, address_post
-from app.activitypub.remote_objects import RemotePostError, fetch_remote_post
 from app.activitypub.resolver import ActorResolver, ResolveError
-from app.context import AppContext
-from app.federation.publisher import Publisher
 from app.models import (
     Account,
-    Favourite,
-    Follow,
-    FollowState,
     MediaAttachment,
     Mention,
     NotificationType,
@@ -36,7 +31,6 @@ from app.models import (
     Post,
     PostEdit,
     PostTag,
-    Tag,
     TimelineEntry,
     User,
     Visibility,
@@ -44,42 +38,26 @@ from app.models import (
 from app.models.base import new_id, new_ids, utcnow
 from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
+from app.services.errors import RateLimited
+from app.services.interactions import MAX_PINS, PostInteractions
 from app.services.notifications import notify
+from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import (
-    add_to_home,
-    boost_audience,
-    hidden_from,
-    local_follower_ids,
-    tag_post,
-)
+from app.services.timelines import local_follower_ids, tag_post
+from app.services.visibility import can_see
 
 # Mastodon counts every link as 23 characters, whatever its length.
 URL_WEIGHT = 23
-MAX_PINS = 5
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _REMOTE_MENTION_RE = re.compile(r"(?<![=/\w@])(@[A-Za-z0-9_][A-Za-z0-9_.\-]*)@[\w.\-]*\w(?::[0-9]{1,5})?")
 # Mentions are resolved a few at a time: each may be a WebFinger round trip and an actor fetch.
 MENTION_LOOKUPS = 4
 
 
-class PostingError(ValueError):
-    """A request that cannot be carried out; the message is meant for the person asking."""
-
-
 @dataclass(frozen=True)
 class _ReplyTarget:
     post: Post
     author: Account | None
-
-
-@dataclass(frozen=True)
-class PostView:
-    """A post with everything needed to show or render it."""
-
-    post: Post
-    author: Account
-    parts: NoteParts
 
 
 def visible_length(text: str) -> int:
@@ -93,78 +71,10 @@ def conversation_tag(local_domain: str, post: Post) -> str:
     return f"tag:{local_domain},{post.published_at:%Y-%m-%d}:objectId={post.id}:objectType=Conversation"
 
 
-class PostingService:
-    def __init__(self, context: AppContext) -> None:
-        self.context = context
-        self.urls = context.urls
-        self.publisher = Publisher(context)
-
-    # ------------------------------------------------------------------------------------------
-    # Looking things up
-
-    async def local_account(self, username: str) -> Account:
-        name = username.strip().removeprefix("@").removesuffix(f"@{self.context.settings.local_domain}")
-        account = await AccountService(self.context).get_local_account(name)
-        if account is None or account.username == INSTANCE_ACTOR_USERNAME or account.deleted_at is not None:
-            raise PostingError(f"there is no local account named {username!r}")
-        return account
-
-    async def find_post(self, reference: str | int) -> Post | None:
-        """A stored post by its id, its ActivityPub id or its web address (deleted ones included)."""
-        async with self.context.sessions() as session:
-            return await _find_post(session, reference)
-
-    async def view(self, post: Post) -> PostView:
-        async with self.context.sessions() as session:
-            author = await session.get(Account, post.account_id)
-            assert author is not None
-            parts = (await _note_parts(session, [post]))[post.id]
-        return PostView(post=post, author=author, parts=parts)
-
-    async def replies(self, post: Post, *, limit: int = 40) -> list[str]:
-        """Ids of public and unlisted replies to `post`, oldest first (its `replies` collection)."""
-        async with self.context.sessions() as session:
-            rows = await session.scalars(
-                select(Post.uri)
-                .where(
-                    col(Post.in_reply_to_id) == post.id,
-                    col(Post.deleted_at).is_(None),
-                    col(Post.visibility).in_([Visibility.PUBLIC, Visibility.UNLISTED]),
-                )
-                .order_by(col(Post.id))
-                .limit(limit)
-            )
-            return list(rows.all())
-
-    async def may_see(self, post: Post, viewer_uri: str | None) -> bool:
-        """Whether the actor `viewer_uri` (None: anonymous) may see `post`: the one visibility rule."""
-        if post.deleted_at is not None:
-            return False
-        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
-            return True
-        if viewer_uri is None:
-            return False
-        async with self.context.sessions() as session:
-            viewer = await session.scalar(select(Account).where(Account.uri == viewer_uri))
-            if viewer is None:
-                return False
-            if viewer.id == post.account_id:
-                return True
-            mentioned = await session.scalar(
-                select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == viewer.id)
-            )
-            if mentioned is not None:
-                return True
-            if post.visibility != Visibility.FOLLOWERS:
-                return False
-            follows = await session.scalar(
-                select(Follow.id).where(
-                    Follow.follower_id == viewer.id,
-                    Follow.followee_id == post.account_id,
-                    col(Follow.state) == FollowState.ACCEPTED,
-                )
-            )
-            return follows is not None
+class PostingService(PostInteractions):
+    """Every action checks the viewer: it may act as the account named (its own, or an
+    organisation it posts for), it may see the post acted on, and a person's posts are
+    rate-limited per account. No viewer: the server itself or its operator (the command line)."""
 
     # ------------------------------------------------------------------------------------------
     # Writing
@@ -181,13 +91,20 @@ class PostingService:
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
     ) -> Post:
-        """Publish a post typed as plain text; returns it once it and its deliveries are committed."""
+        """Publish a post typed as plain text; returns it once it and its deliveries are committed.
+
+        `written_by_user_id` defaults to the person asking: the post records who wrote it.
+        """
+        self.viewer.require_act_as(author)
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
         self._check_text(text, spoiler)
         language = _language(language)
-        reply = await self._reply_target(in_reply_to) if in_reply_to else None
+        reply = await self._reply_target(author, in_reply_to) if in_reply_to else None
+        self._count_post(author)
+        if written_by_user_id is None and self.viewer.user is not None:
+            written_by_user_id = self.viewer.user.id
         mentioned = await self._resolve_mentions(text)
         # A reply reaches the author replied to even when the text does not name them, as a script
         # replying with --reply-to expects; they are addressed and tagged, not written into the text.
@@ -246,7 +163,7 @@ class PostingService:
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
-            hidden = await _add_to_timelines(session, post, author, audience)
+            hidden = await add_to_timelines(session, post, author, audience)
             # Accounts here learn of it as they would from another server: a reply, a mention.
             for account in addressed:
                 if account.id in hidden:
@@ -386,169 +303,6 @@ class PostingService:
             await session.commit()
         return stored
 
-    async def boost(self, account: Account, reference: str | int) -> Post:
-        """Boost a public or unlisted post; returns the boost (already boosted: the existing one)."""
-        original = await self._known_post(reference)
-        if original.reblog_of_id is not None:
-            raise PostingError("a boost cannot be boosted; boost the original post")
-        if original.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
-            raise PostingError("only public and unlisted posts can be boosted")
-        async with self.context.sessions() as session:
-            existing = await session.scalar(
-                select(Post).where(Post.account_id == account.id, Post.reblog_of_id == original.id)
-            )
-            if existing is not None:
-                return existing
-            original_author = await session.get(Account, original.account_id)
-            assert original_author is not None
-            boost_id = new_id()
-            to, cc = address_post(original.visibility, account.followers_url, [original_author.uri])
-            boost = Post(
-                id=boost_id,
-                uri=self.urls.post_activity(account.username, boost_id),
-                account_id=account.id,
-                local=True,
-                visibility=original.visibility,
-                reblog_of_id=original.id,
-                to=to,
-                cc=cc,
-            )
-            session.add(boost)
-            await session.flush()
-            followers = await local_follower_ids(session, account)
-            audience = await boost_audience(session, self.context, original_author, followers)
-            await _add_to_timelines(session, boost, account, [account.id, *audience])
-            await notify(
-                session,
-                account=original_author,
-                from_account=account,
-                kind=NotificationType.REBLOG,
-                post_id=original.id,
-            )
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == original.id)
-                .values(reblogs_count=col(Post.reblogs_count) + 1)
-            )
-            await self.publisher.boosted(session, boost, account, original, original_author)
-            await session.commit()
-        return boost
-
-    async def unboost(self, account: Account, reference: str | int) -> bool:
-        """Withdraw a boost (the Announce is undone); False when there was none."""
-        original = await self._known_post(reference)
-        async with self.context.sessions() as session:
-            boost = await session.scalar(
-                select(Post).where(Post.account_id == account.id, Post.reblog_of_id == original.id)
-            )
-            if boost is None:
-                return False
-            original_author = await session.get(Account, original.account_id)
-            assert original_author is not None
-            await self.publisher.unboosted(session, boost, account, original, original_author)
-            await session.execute(delete(Post).where(col(Post.id) == boost.id))
-            events.announce(session, [events.PostDeleted(boost.id, account.id)])
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == original.id, col(Post.reblogs_count) > 0)
-                .values(reblogs_count=col(Post.reblogs_count) - 1)
-            )
-            await session.commit()
-        return True
-
-    async def like(self, account: Account, reference: str | int) -> Favourite:
-        """Like a post (idempotent); the Like goes to the author's inbox."""
-        post = await self._known_post(reference)
-        async with self.context.sessions() as session:
-            if not await self._may_interact(session, account, post):
-                raise PostingError("that post is not visible to this account")
-            existing = await session.scalar(
-                select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
-            )
-            if existing is not None:
-                return existing
-            favourite_id = new_id()
-            favourite = Favourite(
-                id=favourite_id,
-                account_id=account.id,
-                post_id=post.id,
-                uri=f"{account.uri}#likes/{favourite_id}",
-            )
-            session.add(favourite)
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == post.id)
-                .values(favourites_count=col(Post.favourites_count) + 1)
-            )
-            author = await session.get(Account, post.account_id)
-            assert author is not None and favourite.uri is not None
-            await notify(
-                session,
-                account=author,
-                from_account=account,
-                kind=NotificationType.FAVOURITE,
-                post_id=post.id,
-            )
-            await self.publisher.liked(session, favourite, account, post, author)
-            await session.commit()
-        return favourite
-
-    async def unlike(self, account: Account, reference: str | int) -> bool:
-        post = await self._known_post(reference)
-        async with self.context.sessions() as session:
-            favourite = await session.scalar(
-                select(Favourite).where(Favourite.account_id == account.id, Favourite.post_id == post.id)
-            )
-            if favourite is None:
-                return False
-            author = await session.get(Account, post.account_id)
-            assert author is not None
-            await self.publisher.unliked(session, favourite, account, post, author)
-            await session.execute(delete(Favourite).where(col(Favourite.id) == favourite.id))
-            await session.execute(
-                update(Post)
-                .where(col(Post.id) == post.id, col(Post.favourites_count) > 0)
-                .values(favourites_count=col(Post.favourites_count) - 1)
-            )
-            await session.commit()
-        return True
-
-    async def pin(self, account: Account, reference: str | int) -> Pin:
-        """Feature one of the account's own posts on its profile (Add to the featured collection)."""
-        post = await self._own_post(account, reference)
-        if post.visibility == Visibility.DIRECT or post.reblog_of_id is not None:
-            raise PostingError(
-                "only the account's own public, unlisted or followers-only posts can be pinned"
-            )
-        async with self.context.sessions() as session:
-            existing = await session.scalar(
-                select(Pin).where(Pin.account_id == account.id, Pin.post_id == post.id)
-            )
-            if existing is not None:
-                return existing
-            count = await session.scalar(
-                select(func.count()).select_from(Pin).where(col(Pin.account_id) == account.id)
-            )
-            if int(count or 0) >= MAX_PINS:
-                raise PostingError(f"at most {MAX_PINS} posts can be pinned; unpin one first")
-            pin = Pin(account_id=account.id, post_id=post.id)
-            session.add(pin)
-            await self.publisher.pinned(session, account, post)
-            await session.commit()
-        return pin
-
-    async def unpin(self, account: Account, reference: str | int) -> bool:
-        post = await self._own_post(account, reference)
-        async with self.context.sessions() as session:
-            removed = await session.execute(
-                delete(Pin).where(col(Pin.account_id) == account.id, col(Pin.post_id) == post.id)
-            )
-            if not getattr(removed, "rowcount", 0):
-                return False
-            await self.publisher.unpinned(session, account, post)
-            await session.commit()
-        return True
-
     # ------------------------------------------------------------------------------------------
     # Helpers
 
@@ -560,43 +314,15 @@ class PostingService:
         if length > limit:
             raise PostingError(f"the post is {length} characters long; the limit is {limit}")
 
-    async def _own_post(self, author: Account, reference: str | int) -> Post:
-        post = await self.find_post(reference)
-        if post is None or post.deleted_at is not None or post.account_id != author.id:
-            raise PostingError(f"@{author.username} has no post {reference}")
-        return post
-
-    async def _known_post(self, reference: str | int) -> Post:
-        """A stored post by id, ActivityPub id or web address; a remote one is fetched when unknown."""
-        post = await self.find_post(reference)
-        if (
-            post is None
-            and isinstance(reference, str)
-            and reference.strip().startswith(("http://", "https://"))
-        ):
-            post = await self._fetch_remote_post(reference.strip())
-        if post is None:
-            raise PostingError(f"no post {reference} is known here")
-        if post.deleted_at is not None:
-            raise PostingError(f"the post {reference} was deleted")
-        return post
-
-    async def _may_interact(self, session: AsyncSession, account: Account, post: Post) -> bool:
-        if post.visibility in (Visibility.PUBLIC, Visibility.UNLISTED) or post.account_id == account.id:
-            return True
-        if await session.scalar(
-            select(Mention.id).where(Mention.post_id == post.id, Mention.account_id == account.id)
-        ):
-            return True
-        return post.visibility == Visibility.FOLLOWERS and bool(
-            await session.scalar(
-                select(Follow.id).where(
-                    Follow.follower_id == account.id,
-                    Follow.followee_id == post.account_id,
-                    col(Follow.state) == FollowState.ACCEPTED,
-                )
+    def _count_post(self, author: Account) -> None:
+        """A person's posts count against the account posted as (Mastodon's 300 in 3 hours)."""
+        if not self.viewer.is_person:
+            return
+        rate = self.context.rate_limits.posts_per_account.hit(f"account:{author.id}")
+        if not rate.allowed:
+            raise RateLimited(
+                "too many posts from this account; wait a while, then try again", headers=rate.headers()
             )
-        )
 
     async def _resolve_mentions(self, text: str) -> dict[tuple[str, str | None], Account]:
         """The accounts `@user` / `@user@domain` in `text` name; unresolvable ones stay plain text."""
@@ -621,61 +347,19 @@ class PostingService:
         resolved = await asyncio.gather(*(one(username, domain) for username, domain in found))
         return {key: account for key, account in zip(found, resolved, strict=True) if account is not None}
 
-    async def _reply_target(self, reference: str) -> _ReplyTarget:
+    async def _reply_target(self, replier: Account, reference: str) -> _ReplyTarget:
         post = await self._known_post(reference)
+        # A person replies to what they may see; the operator's scripts reply to any post they name
+        # (one fetched by its URL just now may carry no addressing at all).
+        if not self.viewer.is_system and not await can_see(self.context, self._reader(replier), post):
+            raise PostNotFound(f"no post {reference} is known here")
         async with self.context.sessions() as session:
             author = await session.get(Account, post.account_id)
         return _ReplyTarget(post, author)
 
-    async def _fetch_remote_post(self, url: str) -> Post:
-        """A post from elsewhere that never reached us, read from its origin and kept (in nobody's
-        timeline), so that it can be replied to, boosted or liked like any other."""
-        try:
-            return await fetch_remote_post(self.context, url)
-        except RemotePostError as error:
-            raise PostingError(str(error)) from None
-
 
 # ----------------------------------------------------------------------------------------------
 # Queries shared by the actions above
-
-
-async def _find_post(session: AsyncSession, reference: str | int) -> Post | None:
-    if isinstance(reference, int) or reference.strip().isdigit():
-        number = int(reference)
-        # Ids are 64-bit: a longer number names no post (and would overflow the database driver).
-        return await session.get(Post, number) if 0 < number < 2**63 else None
-    reference = reference.strip()
-    return await session.scalar(
-        select(Post).where((col(Post.uri) == reference) | (col(Post.url) == reference)).limit(1)
-    )
-
-
-async def _note_parts(session: AsyncSession, posts: Sequence[Post]) -> dict[int, NoteParts]:
-    ids = [post.id for post in posts]
-    mentions: dict[int, list[Account]] = {post_id: [] for post_id in ids}
-    tags: dict[int, list[str]] = {post_id: [] for post_id in ids}
-    rows = await session.execute(
-        select(Mention.post_id, Account)
-        .join(Account, col(Account.id) == col(Mention.account_id))
-        .where(col(Mention.post_id).in_(ids))
-        .order_by(col(Mention.id))
-    )
-    for post_id, account in rows.all():
-        mentions[post_id].append(account)
-    tag_rows = await session.execute(
-        select(PostTag.post_id, Tag.name)
-        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-        .where(col(PostTag.post_id).in_(ids))
-        .order_by(col(PostTag.id))
-    )
-    for post_id, name in tag_rows.all():
-        tags[post_id].append(name)
-    media = await _attachments(session, ids)
-    return {
-        post_id: NoteParts(mentions=mentions[post_id], tags=tags[post_id], attachments=media.get(post_id, []))
-        for post_id in ids
-    }
 
 
 async def _attachments(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, list[MediaAttachment]]:
@@ -698,16 +382,6 @@ async def _mentioned_accounts(session: AsyncSession, post: Post) -> list[Account
         .where(col(Mention.post_id) == post.id)
     )
     return list(rows.all())
-
-
-async def _add_to_timelines(
-    session: AsyncSession, post: Post, author: Account, account_ids: Iterable[int]
-) -> set[int]:
-    """Into the home timelines of `account_ids`, except those blocking or muting the author;
-    returns those, so that they get no notification either."""
-    hidden = await hidden_from(session, author) - {author.id}
-    await add_to_home(session, set(account_ids) - hidden, post.id)
-    return hidden
 
 
 async def _add_mentions(session: AsyncSession, post: Post, accounts: Iterable[Account]) -> None:
@@ -737,4 +411,12 @@ def _language(value: str | None) -> str | None:
     return value
 
 
-__all__ = ["PostView", "PostingError", "PostingService", "conversation_tag", "visible_length"]
+__all__ = [
+    "MAX_PINS",
+    "PostNotFound",
+    "PostView",
+    "PostingError",
+    "PostingService",
+    "conversation_tag",
+    "visible_length",
+]

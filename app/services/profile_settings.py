@@ -29,8 +29,10 @@ from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
+from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.text_format import URL_RE, render_plain_text
+from app.services.viewer import Viewer
 
 MAX_DISPLAY_NAME = 100
 MAX_BIO = 2_000
@@ -50,7 +52,7 @@ VERIFY_MAX_BYTES = 1024 * 1024
 ProfileHook = Callable[[Account], Awaitable[None]]
 
 
-class ProfileError(ValueError):
+class ProfileError(Invalid):
     """Profile input that cannot be stored; the message is meant for the person editing."""
 
 
@@ -84,9 +86,14 @@ def media_root(context: AppContext) -> Path:
 
 
 class ProfileSettingsService:
-    def __init__(self, context: AppContext, *, on_change: ProfileHook | None = None) -> None:
-        """`on_change` runs after every stored change, to tell followers (an Update of the actor)."""
+    def __init__(
+        self, context: AppContext, *, on_change: ProfileHook | None = None, viewer: Viewer | None = None
+    ) -> None:
+        """`on_change` runs after every stored change, to tell followers (an Update of the actor).
+        `viewer` is who asks (None: the server itself or the command line): only someone who may
+        act as an account changes its profile."""
         self.context = context
+        self.viewer = viewer if viewer is not None else Viewer.system()
         self.on_change = on_change
 
     def form(self, account: Account) -> ProfileForm:
@@ -107,6 +114,7 @@ class ProfileSettingsService:
         )
 
     async def update(self, account_id: int, changes: ProfileChanges) -> Account:
+        self.viewer.require_act_as(account_id)
         display_name = " ".join(changes.display_name.split())
         if len(display_name) > MAX_DISPLAY_NAME:
             raise ProfileError(f"the display name may have at most {MAX_DISPLAY_NAME} characters")
@@ -153,6 +161,7 @@ class ProfileSettingsService:
         return stored
 
     async def set_picture(self, account_id: int, kind: str, data: bytes) -> Account:
+        self.viewer.require_act_as(account_id)
         """Store a new avatar or header ("avatar" / "header") from uploaded bytes."""
         if kind not in ("avatar", "header"):
             raise ProfileError("unknown picture kind")
@@ -187,6 +196,7 @@ class ProfileSettingsService:
         return stored
 
     async def remove_picture(self, account_id: int, kind: str) -> Account:
+        self.viewer.require_act_as(account_id)
         async with self.context.sessions() as session:
             stored = await session.get(Account, account_id)
             if stored is None:
@@ -205,6 +215,8 @@ class ProfileSettingsService:
         return stored
 
     async def set_locale(self, user_id: int, locale: str | None) -> None:
+        if not self.viewer.is_system and (self.viewer.user is None or self.viewer.user.id != user_id):
+            raise Forbidden("only you choose your own language")
         chosen = supported(locale) if locale else None
         if locale and chosen is None:
             raise ProfileError(f"{locale!r} is not a language this server speaks")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, Follow, FollowState, Pin, Post, Visibility
+from app.models import Account, Follow, FollowState, Pin, Post
+from app.services.viewer import Viewer
+from app.services.visibility import EVERYONE, visible_to
 
 PAGE_SIZE = 20
 T = TypeVar("T")
@@ -65,13 +67,19 @@ class ProfileService:
             uris = list(rows.all())
         return Page(items=uris[:PAGE_SIZE], total=total, number=page, has_next=len(uris) > PAGE_SIZE)
 
-    async def public_posts(self, account: Account, page: int) -> Page[Post]:
-        """Public and unlisted posts and boosts, newest first: the outbox and the profile page."""
-        condition = (
-            (col(Post.account_id) == account.id)
-            & col(Post.deleted_at).is_(None)
-            & col(Post.visibility).in_([Visibility.PUBLIC, Visibility.UNLISTED])
+    async def public_posts(self, account: Account, page: int, viewer: Viewer) -> Page[Post]:
+        """Public and unlisted posts and boosts that `viewer` may see, newest first: the outbox."""
+        return await self._posts(
+            account, page, col(Post.visibility).in_(EVERYONE) & visible_to(viewer, hide_muted=False)
         )
+
+    async def posts(self, account: Account, page: int, viewer: Viewer) -> Page[Post]:
+        """Posts and boosts that `viewer` may see, newest first: the profile page (a follower sees
+        followers-only posts there too)."""
+        return await self._posts(account, page, visible_to(viewer, hide_muted=False))
+
+    async def _posts(self, account: Account, page: int, visible: ColumnElement[bool]) -> Page[Post]:
+        condition = (col(Post.account_id) == account.id) & visible
         async with self.context.sessions() as session:
             total = int(await session.scalar(select(func.count()).select_from(Post).where(condition)) or 0)
             rows = await session.scalars(
@@ -84,12 +92,14 @@ class ProfileService:
             posts = list(rows.all())
         return Page(items=posts[:PAGE_SIZE], total=total, number=page, has_next=len(posts) > PAGE_SIZE)
 
-    async def pinned_posts(self, account: Account) -> list[Post]:
+    async def pinned_posts(self, account: Account, viewer: Viewer) -> list[Post]:
+        """Pinned posts `viewer` may see: a pinned followers-only post is on the profile page and in
+        the featured collection for the author's followers only, as at the post's own URL."""
         async with self.context.sessions() as session:
             rows = await session.scalars(
                 select(Post)
                 .join(Pin, col(Pin.post_id) == col(Post.id))
-                .where(col(Pin.account_id) == account.id, col(Post.deleted_at).is_(None))
+                .where(col(Pin.account_id) == account.id, visible_to(viewer, hide_muted=False))
                 .order_by(col(Pin.id).desc())
             )
             return list(rows.all())
@@ -113,16 +123,17 @@ class ProfileService:
                 .where(
                     col(Post.account_id) == account.id,
                     col(Post.deleted_at).is_(None),
-                    col(Post.visibility).in_([Visibility.PUBLIC, Visibility.UNLISTED]),
+                    col(Post.visibility).in_(EVERYONE),
                 )
             )
         return int(posts or 0), int(followers or 0), int(following or 0)
 
-    async def posts_by_id(self, post_ids: list[int]) -> dict[int, Post]:
+    async def posts_by_id(self, post_ids: list[int], viewer: Viewer) -> dict[int, Post]:
+        """The posts among `post_ids` that `viewer` may see (at their own URL: mutes do not hide them)."""
         if not post_ids:
             return {}
         async with self.context.sessions() as session:
             rows = await session.scalars(
-                select(Post).where(col(Post.id).in_(post_ids), col(Post.deleted_at).is_(None))
+                select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
             )
             return {post.id: post for post in rows.all()}

@@ -1,6 +1,7 @@
 """The organisation's team: staff logins, their roles, and who may post as an organisation account.
 
-Every change an administrator makes here is written to the audit log.
+Only administrators change it (each change names who makes it: `by`), and every change is
+written to the audit log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.context import AppContext
 from app.models import Account, AccountDelegate, ActorType, AuditLogEntry, Role, User, WebSession
 from app.models.base import utcnow
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService, CreatedAccount
+from app.services.errors import Forbidden
 
 
 class StaffError(AccountError):
@@ -116,6 +118,7 @@ class StaffService:
     ) -> CreatedAccount:
         """A new login with a random password nobody is told (use an invite link), or an
         organisation account, which has no password at all: staff post as it."""
+        _require_admin(by)
         if email is not None and email and ("@" not in email or len(email) > 320):
             raise StaffError(f"{email!r} is not an e-mail address")
         created = await AccountService(self.context).create_local_account(
@@ -134,6 +137,7 @@ class StaffService:
         return created
 
     async def set_role(self, user_id: int, role: Role, *, by: User) -> None:
+        _require_admin(by)
         async with self.context.sessions() as session:
             user = await session.get(User, user_id)
             if user is None:
@@ -148,6 +152,7 @@ class StaffService:
         await self._audit(by, "staff.role", str(user_id), {"role": role})
 
     async def set_disabled(self, user_id: int, disabled: bool, *, by: User) -> None:
+        _require_admin(by)
         if user_id == by.id and disabled:
             raise StaffError("you cannot disable your own login")
         async with self.context.sessions() as session:
@@ -164,6 +169,7 @@ class StaffService:
         await self._audit(by, "staff.disable" if disabled else "staff.enable", str(user_id), {})
 
     async def grant_delegate(self, organization_account_id: int, user_id: int, *, by: User) -> None:
+        _require_admin(by)
         async with self.context.sessions() as session:
             organization = await session.get(Account, organization_account_id)
             if (
@@ -197,6 +203,7 @@ class StaffService:
         await self._audit(by, "delegate.grant", organization.uri, {"user_id": user_id})
 
     async def revoke_delegate(self, organization_account_id: int, user_id: int, *, by: User) -> None:
+        _require_admin(by)
         async with self.context.sessions() as session:
             await session.execute(
                 delete(AccountDelegate).where(
@@ -222,6 +229,8 @@ class StaffService:
         return ([own] if own is not None else []) + list(granted)
 
     async def can_act_as(self, user: User, account_id: int) -> bool:
+        """Whether `user` may post as `account_id` (the viewer's `may_act_as` holds the same answer,
+        loaded once per request by app.services.viewer.person_viewer)."""
         if user.account_id == account_id:
             return True
         async with self.context.sessions() as session:
@@ -267,3 +276,9 @@ class StaffService:
         async with self.context.sessions() as session:
             session.add(AuditLogEntry(user_id=by.id, action=action, target=target[:2048], data=data))
             await session.commit()
+
+
+def _require_admin(by: User) -> None:
+    """The team is changed by administrators only: every change names who makes it."""
+    if by.role != Role.ADMIN:
+        raise Forbidden("only administrators may change the team")

@@ -22,7 +22,6 @@ from app.models import (
     Follow,
     FollowState,
     MediaAttachment,
-    Mention,
     Poll,
     Post,
     PostTag,
@@ -33,6 +32,9 @@ from app.models import (
 from app.models.base import new_id, new_ids, table_of, utcnow
 from app.services import events
 from app.services.moderation import is_silenced
+from app.services.read_model import PostViewLoader
+from app.services.viewer import Viewer
+from app.services.visibility import visible_to
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -258,83 +260,32 @@ def _poll_dict(poll: Poll) -> dict[str, Any]:
     }
 
 
-async def summarize_posts(session: AsyncSession, post_ids: list[int]) -> dict[int, PostSummary]:
-    """Summaries (with authors, boosted posts, media, mentions, tags and polls) in a few queries."""
+async def summarize_posts(
+    session: AsyncSession, post_ids: list[int], viewer: Viewer | None = None
+) -> dict[int, PostSummary]:
+    """Summaries (with authors, boosted posts, media, mentions, tags and polls) from the read model."""
     if not post_ids:
         return {}
-    posts = {
+    rows = {
         post.id: post
         for post in (await session.scalars(select(Post).where(col(Post.id).in_(post_ids)))).all()
     }
-    boosted_ids = [
-        post.reblog_of_id for post in posts.values() if post.reblog_of_id and post.reblog_of_id not in posts
-    ]
-    if boosted_ids:
-        for post in (await session.scalars(select(Post).where(col(Post.id).in_(boosted_ids)))).all():
-            posts[post.id] = post
-    all_ids = list(posts)
-    accounts = {
-        account.id: account
-        for account in (
-            await session.scalars(
-                select(Account).where(col(Account.id).in_({post.account_id for post in posts.values()}))
-            )
-        ).all()
-    }
-    media: dict[int, list[MediaAttachment]] = {}
-    for item in (
-        await session.scalars(
-            select(MediaAttachment)
-            .where(col(MediaAttachment.post_id).in_(all_ids))
-            .order_by(col(MediaAttachment.position))
-        )
-    ).all():
-        media.setdefault(item.post_id or 0, []).append(item)
-    mentions: dict[int, list[AccountSummary]] = {}
-    for post_id, account in (
-        await session.execute(
-            select(Mention.post_id, Account)
-            .join(Account, col(Account.id) == col(Mention.account_id))
-            .where(col(Mention.post_id).in_(all_ids))
-        )
-    ).all():
-        mentions.setdefault(post_id, []).append(summarize_account(account))
-    tags: dict[int, list[str]] = {}
-    for post_id, name in (
-        await session.execute(
-            select(PostTag.post_id, Tag.name)
-            .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-            .where(col(PostTag.post_id).in_(all_ids))
-        )
-    ).all():
-        tags.setdefault(post_id, []).append(name)
-    polls = {
-        poll.post_id: poll
-        for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(all_ids)))).all()
-    }
-
-    def build(post: Post) -> PostSummary:
-        return PostSummary(
-            post=post,
-            account=summarize_account(accounts[post.account_id]),
-            media=media.get(post.id, []),
-            mentions=mentions.get(post.id, []),
-            tags=tags.get(post.id, []),
-            poll=polls.get(post.id),
-        )
-
+    views = await PostViewLoader(session, viewer or Viewer.nobody()).load(
+        [rows[post_id] for post_id in dict.fromkeys(post_ids) if post_id in rows]
+    )
     summaries: dict[int, PostSummary] = {}
-    for post_id in post_ids:
-        found = posts.get(post_id)
-        if found is None:
-            continue
-        summary = build(found)
-        if found.reblog_of_id is not None:
-            boosted = posts.get(found.reblog_of_id)
-            if boosted is None:
-                continue
-            summary = PostSummary(post=found, account=summary.account, reblog=build(boosted))
-        summaries[post_id] = summary
+    for view in views:
+        shown = PostSummary(
+            post=view.post,
+            account=summarize_account(view.author),
+            media=view.media,
+            mentions=[summarize_account(account) for account in view.mentions],
+            tags=view.tags,
+            poll=view.poll,
+        )
+        if view.boosted_by is not None:
+            shown = PostSummary(post=view.item, account=summarize_account(view.boosted_by), reblog=shown)
+        summaries[view.item.id] = shown
     return summaries
 
 
@@ -350,7 +301,11 @@ class TimelineService:
         query = (
             select(TimelineEntry.id, TimelineEntry.post_id)
             .join(Post, col(Post.id) == col(TimelineEntry.post_id))
-            .where(col(TimelineEntry.account_id) == account.id, col(Post.deleted_at).is_(None))
+            # What the account may see now: a follow ended or a block made since fan-in counts.
+            .where(
+                col(TimelineEntry.account_id) == account.id,
+                visible_to(Viewer(account=account, acting_ids=frozenset({account.id}))),
+            )
             .order_by(col(TimelineEntry.id).desc())
             .limit(limit)
         )

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.i18n import N_
 from app.models import Role
 from app.services.account_moderation import ReportQueue
@@ -22,7 +23,6 @@ from app.services.instance import (
 from app.services.staff import StaffService
 from app.web.audit_log import audit_lines
 from app.web.charts import stacked_hourly_bars, swatch
-from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.session import Viewer, require_admin
@@ -231,7 +231,7 @@ async def save_instance(
         privacy_policy=privacy_policy,
     )
     try:
-        await InstanceService(context).update_about(about, by_user_id=viewer.user.id)
+        await InstanceService(context, viewer).update_about(about, by_user_id=viewer.user.id)
     except InstanceSettingsError as error:
         return render(request, "admin/instance.html", {"about": about, "error": str(error)}, status_code=400)
     return redirect("/admin/instance", "saved")
@@ -241,8 +241,8 @@ async def save_instance(
 async def federation(
     request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
 ) -> Response:
-    overview = await DeliveryStatusService(context).overview()
-    history = await DeliveryHistoryService(context).per_hour()
+    overview = await DeliveryStatusService(context, _viewer).overview()
+    history = await DeliveryHistoryService(context, _viewer).per_hour()
     chart = stacked_hourly_bars(
         translate(request, N_("Deliveries per hour, last 7 days (UTC)")),
         history.hours,
@@ -273,7 +273,7 @@ async def retry(
             {"status_code": 400, "message": translate(request, N_("Name the domain to retry."))},
             status_code=400,
         )
-    await DeliveryStatusService(context).retry_domain(host, by_user_id=viewer.user.id)
+    await DeliveryStatusService(context, viewer).retry_domain(host, by_user_id=viewer.user.id)
     return redirect("/admin/federation", "retried")
 
 
@@ -325,7 +325,7 @@ async def block_domain(
         "private_comment": private_comment[:1000],
     }
     try:
-        await DomainBlockService(context).block(
+        await DomainBlockService(context, viewer).block(
             domain,
             severity=severity,
             reject_media=bool(reject_media),
@@ -347,7 +347,7 @@ async def unblock_domain(
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
     try:
-        removed = await DomainBlockService(context).unblock(domain, by=viewer.user)
+        removed = await DomainBlockService(context, viewer).unblock(domain, by=viewer.user)
     except DomainBlockError as error:
         return await _domains_page(request, context, error=str(error), status_code=400)
     if not removed:
@@ -368,7 +368,7 @@ async def import_domains(
         return await _domains_page(
             request, context, error=translate(request, N_("The list is too long.")), status_code=400
         )
-    result = await DomainBlockService(context).import_csv(blocks_csv, by=viewer.user)
+    result = await DomainBlockService(context, viewer).import_csv(blocks_csv, by=viewer.user)
     if result.skipped:
         # Said, not hidden behind "imported": the admin fixes those rows and imports them again.
         message = N_("%(imported)d domain blocks were imported; these rows were skipped: %(skipped)s")
@@ -398,7 +398,7 @@ async def allow_domain(
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
-    service = DomainBlockService(context)
+    service = DomainBlockService(context, viewer)
     try:
         if remove:
             await service.disallow(domain, by=viewer.user)

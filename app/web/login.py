@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import TooManyRequests
 from app.i18n import N_, Catalogs
 from app.services.accounts import AccountError
 from app.services.auth import AuthService, InviteError, LoginError, RateLimited
 from app.web.cookies import SESSION_COOKIE, clear_session_cookie, cookie_name, set_session_cookie
-from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import (
     Viewer,

@@ -7,11 +7,11 @@ from fastapi.responses import Response
 from sqlmodel import col, select
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, NotFound
 from app.i18n import N_
 from app.models import Account
 from app.services.account_moderation import AccountModerationService, ModerationError
-from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import Viewer, current_user
 from app.web.templating import translate
@@ -45,7 +45,7 @@ async def moderate(
     if account is None or account.domain is None:
         # Only accounts already looked up (search) and from elsewhere: local ones are the team.
         raise NotFound(translate(request, N_("That account is not known here.")))
-    service = AccountModerationService(context)
+    service = AccountModerationService(context, viewer)
     try:
         if action == "block":
             await service.block(viewer.account, account)

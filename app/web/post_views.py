@@ -1,300 +1,39 @@
 """What the pages show of posts: each post with its author, boost, media and the viewer's own marks.
 
-Read-only. The rule of who may see a post is PostingService.may_see; lists shown to visitors
-contain public and unlisted posts only, and staff lists come from the timeline service.
+Read-only. The lists of posts are app.services.post_lists (each with the visibility rule in its
+query); the cards are the read model's views.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from sqlalchemy import not_, or_
 from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import (
     Account,
-    AccountDelegate,
-    Favourite,
     Follow,
-    MediaAttachment,
-    Pin,
     Post,
-    PostTag,
-    Tag,
     TimelineEntry,
-    User,
     Visibility,
 )
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
-from app.services.moderation import on_domain
+from app.services.read_model import PostView, load_views
+from app.services.viewer import Viewer
 
 PUBLIC_VISIBILITIES = (Visibility.PUBLIC, Visibility.UNLISTED)
-THREAD_DEPTH = 40
-THREAD_REPLIES = 200
 
 
-@dataclass(frozen=True)
-class PostCard:
-    """One entry of a list of posts. For a boost, `post` is the boosted post and `boosted_by` who boosted."""
-
-    post: Post
-    author: Account
-    item: Post
-    boosted_by: Account | None = None
-    media: list[MediaAttachment] = field(default_factory=list)
-    reply_to: Account | None = None
-    # The staff member who wrote a post published as an organisation (shown to admins and delegates).
-    written_by: Account | None = None
-    liked: bool = False
-    boosted: bool = False
-    pinned: bool = False
-    # The viewer may edit, delete and pin it (their own post or one of an organisation they post for).
-    manageable: bool = False
-
-    @property
-    def is_public(self) -> bool:
-        return self.post.visibility in PUBLIC_VISIBILITIES
-
-
-@dataclass(frozen=True)
-class ViewerMarks:
-    """Who is looking, for the per-post buttons: None for visitors."""
-
-    user: User
-    account: Account
-    # Accounts the viewer may act for (own and delegated organisations).
-    acting_ids: frozenset[int]
-    is_admin: bool
-
-
-async def viewer_marks(context: AppContext, user: User, account: Account, is_admin: bool) -> ViewerMarks:
-    async with context.sessions() as session:
-        granted = (
-            await session.scalars(
-                select(AccountDelegate.organization_account_id).where(AccountDelegate.user_id == user.id)
-            )
-        ).all()
-    return ViewerMarks(user, account, frozenset({account.id, *granted}), is_admin)
+# A card on a page is the read model's view of a post.
+PostCard = PostView
 
 
 async def build_cards(
-    context: AppContext, items: Sequence[Post], viewer: ViewerMarks | None = None
+    context: AppContext, items: Sequence[Post], viewer: Viewer | None = None
 ) -> list[PostCard]:
     """Cards for posts (boosts resolved to what they boost), in the order given."""
-    if not items:
-        return []
-    async with context.sessions() as session:
-        boosted_ids = {item.reblog_of_id for item in items if item.reblog_of_id}
-        originals = (
-            {
-                post.id: post
-                for post in (await session.scalars(select(Post).where(col(Post.id).in_(boosted_ids)))).all()
-            }
-            if boosted_ids
-            else {}
-        )
-        shown: list[tuple[Post, Post]] = []
-        for item in items:
-            if item.reblog_of_id:
-                original = originals.get(item.reblog_of_id)
-                if original is None or original.deleted_at is not None:
-                    continue
-                shown.append((item, original))
-            else:
-                shown.append((item, item))
-        post_ids = [post.id for _, post in shown]
-        account_ids = {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
-        account_ids |= {post.in_reply_to_account_id for _, post in shown if post.in_reply_to_account_id}
-        accounts = {
-            account.id: account
-            for account in (
-                await session.scalars(select(Account).where(col(Account.id).in_(account_ids)))
-            ).all()
-        }
-        media: dict[int, list[MediaAttachment]] = {}
-        for attachment in (
-            await session.scalars(
-                select(MediaAttachment)
-                .where(col(MediaAttachment.post_id).in_(post_ids))
-                .order_by(col(MediaAttachment.position))
-            )
-        ).all():
-            media.setdefault(attachment.post_id or 0, []).append(attachment)
-        liked: set[int] = set()
-        boosted: set[int] = set()
-        pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
-        writers: dict[int, Account] = {}
-        if viewer is not None:
-            liked = set(
-                (
-                    await session.scalars(
-                        select(Favourite.post_id).where(
-                            Favourite.account_id == viewer.account.id, col(Favourite.post_id).in_(post_ids)
-                        )
-                    )
-                ).all()
-            )
-            boosted = set(
-                (
-                    await session.scalars(
-                        select(Post.reblog_of_id).where(
-                            Post.account_id == viewer.account.id,
-                            col(Post.reblog_of_id).in_(post_ids),
-                            col(Post.deleted_at).is_(None),
-                        )
-                    )
-                ).all()
-            )
-            writer_ids = {
-                post.written_by_user_id
-                for _, post in shown
-                if post.written_by_user_id and (viewer.is_admin or post.account_id in viewer.acting_ids)
-            }
-            if writer_ids:
-                writers = {
-                    user_id: account
-                    for user_id, account in (
-                        await session.execute(
-                            select(User.id, Account)
-                            .join(Account, col(Account.id) == col(User.account_id))
-                            .where(col(User.id).in_(writer_ids))
-                        )
-                    ).all()
-                }
-    cards = []
-    for item, post in shown:
-        author = accounts.get(post.account_id)
-        if author is None:
-            continue
-        cards.append(
-            PostCard(
-                post=post,
-                author=author,
-                item=item,
-                boosted_by=accounts.get(item.account_id) if item is not post else None,
-                media=media.get(post.id, []),
-                reply_to=accounts.get(post.in_reply_to_account_id) if post.in_reply_to_account_id else None,
-                written_by=_writer(writers, post),
-                liked=post.id in liked,
-                boosted=post.id in boosted,
-                pinned=post.id in pinned,
-                manageable=viewer is not None and post.local and post.account_id in viewer.acting_ids,
-            )
-        )
-    return cards
-
-
-async def thread_posts(context: AppContext, post: Post) -> tuple[list[Post], list[Post]]:
-    """(ancestors oldest first, replies in reading order) of `post`, deleted ones left out."""
-    ancestors: list[Post] = []
-    async with context.sessions() as session:
-        current = post
-        seen = {post.id}
-        while current.in_reply_to_id and len(ancestors) < THREAD_DEPTH:
-            parent = await session.get(Post, current.in_reply_to_id)
-            if parent is None or parent.id in seen:
-                break
-            seen.add(parent.id)
-            if parent.deleted_at is None:
-                ancestors.append(parent)
-            current = parent
-        ancestors.reverse()
-        children: dict[int, list[Post]] = {}
-        frontier = [post.id]
-        found = 0
-        while frontier and found < THREAD_REPLIES:
-            rows = (
-                await session.scalars(
-                    select(Post)
-                    .where(col(Post.in_reply_to_id).in_(frontier), col(Post.deleted_at).is_(None))
-                    .order_by(col(Post.id))
-                    .limit(THREAD_REPLIES)
-                )
-            ).all()
-            frontier = []
-            for reply in rows:
-                if reply.id in seen:
-                    continue
-                seen.add(reply.id)
-                children.setdefault(reply.in_reply_to_id or 0, []).append(reply)
-                frontier.append(reply.id)
-                found += 1
-    replies: list[Post] = []
-
-    def walk(parent_id: int) -> None:
-        for child in children.get(parent_id, []):
-            replies.append(child)
-            walk(child.id)
-
-    walk(post.id)
-    return ancestors, replies
-
-
-async def tagged_posts(
-    context: AppContext, name: str, *, max_id: int | None, limit: int = 20
-) -> tuple[list[Post], int | None]:
-    """Public posts carrying hashtag `name`, newest first; and the max_id of the next page."""
-    query = (
-        select(Post)
-        .join(PostTag, col(PostTag.post_id) == col(Post.id))
-        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-        .where(Tag.name == name.lower(), Post.visibility == Visibility.PUBLIC, col(Post.deleted_at).is_(None))
-        .order_by(col(Post.id).desc())
-        .limit(limit + 1)
-    )
-    if max_id is not None:
-        query = query.where(col(Post.id) < max_id)
-    silenced = (await context.domain_policy.current()).silenced_domains
-    if silenced:
-        # Silenced servers stay out of public listings (followers still see their posts at home).
-        query = query.join(Account, col(Account.id) == col(Post.account_id)).where(
-            col(Account.domain).is_(None)
-            | not_(or_(*(on_domain(col(Account.domain), name) for name in silenced)))
-        )
-    async with context.sessions() as session:
-        posts = list((await session.scalars(query)).all())
-    return posts[:limit], (posts[limit - 1].id if len(posts) > limit else None)
-
-
-async def local_posts(
-    context: AppContext, *, max_id: int | None, limit: int = 20
-) -> tuple[list[Post], int | None]:
-    """The local timeline: public posts written here (not boosts), newest first."""
-    query = (
-        select(Post)
-        .where(
-            col(Post.local).is_(True),
-            Post.visibility == Visibility.PUBLIC,
-            col(Post.reblog_of_id).is_(None),
-            col(Post.deleted_at).is_(None),
-        )
-        .order_by(col(Post.id).desc())
-        .limit(limit + 1)
-    )
-    if max_id is not None:
-        query = query.where(col(Post.id) < max_id)
-    async with context.sessions() as session:
-        posts = list((await session.scalars(query)).all())
-    return posts[:limit], (posts[limit - 1].id if len(posts) > limit else None)
-
-
-async def recent_public_posts(context: AppContext, account: Account, limit: int = 20) -> list[Post]:
-    """An account's latest public posts (not boosts), for its feeds."""
-    async with context.sessions() as session:
-        rows = await session.scalars(
-            select(Post)
-            .where(
-                Post.account_id == account.id,
-                Post.visibility == Visibility.PUBLIC,
-                col(Post.reblog_of_id).is_(None),
-                col(Post.deleted_at).is_(None),
-            )
-            .order_by(col(Post.id).desc())
-            .limit(limit)
-        )
-        return list(rows.all())
+    return await load_views(context, items, viewer)
 
 
 async def post_by_id(context: AppContext, post_id: int) -> Post | None:
@@ -350,25 +89,3 @@ async def search_local_accounts(context: AppContext, query: str, limit: int = 20
             .limit(limit)
         )
         return list(rows.all())
-
-
-async def visible_posts_of(context: AppContext, account: Account, limit: int = 20) -> list[Post]:
-    """An account's latest public posts and boosts known here, for its card in search results."""
-    async with context.sessions() as session:
-        rows = await session.scalars(
-            select(Post)
-            .where(
-                Post.account_id == account.id,
-                col(Post.visibility).in_(PUBLIC_VISIBILITIES),
-                col(Post.deleted_at).is_(None),
-            )
-            .order_by(col(Post.id).desc())
-            .limit(limit)
-        )
-        return list(rows.all())
-
-
-def _writer(writers: dict[int, Account], post: Post) -> Account | None:
-    """The staff member behind an organisation's post (nobody for a post written by its own account)."""
-    writer = writers.get(post.written_by_user_id) if post.written_by_user_id else None
-    return writer if writer is not None and writer.id != post.account_id else None

@@ -8,13 +8,14 @@ from fastapi.responses import RedirectResponse, Response
 from app.activitypub.negotiation import wants_activity_json
 from app.activitypub.routes import VARY, Gone, page_number
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.i18n import N_
 from app.models import Account
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.profiles import ProfileService
-from app.web.dependencies import get_context
-from app.web.post_views import build_cards, viewer_marks
+from app.services.viewer import Viewer
+from app.web.post_views import build_cards
 from app.web.session import page_state
 from app.web.templating import render, translate
 
@@ -28,14 +29,10 @@ async def render_profile_page(request: Request, context: AppContext, account: Ac
     if account.suspended_at is not None:
         raise NotFound(translate(request, N_("There is no account with this name here.")))
     profiles = ProfileService(context)
-    posts = await profiles.public_posts(account, page)
+    who = viewer or Viewer.nobody()
+    posts = await profiles.posts(account, page, who)
     posts_count, followers_count, following_count = await profiles.counts(account)
-    marks = (
-        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
-        if viewer is not None
-        else None
-    )
-    pinned = await profiles.pinned_posts(account) if page == 1 else []
+    pinned = await profiles.pinned_posts(account, who) if page == 1 else []
     pinned_ids = {post.id for post in pinned}
     return render(
         request,
@@ -45,9 +42,9 @@ async def render_profile_page(request: Request, context: AppContext, account: Ac
             "handle": account.handle(context.settings.local_domain),
             "posts": posts,
             "cards": await build_cards(
-                context, [post for post in posts.items if post.id not in pinned_ids], marks
+                context, [post for post in posts.items if post.id not in pinned_ids], viewer
             ),
-            "pinned": await build_cards(context, pinned, marks),
+            "pinned": await build_cards(context, pinned, viewer),
             "posts_count": posts_count,
             "followers_count": followers_count,
             "following_count": following_count,

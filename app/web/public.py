@@ -12,26 +12,22 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.activitypub.negotiation import wants_activity_json
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_
 from app.models import Account, Post, Role
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService
 from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
+from app.services.post_lists import recent_public_posts, tagged_posts, thread_posts
 from app.services.profiles import ProfileService
 from app.services.text_format import render_plain_text
-from app.web.dependencies import get_context
+from app.services.viewer import Viewer as ServiceViewer
+from app.services.visibility import can_see
 from app.web.feeds import atom_feed, rss_feed
 from app.web.ids import parse_id
 from app.web.notices import redirect
-from app.web.post_views import (
-    PUBLIC_VISIBILITIES,
-    build_cards,
-    recent_public_posts,
-    tagged_posts,
-    thread_posts,
-    viewer_marks,
-)
+from app.web.post_views import PUBLIC_VISIBILITIES, build_cards
 from app.web.session import Viewer, anon_csrf_token, page_state
 from app.web.templating import render, translate
 
@@ -218,18 +214,14 @@ async def post_page(
         raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
     if wants_activity_json(request.headers.get("accept")):
         return RedirectResponse(post.uri, status_code=302, headers={"Vary": "Accept"})
+    who = viewer or ServiceViewer.nobody()
+    if not await can_see(context, who, post):
+        raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
     if post.visibility not in PUBLIC_VISIBILITIES:
-        if viewer is None:
-            raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
+        # Only a logged-in reader gets this far with it; their page is the staff thread view.
         return RedirectResponse(f"/posts/{post.id}", status_code=303)
-    ancestors, replies = await thread_posts(context, post)
-    public = [item for item in [*ancestors, *replies] if item.visibility in PUBLIC_VISIBILITIES]
-    marks = (
-        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
-        if viewer is not None
-        else None
-    )
-    cards = {card.post.id: card for card in await build_cards(context, [post, *public], marks)}
+    ancestors, replies = await thread_posts(context, post, who)
+    cards = {card.post.id: card for card in await build_cards(context, [post, *ancestors, *replies], viewer)}
     focus = cards.get(post.id)
     if focus is None:
         raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
@@ -256,7 +248,8 @@ async def _post_of(context: AppContext, account: Account, post_id: str) -> Post 
     number = parse_id(post_id)
     if number is None:
         return None
-    post = (await ProfileService(context).posts_by_id([number])).get(number)
+    # Found whoever may see it: the caller decides (an AS2 client is sent to the object's URL).
+    post = (await ProfileService(context).posts_by_id([number], ServiceViewer.system())).get(number)
     if post is None or post.account_id != account.id or post.reblog_of_id is not None:
         return None
     return post
@@ -273,18 +266,13 @@ async def tag_page(
     if not _TAG_RE.match(name):
         raise NotFound(translate(request, N_("That is not a hashtag.")))
     cursor = _cursor(request, max_id)
-    posts, next_max_id = await tagged_posts(context, name, max_id=cursor)
-    marks = (
-        await viewer_marks(context, viewer.user, viewer.account, viewer.is_admin)
-        if viewer is not None
-        else None
-    )
+    posts, next_max_id = await tagged_posts(context, name, viewer or ServiceViewer.nobody(), max_id=cursor)
     return render(
         request,
         "tag.html",
         {
             "tag": name.lower(),
-            "cards": await build_cards(context, posts, marks),
+            "cards": await build_cards(context, posts, viewer),
             "next_max_id": next_max_id,
             "staff": viewer is not None,
             "return_to": str(request.url.path),

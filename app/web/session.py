@@ -18,21 +18,23 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.config import is_loopback_domain
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import Forbidden, HttpError, error_response
 from app.i18n import N_, negotiate, supported
-from app.models import Account, Role, User, WebSession
+from app.models import Account, User, WebSession
 from app.services.auth import AuthService
 from app.services.instance import InstanceService
+from app.services.viewer import Viewer as ServiceViewer
+from app.services.viewer import person_viewer
 from app.web.cookies import ANON_CSRF_COOKIE, SESSION_COOKIE, cookie_name
-from app.web.dependencies import get_context
 from app.web.templating import Site, translate
 
 CSRF_FIELD = "csrf_token"
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A logged-in staff member."""
+@dataclass(frozen=True, kw_only=True)
+class Viewer(ServiceViewer):
+    """A logged-in staff member: the viewer the services are given, and the browser session."""
 
     user: User
     account: Account
@@ -41,10 +43,6 @@ class Viewer:
     @property
     def csrf_token(self) -> str:
         return self.session.csrf_token
-
-    @property
-    def is_admin(self) -> bool:
-        return self.user.role == Role.ADMIN
 
 
 class LoginRequired(HttpError):
@@ -69,7 +67,14 @@ async def page_state(request: Request, context: AppContext = Depends(get_context
     if token:
         signed_in = await AuthService(context).session_for_token(token)
         if signed_in is not None:
-            viewer = Viewer(signed_in.user, signed_in.account, signed_in.session)
+            who = await person_viewer(context, signed_in.user, signed_in.account)
+            viewer = Viewer(
+                user=signed_in.user,
+                account=signed_in.account,
+                session=signed_in.session,
+                acting_ids=who.acting_ids,
+                is_admin=who.is_admin,
+            )
             if signed_in.renewed:
                 request.state.renewed_session_token = token
     request.state.viewer = viewer

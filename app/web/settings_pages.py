@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import Forbidden
 from app.i18n import N_
 from app.models import Account
@@ -20,7 +21,6 @@ from app.services.profile_settings import (
     ProfileSettingsService,
 )
 from app.services.staff import StaffService
-from app.web.dependencies import get_context
 from app.web.notices import redirect
 from app.web.session import Viewer, current_user
 from app.web.templating import render, translate
@@ -40,8 +40,8 @@ async def _editable_account(
     raise Forbidden(translate(request, N_("You may not edit this account's profile.")))
 
 
-def profile_service(context: AppContext) -> ProfileSettingsService:
-    return ProfileSettingsService(context)
+def profile_service(context: AppContext, viewer: Viewer) -> ProfileSettingsService:
+    return ProfileSettingsService(context, viewer=viewer)
 
 
 @router.get("/profile")
@@ -52,7 +52,7 @@ async def profile_form(
     viewer: Viewer = Depends(current_user),
 ) -> Response:
     editing, choices = await _editable_account(request, context, viewer, account)
-    form = profile_service(context).form(editing)
+    form = profile_service(context, viewer).form(editing)
     return render(request, "settings/profile.html", _profile_values(editing, choices, form, None))
 
 
@@ -82,7 +82,7 @@ async def save_profile(
         return value if isinstance(value, str) else ""
 
     editing, choices = await _editable_account(request, context, viewer, text("account") or None)
-    service = profile_service(context)
+    service = profile_service(context, viewer)
     changes = ProfileChanges(
         display_name=text("display_name"),
         bio=text("bio"),
@@ -132,7 +132,9 @@ async def save_language(
     form = await request.form()
     locale = form.get("locale")
     try:
-        await profile_service(context).set_locale(viewer.user.id, locale if isinstance(locale, str) else None)
+        await profile_service(context, viewer).set_locale(
+            viewer.user.id, locale if isinstance(locale, str) else None
+        )
     except ProfileError as error:
         return render(request, "settings/account.html", {"error": str(error)}, status_code=400)
     return redirect("/settings/account", "saved")

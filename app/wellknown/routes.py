@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from app import __version__
 from app.context import AppContext
+from app.dependencies import get_context
 from app.http_errors import BadRequest, NotFound
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.instance import InstanceService
 from app.services.profiles import ProfileService
-from app.web.dependencies import get_context
 
 router = APIRouter()
 

@@ -1,4 +1,7 @@
-"""FastAPI dependencies shared by every surface (web pages, ActivityPub, discovery, API)."""
+"""Request dependencies shared by every surface (web pages, ActivityPub, discovery, the client API).
+
+Outside app/web/ so that no other surface imports the web package for them.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,267 @@
+"""The read model: a page of posts turned into views, in a fixed number of queries.
+
+One loader for every surface: the web pages' cards, the command line's JSON, and later the
+client API's Status entities. A view carries the post (for a boost: the boosted post, with who
+boosted it), its author, media, mentions, hashtags, poll, whom it replies to, who wrote an
+organisation's post (for those who may know), and the viewer's own flags: liked, boosted,
+pinned, may edit. Whatever the page's size, loading it costs the same queries (at most ten),
+never one per post.
+
+It decides nothing about visibility: lists select what the viewer may see
+(app.services.visibility) and hand the rows here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import (
+    Account,
+    Favourite,
+    MediaAttachment,
+    Mention,
+    Pin,
+    Poll,
+    Post,
+    PostTag,
+    Tag,
+    User,
+)
+from app.services.viewer import Viewer
+from app.services.visibility import EVERYONE
+
+
+@dataclass(frozen=True)
+class PostView:
+    """One entry of a list. For a boost, `post` is the boosted post and `boosted_by` who boosted;
+    `item` is the row listed (the boost itself, or the post)."""
+
+    post: Post
+    author: Account
+    item: Post
+    boosted_by: Account | None = None
+    media: list[MediaAttachment] = field(default_factory=list)
+    mentions: list[Account] = field(default_factory=list)
+    # Lower-cased hashtag names, as stored.
+    tags: list[str] = field(default_factory=list)
+    poll: Poll | None = None
+    reply_to: Account | None = None
+    # The staff member who wrote an organisation's post: only for admins and the organisation's team.
+    written_by: Account | None = None
+    liked: bool = False
+    boosted: bool = False
+    pinned: bool = False
+    # The viewer may edit, delete and pin it (their own post or one of an organisation they post for).
+    manageable: bool = False
+
+    @property
+    def may_edit(self) -> bool:
+        return self.manageable
+
+    @property
+    def is_public(self) -> bool:
+        return self.post.visibility in EVERYONE
+
+    @property
+    def is_boost(self) -> bool:
+        return self.boosted_by is not None
+
+
+@dataclass(frozen=True)
+class PostContents:
+    """What a post carries besides its row: what the AS2 renderers need to write its Note."""
+
+    mentions: list[Account] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    media: list[MediaAttachment] = field(default_factory=list)
+
+
+async def load_contents(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, PostContents]:
+    """Mentions, hashtags and media of each post, in three queries."""
+    ids = list(dict.fromkeys(post_ids))
+    if not ids:
+        return {}
+    media = await _media(session, ids)
+    mentions = await _mentions(session, ids)
+    tags = await _tags(session, ids)
+    return {
+        post_id: PostContents(mentions.get(post_id, []), tags.get(post_id, []), media.get(post_id, []))
+        for post_id in ids
+    }
+
+
+async def load_views(
+    context: AppContext, items: Sequence[Post], viewer: Viewer | None = None
+) -> list[PostView]:
+    """Views of `items` in the order given (a boost whose post is gone is left out)."""
+    if not items:
+        return []
+    async with context.sessions() as session:
+        return await PostViewLoader(session, viewer or Viewer.nobody()).load(items)
+
+
+class PostViewLoader:
+    """Loads views within a session the caller holds (the services' own transactions use it)."""
+
+    def __init__(self, session: AsyncSession, viewer: Viewer) -> None:
+        self.session = session
+        self.viewer = viewer
+
+    async def load(self, items: Sequence[Post]) -> list[PostView]:
+        session = self.session
+        boosted_ids = {item.reblog_of_id for item in items if item.reblog_of_id}
+        originals = await self._posts(boosted_ids)
+        shown: list[tuple[Post, Post]] = []
+        for item in items:
+            if item.reblog_of_id:
+                original = originals.get(item.reblog_of_id)
+                if original is None or original.deleted_at is not None:
+                    continue
+                shown.append((item, original))
+            else:
+                shown.append((item, item))
+        if not shown:
+            return []
+        post_ids = list(dict.fromkeys(post.id for _, post in shown))
+        account_ids = {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
+        account_ids |= {post.in_reply_to_account_id for _, post in shown if post.in_reply_to_account_id}
+        accounts = await self._accounts(account_ids)
+        contents = await load_contents(session, post_ids)
+        polls = {
+            poll.post_id: poll
+            for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(post_ids)))).all()
+        }
+        # A post is pinned by its author only, so any pin of it is the author's.
+        pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
+        liked, boosted = await self._own_marks(post_ids)
+        writers = await self._writers(post for _, post in shown)
+
+        views = []
+        for item, post in shown:
+            author = accounts.get(post.account_id)
+            if author is None:
+                continue
+            views.append(
+                PostView(
+                    post=post,
+                    author=author,
+                    item=item,
+                    boosted_by=accounts.get(item.account_id) if item is not post else None,
+                    media=contents[post.id].media,
+                    mentions=contents[post.id].mentions,
+                    tags=contents[post.id].tags,
+                    poll=polls.get(post.id),
+                    reply_to=accounts.get(post.in_reply_to_account_id)
+                    if post.in_reply_to_account_id
+                    else None,
+                    written_by=_writer(writers, post),
+                    liked=post.id in liked,
+                    boosted=post.id in boosted,
+                    pinned=post.id in pinned,
+                    manageable=post.local
+                    and self.viewer.account is not None
+                    and self.viewer.may_act_as(post.account_id),
+                )
+            )
+        return views
+
+    async def _posts(self, post_ids: set[int]) -> dict[int, Post]:
+        if not post_ids:
+            return {}
+        rows = await self.session.scalars(select(Post).where(col(Post.id).in_(post_ids)))
+        return {post.id: post for post in rows.all()}
+
+    async def _accounts(self, account_ids: set[int]) -> dict[int, Account]:
+        rows = await self.session.scalars(select(Account).where(col(Account.id).in_(account_ids)))
+        return {account.id: account for account in rows.all()}
+
+    async def _own_marks(self, post_ids: list[int]) -> tuple[set[int], set[int]]:
+        """The posts the viewer's account liked and boosted."""
+        if self.viewer.account is None:
+            return set(), set()
+        me = self.viewer.account.id
+        liked = await self.session.scalars(
+            select(Favourite.post_id).where(
+                col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
+            )
+        )
+        boosted = await self.session.scalars(
+            select(Post.reblog_of_id).where(
+                col(Post.account_id) == me,
+                col(Post.reblog_of_id).in_(post_ids),
+                col(Post.deleted_at).is_(None),
+            )
+        )
+        return set(liked.all()), {post_id for post_id in boosted.all() if post_id is not None}
+
+    async def _writers(self, posts: Iterable[Post]) -> dict[int, Account]:
+        """The staff behind organisations' posts, for viewers allowed to know (admins, the team)."""
+        viewer = self.viewer
+        if viewer.account is None and not viewer.is_system:
+            return {}
+        writer_ids = {
+            post.written_by_user_id
+            for post in posts
+            if post.written_by_user_id and (viewer.is_admin or viewer.may_act_as(post.account_id))
+        }
+        if not writer_ids:
+            return {}
+        rows = await self.session.execute(
+            select(User.id, Account)
+            .join(Account, col(Account.id) == col(User.account_id))
+            .where(col(User.id).in_(writer_ids))
+        )
+        return {user_id: account for user_id, account in rows.all()}
+
+
+async def _media(session: AsyncSession, post_ids: list[int]) -> dict[int, list[MediaAttachment]]:
+    found: dict[int, list[MediaAttachment]] = {}
+    rows = await session.scalars(
+        select(MediaAttachment)
+        .where(col(MediaAttachment.post_id).in_(post_ids))
+        .order_by(col(MediaAttachment.position), col(MediaAttachment.id))
+    )
+    for attachment in rows.all():
+        if attachment.post_id is not None:
+            found.setdefault(attachment.post_id, []).append(attachment)
+    return found
+
+
+async def _mentions(session: AsyncSession, post_ids: list[int]) -> dict[int, list[Account]]:
+    found: dict[int, list[Account]] = {}
+    rows = await session.execute(
+        select(Mention.post_id, Account)
+        .join(Account, col(Account.id) == col(Mention.account_id))
+        .where(col(Mention.post_id).in_(post_ids))
+        .order_by(col(Mention.id))
+    )
+    for post_id, account in rows.all():
+        found.setdefault(post_id, []).append(account)
+    return found
+
+
+async def _tags(session: AsyncSession, post_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    rows = await session.execute(
+        select(PostTag.post_id, Tag.name)
+        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+        .where(col(PostTag.post_id).in_(post_ids))
+        .order_by(col(PostTag.id))
+    )
+    for post_id, name in rows.all():
+        found.setdefault(post_id, []).append(name)
+    return found
+
+
+def _writer(writers: dict[int, Account], post: Post) -> Account | None:
+    """The staff member behind an organisation's post (nobody for a post written by its own account)."""
+    writer = writers.get(post.written_by_user_id) if post.written_by_user_id else None
+    return writer if writer is not None and writer.id != post.account_id else None
+
+
+__all__ = ["PostContents", "PostView", "PostViewLoader", "load_contents", "load_views"]

@@ -1,0 +1,133 @@
+"""Who may see a post: one rule, in a SQL form for lists and a Python form for one post.
+
+`visible_to(viewer)` is a condition on `Post` that every list adds to its query (timelines,
+profiles, threads, hashtags, feeds, the featured and outbox collections), so lists never load
+posts and drop some afterwards. `can_see(viewer, post)` asks the same condition about one post,
+so the two forms cannot drift apart.
+
+The rule:
+- a deleted post is seen by nobody;
+- public and unlisted posts by everyone, followers-only posts by the author's accepted
+  followers, direct posts by the accounts they mention; a post is always seen by its author and
+  by whoever may act as the author (an organisation's team), who also read what the
+  organisation account may read;
+- never across a block, whichever side blocked, nor from a domain the viewer hides;
+- in lists (not at a post's own URL, and not on the profile of the muted account itself),
+  nothing from an account the viewer muted;
+- a boost is seen only when the boosted post may be seen;
+- the system viewer (the server itself, the command line) sees every post not deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, union_all
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from app.context import AppContext
+from app.models import (
+    Account,
+    AccountBlock,
+    AccountMute,
+    Follow,
+    FollowState,
+    Mention,
+    Post,
+    UserDomainBlock,
+    Visibility,
+)
+from app.services.viewer import Viewer
+
+EVERYONE = (Visibility.PUBLIC, Visibility.UNLISTED)
+
+
+def visible_to(viewer: Viewer, *, hide_muted: bool = True, post: Any = Post) -> ColumnElement[bool]:
+    """The condition on `post` (the Post table or an alias of it) that `viewer` may see it.
+
+    `hide_muted=False` for what the viewer asked for by name: a post's own URL, a muted
+    account's own profile.
+    """
+    if viewer.is_system:
+        return col(post.deleted_at).is_(None)
+    own = _own(viewer, post)
+    readable = or_(col(post.visibility).in_(EVERYONE), own)
+    readers = _reader_ids(viewer)
+    if readers:
+        # What any account the viewer acts for may read: an organisation's team reads its mentions.
+        followers_post = and_(
+            post.visibility == Visibility.FOLLOWERS,
+            exists().where(
+                col(Follow.follower_id).in_(readers),
+                col(Follow.followee_id) == post.account_id,
+                col(Follow.state) == FollowState.ACCEPTED,
+            ),
+        )
+        mentioned = exists().where(col(Mention.post_id) == post.id, col(Mention.account_id).in_(readers))
+        readable = or_(readable, followers_post, mentioned)
+    condition = and_(
+        col(post.deleted_at).is_(None), readable, _not_hidden(viewer, post.account_id, hide_muted)
+    )
+    if post is Post:
+        # A boost shows what it boosts: only when that post may be seen too.
+        original = aliased(Post)
+        boosted_visible = exists().where(
+            col(original.id) == post.reblog_of_id,
+            visible_to(viewer, hide_muted=hide_muted, post=original),
+        )
+        condition = and_(condition, or_(col(post.reblog_of_id).is_(None), boosted_visible))
+    return condition
+
+
+async def can_see(context: AppContext, viewer: Viewer, post: Post) -> bool:
+    """Whether `viewer` may see `post` at its own URL (and act on it): the list rule, asked of one post."""
+    if post.deleted_at is not None:
+        return False
+    if _owns(viewer, post):
+        return True
+    async with context.sessions() as session:
+        found = await session.scalar(
+            select(col(Post.id)).where(col(Post.id) == post.id, visible_to(viewer, hide_muted=False)).limit(1)
+        )
+    return found is not None
+
+
+def _owns(viewer: Viewer, post: Post) -> bool:
+    return viewer.is_system or viewer.account_id == post.account_id or post.account_id in viewer.acting_ids
+
+
+def _reader_ids(viewer: Viewer) -> list[int]:
+    ids = set(viewer.acting_ids)
+    if viewer.account is not None:
+        ids.add(viewer.account.id)
+    return sorted(ids)
+
+
+def _own(viewer: Viewer, post: Any) -> ColumnElement[bool]:
+    ids = _reader_ids(viewer)
+    return col(post.account_id).in_(ids) if ids else false()
+
+
+def _not_hidden(viewer: Viewer, author_id: Any, hide_muted: bool) -> ColumnElement[bool]:
+    """The author is not on the other side of a block from the viewer, nor muted or hidden by domain."""
+    if viewer.account is None:
+        return true()
+    reader = viewer.account.id
+    hidden: list[Select[Any]] = [
+        select(col(AccountBlock.target_account_id).label("id")).where(col(AccountBlock.account_id) == reader),
+        select(col(AccountBlock.account_id).label("id")).where(col(AccountBlock.target_account_id) == reader),
+        select(col(Account.id).label("id"))
+        .join(UserDomainBlock, col(UserDomainBlock.domain) == col(Account.domain))
+        .where(col(UserDomainBlock.account_id) == reader),
+    ]
+    if hide_muted:
+        hidden.append(
+            select(col(AccountMute.target_account_id).label("id")).where(
+                col(AccountMute.account_id) == reader
+            )
+        )
+    return col(author_id).not_in(select(union_all(*hidden).subquery().c.id))
+
+
+__all__ = ["EVERYONE", "can_see", "visible_to"]
