@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.context import AppContext
-from app.models import DeliveryJob, InboxItem, JobState, WorkerHeartbeat
+from app.models import BackgroundJob, DeliveryJob, InboxItem, JobState, WorkerHeartbeat
 from app.models.base import utcnow
 from app.ops.metrics_registry import MULTIPROCESS_ENV, forget_dead_processes
 
@@ -62,6 +62,7 @@ async def _queue_families(context: AppContext) -> list[GaugeMetricFamily]:
         for name, table, created in (
             ("inbox", InboxItem, InboxItem.received_at),
             ("delivery", DeliveryJob, DeliveryJob.created_at),
+            ("jobs", BackgroundJob, BackgroundJob.created_at),
         ):
             model: Any = table
             queued = col(model.state) == JobState.QUEUED

@@ -204,3 +204,4 @@ async def test_queue_figures_come_from_the_database(lab: Lab) -> None:
     assert 90 <= (value(found, "herold_queue_oldest_due_age_seconds", queue="delivery") or 0) < 150
     assert 40 <= (value(found, "herold_worker_lag_seconds", queue="delivery") or 0) < 100
     assert value(found, "herold_queue_due", queue="inbox") == 0
+    assert value(found, "herold_queue_depth", queue="jobs") == 0
