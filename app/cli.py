@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from app import __version__
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
 from app.models import Account, ActorType, Role, User
+from app.ops.logs import configure_logging
+from app.ops.metrics_registry import enable_multiprocess_metrics
 from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 
@@ -136,6 +139,31 @@ async def cmd_accounts_password(args: argparse.Namespace, settings: Settings) ->
     return await _with_context(settings, work)
 
 
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from app.ops.backup import BackupError, backup
+
+    await require_schema(settings)
+    try:
+        report = await backup(settings, Path(args.directory))
+    except BackupError as error:
+        raise CommandError(str(error)) from None
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"backed up the {report.database} database, {', '.join(report.files)} to {report.directory}")
+    return 0
+
+
+async def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from app.ops.backup import BackupError, restore
+
+    try:
+        report = await restore(settings, Path(args.directory))
+    except BackupError as error:
+        raise CommandError(str(error)) from None
+    print(f"restored {', '.join(report.files)} from {report.directory}; run `herold migrate` before serving")
+    return 0
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -146,12 +174,17 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    enable_multiprocess_metrics(settings.data_dir)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Logging is configured once for the process (LOG_FORMAT); each request's line comes from
+        # RequestLogMiddleware, with its request id.
+        log_config=None,
+        access_log=False,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
@@ -166,9 +199,18 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(context: AppContext) -> int:
         tune_garbage_collection()
-        await build_worker(context).run()
+        # SIGTERM (systemd's stop) ends the worker cleanly: jobs in hand are cancelled (their
+        # leases run out for the next worker) and its heartbeat row is removed.
+        main = asyncio.current_task()
+        assert main is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        try:
+            await build_worker(context).run()
+        except asyncio.CancelledError:
+            return 0
         return 0
 
+    enable_multiprocess_metrics(settings.data_dir)
     return await _with_context(settings, work)
 
 
@@ -589,6 +631,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(handler=cmd_migrate)
 
+    backup = commands.add_parser(
+        "backup", help="copy the database, secret key and media into DIR (safe while the server runs)"
+    )
+    backup.add_argument("directory", metavar="DIR", help="a new or empty directory")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="put a backup back onto an empty DATA_DIR and database")
+    restore.add_argument("directory", metavar="DIR", help="a directory made by `herold backup`")
+    restore.set_defaults(handler=cmd_restore)
+
     domains = commands.add_parser("domains", help="block, silence or allow whole servers").add_subparsers(
         dest="domains_command", required=True, metavar="ACTION"
     )
@@ -653,6 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
         handler: Handler = args.handler
         return run_event_loop(handler(args, settings), settings.event_loop)
     except (ConfigurationError, AccountError, CommandError) as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
     authorized_fetch: bool = False
     log_level: LogLevel = "info"
+    # "text": one readable line per event; "json": one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics is off unless one of these is set: a bearer token, or the networks (CIDRs) of
+    # the scrapers, which need no token.
+    # A PEM bundle of CA certificates that outgoing HTTPS trusts besides the default roots: peers
+    # and proxies under a private PKI (and the test CA of the nginx test).
+    extra_ca_certificates: Path | None = None
+    metrics_token: str = ""
+    metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -87,7 +97,7 @@ class Settings(BaseSettings):
             refuse_short_secret_key(value)
         return value
 
-    @field_validator("allowed_private_addresses", mode="before")
+    @field_validator("allowed_private_addresses", "metrics_allowed_addresses", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
@@ -97,6 +107,19 @@ class Settings(BaseSettings):
             except ValueError as error:
                 # The key itself is named by describe_validation_error (from the field's location).
                 raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("extra_ca_certificates")
+    @classmethod
+    def _loadable_certificates(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except ssl.SSLError:  # before OSError, of which it is a kind
+            raise ValueError(f"{value} holds no PEM certificates") from None
+        except OSError as error:
+            raise ValueError(f"{value}: {error.strerror or error}") from None
         return value
 
     @field_validator("local_domain", "web_domain")

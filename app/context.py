@@ -19,6 +19,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
+from app.ops.metrics_registry import Metrics
 from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
@@ -42,6 +43,7 @@ class AppContext:
     # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)
+    metrics: Metrics = field(default_factory=Metrics)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 
@@ -68,7 +70,10 @@ def build_context(settings: Settings, *, transport: httpx.AsyncBaseTransport | N
     """`transport` replaces the network: the test lab routes requests between in-process instances."""
     engine = create_engine(settings)
     if transport is None:
-        transport = build_transport(allowed_private=settings.allowed_private_addresses)
+        transport = build_transport(
+            allowed_private=settings.allowed_private_addresses,
+            extra_ca_certificates=settings.extra_ca_certificates,
+        )
     return AppContext(
         settings=settings,
         urls=LocalUrls.from_settings(settings),

@@ -22,6 +22,10 @@ from app.context import AppContext, build_context
 from app.federation.inbox import router as inbox_router
 from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
+from app.ops.health import SchemaHead
+from app.ops.health import router as health_router
+from app.ops.logs import RequestLogMiddleware
+from app.ops.metrics import router as metrics_router
 from app.services.accounts import AccountService
 from app.web.install import install_web
 from app.web.routes import router as web_router
@@ -61,10 +65,15 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
 
     app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.context = context
+    app.state.schema_head = SchemaHead()
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
+    # Added last, so it is the outermost: every request gets its id before anything logs.
+    app.add_middleware(RequestLogMiddleware, observe=context.metrics.request_observer(context.engine))
     # First: deliveries are the busiest requests, and routes are matched in order.
     app.include_router(inbox_router)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(object_router)

@@ -29,6 +29,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from http.cookiejar import CookieJar
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -235,8 +236,12 @@ class GuardedTransport(AiohttpTransport):
         max_per_host: int,
         connect_timeout: float,
         max_delivery_connections: int,
+        extra_ca_certificates: Path | None = None,
     ) -> None:
         ssl_context = httpx.create_ssl_context()
+        if extra_ca_certificates is not None:
+            # A private PKI's roots, trusted beside the default ones (EXTRA_CA_CERTIFICATES).
+            ssl_context.load_verify_locations(cafile=str(extra_ca_certificates))
         self._sessions = _SessionFactory(
             policy, ssl_context=ssl_context, max_connections=max_connections, max_per_host=max_per_host
         )
@@ -380,6 +385,7 @@ def build_transport(
     max_per_host: int = 4,
     connect_timeout: float = 5.0,
     max_delivery_connections: int = 8192,
+    extra_ca_certificates: Path | None = None,
 ) -> httpx.AsyncBaseTransport:
     """The guarded aiohttp transport; keep-alive connections are pooled and reused.
 
@@ -393,6 +399,7 @@ def build_transport(
         max_per_host=max_per_host,
         connect_timeout=connect_timeout,
         max_delivery_connections=max_delivery_connections,
+        extra_ca_certificates=extra_ca_certificates,
     )
 
 

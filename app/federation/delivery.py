@@ -136,9 +136,13 @@ class Deliverer:
         if job.request is None and job.decided is None:
             await self.prepare([job])
         outcome = job.decided if job.decided is not None else await self._send(job)
+        # The class the domain was in when the attempt was made, not the one it leads to.
+        deliveries = self.context.metrics.deliveries
+        domain_class = self.health.domain_class(job.host)
         if outcome.verdict is Verdict.DONE and outcome.status is not None:
             await self.writer.done(job, outcome.status)
             self.stats.done += 1
+            deliveries.labels("done", domain_class).inc()
             return
         values = self._values(job, outcome)
         failed_host = job.host if outcome.host_failed and self.health.to_record(job.host) else None
@@ -146,10 +150,14 @@ class Deliverer:
         # Counted once recorded, so that the counts say what the database holds.
         if values["new_state"] == JobState.FAILED:
             self.stats.failed += 1
+            kind = "failed"
         elif outcome.verdict is Verdict.POSTPONE:
             self.stats.postponed += 1
+            kind = "postponed"
         else:
             self.stats.retried += 1
+            kind = "retried"
+        deliveries.labels(kind, domain_class).inc()
 
     async def prepare(self, jobs: list[ClaimedDelivery]) -> None:
         """What a claimed batch needs before its requests: every check that asks no host, and
@@ -224,10 +232,14 @@ class Deliverer:
     async def _sign(
         self, pem: bytes, items: list[tuple[ClaimedDelivery, UnsignedRequest, Target, _Prepared]]
     ) -> None:
+        metrics = self.context.metrics
         try:
+            started = time.perf_counter()
             signatures = await self.context.signer.sign_many(
                 pem, [unsigned.signing_string for _, unsigned, _, _ in items]
             )
+            metrics.signing_seconds.observe(time.perf_counter() - started)
+            metrics.signatures.inc(len(signatures))
         except SigningKeyError as error:
             # The author's key cannot sign: no later try would either.
             failed = Outcome(Verdict.FAILED, error=str(error)[:500])

@@ -110,6 +110,13 @@ class DomainHealthBook:
             )
         return reasons
 
+    def domain_class(self, host: str) -> str:
+        """healthy, failing (failed on some day, still tried) or unavailable: the metrics' label."""
+        known = self._troubled.get(host)
+        if known is None:
+            return "healthy"
+        return "unavailable" if known.unavailable else "failing"
+
     def to_record(self, host: str) -> bool:
         """Whether a failure of `host` still has to be written: once per host and day is enough."""
         known = self._troubled.get(host)

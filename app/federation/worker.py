@@ -30,7 +30,10 @@ class Worker:
 
     async def run(self) -> None:
         """Run every queue until cancelled."""
+        from app.ops.heartbeat import beat_while_running
+
         async with asyncio.TaskGroup() as group:
+            group.create_task(beat_while_running(self.context), name="worker:heartbeat")
             for queue in self.queues:
                 group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
 

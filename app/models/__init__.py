@@ -1,7 +1,14 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
-from app.models.federation import DeliveryJob, DomainHealth, InboxItem, JobState, OutboxActivity
+from app.models.federation import (
+    DeliveryJob,
+    DomainHealth,
+    InboxItem,
+    JobState,
+    OutboxActivity,
+    WorkerHeartbeat,
+)
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
@@ -62,4 +69,5 @@ __all__ = [
     "UserDomainBlock",
     "Visibility",
     "WebSession",
+    "WorkerHeartbeat",
 ]

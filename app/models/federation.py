@@ -90,3 +90,18 @@ class DomainHealth(SQLModel, table=True):
     last_failure_day: date | None = Field(default=None, sa_type=Date)
     unavailable_since: datetime | None = timestamp(nullable=True)
     last_success_at: datetime | None = timestamp(nullable=True)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """One running worker (`herold worker` or the one embedded in `herold serve`): it writes
+    `beat_at` every few seconds, so that /health/ready and /metrics can tell a stalled or missing
+    worker from an idle one. The row goes when the worker stops cleanly; a killed worker's row ages."""
+
+    __tablename__ = "worker_heartbeat"
+
+    # hostname:pid:random, so that restarts and several machines never share a row.
+    worker_id: str = Field(primary_key=True, max_length=255)
+    hostname: str = Field(default="", max_length=255)
+    pid: int = 0
+    started_at: datetime = timestamp()
+    beat_at: datetime = timestamp()

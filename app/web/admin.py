@@ -11,6 +11,7 @@ from app.models import Role
 from app.services.account_moderation import ReportQueue
 from app.services.accounts import AccountError
 from app.services.auth import AuthService
+from app.services.delivery_history import DeliveryHistoryService
 from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
 from app.services.instance import (
     DeliveryStatusService,
@@ -20,6 +21,7 @@ from app.services.instance import (
 )
 from app.services.staff import StaffService
 from app.web.audit_log import audit_lines
+from app.web.charts import stacked_hourly_bars, swatch
 from app.web.dependencies import get_context
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
@@ -240,7 +242,20 @@ async def federation(
     request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
 ) -> Response:
     overview = await DeliveryStatusService(context).overview()
-    return render(request, "admin/federation.html", {"overview": overview})
+    history = await DeliveryHistoryService(context).per_hour()
+    chart = stacked_hourly_bars(
+        translate(request, N_("Deliveries per hour, last 7 days (UTC)")),
+        history.hours,
+        [
+            (translate(request, N_("delivered")), history.done),
+            (translate(request, N_("failed")), history.failed),
+        ],
+    )
+    return render(
+        request,
+        "admin/federation.html",
+        {"overview": overview, "history": history, "chart": chart, "swatch": swatch},
+    )
 
 
 @router.post("/federation/retry")

@@ -194,3 +194,45 @@ async def test_federation_page_shows_failing_domains_and_retries_them(lab: Lab) 
         ).one()
     assert strict.state == JobState.FAILED
     assert (await admin.post("/admin/federation/retry", {"host": ""})).status_code == 400
+
+
+async def test_federation_page_charts_deliveries_per_hour(lab: Lab) -> None:
+    instance = await lab.instance("a.test", embedded_worker=False)
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    hour = utcnow().replace(minute=5, second=0, microsecond=0)
+    async with instance.context.sessions() as session:
+        boss = (await session.scalars(select(Account).where(Account.username == "boss"))).one()
+        activity = OutboxActivity(
+            uri="http://a.test/y", activity_type="Create", account_id=boss.id, payload={}
+        )
+        session.add(activity)
+        await session.flush()
+        finished = [(hour, JobState.DONE)] * 3 + [(hour, JobState.FAILED)]
+        finished += [(hour - timedelta(hours=30), JobState.DONE)] * 2
+        # Older than the chart's week: left out.
+        finished += [(hour - timedelta(days=8), JobState.DONE)] * 5
+        for number, (when, state) in enumerate(finished):
+            session.add(
+                DeliveryJob(
+                    activity_id=activity.id,
+                    inbox_url=f"https://h{number}.example/inbox",
+                    host=f"h{number}.example",
+                    state=state,
+                    finished_at=when,
+                )
+            )
+        await session.commit()
+    page = await admin.get("/admin/federation")
+    assert page.status_code == 200
+    assert '<svg class="chart"' in page.text
+    assert 'aria-label="Deliveries per hour, last 7 days (UTC)"' in page.text
+    label = hour.strftime("%Y-%m-%d %H:00")
+    assert f"<title>{label} UTC: 3 delivered, 1 failed</title>" in page.text
+    earlier = (hour - timedelta(hours=30)).strftime("%Y-%m-%d %H:00")
+    assert f"<title>{earlier} UTC: 2 delivered, 0 failed</title>" in page.text
+    assert "5 delivered" in page.text and "1 failed" in page.text
+    assert "<script" not in page.text.split('<svg class="chart"', 1)[1].split("</svg>", 1)[0]
+
+    german = await admin.get("/admin/federation", headers={"Accept-Language": "de"})
+    assert "Zustellungen pro Stunde, letzte 7 Tage (UTC)" in german.text
+    assert "5 zugestellt" in german.text

@@ -1,0 +1,1 @@
+"""What an operator runs and watches: health checks, metrics, logs, backups."""

@@ -1,0 +1,84 @@
+"""Worker heartbeats: each running worker keeps one row fresh, so a stalled worker is visible."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlmodel import col
+
+from app.context import AppContext
+from app.models import WorkerHeartbeat
+from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 10.0
+# Three missed beats: a worker busy with a long batch still beats (the beat is a task of its own),
+# so silence this long means a dead or wedged process, not a slow one.
+HEARTBEAT_STALE = timedelta(seconds=3 * HEARTBEAT_INTERVAL)
+# Rows of workers killed without a clean stop are removed after this long.
+HEARTBEAT_FORGET = timedelta(days=1)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[:255]
+
+
+async def beat_while_running(context: AppContext, interval: float = HEARTBEAT_INTERVAL) -> None:
+    """Write this worker's heartbeat every `interval` seconds until cancelled, then remove it."""
+    worker_id = new_worker_id()
+    started = utcnow()
+    try:
+        async with context.sessions() as session:
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker_id,
+                    hostname=socket.gethostname()[:255],
+                    pid=os.getpid(),
+                    started_at=started,
+                    beat_at=started,
+                )
+            )
+            await session.execute(
+                delete(WorkerHeartbeat).where(col(WorkerHeartbeat.beat_at) < started - HEARTBEAT_FORGET)
+            )
+            await session.commit()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with context.sessions() as session:
+                    await session.execute(
+                        update(WorkerHeartbeat)
+                        .where(col(WorkerHeartbeat.worker_id) == worker_id)
+                        .values(beat_at=utcnow())
+                    )
+                    await session.commit()
+                context.metrics.observe_pool(context.engine)
+            except Exception:
+                # The database may be away for a moment; readiness reports it, the worker goes on.
+                log.warning("writing the worker heartbeat failed", exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            async with context.sessions() as session:
+                await session.execute(
+                    delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == worker_id)
+                )
+                await session.commit()
+
+
+async def worker_beats(context: AppContext) -> list[tuple[str, datetime]]:
+    """(worker id, last beat) of every worker that has a row, newest first."""
+    async with context.sessions() as session:
+        rows = await session.execute(
+            select(col(WorkerHeartbeat.worker_id), col(WorkerHeartbeat.beat_at)).order_by(
+                col(WorkerHeartbeat.beat_at).desc()
+            )
+        )
+        return [(worker_id, beat_at) for worker_id, beat_at in rows.all()]
