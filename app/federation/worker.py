@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -13,6 +14,7 @@ from sqlmodel import col
 
 from app.context import AppContext
 from app.federation.queue import QueueSpec, claim_jobs
+from app.federation.takeover import TAKEOVER_INTERVAL, release_leases, take_over_gone_holders
 from app.models import JobState
 from app.models.base import utcnow
 
@@ -27,15 +29,48 @@ class Worker:
     def __init__(self, context: AppContext, queues: list[QueueSpec[Any]]) -> None:
         self.context = context
         self.queues = queues
+        # The name this worker's leases carry while `run` runs (its heartbeat id).
+        self.holder: str | None = None
 
     async def run(self) -> None:
-        """Run every queue until cancelled."""
-        from app.ops.heartbeat import beat_while_running
+        """Run every queue until cancelled, beating a heartbeat and taking over gone workers' jobs."""
+        from app.ops.heartbeat import HeartbeatLost, beat, new_worker_id, register_worker, unregister_worker
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(beat_while_running(self.context), name="worker:heartbeat")
-            for queue in self.queues:
-                group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
+        models = [queue.model for queue in self.queues]
+        while True:
+            holder = self.holder = new_worker_id()
+            # Registered before the first claim, so that no one takes this worker for gone.
+            await register_worker(self.context, holder)
+            try:
+                # At once: a predecessor killed before this start leaves its jobs to us now.
+                await self._take_over(models, holder)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(beat(self.context, holder), name="worker:heartbeat")
+                    group.create_task(self._keep_taking_over(models, holder), name="worker:takeover")
+                    for queue in self.queues:
+                        group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
+            except* HeartbeatLost:
+                # Taken for gone (the database or this process stalled): the jobs in hand were
+                # stopped with the queues above; start again under a new name.
+                log.error("this worker was taken for gone and its jobs handed on; starting again")
+            finally:
+                # Whatever is still leased to this worker is free at once for the next one.
+                with contextlib.suppress(Exception):
+                    await release_leases(self.context, models, [holder])
+                await unregister_worker(self.context, holder)
+
+    async def _take_over(self, models: list[type[Any]], holder: str) -> None:
+        try:
+            if await take_over_gone_holders(self.context, models, holder):
+                for queue in self.queues:
+                    self.context.work.notify(queue.name)
+        except Exception:
+            log.exception("taking over the jobs of gone workers failed; trying again shortly")
+
+    async def _keep_taking_over(self, models: list[type[Any]], holder: str) -> None:
+        while True:
+            await asyncio.sleep(TAKEOVER_INTERVAL)
+            await self._take_over(models, holder)
 
     async def run_until_idle(self) -> None:
         """Process every job that is due, then return (tests and one-shot CLI runs; bound it with asyncio.timeout)."""
@@ -135,8 +170,8 @@ class Worker:
 
     async def _claim(self, queue: QueueSpec[Any], limit: int) -> list[Any]:
         if queue.claim is not None:
-            return await queue.claim(self.context, limit, queue.lease)
-        return await claim_jobs(self.context, queue.model, limit=limit, lease=queue.lease)
+            return await queue.claim(self.context, limit, queue.lease, self.holder)
+        return await claim_jobs(self.context, queue.model, limit=limit, lease=queue.lease, holder=self.holder)
 
     async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
         try:
