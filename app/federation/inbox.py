@@ -53,6 +53,7 @@ from app.models import Account, InboxItem, JobState
 from app.models.base import new_ids, utcnow
 from app.queue_names import INBOX_QUEUE
 from app.services.accounts import AccountService
+from app.services.inbox_backlog import BACKPRESSURE_RETRY_AFTER, BacklogGate
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class InboxReceiver:
         self.context = context
         self.verifier = verifier
         self.writer = InboxWriter(context)
+        self.backlog = BacklogGate(context, context.settings.inbox_backlog_limit_seconds)
 
     async def receive(self, request: Request, *, username: str | None) -> Response:
         try:
@@ -200,6 +202,14 @@ class InboxReceiver:
         context = self.context
         settings = context.settings
         recipient_id = await self._recipient(username) if username is not None else None
+        backlog = await self.backlog.over_limit()
+        if backlog is not None:
+            # Before the body and the signature: a server that is behind saves that work too.
+            raise InboxRefusal(
+                503,
+                f"this server is {backlog.oldest_seconds:.0f} s behind with incoming activities; retry later",
+                {"Retry-After": str(BACKPRESSURE_RETRY_AFTER)},
+            )
         body = await read_body(request)
 
         try:
