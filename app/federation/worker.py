@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col
 
 from app.context import AppContext
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
 # A handler that fails unexpectedly is retried this often before the job is given up.
 MAX_UNEXPECTED_FAILURES = 8
+# A job that found no free database connection comes back after this many seconds.
+SATURATED_WAIT = 2.0
 
 
 class Worker:
@@ -178,9 +181,25 @@ class Worker:
             await queue.handler(job)
         except asyncio.CancelledError:
             raise
+        except PoolTimeout:
+            # The database is saturated (the web side of the process shares the pool): nothing is
+            # wrong with the job, so it comes back shortly without an attempt counted against it.
+            log.warning("no database connection for %s job %s; postponed", queue.name, job.id)
+            await self._postpone(queue, job)
         except Exception as error:
             log.exception("%s job %s failed", queue.name, job.id)
             await self._record_unexpected_failure(queue, job, error)
+
+    async def _postpone(self, queue: QueueSpec[Any], job: Any) -> None:
+        table: Any = queue.model
+        values = {"locked_until": None, "next_attempt_at": utcnow() + timedelta(seconds=SATURATED_WAIT)}
+        try:
+            async with self.context.sessions() as session:
+                await session.execute(update(table).where(col(table.id) == job.id).values(**values))
+                await session.commit()
+        except Exception:
+            # Still saturated: the job's lease runs out, or its holder's takeover frees it.
+            log.warning("could not postpone %s job %s", queue.name, job.id)
 
     async def _record_unexpected_failure(self, queue: QueueSpec[Any], job: Any, error: Exception) -> None:
         attempts = job.attempts + 1
