@@ -164,7 +164,7 @@ async def server(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[st
         _env_file=None,
         database_url=database_url,
         data_dir=data_dir,
-        secret_key="test-secret",
+        secret_key="test-secret-key-of-the-phone-layout-test",
         local_domain=domain,
         https=False,
     )
