@@ -15,6 +15,7 @@ from typing import Any
 from app import __version__
 from app.config import ConfigurationError, Settings, load_settings
 from app.context import AppContext, build_context
+from app.db import EngineRole
 from app.models import Account, ActorType, Role, User
 from app.ops.logs import configure_logging
 from app.ops.metrics_registry import enable_multiprocess_metrics
@@ -44,9 +45,11 @@ async def require_schema(settings: Settings) -> None:
         )
 
 
-async def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[int]]) -> int:
+async def _with_context(
+    settings: Settings, work: Callable[[AppContext], Awaitable[int]], role: EngineRole = "command"
+) -> int:
     await require_schema(settings)
-    context = build_context(settings)
+    context = build_context(settings, role=role)
     try:
         return await work(context)
     finally:
@@ -212,7 +215,7 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     enable_multiprocess_metrics(settings.data_dir)
-    return await _with_context(settings, work)
+    return await _with_context(settings, work, role="worker")
 
 
 async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     # An inbound activity addressed (to, cc, bto, bcc, audience) to more is refused with 422: real
     # posts name a collection and a few mentions, a mention-spam wave names thousands.
     max_recipients_per_activity: int = Field(default=1000, ge=1, le=1_000_000)
+    # Connections per process (app.db.pool_sizes derives them from the deployment; this replaces
+    # the derived size), and how long a request waits for one before it is answered 503.
+    database_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    database_pool_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Backpressure: when the oldest unprocessed inbox activity has waited longer than this, the
+    # inbox answers 503 with Retry-After until the worker has caught up (0: never).
+    inbox_backlog_limit_seconds: float = Field(default=60.0, ge=0)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.

@@ -17,7 +17,7 @@ from app.activitypub.signatures import KeyCache
 from app.activitypub.signing_process import SigningProcess
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
-from app.db import SessionFactory, create_engine, create_session_factory
+from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
 from app.ops.metrics_registry import Metrics
 from app.services.events import EventBus
@@ -66,9 +66,12 @@ def user_agent(settings: Settings) -> str:
     return f"herold/{__version__} (+{settings.base_url}/)"
 
 
-def build_context(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> AppContext:
-    """`transport` replaces the network: the test lab routes requests between in-process instances."""
-    engine = create_engine(settings)
+def build_context(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, role: EngineRole = "serve"
+) -> AppContext:
+    """`transport` replaces the network: the test lab routes requests between in-process instances.
+    `role` (web server, worker, one-off command) sizes the database pool."""
+    engine = create_engine(settings, role)
     if transport is None:
         transport = build_transport(
             allowed_private=settings.allowed_private_addresses,

@@ -10,12 +10,17 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.activitypub.negotiation import prefers_json
+from app.activitypub.verification import KeyFetchesBusy
 from app.services import errors as service_errors
 
 log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the server is saturated (database pool, key fetches).
+BUSY_RETRY_AFTER = 5
 
 
 class HttpError(Exception):
@@ -91,6 +96,17 @@ def _describe_validation(error: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+def busy_response(request: Request, error: Exception) -> Response:
+    """Every database connection busy for DATABASE_POOL_TIMEOUT, or too many first-contact key
+    fetches waiting: the load is shed with 503 and Retry-After, and the client comes back."""
+    log.warning(
+        "saturated on %s %s (%s); answered 503", request.method, request.url.path, type(error).__name__
+    )
+    return error_response(
+        request, 503, "the server is busy; retry in a few seconds", {"Retry-After": str(BUSY_RETRY_AFTER)}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _http_error(request: Request, error: HttpError) -> Response:
@@ -112,8 +128,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, error: RequestValidationError) -> Response:
         return error_response(request, 400, _describe_validation(error))
 
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(KeyFetchesBusy)
+    async def _saturated(request: Request, error: Exception) -> Response:
+        return busy_response(request, error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
+        if isinstance(error, PoolTimeout | KeyFetchesBusy):
+            # Raised in a middleware (the session's user lookup), outside the handlers above.
+            return busy_response(request, error)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal error; it has been logged")
 

@@ -52,10 +52,21 @@ MEMORY_TTL_SECONDS = 60.0
 # An unknown key that could not be fetched is not tried again for this long.
 FAILURE_TTL_SECONDS = 60.0
 MEMORY_ENTRIES = 10_000
+# Key fetches of this process in flight at once: a burst of first contacts (a viral post, a
+# thousand new followers) would otherwise open a connection per new server at the same moment,
+# past the fetch pool and the open-file limit. Each fetch takes one slot for its whole fetch.
+KEY_FETCHES_IN_FLIGHT = 64
+# How long a request waits for a slot before it is answered 503 with Retry-After.
+KEY_FETCH_SLOT_WAIT = 5.0
 
 
 class VerificationError(Exception):
     """The request's signature cannot be accepted; the message is the precise reason (a 401 body)."""
+
+
+class KeyFetchesBusy(Exception):
+    """Too many key fetches waiting: the request is to be retried later (503), nothing is wrong
+    with its signature."""
 
 
 def read_signature(request: Request, settings: Settings, body: bytes | None) -> SignedRequest:
@@ -125,6 +136,7 @@ class RequestVerifier:
         self._known = _Expiring(MEMORY_TTL_SECONDS, MEMORY_ENTRIES)
         self._failed = _Expiring(FAILURE_TTL_SECONDS, MEMORY_ENTRIES)
         self._refreshed = _Expiring(KEY_REFRESH_INTERVAL.total_seconds(), MEMORY_ENTRIES)
+        self._fetch_slots = asyncio.Semaphore(KEY_FETCHES_IN_FLIGHT)
 
     async def known_key(self, key_id: str) -> SignerKey | None:
         """The key as we already hold it (memory, then the stored actor), without fetching anything."""
@@ -203,10 +215,17 @@ class RequestVerifier:
 
     async def _fetch_and_remember(self, key_id: str) -> SignerKey:
         try:
+            async with asyncio.timeout(KEY_FETCH_SLOT_WAIT):
+                await self._fetch_slots.acquire()
+        except TimeoutError:
+            raise KeyFetchesBusy(f"{KEY_FETCHES_IN_FLIGHT} key fetches in flight; retry later") from None
+        try:
             key = await self._fetch(key_id)
         except VerificationError as error:
             self._failed.put(key_id, str(error))
             raise
+        finally:
+            self._fetch_slots.release()
         self._failed.pop(key_id)
         self._known.put(key_id, key)
         return key

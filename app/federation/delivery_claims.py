@@ -62,15 +62,17 @@ def _claimed_columns() -> tuple[str, ...]:
 _CLAIMED_COLUMNS = _claimed_columns()
 
 
-async def claim_deliveries(context: AppContext, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
-    """Lease up to `limit` due delivery jobs."""
+async def claim_deliveries(
+    context: AppContext, limit: int, lease: timedelta, holder: str | None = None
+) -> list[ClaimedDelivery]:
+    """Lease up to `limit` due delivery jobs for `holder` (a worker's heartbeat id)."""
     now = utcnow()
     until = now + lease
     table = table_of(DeliveryJob)
     statement = (
         update(table)
         .where(table.c.id.in_(due_jobs(DeliveryJob, now=now, limit=limit).scalar_subquery()))
-        .values(locked_until=until)
+        .values(locked_until=until, locked_by=holder)
         .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
     )
     async with context.sessions() as session:

@@ -26,6 +26,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
@@ -40,6 +41,7 @@ from app.activitypub.parsers import (
 )
 from app.activitypub.signatures import SignatureError
 from app.activitypub.verification import (
+    KeyFetchesBusy,
     RequestVerifier,
     SignerKey,
     VerificationError,
@@ -49,10 +51,12 @@ from app.activitypub.verification import (
 from app.context import AppContext
 from app.db import dialect_insert
 from app.federation.handlers import HANDLED_TYPES
+from app.http_errors import BUSY_RETRY_AFTER
 from app.models import Account, InboxItem, JobState
 from app.models.base import new_ids, utcnow
 from app.queue_names import INBOX_QUEUE
 from app.services.accounts import AccountService
+from app.services.inbox_backlog import BACKPRESSURE_RETRY_AFTER, BacklogGate
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,13 @@ class InboxWriter:
                 row["id"] = item_id
             try:
                 await self._insert([row for row, _ in batch])
+            except PoolTimeout:
+                # The database is saturated: each sender is answered 503 and comes back; writing
+                # the rows one by one would only ask the saturated pool once per row.
+                log.warning("no database connection for %d inbox items; answered 503", len(batch))
+                for _row, future in batch:
+                    _settle(future, error=True)
+                continue
             except Exception:
                 if len(batch) == 1:
                     _settle(batch[0][1], error=True)
@@ -187,6 +198,7 @@ class InboxReceiver:
         self.context = context
         self.verifier = verifier
         self.writer = InboxWriter(context)
+        self.backlog = BacklogGate(context, context.settings.inbox_backlog_limit_seconds)
 
     async def receive(self, request: Request, *, username: str | None) -> Response:
         try:
@@ -195,11 +207,27 @@ class InboxReceiver:
             return JSONResponse(
                 {"error": refusal.message}, status_code=refusal.status_code, headers=refusal.headers
             )
+        except (PoolTimeout, KeyFetchesBusy):
+            # Saturated (every database connection busy, or too many new keys being fetched):
+            # the sender retries after Retry-After, as it does for the backlog's 503.
+            return JSONResponse(
+                {"error": "the server is busy; deliver it again in a few seconds"},
+                status_code=503,
+                headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+            )
 
     async def _receive(self, request: Request, username: str | None) -> Response:
         context = self.context
         settings = context.settings
         recipient_id = await self._recipient(username) if username is not None else None
+        backlog = await self.backlog.over_limit()
+        if backlog is not None:
+            # Before the body and the signature: a server that is behind saves that work too.
+            raise InboxRefusal(
+                503,
+                f"this server is {backlog.oldest_seconds:.0f} s behind with incoming activities; retry later",
+                {"Retry-After": str(BACKPRESSURE_RETRY_AFTER)},
+            )
         body = await read_body(request)
 
         try:
@@ -278,7 +306,9 @@ class InboxReceiver:
             await self.writer.write(row)
         except StoreFailed:
             return JSONResponse(
-                {"error": "the activity could not be stored; deliver it again later"}, status_code=503
+                {"error": "the activity could not be stored; deliver it again later"},
+                status_code=503,
+                headers={"Retry-After": str(BUSY_RETRY_AFTER)},
             )
         return Response(status_code=202)
 

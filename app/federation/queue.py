@@ -1,9 +1,10 @@
 """Database-backed job queues: work survives restarts, and several workers share it safely.
 
-A worker claims a batch by setting a lease (`locked_until`) in one statement; on PostgreSQL the
-candidate rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent workers never claim the
-same row. A worker that dies leaves its lease to run out, after which another takes the job over
-(at-least-once). SQLite has one writer at a time, so the same statement is safe there as well.
+A worker claims a batch by setting a lease (`locked_until`, and its name in `locked_by`) in one
+statement; on PostgreSQL the candidate rows are picked with `FOR UPDATE SKIP LOCKED`, so concurrent
+workers never claim the same row. A worker that dies has its jobs taken over as soon as it is seen
+gone (app.federation.takeover), or at the latest when its lease runs out (at-least-once). SQLite
+has one writer at a time, so the same statement is safe there as well.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class QueueSpec(Generic[Job]):
     lease: timedelta
     # Run once before the worker claims the first job (to start what the handler needs).
     start: Callable[[], Awaitable[None]] | None = None
-    # How jobs are claimed, as (context, limit, lease) -> jobs: `claim_jobs` (ORM objects) unless
+    # How jobs are claimed, as (context, limit, lease, holder) -> jobs: `claim_jobs` (ORM objects) unless
     # the queue reads its jobs more cheaply.
-    claim: Callable[[AppContext, int, timedelta], Awaitable[list[Job]]] | None = None
+    claim: Callable[[AppContext, int, timedelta, str | None], Awaitable[list[Job]]] | None = None
     # Run on each claimed batch before its jobs' handlers: work done once for the batch rather
     # than once per job (the deliverer signs a batch in one go). A job it leaves unprepared (it
     # failed) is its handler's to prepare.
@@ -61,14 +62,16 @@ def due_jobs(model: type[Any], *, now: datetime, limit: int) -> Select[Any]:
     )
 
 
-async def claim_jobs(context: AppContext, model: type[Job], *, limit: int, lease: timedelta) -> list[Job]:
-    """Lease up to `limit` due jobs of `model`, as ORM objects."""
+async def claim_jobs(
+    context: AppContext, model: type[Job], *, limit: int, lease: timedelta, holder: str | None = None
+) -> list[Job]:
+    """Lease up to `limit` due jobs of `model` for `holder`, as ORM objects."""
     now = utcnow()
     table: Any = model
     statement = (
         update(table)
         .where(col(table.id).in_(due_jobs(table, now=now, limit=limit).scalar_subquery()))
-        .values(locked_until=now + lease)
+        .values(locked_until=now + lease, locked_by=holder)
         .returning(table)
         .execution_options(synchronize_session=False)
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col
 
 from app.context import AppContext
 from app.federation.queue import QueueSpec, claim_jobs
+from app.federation.takeover import TAKEOVER_INTERVAL, release_leases, take_over_gone_holders
 from app.models import JobState
 from app.models.base import utcnow
 
@@ -21,21 +24,56 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
 # A handler that fails unexpectedly is retried this often before the job is given up.
 MAX_UNEXPECTED_FAILURES = 8
+# A job that found no free database connection comes back after this many seconds.
+SATURATED_WAIT = 2.0
 
 
 class Worker:
     def __init__(self, context: AppContext, queues: list[QueueSpec[Any]]) -> None:
         self.context = context
         self.queues = queues
+        # The name this worker's leases carry while `run` runs (its heartbeat id).
+        self.holder: str | None = None
 
     async def run(self) -> None:
-        """Run every queue until cancelled."""
-        from app.ops.heartbeat import beat_while_running
+        """Run every queue until cancelled, beating a heartbeat and taking over gone workers' jobs."""
+        from app.ops.heartbeat import HeartbeatLost, beat, new_worker_id, register_worker, unregister_worker
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(beat_while_running(self.context), name="worker:heartbeat")
-            for queue in self.queues:
-                group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
+        models = [queue.model for queue in self.queues]
+        while True:
+            holder = self.holder = new_worker_id()
+            # Registered before the first claim, so that no one takes this worker for gone.
+            await register_worker(self.context, holder)
+            try:
+                # At once: a predecessor killed before this start leaves its jobs to us now.
+                await self._take_over(models, holder)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(beat(self.context, holder), name="worker:heartbeat")
+                    group.create_task(self._keep_taking_over(models, holder), name="worker:takeover")
+                    for queue in self.queues:
+                        group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
+            except* HeartbeatLost:
+                # Taken for gone (the database or this process stalled): the jobs in hand were
+                # stopped with the queues above; start again under a new name.
+                log.error("this worker was taken for gone and its jobs handed on; starting again")
+            finally:
+                # Whatever is still leased to this worker is free at once for the next one.
+                with contextlib.suppress(Exception):
+                    await release_leases(self.context, models, [holder])
+                await unregister_worker(self.context, holder)
+
+    async def _take_over(self, models: list[type[Any]], holder: str) -> None:
+        try:
+            if await take_over_gone_holders(self.context, models, holder):
+                for queue in self.queues:
+                    self.context.work.notify(queue.name)
+        except Exception:
+            log.exception("taking over the jobs of gone workers failed; trying again shortly")
+
+    async def _keep_taking_over(self, models: list[type[Any]], holder: str) -> None:
+        while True:
+            await asyncio.sleep(TAKEOVER_INTERVAL)
+            await self._take_over(models, holder)
 
     async def run_until_idle(self) -> None:
         """Process every job that is due, then return (tests and one-shot CLI runs; bound it with asyncio.timeout)."""
@@ -135,17 +173,33 @@ class Worker:
 
     async def _claim(self, queue: QueueSpec[Any], limit: int) -> list[Any]:
         if queue.claim is not None:
-            return await queue.claim(self.context, limit, queue.lease)
-        return await claim_jobs(self.context, queue.model, limit=limit, lease=queue.lease)
+            return await queue.claim(self.context, limit, queue.lease, self.holder)
+        return await claim_jobs(self.context, queue.model, limit=limit, lease=queue.lease, holder=self.holder)
 
     async def _run_one(self, queue: QueueSpec[Any], job: Any) -> None:
         try:
             await queue.handler(job)
         except asyncio.CancelledError:
             raise
+        except PoolTimeout:
+            # The database is saturated (the web side of the process shares the pool): nothing is
+            # wrong with the job, so it comes back shortly without an attempt counted against it.
+            log.warning("no database connection for %s job %s; postponed", queue.name, job.id)
+            await self._postpone(queue, job)
         except Exception as error:
             log.exception("%s job %s failed", queue.name, job.id)
             await self._record_unexpected_failure(queue, job, error)
+
+    async def _postpone(self, queue: QueueSpec[Any], job: Any) -> None:
+        table: Any = queue.model
+        values = {"locked_until": None, "next_attempt_at": utcnow() + timedelta(seconds=SATURATED_WAIT)}
+        try:
+            async with self.context.sessions() as session:
+                await session.execute(update(table).where(col(table.id) == job.id).values(**values))
+                await session.commit()
+        except Exception:
+            # Still saturated: the job's lease runs out, or its holder's takeover frees it.
+            log.warning("could not postpone %s job %s", queue.name, job.id)
 
     async def _record_unexpected_failure(self, queue: QueueSpec[Any], job: Any, error: Exception) -> None:
         attempts = job.attempts + 1

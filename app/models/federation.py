@@ -39,6 +39,8 @@ class InboxItem(SQLModel, table=True):
     next_attempt_at: datetime = timestamp()
     # A worker's claim: others skip the row until the lease runs out.
     locked_until: datetime | None = timestamp(nullable=True)
+    # The worker holding the lease (its heartbeat id): a dead holder's jobs are taken over at once.
+    locked_by: str | None = Field(default=None, max_length=255)
     last_error: str | None = None
     received_at: datetime = timestamp()
     processed_at: datetime | None = timestamp(nullable=True)
@@ -73,6 +75,8 @@ class DeliveryJob(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = timestamp()
     locked_until: datetime | None = timestamp(nullable=True)
+    # The worker holding the lease (its heartbeat id): a dead holder's jobs are taken over at once.
+    locked_by: str | None = Field(default=None, max_length=255)
     last_status: int | None = None
     last_error: str | None = None
     created_at: datetime = timestamp()

@@ -26,6 +26,8 @@ class BackgroundJob(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = timestamp()
     locked_until: datetime | None = timestamp(nullable=True)
+    # The worker holding the lease (its heartbeat id): a dead holder's jobs are taken over at once.
+    locked_by: str | None = Field(default=None, max_length=255)
     last_error: str | None = None
     created_at: datetime = timestamp()
     finished_at: datetime | None = timestamp(nullable=True)

@@ -35,6 +35,7 @@ from app.context import AppContext
 from app.models import BackgroundJob, DeliveryJob, InboxItem, JobState, WorkerHeartbeat
 from app.models.base import utcnow
 from app.ops.metrics_registry import MULTIPROCESS_ENV, forget_dead_processes
+from app.services.inbox_backlog import inbox_backlog
 
 router = APIRouter()
 
@@ -92,7 +93,19 @@ async def _queue_families(context: AppContext) -> list[GaugeMetricFamily]:
     )
     for worker_id, beat_at in beats:
         heartbeat.add_metric([worker_id], _age(now, beat_at))
-    return [depth, due, oldest, lag, heartbeat]
+    backlog = await inbox_backlog(context)
+    backlog_age = GaugeMetricFamily(
+        "herold_inbox_backlog_age_seconds",
+        "How long the oldest due inbox activity has waited: past herold_inbox_backlog_limit_seconds "
+        "the inbox answers 503 with Retry-After.",
+        value=backlog.oldest_seconds,
+    )
+    backlog_limit = GaugeMetricFamily(
+        "herold_inbox_backlog_limit_seconds",
+        "INBOX_BACKLOG_LIMIT_SECONDS (0: no limit).",
+        value=context.settings.inbox_backlog_limit_seconds,
+    )
+    return [depth, due, oldest, lag, heartbeat, backlog_age, backlog_limit]
 
 
 def _age(now: datetime, then: Any) -> float:

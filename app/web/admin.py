@@ -14,6 +14,7 @@ from app.services.accounts import AccountError
 from app.services.auth import AuthService
 from app.services.delivery_history import DeliveryHistoryService
 from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
+from app.services.inbox_backlog import inbox_backlog
 from app.services.instance import (
     DeliveryStatusService,
     InstanceAbout,
@@ -242,6 +243,7 @@ async def federation(
     request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
 ) -> Response:
     overview = await DeliveryStatusService(context, _viewer).overview()
+    backlog = await inbox_backlog(context)
     history = await DeliveryHistoryService(context, _viewer).per_hour()
     chart = stacked_hourly_bars(
         translate(request, N_("Deliveries per hour, last 7 days (UTC)")),
@@ -254,7 +256,14 @@ async def federation(
     return render(
         request,
         "admin/federation.html",
-        {"overview": overview, "history": history, "chart": chart, "swatch": swatch},
+        {
+            "overview": overview,
+            "backlog": backlog,
+            "backlog_limit": context.settings.inbox_backlog_limit_seconds,
+            "history": history,
+            "chart": chart,
+            "swatch": swatch,
+        },
     )
 
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.context import build_context
-from app.models import Account, DeliveryJob, Follow, FollowState, OutboxActivity
+from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, OutboxActivity
 from app.models.base import utcnow
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
@@ -205,3 +205,17 @@ async def test_queue_figures_come_from_the_database(lab: Lab) -> None:
     assert 40 <= (value(found, "herold_worker_lag_seconds", queue="delivery") or 0) < 100
     assert value(found, "herold_queue_due", queue="inbox") == 0
     assert value(found, "herold_queue_depth", queue="jobs") == 0
+
+
+async def test_the_inbox_backlog_and_its_limit_are_exported(lab: Lab) -> None:
+    instance = await lab.instance(
+        "a.test", metrics_token="tok", embedded_worker=False, inbox_backlog_limit_seconds=60
+    )
+    async with instance.context.sessions() as session:
+        session.add(
+            InboxItem(activity_uri="https://b.example/1", next_attempt_at=utcnow() - timedelta(seconds=75))
+        )
+        await session.commit()
+    found = samples((await instance.client.get("/metrics", headers={"Authorization": "Bearer tok"})).text)
+    assert 75 <= (value(found, "herold_inbox_backlog_age_seconds") or 0) < 150
+    assert value(found, "herold_inbox_backlog_limit_seconds") == 60

@@ -12,6 +12,7 @@ from app.models import (
     AuditLogEntry,
     DeliveryJob,
     DomainHealth,
+    InboxItem,
     JobState,
     OutboxActivity,
     Role,
@@ -177,6 +178,15 @@ async def test_federation_page_shows_failing_domains_and_retries_them(lab: Lab) 
     assert page.status_code == 200
     assert "down.example" in page.text and "Unavailable" in page.text
     assert "strict.example" in page.text
+    # The inbox backlog, with the refusal it leads to past INBOX_BACKLOG_LIMIT_SECONDS.
+    assert "Incoming activities waiting" in page.text and "Inbox refusing" not in page.text
+    async with instance.context.sessions() as session:
+        session.add(
+            InboxItem(activity_uri="https://b.example/1", next_attempt_at=now - timedelta(seconds=90))
+        )
+        await session.commit()
+    page = await admin.get("/admin/federation")
+    assert "Inbox refusing (503)" in page.text
 
     retried = await admin.post("/admin/federation/retry", {"host": "down.example"})
     assert retried.status_code == 303
