@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.web import admin, login, moderation_pages, oauth_pages, profiles, public, settings_pages, staff
+from app.web import (
+    admin,
+    app_settings_pages,
+    login,
+    moderation_pages,
+    oauth_pages,
+    profiles,
+    public,
+    settings_pages,
+    staff,
+)
 from app.web.session import page_state, verify_csrf
 
 router = APIRouter(dependencies=[Depends(page_state), Depends(verify_csrf)])
@@ -19,4 +29,5 @@ router.include_router(oauth_pages.router)
 router.include_router(staff.router)
 router.include_router(moderation_pages.router)
 router.include_router(settings_pages.router)
+router.include_router(app_settings_pages.router)
 router.include_router(admin.router)
