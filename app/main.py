@@ -16,9 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
-from app.api.instance import router as api_instance_router
 from app.api.middleware import ClientApiMiddleware
-from app.api.oauth import router as api_oauth_router
+from app.api.routes import router as api_router
 from app.config import Settings
 from app.context import AppContext, build_context
 from app.federation.inbox import router as inbox_router
@@ -71,8 +70,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(object_router)
-    app.include_router(api_instance_router)
-    app.include_router(api_oauth_router)
+    app.include_router(api_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

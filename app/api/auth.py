@@ -65,11 +65,14 @@ async def api_caller(request: Request, context: AppContext = Depends(get_context
     return ApiCaller(viewer, holder)
 
 
-def scoped(*scopes: str, user: bool = False) -> Callable[..., Awaitable[ApiCaller]]:
-    """A dependency: a valid token holding any of `scopes` (with `user`, one acting for a person)."""
+def scoped(*scopes: str, user: bool = False, optional: bool = False) -> Callable[..., Awaitable[ApiCaller]]:
+    """A dependency: a valid token holding any of `scopes` (with `user`, one acting for a person).
+    With `optional`, anonymous requests pass too (public reads), but a token must hold a scope."""
 
     async def dependency(caller: ApiCaller = Depends(api_caller)) -> ApiCaller:
         if caller.holder is None:
+            if optional:
+                return caller
             raise Unauthorized(INVALID_TOKEN)
         if scopes and not any(caller.viewer.has_scope(scope) for scope in scopes):
             raise Forbidden(OUTSIDE_SCOPES)
