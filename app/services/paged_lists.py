@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Notification, Post, TimelineEntry, Visibility
+from app.models import Account, Notification, Post, TimelineEntry, Visibility
 from app.services.errors import Invalid
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
@@ -74,6 +74,14 @@ async def public_posts(
     return page.newest_first(rows)
 
 
+@dataclass(frozen=True)
+class NotificationEntry:
+    notification: Notification
+    sender: Account
+    # The post it is about, when there is one the account may still see.
+    post: Post | None
+
+
 async def notifications_of(
     context: AppContext,
     viewer: Viewer,
@@ -82,19 +90,52 @@ async def notifications_of(
     types: set[str] | None = None,
     exclude_types: set[str] | None = None,
     from_account_id: int | None = None,
-) -> list[Notification]:
+) -> tuple[list[NotificationEntry], list[int]]:
+    """The viewer's account's notifications, newest first, and the ids of the page (for paging).
+
+    A notification about a post the account may no longer see (deleted, a block since) is left
+    out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
     if viewer.account is None:
-        return []
+        return [], []
     query = select(Notification).where(col(Notification.account_id) == viewer.account.id)
-    if types:
+    if types is not None:
         query = query.where(col(Notification.type).in_(types))
     if exclude_types:
         query = query.where(col(Notification.type).not_in(exclude_types))
     if from_account_id is not None:
         query = query.where(col(Notification.from_account_id) == from_account_id)
     async with context.sessions() as session:
-        rows = list((await session.scalars(page.apply(query, col(Notification.id)))).all())
-    return page.newest_first(rows)
+        rows = page.newest_first(list((await session.scalars(page.apply(query, col(Notification.id)))).all()))
+        sender_ids = {row.from_account_id for row in rows}
+        senders = (
+            {
+                account.id: account
+                for account in (
+                    await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
+                ).all()
+            }
+            if sender_ids
+            else {}
+        )
+        post_ids = {row.post_id for row in rows if row.post_id}
+        posts = (
+            {
+                post.id: post
+                for post in (
+                    await session.scalars(
+                        select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
+                    )
+                ).all()
+            }
+            if post_ids
+            else {}
+        )
+    entries = [
+        NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
+        for row in rows
+        if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
+    ]
+    return entries, [row.id for row in rows]
 
 
-__all__ = ["MAX_PAGE", "PageRequest", "home_posts", "notifications_of", "public_posts"]
+__all__ = ["MAX_PAGE", "NotificationEntry", "PageRequest", "home_posts", "notifications_of", "public_posts"]

@@ -124,6 +124,21 @@ async def test_posting_reading_liking_boosting_and_deleting(instance: Instance) 
     ).json()
     assert [note["type"] for note in only_mentions] == ["mention"]
     assert only_mentions[0]["status"]["id"] == reply["id"]
+    without_likes = (
+        await client.get(
+            "/api/v1/notifications", params={"exclude_types[]": "favourite"}, headers=bearer(alice)
+        )
+    ).json()
+    assert (
+        "favourite" not in {note["type"] for note in without_likes} and len(without_likes) == len(notes) - 1
+    )
+    bob_id = reply["account"]["id"]
+    from_bob = (
+        await client.get("/api/v1/notifications", params={"account_id": bob_id}, headers=bearer(alice))
+    ).json()
+    assert len(from_bob) == len(notes)
+    from_nobody = await client.get("/api/v1/notifications", params={"account_id": "1"}, headers=bearer(alice))
+    assert from_nobody.json() == []
 
     # Another person's post cannot be deleted: 404, as if it were not there.
     assert (await client.delete(f"/api/v1/statuses/{status['id']}", headers=bearer(bob))).status_code == 404

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import col, select
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import account_entity
@@ -17,9 +16,8 @@ from app.api.pagination import link_header, page_request
 from app.api.params import WrongType
 from app.context import AppContext
 from app.dependencies import get_context
-from app.models import Account, NotificationType, Post
+from app.models import NotificationType
 from app.services.paged_lists import home_posts, notifications_of, public_posts
-from app.services.visibility import visible_to
 
 router = APIRouter(prefix="/api/v1")
 
@@ -42,6 +40,8 @@ NOTIFICATION_TYPES: dict[str, set[str]] = {
     "quoted_update": set(),
 }
 STORED_TO_API = {stored: name for name, stored_set in NOTIFICATION_TYPES.items() for stored in stored_set}
+# Stored kinds Mastodon has no name for (emoji reactions) are never listed.
+LISTED = set(STORED_TO_API)
 MAX_TYPES = len(NOTIFICATION_TYPES)
 
 
@@ -84,7 +84,7 @@ async def public(
 def _types(request: Request, name: str) -> set[str] | None:
     names = request.query_params.getlist(f"{name}[]") + request.query_params.getlist(name)
     if not names:
-        return None
+        return None if name == "exclude_types" else LISTED
     if len(names) > MAX_TYPES:
         raise WrongType(f"{name}: at most {MAX_TYPES} types")
     stored: set[str] = set()
@@ -102,63 +102,33 @@ async def notifications(
     caller: ApiCaller = Depends(scoped("read", "read:notifications", user=True)),
 ) -> JSONResponse:
     types = _types(request, "types")
-    exclude = _types(request, "exclude_types")
     account_id = request.query_params.get("account_id")
-    if types is not None and not types:
-        rows = []  # only types Herold never makes
-    else:
-        rows = await notifications_of(
-            context,
-            caller.viewer,
-            page_request(request, default_limit=40, max_limit=80),
-            types=types,
-            exclude_types=exclude,
-            from_account_id=path_id(account_id) if account_id else None,
-        )
-    post_ids = {row.post_id for row in rows if row.post_id}
-    async with context.sessions() as session:
-        senders = {
-            account.id: account
-            for account in (
-                await session.scalars(
-                    select(Account).where(col(Account.id).in_({row.from_account_id for row in rows}))
-                )
-            ).all()
-        }
-        # Only posts the account may still see (not deleted, no block since): the rule's SQL form.
-        posts = (
-            list(
-                (
-                    await session.scalars(
-                        select(Post).where(
-                            col(Post.id).in_(post_ids), visible_to(caller.viewer, hide_muted=False)
-                        )
-                    )
-                ).all()
-            )
-            if post_ids
-            else []
-        )
-    entities = {int(entity["id"]): entity for entity in await statuses(context, caller.viewer, posts)}
+    entries, page_ids = await notifications_of(
+        context,
+        caller.viewer,
+        page_request(request, default_limit=40, max_limit=80),
+        types=types,
+        exclude_types=_types(request, "exclude_types"),
+        from_account_id=path_id(account_id) if account_id else None,
+    )
+    posts = [entry.post for entry in entries if entry.post is not None]
+    shown = {int(entity["id"]): entity for entity in await statuses(context, caller.viewer, posts)}
     body: list[dict[str, Any]] = []
-    for row in rows:
-        sender = senders.get(row.from_account_id)
-        api_type = STORED_TO_API.get(row.type)
-        if sender is None or api_type is None or (row.post_id and row.post_id not in entities):
+    for entry in entries:
+        row = entry.notification
+        if row.post_id is not None and row.post_id not in shown:
             continue
         body.append(
             {
                 "id": api_id(row.id),
-                "type": api_type,
+                "type": STORED_TO_API[row.type],
                 "group_key": f"ungrouped-{row.id}",
                 "created_at": api_time(row.created_at),
-                "account": account_entity(context, sender),
-                **({"status": entities[row.post_id]} if row.post_id else {}),
+                "account": account_entity(context, entry.sender),
+                **({"status": shown[row.post_id]} if row.post_id is not None else {}),
             }
         )
-    return JSONResponse(
-        body, headers=link_header(request, context.settings.base_url, [row.id for row in rows])
-    )
+    return JSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
 
 
 __all__ = ["router"]
