@@ -168,6 +168,58 @@ async def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _person(context: AppContext, name: str) -> tuple[Account, User]:
+    """The login of the person `name` names: not an organisation, not disabled."""
+    login = await AccountService(context).local_login(local_username(context.settings, name))
+    if login is None:
+        raise CommandError(f"there is no local account named {name!r}")
+    account, user = login
+    if account.actor_type == ActorType.ORGANIZATION:
+        raise CommandError(
+            f"@{account.username} is an organisation account: name the staff member who acts for it"
+        )
+    if user.disabled_at is not None or account.suspended_at is not None:
+        raise CommandError(f"@{account.username}'s login is disabled")
+    return account, user
+
+
+async def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.oauth import OAuthService
+    from app.services.staff import StaffService
+
+    async def work(context: AppContext) -> int:
+        account, user = await _person(context, args.name)
+        acting = await _local_account(context, args.acting_as) if args.acting_as else account
+        if not await StaffService(context).can_act_as(user, acting.id):
+            raise CommandError(f"@{account.username} may not post as @{acting.username}")
+        token = await OAuthService(context).issue_personal_token(
+            user, scopes=args.scopes, app_name=args.app, acting_as=acting
+        )
+        # The token alone on stdout, for scripts: TOKEN=$(herold tokens create alice).
+        print(token)
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_accounts_allow_posting_as(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.staff import StaffService
+
+    async def work(context: AppContext) -> int:
+        account, user = await _person(context, args.name)
+        organization = await _local_account(context, args.organization)
+        staff = StaffService(context)
+        if args.revoke:
+            await staff.revoke_delegate(organization.id, user.id, by=None)
+            print(f"@{account.username} may no longer post as @{organization.username}")
+        else:
+            await staff.grant_delegate(organization.id, user.id, by=None)
+            print(f"@{account.username} may post as @{organization.username}")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -695,6 +747,30 @@ def build_parser() -> argparse.ArgumentParser:
     password.add_argument("name")
     password.add_argument("--password", help="the new password")
     password.set_defaults(handler=cmd_accounts_password)
+
+    posting_as = accounts.add_parser(
+        "allow-posting-as", help="let a staff member post as an organisation account"
+    )
+    posting_as.add_argument("name", help="the staff member")
+    posting_as.add_argument("organization", metavar="ORG", help="the organisation account")
+    posting_as.add_argument("--revoke", action="store_true", help="take the permission away")
+    posting_as.set_defaults(handler=cmd_accounts_allow_posting_as)
+
+    tokens = commands.add_parser("tokens", help="client API access tokens").add_subparsers(
+        dest="tokens_command", required=True, metavar="ACTION"
+    )
+    token_create = tokens.add_parser("create", help="make an access token; prints it alone on stdout")
+    token_create.add_argument("name", help="the staff member the token belongs to")
+    token_create.add_argument(
+        "--scopes", default="read write follow push", help='default: "read write follow push"'
+    )
+    token_create.add_argument(
+        "--app", default="herold tokens", help="the application name it is listed under"
+    )
+    token_create.add_argument(
+        "--as", dest="acting_as", metavar="ORG", help="act as this organisation account"
+    )
+    token_create.set_defaults(handler=cmd_tokens_create)
     return parser
 
 

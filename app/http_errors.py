@@ -60,10 +60,19 @@ class TooManyRequests(HttpError):
     status_code = 429
 
 
+# The client API and the OAuth endpoints apps call answer Mastodon's way whatever the Accept header:
+# always {"error": "…"}, and 422 for input that does not validate.
+API_PATH_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke")
+
+
+def is_api_request(request: Request) -> bool:
+    return request.url.path.startswith(API_PATH_PREFIXES)
+
+
 def error_response(
     request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    if prefers_json(request.headers.get("accept")):
+    if is_api_request(request) or prefers_json(request.headers.get("accept")):
         return JSONResponse({"error": message}, status_code=status_code, headers=headers)
     templates = request.app.state.templates
     return templates.TemplateResponse(
@@ -84,6 +93,12 @@ def service_error_status(error: service_errors.ServiceError) -> int:
     if isinstance(error, service_errors.RateLimited):
         return 429
     return 400
+
+
+def _status_for(request: Request, error: service_errors.ServiceError) -> int:
+    status = service_error_status(error)
+    # Mastodon answers validation failures with 422 Unprocessable Entity.
+    return 422 if status == 400 and is_api_request(request) else status
 
 
 def _describe_validation(error: RequestValidationError) -> str:
@@ -115,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(service_errors.ServiceError)
     async def _service_error(request: Request, error: service_errors.ServiceError) -> Response:
         headers = error.headers if isinstance(error, service_errors.RateLimited) else None
-        return error_response(request, service_error_status(error), error.message, headers)
+        return error_response(request, _status_for(request, error), error.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -126,7 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> Response:
-        return error_response(request, 400, _describe_validation(error))
+        status = 422 if is_api_request(request) else 400
+        return error_response(request, status, _describe_validation(error))
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(KeyFetchesBusy)
@@ -154,5 +170,6 @@ __all__ = [
     "UnsupportedMediaType",
     "error_response",
     "install_error_handlers",
+    "is_api_request",
     "service_error_status",
 ]

@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
-from app.api.instance import router as api_instance_router
+from app.api.middleware import ClientApiMiddleware
+from app.api.routes import router as api_router
 from app.config import Settings
 from app.context import AppContext, build_context
 from app.federation.inbox import router as inbox_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app.state.schema_head = SchemaHead()
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
+    app.add_middleware(ClientApiMiddleware)
     # Added last, so it is the outermost: every request gets its id before anything logs.
     app.add_middleware(RequestLogMiddleware, observe=context.metrics.request_observer(context.engine))
     # First: deliveries are the busiest requests, and routes are matched in order.
@@ -77,7 +79,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(object_router)
-    app.include_router(api_instance_router)
+    app.include_router(api_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -13,6 +13,7 @@ from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType
+from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
 from app.models.posts import (
     Favourite,
     MediaAttachment,
@@ -53,6 +54,9 @@ __all__ = [
     "Mention",
     "Notification",
     "NotificationType",
+    "OAuthAccessToken",
+    "OAuthApplication",
+    "OAuthAuthorizationCode",
     "OutboxActivity",
     "Pin",
     "Poll",

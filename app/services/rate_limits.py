@@ -77,6 +77,8 @@ class RateLimits:
     # bound nor turn us against a third party. A peer whose keys we know is never held by it.
     key_fetches_per_host: RateLimiter = field(default_factory=lambda: RateLimiter(300, 5 * 60))
     posts_per_account: RateLimiter = field(default_factory=lambda: RateLimiter(300, 3 * 60 * 60))
+    # Client API requests per token (or per address without one), as Mastodon: 300 in 5 minutes.
+    api_requests: RateLimiter = field(default_factory=lambda: RateLimiter(300, 5 * 60))
     # Failed log-ins, asked by every way in (web form now, OAuth and the API later).
     logins: LoginRateLimiter = field(default_factory=lambda: LoginRateLimiter())
 

@@ -168,7 +168,8 @@ class StaffService:
             await session.commit()
         await self._audit(by, "staff.disable" if disabled else "staff.enable", str(user_id), {})
 
-    async def grant_delegate(self, organization_account_id: int, user_id: int, *, by: User) -> None:
+    async def grant_delegate(self, organization_account_id: int, user_id: int, *, by: User | None) -> None:
+        """`by` None: the operator on the command line (recorded in the audit log without a name)."""
         _require_admin(by)
         async with self.context.sessions() as session:
             organization = await session.get(Account, organization_account_id)
@@ -193,7 +194,9 @@ class StaffService:
                 return
             session.add(
                 AccountDelegate(
-                    organization_account_id=organization_account_id, user_id=user_id, granted_by_user_id=by.id
+                    organization_account_id=organization_account_id,
+                    user_id=user_id,
+                    granted_by_user_id=by.id if by is not None else None,
                 )
             )
             try:
@@ -202,7 +205,7 @@ class StaffService:
                 return
         await self._audit(by, "delegate.grant", organization.uri, {"user_id": user_id})
 
-    async def revoke_delegate(self, organization_account_id: int, user_id: int, *, by: User) -> None:
+    async def revoke_delegate(self, organization_account_id: int, user_id: int, *, by: User | None) -> None:
         _require_admin(by)
         async with self.context.sessions() as session:
             await session.execute(
@@ -272,13 +275,17 @@ class StaffService:
             or 0
         )
 
-    async def _audit(self, by: User, action: str, target: str, data: dict[str, Any]) -> None:
+    async def _audit(self, by: User | None, action: str, target: str, data: dict[str, Any]) -> None:
         async with self.context.sessions() as session:
-            session.add(AuditLogEntry(user_id=by.id, action=action, target=target[:2048], data=data))
+            session.add(
+                AuditLogEntry(
+                    user_id=by.id if by is not None else None, action=action, target=target[:2048], data=data
+                )
+            )
             await session.commit()
 
 
-def _require_admin(by: User) -> None:
-    """The team is changed by administrators only: every change names who makes it."""
-    if by.role != Role.ADMIN:
+def _require_admin(by: User | None) -> None:
+    """The team is changed by administrators only (or the operator: `by` None): every change names who makes it."""
+    if by is not None and by.role != Role.ADMIN:
         raise Forbidden("only administrators may change the team")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from app.http_errors import API_PATH_PREFIXES
 from app.models import Account, Post, Role
 from tests.federation.inbox_peer import Peer, create, follow_locally, known_actor, note, process_inbox
 from tests.lab import Instance, Lab
@@ -63,16 +64,21 @@ def test_each_attack_class_is_still_pinned(node: str) -> None:
 
 
 def post_routes(instance: Instance) -> list[str]:
-    """Every POST route the app serves but the inboxes (signed, not forms), from its OpenAPI schema."""
+    """Every POST route the app serves but the inboxes (signed, not forms) and the client API
+    (bearer tokens, never cookies: a cross-site form carries no credentials there), from its
+    OpenAPI schema. The OAuth authorize form is a form, and is checked."""
     schema = instance.app.openapi()
     return sorted(
-        path for path, methods in schema["paths"].items() if "post" in methods and not path.endswith("/inbox")
+        path
+        for path, methods in schema["paths"].items()
+        if "post" in methods and not path.endswith("/inbox") and not path.startswith(API_PATH_PREFIXES)
     )
 
 
 async def test_every_form_refuses_a_post_without_its_csrf_token(instance: Instance) -> None:
     paths = post_routes(instance)
     assert "/admin/domains" in paths and "/compose" in paths and "/login" in paths
+    assert "/oauth/authorize" in paths and "/settings/development" in paths
     admin = await logged_in(instance, "boss", role=Role.ADMIN)
     for path in paths:
         filled = path

@@ -1,0 +1,90 @@
+"""Mastodon's Account entity (and CredentialAccount with `source`, for the account's own token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.entities.common import api_id, api_time
+from app.context import AppContext
+from app.models import Account, ActorType
+from app.services.html_sanitizer import html_to_plain_text
+
+
+def _picture(context: AppContext, url: str | None, default: str) -> str:
+    # Never null: Ivory and Ice Cubes fail on a missing avatar; serve our default picture.
+    return url or f"{context.settings.base_url}/static/{default}"
+
+
+def account_entity(context: AppContext, account: Account) -> dict[str, Any]:
+    avatar = _picture(context, account.avatar_url, "default-avatar.png")
+    header = _picture(context, account.header_url, "default-header.png")
+    return {
+        "id": api_id(account.id),
+        "username": account.username,
+        # Bare for local accounts, as Mastodon sends it.
+        "acct": account.acct,
+        "display_name": account.display_name,
+        "locked": account.manually_approves_followers,
+        "bot": account.actor_type in (ActorType.SERVICE, ActorType.APPLICATION),
+        "discoverable": account.discoverable,
+        "indexable": account.indexable,
+        "group": account.actor_type == ActorType.GROUP,
+        # Mastodon reports the day an account was made, at midnight.
+        "created_at": api_time(account.created_at.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "note": account.summary_html,
+        "url": account.url or account.uri,
+        "uri": account.uri,
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": account.followers_count,
+        "following_count": account.following_count,
+        "statuses_count": account.posts_count,
+        "last_status_at": account.last_post_at.date().isoformat() if account.last_post_at else None,
+        "hide_collections": False,
+        "noindex": not account.indexable,
+        "emojis": list(account.emojis),
+        "roles": [],
+        "fields": [
+            {
+                "name": str(item.get("name", "")),
+                "value": str(item.get("value", "")),
+                "verified_at": item.get("verified_at"),
+            }
+            for item in account.fields
+        ],
+        "limited": account.silenced_at is not None,
+        **({"suspended": True} if account.suspended_at is not None else {}),
+    }
+
+
+def credential_account_entity(
+    context: AppContext, account: Account, *, language: str | None
+) -> dict[str, Any]:
+    """The account a token acts as, with `source` (what its settings form edits)."""
+    entity = account_entity(context, account)
+    entity["source"] = {
+        "privacy": "public",
+        "sensitive": False,
+        "language": language,
+        "note": html_to_plain_text(account.summary_html or ""),
+        "fields": [
+            {
+                "name": field["name"],
+                "value": html_to_plain_text(field["value"]),
+                "verified_at": field["verified_at"],
+            }
+            for field in entity["fields"]
+        ],
+        "follow_requests_count": 0,
+        "hide_collections": False,
+        "discoverable": account.discoverable,
+        "indexable": account.indexable,
+        "attribution_domains": [],
+    }
+    entity["role"] = {"id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": False}
+    return entity
+
+
+__all__ = ["account_entity", "credential_account_entity"]

@@ -1,0 +1,14 @@
+"""Every router of the client API, for create_app to include at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api import instance, oauth
+from app.api.v1 import accounts, instance_info, statuses, timelines
+
+router = APIRouter()
+for part in (instance, oauth, instance_info, accounts, statuses, timelines):
+    router.include_router(part.router)
+
+__all__ = ["router"]

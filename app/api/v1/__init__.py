@@ -1,0 +1,1 @@
+"""Mastodon's REST API, one router module per resource."""

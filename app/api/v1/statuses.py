@@ -1,0 +1,184 @@
+"""/api/v1/statuses: posting, reading one post and its thread, deleting, likes and boosts.
+
+Each calls the same PostingService as the web pages, as the account the token acts as; a post the
+token's account may not see is 404, whether it exists or not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.api.auth import ApiCaller, scoped
+from app.api.entities.status import statuses
+from app.api.ids import path_id
+from app.api.params import Params, WrongType, request_params
+from app.context import AppContext
+from app.dependencies import get_context
+from app.models import Account, Post
+from app.services.errors import NotFound
+from app.services.post_lists import thread_posts
+from app.services.posting import PostingService
+from app.services.viewer import Viewer
+from app.services.visibility import can_see
+
+router = APIRouter(prefix="/api/v1/statuses")
+public_read = scoped("read", "read:statuses", optional=True)
+
+# Mastodon's audience names → Herold's.
+VISIBILITIES = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct"}
+MAX_STATUS_BODY = 100_000
+
+
+def _flag(params: Params, name: str) -> bool:
+    value = params.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = params.text(name) or ""
+    if text.lower() in ("true", "1", "on", "yes"):
+        return True
+    if text.lower() in ("false", "0", "off", "no", ""):
+        return False
+    raise WrongType(f"{name}: must be true or false")
+
+
+async def _visible(context: AppContext, viewer: Viewer, status_id: str) -> Post:
+    post = await PostingService(context, viewer).find_post(path_id(status_id))
+    if post is None or not await can_see(context, viewer, post):
+        raise NotFound("Record not found")
+    return post
+
+
+async def _one(context: AppContext, viewer: Viewer, post: Post) -> dict[str, Any]:
+    found = await statuses(context, viewer, [post])
+    if not found:
+        raise NotFound("Record not found")
+    return found[0]
+
+
+def _acting(caller: ApiCaller) -> Account:
+    assert caller.viewer.account is not None  # scoped(user=True) lets only a person's token through
+    return caller.viewer.account
+
+
+@router.post("")
+async def create(
+    request: Request,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
+) -> JSONResponse:
+    params = await request_params(request)
+    key = request.headers.get("idempotency-key", "")[:256]
+    idempotency_key = f"{caller.holder.token.id if caller.holder else 0}:{key}" if key else None
+    if idempotency_key is not None:
+        earlier = context.idempotency.earlier(idempotency_key)
+        if earlier is not None:
+            return JSONResponse(
+                await _one(context, caller.viewer, await _visible(context, caller.viewer, str(earlier)))
+            )
+    text = params.text("status") or ""
+    if len(text) > MAX_STATUS_BODY:
+        raise WrongType("status: is too long")
+    visibility = params.text("visibility") or "public"
+    if visibility not in VISIBILITIES:
+        raise WrongType(f"visibility: must be one of {', '.join(VISIBILITIES)}")
+    in_reply_to = params.text("in_reply_to_id")
+    if in_reply_to:
+        await _visible(context, caller.viewer, in_reply_to)
+    post = await PostingService(context, caller.viewer).create(
+        _acting(caller),
+        text,
+        visibility=VISIBILITIES[visibility],
+        spoiler_text=params.text("spoiler_text"),
+        sensitive=_flag(params, "sensitive"),
+        language=params.text("language"),
+        in_reply_to=in_reply_to or None,
+    )
+    if idempotency_key is not None:
+        context.idempotency.record(idempotency_key, post.id)
+    return JSONResponse(await _one(context, caller.viewer, post))
+
+
+@router.get("/{status_id}")
+async def show(
+    status_id: str, context: AppContext = Depends(get_context), caller: ApiCaller = Depends(public_read)
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    return JSONResponse(await _one(context, caller.viewer, post))
+
+
+@router.delete("/{status_id}")
+async def delete(
+    status_id: str,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    # Built before the text goes, with `text` for "delete and redraft".
+    entity = await _one(context, caller.viewer, post)
+    entity["text"] = post.content_source or ""
+    await PostingService(context, caller.viewer).delete(_acting(caller), post.id)
+    return JSONResponse(entity)
+
+
+@router.get("/{status_id}/context")
+async def thread(
+    status_id: str, context: AppContext = Depends(get_context), caller: ApiCaller = Depends(public_read)
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    ancestors, descendants = await thread_posts(context, post, caller.viewer)
+    return JSONResponse(
+        {
+            "ancestors": await statuses(context, caller.viewer, ancestors),
+            "descendants": await statuses(context, caller.viewer, descendants),
+        }
+    )
+
+
+@router.post("/{status_id}/favourite")
+async def favourite(
+    status_id: str,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:favourites", user=True)),
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).like(_acting(caller), post.id)
+    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+
+
+@router.post("/{status_id}/unfavourite")
+async def unfavourite(
+    status_id: str,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:favourites", user=True)),
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).unlike(_acting(caller), post.id)
+    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+
+
+@router.post("/{status_id}/reblog")
+async def reblog(
+    status_id: str,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    boost = await PostingService(context, caller.viewer).boost(_acting(caller), post.id)
+    # Mastodon answers with the boost, whose `reblog` is the post.
+    return JSONResponse(await _one(context, caller.viewer, boost))
+
+
+@router.post("/{status_id}/unreblog")
+async def unreblog(
+    status_id: str,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
+) -> JSONResponse:
+    post = await _visible(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).unboost(_acting(caller), post.id)
+    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+
+
+__all__ = ["router"]

@@ -1,0 +1,40 @@
+"""Finding an account the viewer asked for by id or by `acct`, as the client API names them.
+
+Deleted and suspended accounts are not found, whoever asks (their profile pages answer 410/404 too).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import Account
+from app.services.errors import NotFound
+from app.services.viewer import Viewer
+
+
+def _shown(account: Account | None) -> Account:
+    if account is None or account.deleted_at is not None or account.suspended_at is not None:
+        raise NotFound("Record not found")
+    return account
+
+
+async def account_by_id(context: AppContext, viewer: Viewer, account_id: int) -> Account:
+    del viewer  # every viewer sees the same accounts; blocks hide posts, not the profile
+    async with context.sessions() as session:
+        return _shown(await session.get(Account, account_id))
+
+
+async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Account:
+    """`name` or `name@domain` (our own domains count as local); only accounts known here."""
+    del viewer
+    name, _, domain = acct.strip().removeprefix("@").partition("@")
+    settings = context.settings
+    local = not domain or domain.lower() in (settings.local_domain, settings.web_domain)
+    query = select(Account).where(Account.username == (name.lower() if local else name))
+    query = query.where(col(Account.domain).is_(None) if local else col(Account.domain) == domain.lower())
+    async with context.sessions() as session:
+        return _shown((await session.scalars(query.limit(1))).first())
+
+
+__all__ = ["account_by_acct", "account_by_id"]

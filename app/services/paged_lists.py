@@ -1,0 +1,141 @@
+"""Timelines paged as Mastodon's clients page them: by id, with max_id (older than), since_id
+(newer than, newest first) and min_id (just newer than, oldest first; returned newest first).
+
+Each list adds the one visibility rule (visible_to) to its query, as post_lists does for the web.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+
+from app.context import AppContext
+from app.models import Account, Notification, Post, TimelineEntry, Visibility
+from app.services.errors import Invalid
+from app.services.viewer import Viewer
+from app.services.visibility import visible_to
+
+MAX_PAGE = 40
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = 20
+    max_id: int | None = None
+    since_id: int | None = None
+    min_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise Invalid(f"limit: must be between 1 and {MAX_PAGE}")
+
+    def apply(self, query: Any, column: Any) -> Any:
+        if self.max_id is not None:
+            query = query.where(column < self.max_id)
+        if self.since_id is not None:
+            query = query.where(column > self.since_id)
+        if self.min_id is not None:
+            return query.where(column > self.min_id).order_by(column.asc()).limit(self.limit)
+        return query.order_by(column.desc()).limit(self.limit)
+
+    def newest_first(self, rows: list[Any]) -> list[Any]:
+        return list(reversed(rows)) if self.min_id is not None else rows
+
+
+async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> list[Post]:
+    """The home timeline of the account the viewer acts as (posts and boosts, by their ids)."""
+    if viewer.account is None:
+        return []
+    query = (
+        select(Post)
+        .join(TimelineEntry, col(TimelineEntry.post_id) == col(Post.id))
+        .where(col(TimelineEntry.account_id) == viewer.account.id, visible_to(viewer))
+    )
+    async with context.sessions() as session:
+        rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
+    return page.newest_first(rows)
+
+
+async def public_posts(
+    context: AppContext, viewer: Viewer, page: PageRequest, *, local: bool = False, remote: bool = False
+) -> list[Post]:
+    """Public posts (not boosts) the viewer may see; only those written here, or only elsewhere."""
+    query = select(Post).where(
+        Post.visibility == Visibility.PUBLIC, col(Post.reblog_of_id).is_(None), visible_to(viewer)
+    )
+    if local:
+        query = query.where(col(Post.local).is_(True))
+    elif remote:
+        query = query.where(col(Post.local).is_(False))
+    async with context.sessions() as session:
+        rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
+    return page.newest_first(rows)
+
+
+@dataclass(frozen=True)
+class NotificationEntry:
+    notification: Notification
+    sender: Account
+    # The post it is about, when there is one the account may still see.
+    post: Post | None
+
+
+async def notifications_of(
+    context: AppContext,
+    viewer: Viewer,
+    page: PageRequest,
+    *,
+    types: set[str] | None = None,
+    exclude_types: set[str] | None = None,
+    from_account_id: int | None = None,
+) -> tuple[list[NotificationEntry], list[int]]:
+    """The viewer's account's notifications, newest first, and the ids of the page (for paging).
+
+    A notification about a post the account may no longer see (deleted, a block since) is left
+    out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
+    if viewer.account is None:
+        return [], []
+    query = select(Notification).where(col(Notification.account_id) == viewer.account.id)
+    if types is not None:
+        query = query.where(col(Notification.type).in_(types))
+    if exclude_types:
+        query = query.where(col(Notification.type).not_in(exclude_types))
+    if from_account_id is not None:
+        query = query.where(col(Notification.from_account_id) == from_account_id)
+    async with context.sessions() as session:
+        rows = page.newest_first(list((await session.scalars(page.apply(query, col(Notification.id)))).all()))
+        sender_ids = {row.from_account_id for row in rows}
+        senders = (
+            {
+                account.id: account
+                for account in (
+                    await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
+                ).all()
+            }
+            if sender_ids
+            else {}
+        )
+        post_ids = {row.post_id for row in rows if row.post_id}
+        posts = (
+            {
+                post.id: post
+                for post in (
+                    await session.scalars(
+                        select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
+                    )
+                ).all()
+            }
+            if post_ids
+            else {}
+        )
+    entries = [
+        NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
+        for row in rows
+        if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
+    ]
+    return entries, [row.id for row in rows]
+
+
+__all__ = ["MAX_PAGE", "NotificationEntry", "PageRequest", "home_posts", "notifications_of", "public_posts"]

@@ -1,0 +1,79 @@
+"""The client API in the federation lab: what an app does federates exactly as the web UI's
+actions do (signed, once per shared inbox), and what arrives from elsewhere shows in the API."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from app.models import Account, Favourite, Post, User
+from app.services.following import FollowingService
+from app.services.oauth import OAuthService
+from app.services.posting import PostingService
+from tests.federation.delivery_helpers import local_account, settle
+from tests.lab import Instance, Lab
+
+
+async def token_of(instance: Instance, account: Account) -> dict[str, str]:
+    async with instance.context.sessions() as session:
+        user = (await session.scalars(select(User).where(User.account_id == account.id))).one()
+    token = await OAuthService(instance.context).issue_personal_token(
+        user, scopes="read write follow", app_name="lab app", acting_as=account
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def deliveries(lab: Lab, activity_id: str) -> list[tuple[str, bool]]:
+    """(host, signed) for each POST of the activity to an inbox."""
+    found = []
+    for request in lab.network.requests:
+        if request.method == "POST" and request.url.path.endswith("inbox"):
+            if json.loads(request.content).get("id") == activity_id:
+                found.append((request.url.host, "Signature" in request.headers))
+    return found
+
+
+async def test_api_posts_likes_boosts_and_mentions_federate(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    b = await lab.instance("b.test", embedded_worker=False)
+    c = await lab.instance("c.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    bob = await local_account(b, "bob")
+    carol = await local_account(c, "carol")
+    dave = await local_account(c, "dave")
+    for instance, follower in ((c, carol), (c, dave), (b, bob)):
+        await FollowingService(instance.context).follow(follower, "@alice@a.test")
+    await FollowingService(a.context).follow(alice, "@bob@b.test")
+    await settle(lab)
+    auth = await token_of(a, alice)
+
+    posted = await a.client.post("/api/v1/statuses", json={"status": "From an app"}, headers=auth)
+    assert posted.status_code == 200, posted.text
+    await settle(lab)
+    async with a.context.sessions() as session:
+        post = await session.get(Post, int(posted.json()["id"]))
+    assert post is not None
+    # carol and dave share c.test's inbox: one delivery there, one to b.test, all signed.
+    assert sorted(deliveries(lab, f"{post.uri}/activity")) == [("b.test", True), ("c.test", True)]
+    async with c.context.sessions() as session:
+        copy = await session.scalar(select(Post).where(Post.uri == post.uri))
+    assert copy is not None and "From an app" in copy.content_html
+
+    remote = await PostingService(b.context).create(bob, "Hello @alice@a.test, from b")
+    await settle(lab)
+    notes = (await a.client.get("/api/v1/notifications", headers=auth)).json()
+    mention = next(note for note in notes if note["type"] == "mention")
+    assert mention["account"]["acct"] == "bob@b.test"
+    local_copy_id = mention["status"]["id"]
+    assert mention["status"]["uri"] == remote.uri
+
+    liked = await a.client.post(f"/api/v1/statuses/{local_copy_id}/favourite", headers=auth)
+    boosted = await a.client.post(f"/api/v1/statuses/{local_copy_id}/reblog", headers=auth)
+    assert liked.status_code == 200 and boosted.status_code == 200
+    await settle(lab)
+    async with b.context.sessions() as session:
+        original = await session.get(Post, remote.id)
+        likes = (await session.scalars(select(Favourite).where(Favourite.post_id == remote.id))).all()
+    assert original is not None and original.favourites_count == 1 and original.reblogs_count == 1
+    assert len(likes) == 1
