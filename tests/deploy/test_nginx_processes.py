@@ -28,11 +28,12 @@ from sqlmodel import col, select
 
 from app.config import Settings
 from app.context import build_context
-from app.models import Account, DeliveryJob, Follow, FollowState, JobState
-from app.models.base import new_ids, utcnow
+from app.models import Account, DeliveryJob, FollowState, JobState
+from app.models.base import utcnow
 from tests.certificates import TestAuthority
 from tests.deploy.site import LOCAL_DOMAIN, WEB_DOMAIN, SiteValues, nginx_main_config, templated_site
 from tests.deploy.test_deploy_files import NGINX
+from tests.federation.delivery_helpers import add_sink_followers
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env, run_herold
 
@@ -242,21 +243,7 @@ async def test_nginx_in_front_of_two_web_and_two_worker_processes(
                             select(Account).where(Account.username == "alice", col(Account.domain).is_(None))
                         )
                     ).one()
-                    for account_id, host in zip(new_ids(len(hosts)), hosts, strict=True):
-                        session.add(
-                            Account(
-                                id=account_id,
-                                username="f",
-                                domain=host,
-                                uri=f"http://{host}/users/f",
-                                inbox_url=f"http://{host}/users/f/inbox",
-                                shared_inbox_url=f"http://{host}/inbox",
-                                fetched_at=utcnow(),
-                            )
-                        )
-                        session.add(
-                            Follow(follower_id=account_id, followee_id=alice.id, state=FollowState.ACCEPTED)
-                        )
+                    add_sink_followers(session, alice.id, hosts)
                     await session.commit()
 
                 async def count(*conditions: object) -> int:

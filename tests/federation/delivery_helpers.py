@@ -3,7 +3,7 @@ independent peer, and a worker that runs only the delivery queue."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -11,16 +11,36 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.federation.delivery import Deliverer, delivery_queue
 from app.federation.worker import Worker, build_worker
 from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState, OutboxActivity
-from app.models.base import utcnow
+from app.models.base import new_ids, utcnow
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from tests.federation.delivery_peer import Peer, PeerAccount
 from tests.lab import Instance, Lab
+
+
+def add_sink_followers(session: AsyncSession, followee_id: int, hosts: Sequence[str]) -> None:
+    """One remote follower of `followee_id` per host, its inboxes on that host (a test sink that
+    answers every POST); written directly, as if long known, so no actor is fetched. The caller commits."""
+    now = utcnow()
+    for account_id, host in zip(new_ids(len(hosts)), hosts, strict=True):
+        session.add(
+            Account(
+                id=account_id,
+                username="f",
+                domain=host,
+                uri=f"http://{host}/users/f",
+                inbox_url=f"http://{host}/users/f/inbox",
+                shared_inbox_url=f"http://{host}/inbox",
+                fetched_at=now,
+            )
+        )
+        session.add(Follow(follower_id=account_id, followee_id=followee_id, state=FollowState.ACCEPTED))
 
 
 def make_password_hashing_cheap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,11 +25,11 @@ from sqlmodel import col, select
 
 from app.config import Settings
 from app.context import build_context
-from app.models import Account, DeliveryJob, Follow, FollowState, JobState, Post, TimelineEntry
-from app.models.base import new_ids, utcnow
+from app.models import Account, DeliveryJob, JobState, Post, TimelineEntry
 from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
+from tests.federation.delivery_helpers import add_sink_followers
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env, run_herold
 
@@ -233,20 +233,7 @@ async def test_a_worker_killed_mid_fan_out_loses_no_delivery(
         alice = (await AccountService(context).create_local_account("alice", password="x" * 16)).account
         hosts = [f"127.0.{2 + number // 250}.{number % 250 + 1}:{sink.port}" for number in range(SINK_HOSTS)]
         async with context.sessions() as session:
-            now = utcnow()
-            for account_id, host in zip(new_ids(len(hosts)), hosts, strict=True):
-                session.add(
-                    Account(
-                        id=account_id,
-                        username="f",
-                        domain=host,
-                        uri=f"http://{host}/users/f",
-                        inbox_url=f"http://{host}/users/f/inbox",
-                        shared_inbox_url=f"http://{host}/inbox",
-                        fetched_at=now,
-                    )
-                )
-                session.add(Follow(follower_id=account_id, followee_id=alice.id, state=FollowState.ACCEPTED))
+            add_sink_followers(session, alice.id, hosts)
             await session.commit()
         await PostingService(context).create(alice, "To three hundred servers")
 

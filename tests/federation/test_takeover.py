@@ -24,10 +24,11 @@ from sqlmodel import col, select
 from app.config import Settings
 from app.context import AppContext, build_context
 from app.federation.takeover import Holder, gone_holders, take_over_gone_holders
-from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState, WorkerHeartbeat
-from app.models.base import new_ids, utcnow
+from app.models import Account, DeliveryJob, InboxItem, JobState, WorkerHeartbeat
+from app.models.base import utcnow
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
+from tests.federation.delivery_helpers import add_sink_followers
 from tests.federation.test_e2e_processes import cheap_password_hashing, eventually  # noqa: F401
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, herold_env
@@ -113,20 +114,7 @@ async def followed_by_the_sink(context: AppContext, sink: Sink) -> tuple[Account
     alice = (await AccountService(context).create_local_account("alice", password="x" * 16)).account
     hosts = [f"127.0.{2 + number // 250}.{number % 250 + 1}:{sink.port}" for number in range(SINK_HOSTS)]
     async with context.sessions() as session:
-        now = utcnow()
-        for account_id, host in zip(new_ids(len(hosts)), hosts, strict=True):
-            session.add(
-                Account(
-                    id=account_id,
-                    username="f",
-                    domain=host,
-                    uri=f"http://{host}/users/f",
-                    inbox_url=f"http://{host}/users/f/inbox",
-                    shared_inbox_url=f"http://{host}/inbox",
-                    fetched_at=now,
-                )
-            )
-            session.add(Follow(follower_id=account_id, followee_id=alice.id, state=FollowState.ACCEPTED))
+        add_sink_followers(session, alice.id, hosts)
         await session.commit()
     return alice, hosts
 
@@ -208,9 +196,11 @@ async def test_a_killed_workers_fan_out_is_resumed_within_seconds_with_few_repea
     finally:
         survivor_process.stop()
 
+    # With a second worker already running, what was left may all be delivered within half a
+    # second of the kill (it held the rest, or took the dead one's over at once): then nothing
+    # comes later, and the wait was at most that half second.
     first_resend = sink.first_request_after(killed_at + 0.5)
-    assert first_resend is not None
-    waited = first_resend - resumed_from
+    waited = (first_resend if first_resend is not None else killed_at + 0.5) - resumed_from
     repeated = answered & sink.received_after(killed_at + 0.2)
     print(
         f"\nkill -9 at {len(answered)} of {SINK_HOSTS} answered ({survivor}): {left} jobs unfinished, "
