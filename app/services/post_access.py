@@ -66,6 +66,14 @@ class PostAccess:
         async with self.context.sessions() as session:
             return await _find_post(session, reference)
 
+    async def visible_post(self, post_id: int) -> Post | None:
+        """The stored post `post_id` when the viewer may see it at its own URL; None when it is
+        unknown, deleted or hidden from the viewer, alike (no surface may tell them apart)."""
+        post = await self.find_post(post_id)
+        if post is None or not await can_see(self.context, self.viewer, post):
+            return None
+        return post
+
     async def view(self, post: Post) -> PostView:
         async with self.context.sessions() as session:
             author = await session.get(Account, post.account_id)

@@ -9,9 +9,8 @@ from app.context import AppContext
 from app.http_errors import BadRequest, NotFound
 from app.i18n import N_
 from app.models import Post
-from app.services.visibility import can_see
+from app.services.posting import PostingService
 from app.web.ids import parse_id
-from app.web.post_views import post_by_id
 from app.web.session import Viewer
 from app.web.templating import translate
 
@@ -33,7 +32,7 @@ def here(request: Request) -> str:
 
 async def visible_post(context: AppContext, viewer: Viewer, post_id: int | str) -> Post:
     number = parse_id(post_id)
-    post = await post_by_id(context, number) if number is not None else None
-    if post is None or not await can_see(context, viewer, post):
+    post = await PostingService(context, viewer).visible_post(number) if number is not None else None
+    if post is None:
         raise NotFound("this post does not exist or was deleted")
     return post

@@ -21,7 +21,6 @@ from app.services.errors import NotFound
 from app.services.post_lists import thread_posts
 from app.services.posting import PostingService
 from app.services.viewer import Viewer
-from app.services.visibility import can_see
 
 router = APIRouter(prefix="/api/v1/statuses")
 public_read = scoped("read", "read:statuses", optional=True)
@@ -44,8 +43,8 @@ def _flag(params: Params, name: str) -> bool:
 
 
 async def _visible(context: AppContext, viewer: Viewer, status_id: str) -> Post:
-    post = await PostingService(context, viewer).find_post(path_id(status_id))
-    if post is None or not await can_see(context, viewer, post):
+    post = await PostingService(context, viewer).visible_post(path_id(status_id))
+    if post is None:
         raise NotFound("Record not found")
     return post
 
