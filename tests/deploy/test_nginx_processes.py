@@ -308,9 +308,10 @@ async def test_nginx_in_front_of_two_web_and_two_worker_processes(
             await eventually(arrived)
         assert peer_copies() == 1, "the peer has the post exactly once"
         assert set(sink.received) == set(hosts), "every follower's server received the post"
-        duplicates = sum(sink.received.values()) - SINK_HOSTS
-        # At-least-once: only requests in flight when the worker died may be sent again.
-        assert duplicates <= SINK_HOSTS // 2
+        # At-least-once: deliveries the killed worker made but had not recorded are sent again.
+        # With 40 fast inboxes that can be every one of them once, so only a second repeat is a fault; the
+        # bound on repeats is pinned by tests/federation/test_takeover.py's 300-inbox fan-out.
+        assert max(sink.received.values()) <= 2, "no inbox got the post more than twice"
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
