@@ -5,10 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
-from app.api.v1 import accounts, instance_info, statuses, timelines
+from app.api.v1 import account_actions, account_lists, accounts, instance_info, reports, statuses, timelines
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, statuses, timelines):
+# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+for part in (
+    instance,
+    oauth,
+    instance_info,
+    account_actions,
+    account_lists,
+    reports,
+    accounts,
+    statuses,
+    timelines,
+):
     router.include_router(part.router)
 
 __all__ = ["router"]

@@ -195,6 +195,6 @@ async def _notify_unless_hidden(
     post_id: int,
 ) -> None:
     """Notify, unless `account` blocks or mutes `from_account` (or hides its domain)."""
-    if account.id in await hidden_from(session, from_account):
+    if account.id in await hidden_from(session, from_account, notifications=True):
         return
     await notify(session, account=account, from_account=from_account, kind=kind, post_id=post_id)

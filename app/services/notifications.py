@@ -67,7 +67,7 @@ class SenderReach:
 
 
 async def sender_reach(session: AsyncSession, context: AppContext, sender: Account) -> SenderReach:
-    hidden = frozenset(await hidden_from(session, sender))
+    hidden = frozenset(await hidden_from(session, sender, notifications=True))
     if not await is_silenced(context, sender):
         return SenderReach(hidden)
     return SenderReach(hidden, frozenset(await local_follower_ids(session, sender)))

@@ -113,7 +113,11 @@ class RemotePostService:
 
     async def reach(self, sender: Account) -> SenderReach:
         """Which local accounts `sender` may notify (see SenderReach)."""
-        hidden = await self.hidden(sender)
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await hidden_from(session, sender, notifications=True))
+
+        hidden = await self._cached(("hidden-notifications", sender.id), load)
         if not await is_silenced(self.context, sender):
             return SenderReach(hidden)
         return SenderReach(hidden, await self.followers(sender))
