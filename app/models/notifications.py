@@ -23,6 +23,8 @@ class NotificationType(StrEnum):
     UPDATE = "update"
     MOVE = "move"
     REPORT = "admin.report"
+    # A post by an account followed with `notify` (Mastodon's bell).
+    STATUS = "status"
 
 
 class Notification(SQLModel, table=True):

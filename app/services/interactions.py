@@ -51,7 +51,7 @@ class PostInteractions(PostAccess):
             )
             session.add(boost)
             await session.flush()
-            followers = await local_follower_ids(session, account)
+            followers = await local_follower_ids(session, account, boosts=True)
             audience = await boost_audience(session, self.context, original_author, followers)
             await add_to_timelines(session, boost, account, [account.id, *audience])
             await _notify_unless_hidden(

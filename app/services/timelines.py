@@ -107,8 +107,12 @@ async def hidden_from(session: AsyncSession, author: Account, *, notifications: 
     return hidden
 
 
-async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
-    rows = await session.scalars(
+async def local_follower_ids(
+    session: AsyncSession, account: Account, *, boosts: bool = False, notify: bool = False
+) -> list[int]:
+    """Local accounts following `account`; with `boosts`, only those who take its boosts at home,
+    with `notify`, only those who asked to be told of each post (the follow's options)."""
+    query = (
         select(Follow.follower_id)
         .join(Account, col(Account.id) == col(Follow.follower_id))
         .where(
@@ -117,6 +121,11 @@ async def local_follower_ids(session: AsyncSession, account: Account) -> list[in
             col(Account.domain).is_(None),
         )
     )
+    if boosts:
+        query = query.where(col(Follow.show_reblogs).is_(True))
+    if notify:
+        query = query.where(col(Follow.notify).is_(True))
+    rows = await session.scalars(query)
     return list(rows.all())
 
 

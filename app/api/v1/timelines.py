@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1")
 # Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
 NOTIFICATION_TYPES: dict[str, set[str]] = {
     "mention": {NotificationType.MENTION, NotificationType.REPLY},
-    "status": set(),
+    "status": {NotificationType.STATUS},
     "reblog": {NotificationType.REBLOG},
     "follow": {NotificationType.FOLLOW},
     "follow_request": {NotificationType.FOLLOW_REQUEST},
