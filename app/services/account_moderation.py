@@ -165,7 +165,9 @@ class AccountModerationService:
         return True
 
     async def hide_domain(self, account: Account, domain: str, *, hide: bool = True) -> bool:
-        """A domain block for one account only (Mastodon's user domain block); nothing is sent."""
+        """A domain block for one account only (Mastodon's user domain block). As on Mastodon, the
+        follows between the account and that domain's accounts end: its followers there get a
+        Reject of their Follow, and the account's own follows there are undone. Nothing else is sent."""
         self.viewer.require_act_as(account)
         name = normalize_domain(domain)
         async with self.context.sessions() as session:
@@ -178,10 +180,32 @@ class AccountModerationService:
                 return False
             if hide:
                 session.add(UserDomainBlock(account_id=account.id, domain=name))
+                await self._end_follows_with_domain(session, account, name)
             else:
                 await session.execute(delete(UserDomainBlock).where(col(UserDomainBlock.id) == existing))
             await session.commit()
         return True
+
+    async def _end_follows_with_domain(self, session: AsyncSession, account: Account, domain: str) -> None:
+        rows = (
+            await session.execute(
+                select(Follow, Account)
+                .join(
+                    Account,
+                    ((col(Follow.follower_id) == col(Account.id)) & (col(Follow.followee_id) == account.id))
+                    | (
+                        (col(Follow.followee_id) == col(Account.id)) & (col(Follow.follower_id) == account.id)
+                    ),
+                )
+                .where(col(Account.domain) == domain)
+            )
+        ).all()
+        for follow, other in rows:
+            if follow.follower_id == other.id:
+                await self.publisher.follow_answered(session, "Reject", account, other, follow.uri)
+            else:
+                await self.publisher.unfollowed(session, account, other, follow)
+            await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
 
     async def report(
         self,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select, update
 
-from app.models import Account, AccountMute, Notification, NotificationType, Post, TimelineEntry
+from app.models import Account, AccountMute, Follow, Notification, NotificationType, Post, TimelineEntry
 from app.models.base import utcnow
 from app.services import accounts as account_service
 from app.services.account_moderation import AccountModerationService, ModerationError
@@ -149,3 +149,19 @@ async def test_options_apply_to_posts_and_boosts_from_another_server(lab: Lab) -
     assert [note.post_id for note in await notes_of(a, alice, NotificationType.STATUS)] == [copy.id]
     home = await home_of(a, alice)
     assert copy.id in home and boost_copy.id not in home
+
+
+async def test_hiding_a_domain_ends_the_follows_with_it(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    b = await lab.instance("b.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    bob = await local_account(b, "bob")
+    await FollowingService(a.context).follow(alice, "@bob@b.test")
+    await FollowingService(b.context).follow(bob, "@alice@a.test")
+    await settle(lab)
+
+    assert await AccountModerationService(a.context).hide_domain(alice, "b.test")
+    await settle(lab)
+    for instance in (a, b):
+        async with instance.context.sessions() as session:
+            assert (await session.scalars(select(Follow))).all() == []
