@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
-from app.api.v1 import account_actions, account_lists, accounts, instance_info, reports, statuses, timelines
+from app.api.v1 import (
+    account_actions,
+    account_lists,
+    accounts,
+    instance_info,
+    registrations,
+    reports,
+    statuses,
+    timelines,
+)
 
 router = APIRouter()
 # The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
@@ -16,6 +25,7 @@ for part in (
     account_actions,
     account_lists,
     reports,
+    registrations,
     accounts,
     statuses,
     timelines,
