@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
+from app.api.streaming import routes as streaming
 from app.api.v1 import (
     account_actions,
     account_lists,
@@ -29,6 +30,7 @@ for part in (
     accounts,
     statuses,
     timelines,
+    streaming,
 ):
     router.include_router(part.router)
 
