@@ -25,6 +25,27 @@ async def account_by_id(context: AppContext, viewer: Viewer, account_id: int) ->
         return _shown(await session.get(Account, account_id))
 
 
+async def accounts_by_ids(context: AppContext, viewer: Viewer, account_ids: list[int]) -> list[Account]:
+    """The shown accounts among `account_ids`, in the order asked."""
+    del viewer
+    if not account_ids:
+        return []
+    async with context.sessions() as session:
+        found = {
+            account.id: account
+            for account in (
+                await session.scalars(
+                    select(Account).where(
+                        col(Account.id).in_(account_ids),
+                        col(Account.deleted_at).is_(None),
+                        col(Account.suspended_at).is_(None),
+                    )
+                )
+            ).all()
+        }
+    return [found[account_id] for account_id in dict.fromkeys(account_ids) if account_id in found]
+
+
 async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Account:
     """`name` or `name@domain` (our own domains count as local); only accounts known here."""
     del viewer
@@ -37,4 +58,4 @@ async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Acc
         return _shown((await session.scalars(query.limit(1))).first())
 
 
-__all__ = ["account_by_acct", "account_by_id"]
+__all__ = ["account_by_acct", "account_by_id", "accounts_by_ids"]

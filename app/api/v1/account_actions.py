@@ -20,7 +20,7 @@ from app.api.params import Params, WrongType, request_params
 from app.context import AppContext
 from app.dependencies import get_context
 from app.models import Account
-from app.services.account_lookup import account_by_id
+from app.services.account_lookup import account_by_id, accounts_by_ids
 from app.services.account_moderation import AccountModerationService
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingService, FollowOptions
@@ -85,6 +85,17 @@ async def show_relationships(
     with_suspended = (request.query_params.get("with_suspended") or "").lower() in TRUE_WORDS
     found = await relationships(context, caller.viewer, id_list(request), with_suspended=with_suspended)
     return JSONResponse([relationship_entity(item) for item in found])
+
+
+@router.get("")
+async def several_accounts(
+    request: Request,
+    context: AppContext = Depends(get_context),
+    caller: ApiCaller = Depends(scoped("read", "read:accounts", optional=True)),
+) -> JSONResponse:
+    """`GET /api/v1/accounts?id[]=…`: several accounts at once, unknown ones left out (Mastodon 4.3)."""
+    accounts = await accounts_by_ids(context, caller.viewer, id_list(request))
+    return JSONResponse([account_entity(context, account) for account in accounts])
 
 
 @router.get("/familiar_followers")

@@ -25,6 +25,8 @@ MAX_REPORTED_STATUSES = 100
 
 
 @router.post("/reports")
+# Mastodon.py posts to `/api/v1/reports/`; a redirect would cost the client its body.
+@router.post("/reports/", include_in_schema=False)
 async def create_report(
     request: Request,
     context: AppContext = Depends(get_context),
