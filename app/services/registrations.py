@@ -16,9 +16,10 @@ from sqlmodel import col, select
 
 from app.context import AppContext
 from app.i18n import supported
-from app.models import Account, AuditLogEntry, Role, User
+from app.models import Account, AuditLogEntry, NotificationType, Role, User
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService, CreatedAccount
 from app.services.errors import Forbidden, Invalid, NotFound, RateLimited
+from app.services.notifications import notify
 from app.services.passwords import password_problem
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -110,6 +111,16 @@ class RegistrationService:
                     data={"awaiting_approval": self.needs_approval},
                 )
             )
+            # Administrators hear of it (Mastodon's admin.sign_up), so a waiting sign-up is seen.
+            admins = await session.scalars(
+                select(Account)
+                .join(User, col(User.account_id) == col(Account.id))
+                .where(col(User.role) == Role.ADMIN, col(User.disabled_at).is_(None))
+            )
+            for admin in admins.all():
+                await notify(
+                    session, account=admin, from_account=created.account, kind=NotificationType.SIGN_UP
+                )
             await session.commit()
         return created
 

@@ -229,6 +229,21 @@ def _shown_accounts(query: Any) -> Any:
     return query.where(col(Account.deleted_at).is_(None), col(Account.suspended_at).is_(None))
 
 
+async def blocks_viewer(context: AppContext, viewer: Viewer, account: Account) -> bool:
+    """Whether `account` blocks the account the viewer acts as (Mastodon then shows the viewer
+    none of its followers or follows)."""
+    if viewer.account is None:
+        return False
+    async with context.sessions() as session:
+        found = await session.scalar(
+            select(AccountBlock.id).where(
+                col(AccountBlock.account_id) == account.id,
+                col(AccountBlock.target_account_id) == viewer.account.id,
+            )
+        )
+    return found is not None
+
+
 async def followers_of(context: AppContext, account: Account, page: PageRequest) -> AccountPage:
     """Accounts following `account` (accepted follows), newest follow first."""
     query = _shown_accounts(
@@ -343,6 +358,7 @@ __all__ = [
     "MutePage",
     "Relationship",
     "blocked_by_viewer",
+    "blocks_viewer",
     "familiar_followers",
     "follow_requests_to",
     "followers_of",

@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
+from app.models import Account, Role
+from app.models.base import utcnow
 from app.services import accounts as account_service
-from tests.api.account_helpers import api_user, ok
+from app.services.oauth import OAuthService
+from app.services.staff import StaffService
+from tests.api.account_helpers import api_user, ok, token_of
 from tests.lab import Instance
+from tests.web.helpers import make_user
 
 
 @pytest.fixture(autouse=True)
@@ -143,6 +148,11 @@ async def test_block_mute_note_and_their_lists(instance: Instance) -> None:
     assert refused.status_code == 422 and "block" in refused.json()["error"]
     blocks = await ok(await client.get("/api/v1/blocks", headers=alice_auth))
     assert [item["acct"] for item in blocks] == ["bob"]
+    # Blocked, bob sees none of alice's follows (as on Mastodon); others still do.
+    await client.post(f"/api/v1/accounts/{carol.id}/follow", headers=alice_auth)
+    assert await ok(await client.get(f"/api/v1/accounts/{alice.id}/following", headers=bob_auth)) == []
+    assert len(await ok(await client.get(f"/api/v1/accounts/{alice.id}/following"))) == 1
+    await client.post(f"/api/v1/accounts/{carol.id}/unfollow", headers=alice_auth)
     unblocked = await ok(await client.post(f"/api/v1/accounts/{bob.id}/unblock", headers=alice_auth))
     assert unblocked["blocking"] is False
     assert await ok(await client.get("/api/v1/blocks", headers=alice_auth)) == []
@@ -256,3 +266,43 @@ async def test_familiar_followers(instance: Instance) -> None:
     assert familiar == [{"id": str(carol.id), "accounts": [familiar[0]["accounts"][0]]}]
     assert familiar[0]["accounts"][0]["acct"] == "bob"
     del alice
+
+
+async def test_an_organisation_token_follows_as_the_organisation(instance: Instance) -> None:
+    client = instance.client
+    boss, _ = await make_user(instance, "boss", role=Role.ADMIN)
+    _, townhall = await make_user(instance, "townhall", organization=True)
+    alice, _ = await api_user(instance, "alice")
+    bob, _ = await api_user(instance, "bob")
+    staff = StaffService(instance.context)
+    alice_user = next(member.user for member in await staff.members() if member.account.username == "alice")
+    await staff.grant_delegate(townhall.id, alice_user.id, by=boss)
+    token = await OAuthService(instance.context).issue_personal_token(
+        alice_user, scopes="read write follow", app_name="org app", acting_as=townhall
+    )
+    org = {"Authorization": f"Bearer {token}"}
+    followed = await ok(await client.post(f"/api/v1/accounts/{bob.id}/follow", headers=org))
+    assert followed["following"] is True
+    followers = await ok(await client.get(f"/api/v1/accounts/{bob.id}/followers"))
+    assert [item["acct"] for item in followers] == ["townhall"]
+    # The staff member's own relationship is untouched.
+    alice_auth = await token_of(instance, alice)
+    assert (await relationship_of(instance, alice_auth, bob.id))["following"] is False
+
+
+async def test_relationships_leave_out_suspended_accounts_unless_asked(instance: Instance) -> None:
+    client = instance.client
+    _, auth = await api_user(instance, "alice")
+    bob, _ = await api_user(instance, "bob")
+    async with instance.context.sessions() as session:
+        stored = await session.get(Account, bob.id)
+        assert stored is not None
+        stored.suspended_at = utcnow()
+        session.add(stored)
+        await session.commit()
+    path = "/api/v1/accounts/relationships"
+    assert await ok(await client.get(path, params={"id[]": str(bob.id)}, headers=auth)) == []
+    shown = await ok(
+        await client.get(path, params={"id[]": str(bob.id), "with_suspended": "true"}, headers=auth)
+    )
+    assert [item["id"] for item in shown] == [str(bob.id)]

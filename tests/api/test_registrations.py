@@ -116,17 +116,25 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
     assert refused.status_code == 401 and "approval" in refused.text
 
     admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    # Nobody yet: a waiting sign-up is not an account anyone can look up.
+    async with instance.context.sessions() as session:
+        waiting = (await session.scalars(select(Account).where(Account.username == "hopeful"))).one()
+    assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 404
     team = await admin.get("/admin/staff")
     assert "I write for the newsletter" in team.text and "@hopeful" in team.text
     async with instance.context.sessions() as session:
         user = (await session.scalars(select(User).where(User.email == "hopeful@example.org"))).one()
     approved = await admin.post(f"/admin/sign-ups/{user.id}/approve")
     assert approved.status_code == 303
+    assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 200
     assert (await client.get("/api/v1/accounts/verify_credentials", headers=waiting_token)).status_code == 200
     assert (await visitor.post("/login", {"username": "hopeful", "password": STRONG})).status_code == 303
 
     # A second sign-up, rejected: it is gone.
     await client.post("/api/v1/accounts", json=sign_up_body("spammer"), headers=bearer(token))
+    # Administrators hear of each sign-up (Mastodon's admin.sign_up).
+    notified = await admin.get("/notifications")
+    assert "signed up" in notified.text and "spammer" in notified.text
     async with instance.context.sessions() as session:
         spammer = (await session.scalars(select(User).where(User.email == "spammer@example.org"))).one()
     assert (await admin.post(f"/admin/sign-ups/{spammer.id}/reject")).status_code == 303

@@ -24,7 +24,7 @@ NOTIFICATION_TYPES: dict[str, set[str]] = {
     "favourite": {NotificationType.FAVOURITE},
     "poll": {NotificationType.POLL},
     "update": {NotificationType.UPDATE},
-    "admin.sign_up": set(),
+    "admin.sign_up": {NotificationType.SIGN_UP},
     "admin.report": {NotificationType.REPORT},
     "move": {NotificationType.MOVE},
     "severed_relationships": set(),

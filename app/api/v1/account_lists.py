@@ -25,6 +25,7 @@ from app.services.follow_requests import FollowRequestService
 from app.services.relationships import (
     AccountPage,
     blocked_by_viewer,
+    blocks_viewer,
     follow_requests_to,
     followers_of,
     following_of,
@@ -85,8 +86,10 @@ async def followers(
     caller: ApiCaller = Depends(public_read),
 ) -> JSONResponse:
     account = await account_by_id(context, caller.viewer, path_id(account_id))
-    page = await followers_of(context, account, page_request(request, default_limit=40))
-    return _accounts(request, context, page)
+    wanted = page_request(request, default_limit=40)
+    if await blocks_viewer(context, caller.viewer, account):
+        return _accounts(request, context, AccountPage())
+    return _accounts(request, context, await followers_of(context, account, wanted))
 
 
 @router.get("/accounts/{account_id}/following")
@@ -97,8 +100,10 @@ async def following(
     caller: ApiCaller = Depends(public_read),
 ) -> JSONResponse:
     account = await account_by_id(context, caller.viewer, path_id(account_id))
-    page = await following_of(context, account, page_request(request, default_limit=40))
-    return _accounts(request, context, page)
+    wanted = page_request(request, default_limit=40)
+    if await blocks_viewer(context, caller.viewer, account):
+        return _accounts(request, context, AccountPage())
+    return _accounts(request, context, await following_of(context, account, wanted))
 
 
 @router.get("/follow_requests")
