@@ -29,13 +29,14 @@ from app.models.posts import (
     TimelineEntry,
     Visibility,
 )
-from app.models.social import AccountBlock, AccountMute, Follow, FollowState, UserDomainBlock
+from app.models.social import AccountBlock, AccountMute, AccountNote, Follow, FollowState, UserDomainBlock
 
 __all__ = [
     "Account",
     "AccountBlock",
     "AccountDelegate",
     "AccountMute",
+    "AccountNote",
     "ActorType",
     "AuditLogEntry",
     "BackgroundJob",

@@ -98,8 +98,13 @@ async def instance_v2(context: AppContext = Depends(get_context)) -> JSONRespons
             "icon": [],
             "languages": ["en", "de"],
             "configuration": _configuration(context, await vapid_public_key(context)),
-            # Accounts are made by administrators; see the About page.
-            "registrations": {"enabled": False, "approval_required": False, "message": None, "url": None},
+            # Closed by default: accounts are made by administrators (REGISTRATIONS, see the README).
+            "registrations": {
+                "enabled": settings.registrations != "closed",
+                "approval_required": settings.registrations == "approval",
+                "message": None,
+                "url": None,
+            },
             "api_versions": {"mastodon": MASTODON_API_VERSION},
             "contact": {
                 "email": about.contact_email,
@@ -132,8 +137,8 @@ async def instance_v1(context: AppContext = Depends(get_context)) -> JSONRespons
             "stats": {"user_count": usage.users_total, "status_count": usage.local_posts, "domain_count": 0},
             "thumbnail": f"{settings.base_url}/static/default-header.png",
             "languages": ["en", "de"],
-            "registrations": False,
-            "approval_required": False,
+            "registrations": settings.registrations != "closed",
+            "approval_required": settings.registrations == "approval",
             "invites_enabled": False,
             "configuration": {
                 "accounts": configuration["accounts"],
