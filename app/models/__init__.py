@@ -1,6 +1,8 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
+from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -37,9 +39,14 @@ __all__ = [
     "AccountDelegate",
     "AccountMute",
     "ActorType",
+    "Announcement",
+    "AnnouncementDismissal",
+    "AnnouncementReaction",
     "AuditLogEntry",
     "BackgroundJob",
     "BlockSeverity",
+    "Bookmark",
+    "ConversationMute",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
@@ -47,9 +54,11 @@ __all__ = [
     "Favourite",
     "Follow",
     "FollowState",
+    "IdempotencyKey",
     "InboxItem",
     "InstanceSetting",
     "JobState",
+    "Marker",
     "MediaAttachment",
     "Mention",
     "Notification",

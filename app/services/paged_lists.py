@@ -14,10 +14,11 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Account, Notification, Post, TimelineEntry, Visibility
 from app.services.errors import Invalid
+from app.services.muted_threads import outside_muted_conversations
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
-MAX_PAGE = 40
+MAX_PAGE = 80
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ async def notifications_of(
     out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
     if viewer.account is None:
         return [], []
-    query = select(Notification).where(col(Notification.account_id) == viewer.account.id)
+    query = select(Notification).where(
+        col(Notification.account_id) == viewer.account.id, outside_muted_conversations(viewer.account.id)
+    )
     if types is not None:
         query = query.where(col(Notification.type).in_(types))
     if exclude_types:

@@ -22,6 +22,8 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import (
     Account,
+    Bookmark,
+    ConversationMute,
     Favourite,
     MediaAttachment,
     Mention,
@@ -56,6 +58,9 @@ class PostView:
     liked: bool = False
     boosted: bool = False
     pinned: bool = False
+    bookmarked: bool = False
+    # The viewer muted the post's thread (no notifications from it).
+    muted: bool = False
     # The viewer may edit, delete and pin it (their own post or one of an organisation they post for).
     manageable: bool = False
 
@@ -139,6 +144,7 @@ class PostViewLoader:
         # A post is pinned by its author only, so any pin of it is the author's.
         pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
         liked, boosted = await self._own_marks(post_ids)
+        bookmarked, muted_threads = await self._personal_marks(post_ids, [post for _, post in shown])
         writers = await self._writers(post for _, post in shown)
 
         views = []
@@ -163,6 +169,8 @@ class PostViewLoader:
                     liked=post.id in liked,
                     boosted=post.id in boosted,
                     pinned=post.id in pinned,
+                    bookmarked=post.id in bookmarked,
+                    muted=(post.conversation_uri or post.uri) in muted_threads,
                     manageable=post.local
                     and self.viewer.account is not None
                     and self.viewer.may_act_as(post.account_id),
@@ -198,6 +206,24 @@ class PostViewLoader:
             )
         )
         return set(liked.all()), {post_id for post_id in boosted.all() if post_id is not None}
+
+    async def _personal_marks(self, post_ids: list[int], posts: Sequence[Post]) -> tuple[set[int], set[str]]:
+        """The posts the viewer's account bookmarked, and which of their threads it muted."""
+        if self.viewer.account is None:
+            return set(), set()
+        me = self.viewer.account.id
+        bookmarked = await self.session.scalars(
+            select(Bookmark.post_id).where(
+                col(Bookmark.account_id) == me, col(Bookmark.post_id).in_(post_ids)
+            )
+        )
+        threads = {post.conversation_uri or post.uri for post in posts}
+        muted = await self.session.scalars(
+            select(ConversationMute.conversation_uri).where(
+                col(ConversationMute.account_id) == me, col(ConversationMute.conversation_uri).in_(threads)
+            )
+        )
+        return set(bookmarked.all()), set(muted.all())
 
     async def _writers(self, posts: Iterable[Post]) -> dict[int, Account]:
         """The staff behind organisations' posts, for viewers allowed to know (admins, the team)."""
