@@ -74,6 +74,7 @@ async def public(
         page_request(request),
         local=_flag(request, "local"),
         remote=_flag(request, "remote"),
+        only_media=_flag(request, "only_media"),
     )
     return JSONResponse(
         await statuses(context, caller.viewer, posts),
