@@ -1,0 +1,71 @@
+"""Mastodon's Notification and NotificationGroup entities, and its names for notification kinds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.entities.account import account_entity
+from app.api.entities.common import api_id, api_time
+from app.context import AppContext
+from app.models import Account, Notification, NotificationType
+from app.services.notification_groups import SAMPLE_ACCOUNTS, NotificationGroup
+
+# Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
+NOTIFICATION_TYPES: dict[str, set[str]] = {
+    "mention": {NotificationType.MENTION, NotificationType.REPLY},
+    "status": set(),
+    "reblog": {NotificationType.REBLOG},
+    "follow": {NotificationType.FOLLOW},
+    "follow_request": {NotificationType.FOLLOW_REQUEST},
+    "favourite": {NotificationType.FAVOURITE},
+    "poll": {NotificationType.POLL},
+    "update": {NotificationType.UPDATE},
+    "admin.sign_up": set(),
+    "admin.report": {NotificationType.REPORT},
+    "move": {NotificationType.MOVE},
+    "severed_relationships": set(),
+    "moderation_warning": set(),
+    "quote": set(),
+    "quoted_update": set(),
+}
+STORED_TO_API = {stored: name for name, stored_set in NOTIFICATION_TYPES.items() for stored in stored_set}
+# Stored kinds Mastodon has no name for (emoji reactions) are never listed.
+LISTED = frozenset(STORED_TO_API)
+
+
+def notification_entity(
+    context: AppContext, row: Notification, sender: Account, status: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "id": api_id(row.id),
+        "type": STORED_TO_API[row.type],
+        "group_key": f"ungrouped-{row.id}",
+        "created_at": api_time(row.created_at),
+        "account": account_entity(context, sender),
+        **({"status": status} if status is not None else {}),
+    }
+
+
+def notification_group_entity(group: NotificationGroup) -> dict[str, Any]:
+    latest = group.latest
+    oldest = group.notifications[-1]
+    return {
+        "group_key": group.key,
+        "notifications_count": len(group.notifications),
+        "type": STORED_TO_API[latest.type],
+        "most_recent_notification_id": api_id(latest.id),
+        "page_min_id": api_id(oldest.id),
+        "page_max_id": api_id(latest.id),
+        "latest_page_notification_at": api_time(latest.created_at),
+        "sample_account_ids": [api_id(account) for account in group.sender_ids[:SAMPLE_ACCOUNTS]],
+        "status_id": api_id(latest.post_id),
+    }
+
+
+__all__ = [
+    "LISTED",
+    "NOTIFICATION_TYPES",
+    "STORED_TO_API",
+    "notification_entity",
+    "notification_group_entity",
+]
