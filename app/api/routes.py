@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.api import instance, oauth
 from app.api.v1 import accounts, instance_info, statuses, timelines
+from app.api.v1 import announcements as v1_announcements
 from app.api.v1 import markers as v1_markers
 from app.api.v1 import notifications as v1_notifications
 from app.api.v1 import saved_posts as v1_saved_posts
@@ -22,5 +23,6 @@ router.include_router(v1_tag_timeline.router)
 router.include_router(v1_notifications.router)
 router.include_router(v2_notifications.router)
 router.include_router(v1_markers.router)
+router.include_router(v1_announcements.router)
 
 __all__ = ["router"]
