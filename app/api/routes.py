@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
+from app.api.streaming import routes as streaming
 from app.api.v1 import accounts, instance_info, statuses, timelines
 from app.api.v1 import announcements as v1_announcements
 from app.api.v1 import markers as v1_markers
@@ -15,7 +16,7 @@ from app.api.v1 import tag_timeline as v1_tag_timeline
 from app.api.v2 import notifications as v2_notifications
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, statuses, timelines):
+for part in (instance, oauth, instance_info, accounts, statuses, timelines, streaming):
     router.include_router(part.router)
 router.include_router(v1_status_actions.router)
 router.include_router(v1_saved_posts.router)

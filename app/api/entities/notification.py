@@ -1,14 +1,19 @@
-"""Mastodon's Notification and NotificationGroup entities, and its names for notification kinds."""
+"""Mastodon's Notification and NotificationGroup entities, from the notification lists' entries
+(one serializer for the REST lists and the streaming API), and its names for notification kinds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_id, api_time
+from app.api.entities.status import statuses
 from app.context import AppContext
 from app.models import Account, Notification, NotificationType
 from app.services.notification_groups import SAMPLE_ACCOUNTS, NotificationGroup
+from app.services.paged_lists import NotificationEntry, notifications_by_id
+from app.services.viewer import Viewer
 
 # Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
 NOTIFICATION_TYPES: dict[str, set[str]] = {
@@ -46,6 +51,32 @@ def notification_entity(
     }
 
 
+async def notifications(
+    context: AppContext, viewer: Viewer, entries: Sequence[NotificationEntry]
+) -> list[dict[str, Any]]:
+    """Entities of `entries` in the order given; one about a post the viewer can no longer see is left out."""
+    posts = [entry.post for entry in entries if entry.post is not None]
+    shown = {int(entity["id"]): entity for entity in await statuses(context, viewer, posts)}
+    body: list[dict[str, Any]] = []
+    for entry in entries:
+        row = entry.notification
+        if row.type not in STORED_TO_API or (row.post_id is not None and row.post_id not in shown):
+            continue
+        body.append(
+            notification_entity(
+                context, row, entry.sender, shown[row.post_id] if row.post_id is not None else None
+            )
+        )
+    return body
+
+
+async def notification_entities(
+    context: AppContext, viewer: Viewer, ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The viewer's notifications with these ids, as entities (the streaming API sends them one by one)."""
+    return await notifications(context, viewer, await notifications_by_id(context, viewer, ids))
+
+
 def notification_group_entity(group: NotificationGroup) -> dict[str, Any]:
     latest = group.latest
     oldest = group.notifications[-1]
@@ -66,6 +97,8 @@ __all__ = [
     "LISTED",
     "NOTIFICATION_TYPES",
     "STORED_TO_API",
+    "notification_entities",
     "notification_entity",
     "notification_group_entity",
+    "notifications",
 ]

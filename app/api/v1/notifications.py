@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.notification import LISTED, NOTIFICATION_TYPES, notification_entity
+from app.api.entities.notification import notifications as notification_list
 from app.api.entities.status import statuses
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
@@ -81,18 +82,7 @@ async def notifications(
         exclude_types=set(only.exclude_types),
         from_account_id=only.from_account_id,
     )
-    posts = [entry.post for entry in entries if entry.post is not None]
-    shown = {int(entity["id"]): entity for entity in await statuses(context, caller.viewer, posts)}
-    body: list[dict[str, Any]] = []
-    for entry in entries:
-        row = entry.notification
-        if row.post_id is not None and row.post_id not in shown:
-            continue
-        body.append(
-            notification_entity(
-                context, row, entry.sender, shown[row.post_id] if row.post_id is not None else None
-            )
-        )
+    body = await notification_list(context, caller.viewer, entries)
     return JSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
 
 
