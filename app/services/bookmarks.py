@@ -20,8 +20,15 @@ from app.services.visibility import visible_to
 class PersonalMarks(PostAccess):
     """Bookmark and mute-conversation as an account the viewer may act as, on a post it may see."""
 
-    async def bookmark(self, account: Account, reference: str | int) -> Post:
+    async def _original(self, account: Account, reference: str | int) -> Post:
+        """The post acted on; for a boost, the boosted post (as Mastodon bookmarks and mutes it)."""
         post = await self._visible_post(account, reference)
+        if post.reblog_of_id is not None:
+            post = await self._visible_post(account, post.reblog_of_id)
+        return post
+
+    async def bookmark(self, account: Account, reference: str | int) -> Post:
+        post = await self._original(account, reference)
         async with self.context.sessions() as session:
             try:
                 session.add(Bookmark(account_id=account.id, post_id=post.id))
@@ -32,7 +39,7 @@ class PersonalMarks(PostAccess):
         return post
 
     async def unbookmark(self, account: Account, reference: str | int) -> Post:
-        post = await self._visible_post(account, reference)
+        post = await self._original(account, reference)
         async with self.context.sessions() as session:
             await session.execute(
                 delete(Bookmark).where(
@@ -58,7 +65,7 @@ class PersonalMarks(PostAccess):
 
     async def mute_conversation(self, account: Account, reference: str | int) -> Post:
         """No more notifications from the thread of this post (one the account takes part in or sees)."""
-        post = await self._visible_post(account, reference)
+        post = await self._original(account, reference)
         async with self.context.sessions() as session:
             try:
                 session.add(ConversationMute(account_id=account.id, conversation_uri=conversation_key(post)))
@@ -68,7 +75,7 @@ class PersonalMarks(PostAccess):
         return post
 
     async def unmute_conversation(self, account: Account, reference: str | int) -> Post:
-        post = await self._visible_post(account, reference)
+        post = await self._original(account, reference)
         async with self.context.sessions() as session:
             await session.execute(
                 delete(ConversationMute).where(

@@ -146,6 +146,14 @@ async def test_favourited_by_and_reblogged_by(instance: Instance) -> None:
     assert [account["acct"] for account in older.json()] == ["bob"]
     boosted_by = (await client.get(f"/api/v1/statuses/{status['id']}/reblogged_by", headers=alice)).json()
     assert [account["acct"] for account in boosted_by] == ["carol", "bob"]
+    # Bookmarking a boost (by its id, as a timeline lists it) bookmarks the boosted post.
+    boost = (await client.get("/api/v1/timelines/home", headers=bob)).json()[0]
+    assert boost["reblog"]["id"] == status["id"]
+    marked = (await client.post(f"/api/v1/statuses/{boost['id']}/bookmark", headers=bob)).json()
+    assert marked["reblog"]["bookmarked"] is True
+    assert [item["id"] for item in (await client.get("/api/v1/bookmarks", headers=bob)).json()] == [
+        status["id"]
+    ]
 
 
 async def test_muted_conversation_sends_no_notifications(instance: Instance) -> None:
