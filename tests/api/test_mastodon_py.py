@@ -161,7 +161,7 @@ def accounts_of_people_signing_up(base: str, client_id: str, client_secret: str)
         assert token
         return api
 
-    bob, carol = signed_up("bob"), signed_up("carol")
+    bob, carol = signed_up("dora"), signed_up("erin")
     assert bob.instance_v2().registrations.enabled is True
     carol_me = carol.account_update_credentials(
         display_name="Carol C.",
@@ -179,28 +179,28 @@ def accounts_of_people_signing_up(base: str, client_id: str, client_secret: str)
 
     requested = bob.account_follow(carol_me.id, reblogs=False, notify=True)
     assert requested.requested is True and requested.following is False
-    assert [account.acct for account in carol.follow_requests()] == ["bob"]
+    assert [account.acct for account in carol.follow_requests()] == ["dora"]
     assert carol.follow_request_authorize(bob_me.id).followed_by is True
     relation = bob.account_relationships(carol_me.id)[0]
     assert relation.following is True and relation.notifying is True and relation.showing_reblogs is False
-    assert [account.acct for account in bob.account_followers(carol_me.id)] == ["bob"]
-    assert [account.acct for account in carol.account_following(bob_me.id)] == ["carol"]
+    assert [account.acct for account in bob.account_followers(carol_me.id)] == ["dora"]
+    assert [account.acct for account in carol.account_following(bob_me.id)] == ["erin"]
     posted = carol.status_post("For followers", visibility="private")
     assert [status.id for status in bob.account_statuses(carol_me.id, limit=5)] == [posted.id]
 
     assert bob.account_block(carol_me.id).blocking is True
-    assert [account.acct for account in bob.blocks()] == ["carol"]
+    assert [account.acct for account in bob.blocks()] == ["erin"]
     assert bob.account_relationships(carol_me.id)[0].following is False
     bob.account_unblock(carol_me.id)
     assert bob.account_mute(carol_me.id, notifications=False, duration=3600).muting is True
-    assert [account.acct for account in bob.mutes()] == ["carol"]
+    assert [account.acct for account in bob.mutes()] == ["erin"]
     bob.account_unmute(carol_me.id)
     bob.domain_block("spam.example")
     assert bob.domain_blocks() == ["spam.example"]
     bob.domain_unblock("spam.example")
     report = bob.report(carol_me.id, comment="Testing reports", category="other")
     assert report.target_account.id == carol_me.id
-    assert bob.accounts([carol_me.id, bob_me.id])[0].acct == "carol"
+    assert bob.accounts([carol_me.id, bob_me.id])[0].acct == "erin"
 
 
 def _png() -> bytes:
