@@ -5,10 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
-from app.api.v1 import accounts, instance_info, statuses, timelines
+from app.api.v1 import accounts, filters, instance_info, lists, statuses, tags, timelines
+from app.api.v2 import filters as filters_v2
+from app.api.v2 import search
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, statuses, timelines):
+# search before accounts: /api/v1/accounts/search is not an account id.
+for part in (
+    instance,
+    oauth,
+    instance_info,
+    search,
+    lists,
+    filters,
+    filters_v2,
+    tags,
+    accounts,
+    statuses,
+    timelines,
+):
     router.include_router(part.router)
 
 __all__ = ["router"]

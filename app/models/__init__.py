@@ -1,6 +1,7 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.conversations import ConversationMark
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -9,8 +10,11 @@ from app.models.federation import (
     OutboxActivity,
     WorkerHeartbeat,
 )
+from app.models.filters import ContentFilter, FilterAction, FilterContext, FilterKeyword, FilterStatus
+from app.models.hashtags import FeaturedTag, FollowedTag
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
+from app.models.lists import ListMember, RepliesPolicy, UserList
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType
 from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
@@ -40,16 +44,25 @@ __all__ = [
     "AuditLogEntry",
     "BackgroundJob",
     "BlockSeverity",
+    "ContentFilter",
+    "ConversationMark",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
     "DomainHealth",
     "Favourite",
+    "FeaturedTag",
+    "FilterAction",
+    "FilterContext",
+    "FilterKeyword",
+    "FilterStatus",
     "Follow",
     "FollowState",
+    "FollowedTag",
     "InboxItem",
     "InstanceSetting",
     "JobState",
+    "ListMember",
     "MediaAttachment",
     "Mention",
     "Notification",
@@ -65,12 +78,14 @@ __all__ = [
     "PostEdit",
     "PostTag",
     "Reaction",
+    "RepliesPolicy",
     "Report",
     "Role",
     "Tag",
     "TimelineEntry",
     "User",
     "UserDomainBlock",
+    "UserList",
     "Visibility",
     "WebSession",
     "WorkerHeartbeat",

@@ -12,8 +12,9 @@ from typing import Any
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, Notification, Post, TimelineEntry, Visibility
+from app.models import Account, ListMember, Notification, Post, TimelineEntry, UserList, Visibility
 from app.services.errors import Invalid
+from app.services.lists import exclusive_members, replies_kept
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
@@ -51,7 +52,26 @@ async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> 
     query = (
         select(Post)
         .join(TimelineEntry, col(TimelineEntry.post_id) == col(Post.id))
-        .where(col(TimelineEntry.account_id) == viewer.account.id, visible_to(viewer))
+        .where(
+            col(TimelineEntry.account_id) == viewer.account.id,
+            visible_to(viewer),
+            # Members of the account's exclusive lists are read in those lists only.
+            exclusive_members(viewer.account.id),
+        )
+    )
+    async with context.sessions() as session:
+        rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
+    return page.newest_first(rows)
+
+
+async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page: PageRequest) -> list[Post]:
+    """A list's timeline (`found` is one of the viewer's, from ListService.get): the members'
+    posts and boosts the viewer may see, with the replies the list's replies_policy keeps."""
+    if viewer.account is None:
+        return []
+    members = select(ListMember.account_id).where(col(ListMember.list_id) == found.id)
+    query = select(Post).where(
+        col(Post.account_id).in_(members), visible_to(viewer), replies_kept(found, viewer.account.id, members)
     )
     async with context.sessions() as session:
         rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
@@ -138,4 +158,12 @@ async def notifications_of(
     return entries, [row.id for row in rows]
 
 
-__all__ = ["MAX_PAGE", "NotificationEntry", "PageRequest", "home_posts", "notifications_of", "public_posts"]
+__all__ = [
+    "MAX_PAGE",
+    "NotificationEntry",
+    "PageRequest",
+    "home_posts",
+    "list_posts",
+    "notifications_of",
+    "public_posts",
+]

@@ -39,6 +39,7 @@ from app.models.base import new_id, new_ids, utcnow
 from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
+from app.services.hashtags import tag_follower_ids
 from app.services.interactions import MAX_PINS, PostInteractions
 from app.services.notifications import notify
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
@@ -163,6 +164,9 @@ class PostingService(PostInteractions):
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
+            if visibility == Visibility.PUBLIC:
+                # Those following one of its hashtags find it at home, as on Mastodon.
+                audience += await tag_follower_ids(session, tag_names)
             hidden = await add_to_timelines(session, post, author, audience)
             # Accounts here learn of it as they would from another server: a reply, a mention.
             for account in addressed:

@@ -57,7 +57,7 @@ async def home(
 ) -> JSONResponse:
     posts = await home_posts(context, caller.viewer, page_request(request))
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="home"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
 
@@ -76,7 +76,7 @@ async def public(
         remote=_flag(request, "remote"),
     )
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="public"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
 

@@ -1,0 +1,1 @@
+"""The client API's /api/v2 routers."""
