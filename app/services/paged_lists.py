@@ -60,7 +60,10 @@ async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> 
         )
     )
     async with context.sessions() as session:
-        rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
+        # Paged on the entry's copy of the post id: the (account, post) index then yields the
+        # page in order, and the visibility rule is checked for the rows read until the page is
+        # full rather than for the whole timeline before a sort.
+        rows = list((await session.scalars(page.apply(query, col(TimelineEntry.post_id)))).all())
     return page.newest_first(rows)
 
 

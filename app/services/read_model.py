@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sqlalchemy import literal, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -168,7 +170,13 @@ class PostViewLoader:
             for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(post_ids)))).all()
         }
         # A post is pinned by its author only, so any pin of it is the author's.
-        pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
+        # Only the viewer's own posts show whether they are pinned: no query for a page without any.
+        own_ids = [post.id for _, post in shown if post.local and self.viewer.may_act_as(post.account_id)]
+        pinned = (
+            set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(own_ids)))).all())
+            if own_ids
+            else set()
+        )
         liked, boosted = await self._own_marks(post_ids)
         writers = await self._writers(post for _, post in shown)
 
@@ -216,19 +224,20 @@ class PostViewLoader:
         if self.viewer.account is None:
             return set(), set()
         me = self.viewer.account.id
-        liked = await self.session.scalars(
-            select(Favourite.post_id).where(
-                col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
-            )
+        # One round trip for both marks.
+        liked: Any = select(col(Favourite.post_id).label("post_id"), literal(True).label("like")).where(
+            col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
         )
-        boosted = await self.session.scalars(
-            select(Post.reblog_of_id).where(
-                col(Post.account_id) == me,
-                col(Post.reblog_of_id).in_(post_ids),
-                col(Post.deleted_at).is_(None),
-            )
+        boosted: Any = select(col(Post.reblog_of_id).label("post_id"), literal(False).label("like")).where(
+            col(Post.account_id) == me,
+            col(Post.reblog_of_id).in_(post_ids),
+            col(Post.deleted_at).is_(None),
         )
-        return set(liked.all()), {post_id for post_id in boosted.all() if post_id is not None}
+        rows: list[Any] = list((await self.session.execute(union_all(liked, boosted))).all())
+        return (
+            {post_id for post_id, like in rows if like},
+            {post_id for post_id, like in rows if not like and post_id is not None},
+        )
 
     async def _writers(self, posts: Iterable[Post]) -> dict[int, Account]:
         """The staff behind organisations' posts, for viewers allowed to know (admins, the team)."""
