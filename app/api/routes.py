@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
-from app.api.v1 import accounts, filters, instance_info, lists, statuses, tags, timelines
+from app.api.v1 import (
+    accounts,
+    conversations,
+    filters,
+    instance_info,
+    lists,
+    statuses,
+    tags,
+    timelines,
+    trends,
+)
 from app.api.v2 import filters as filters_v2
 from app.api.v2 import search
 
@@ -20,6 +30,8 @@ for part in (
     filters,
     filters_v2,
     tags,
+    conversations,
+    trends,
     accounts,
     statuses,
     timelines,

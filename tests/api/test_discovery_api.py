@@ -368,3 +368,86 @@ async def test_followed_tags_reach_home_and_featured_tags(instance: Instance) ->
         await client.delete(f"/api/v1/featured_tags/{entity['id']}", headers=bearer(alice_token))
     ).status_code == 200
     assert await get_json(client, "/api/v1/featured_tags", alice_token) == []
+
+
+async def test_conversations_list_read_and_remove_direct_messages(instance: Instance) -> None:
+    client = instance.client
+    alice, alice_token = await person(instance, "alice")
+    _, bob_token = await person(instance, "bob")
+    _, carol_token = await person(instance, "carol")
+    first = await post(client, bob_token, "@alice are you coming tonight?", visibility="direct")
+    await post(client, bob_token, "Public hello")
+
+    found = await get_json(client, "/api/v1/conversations", alice_token)
+    assert len(found) == 1
+    conversation = found[0]
+    assert conversation["id"] == first["id"] and conversation["unread"] is True
+    assert [account["acct"] for account in conversation["accounts"]] == ["bob"]
+    assert conversation["last_status"]["id"] == first["id"]
+    # The author sees it too, read (its last post is their own).
+    mine = await get_json(client, "/api/v1/conversations", bob_token)
+    assert mine[0]["unread"] is False and [a["acct"] for a in mine[0]["accounts"]] == ["alice"]
+    # Someone not in it neither sees nor touches it.
+    assert await get_json(client, "/api/v1/conversations", carol_token) == []
+    for method, path in (
+        ("POST", f"/api/v1/conversations/{first['id']}/read"),
+        ("DELETE", f"/api/v1/conversations/{first['id']}"),
+    ):
+        answer = await client.request(method, path, headers=bearer(carol_token))
+        assert answer.status_code == 404
+
+    reply = await post(client, alice_token, "@bob yes!", visibility="direct", in_reply_to_id=first["id"])
+    found = await get_json(client, "/api/v1/conversations", alice_token)
+    assert found[0]["id"] == first["id"] and found[0]["last_status"]["id"] == reply["id"]
+    assert found[0]["unread"] is False
+    answer = await post(client, bob_token, "@alice great", visibility="direct", in_reply_to_id=reply["id"])
+    found = await get_json(client, "/api/v1/conversations", alice_token)
+    assert found[0]["unread"] is True and found[0]["last_status"]["id"] == answer["id"]
+    read = await client.post(f"/api/v1/conversations/{first['id']}/read", headers=bearer(alice_token))
+    assert read.status_code == 200 and read.json()["unread"] is False
+    assert (await get_json(client, "/api/v1/conversations", alice_token))[0]["unread"] is False
+
+    removed = await client.delete(f"/api/v1/conversations/{first['id']}", headers=bearer(alice_token))
+    assert removed.status_code == 200
+    assert await get_json(client, "/api/v1/conversations", alice_token) == []
+    # A newer message brings it back, unread.
+    await post(client, bob_token, "@alice one more thing", visibility="direct", in_reply_to_id=answer["id"])
+    found = await get_json(client, "/api/v1/conversations", alice_token)
+    assert [item["id"] for item in found] == [first["id"]] and found[0]["unread"] is True
+    assert (await client.get("/api/v1/conversations")).status_code == 401
+    del alice
+
+
+async def test_trends_suggestions_and_instance_details(instance: Instance) -> None:
+    client = instance.client
+    _, alice_token = await person(instance, "alice")
+    bob, bob_token = await person(instance, "bob")
+    liked = await post(client, bob_token, "Market day #market")
+    await post(client, alice_token, "Fresh bread at the #market")
+    await post(client, alice_token, "Quiet #market morning", visibility="unlisted")
+    assert (
+        await client.post(f"/api/v1/statuses/{liked['id']}/favourite", headers=bearer(alice_token))
+    ).status_code == 200
+
+    tags = await get_json(client, "/api/v1/trends/tags")
+    assert [tag["name"] for tag in tags] == ["market"]
+    assert len(tags[0]["history"]) == 7 and tags[0]["history"][0]["uses"] == "2"
+    assert tags[0]["history"][0]["accounts"] == "2"
+    trending = await get_json(client, "/api/v1/trends/statuses")
+    assert [status["id"] for status in trending] == [liked["id"]]
+    assert await get_json(client, "/api/v1/trends/links") == []
+
+    suggested = await get_json(client, "/api/v2/suggestions", alice_token)
+    assert {item["account"]["acct"] for item in suggested} >= {"bob"}
+    assert all(item["account"]["acct"] != "alice" for item in suggested)
+    await follow(instance, (await person(instance, "carol"))[0], "bob")
+    v1 = await get_json(client, "/api/v1/suggestions", alice_token)
+    assert v1[0]["acct"] == "bob"
+    assert (await client.delete(f"/api/v1/suggestions/{bob.id}", headers=bearer(alice_token))).json() == {}
+
+    assert isinstance(await get_json(client, "/api/v1/instance/peers"), list)
+    weeks = await get_json(client, "/api/v1/instance/activity")
+    assert len(weeks) == 12 and int(weeks[0]["statuses"]) >= 3
+    assert set(weeks[0]) == {"week", "statuses", "logins", "registrations"}
+    for path in ("/api/v1/instance/extended_description", "/api/v1/instance/privacy_policy"):
+        assert set(await get_json(client, path)) == {"updated_at", "content"}
