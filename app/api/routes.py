@@ -5,12 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
+from app.api.streaming import routes as streaming
 from app.api.v1 import (
+    account_actions,
+    account_lists,
     accounts,
     conversations,
     filters,
     instance_info,
     lists,
+    push,
+    registrations,
+    reports,
     statuses,
     tags,
     timelines,
@@ -20,7 +26,7 @@ from app.api.v2 import filters as filters_v2
 from app.api.v2 import search
 
 router = APIRouter()
-# search before accounts: /api/v1/accounts/search is not an account id.
+# The accounts' fixed paths (relationships, search, …) come before `/accounts/{id}`.
 for part in (
     instance,
     oauth,
@@ -32,9 +38,15 @@ for part in (
     tags,
     conversations,
     trends,
+    account_actions,
+    account_lists,
+    reports,
+    registrations,
     accounts,
     statuses,
     timelines,
+    push,
+    streaming,
 ):
     router.include_router(part.router)
 

@@ -170,13 +170,7 @@ class PostViewLoader:
             for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(post_ids)))).all()
         }
         # A post is pinned by its author only, so any pin of it is the author's.
-        # Only the viewer's own posts show whether they are pinned: no query for a page without any.
-        own_ids = [post.id for _, post in shown if post.local and self.viewer.may_act_as(post.account_id)]
-        pinned = (
-            set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(own_ids)))).all())
-            if own_ids
-            else set()
-        )
+        pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
         liked, boosted = await self._own_marks(post_ids)
         writers = await self._writers(post for _, post in shown)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, false, or_, select, true, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -40,6 +40,7 @@ from app.models import (
     UserDomainBlock,
     Visibility,
 )
+from app.models.base import UTCDateTime, utcnow
 from app.services.viewer import Viewer
 
 EVERYONE = (Visibility.PUBLIC, Visibility.UNLISTED)
@@ -133,6 +134,15 @@ def _owns(viewer: Viewer, post: Post) -> bool:
     return viewer.is_system or viewer.account_id == post.account_id or post.account_id in viewer.acting_ids
 
 
+def mute_in_force() -> ColumnElement[bool]:
+    """A mute counts until it expires (a mute for a while, Mastodon's `duration`).
+
+    The moment is bound when the statement runs, not when the condition is built: the list
+    condition is built once per reader and kept (see _visible_condition)."""
+    now = bindparam("mute_now", callable_=utcnow, type_=UTCDateTime(), unique=True)
+    return col(AccountMute.expires_at).is_(None) | (col(AccountMute.expires_at) > now)
+
+
 def _not_hidden(reader: int | None, author_id: Any, hide_muted: bool) -> ColumnElement[bool]:
     """The author is not on the other side of a block from the reader, nor muted or hidden by domain."""
     if reader is None:
@@ -147,10 +157,10 @@ def _not_hidden(reader: int | None, author_id: Any, hide_muted: bool) -> ColumnE
     if hide_muted:
         hidden.append(
             select(col(AccountMute.target_account_id).label("id")).where(
-                col(AccountMute.account_id) == reader
+                col(AccountMute.account_id) == reader, mute_in_force()
             )
         )
     return col(author_id).not_in(select(union_all(*hidden).subquery().c.id))
 
 
-__all__ = ["EVERYONE", "can_see", "visible_to"]
+__all__ = ["EVERYONE", "can_see", "mute_in_force", "visible_to"]
