@@ -97,8 +97,7 @@ async def test_toot_logs_in_posts_and_reads(tmp_path: Path, databases: DatabaseF
 
         found = toot(toot_env, "search", "bob")
         assert "@bob" in found
-        # (The API's follow endpoint belongs to the accounts work; the command line follows here.)
-        assert run_herold(["follow", "alice", f"@bob@{domain}"], env).returncode == 0
+        toot(toot_env, "follow", f"bob@{domain}")
         toot(toot_env, "lists", "create", "Council")
         toot(toot_env, "lists", "add", "Council", f"bob@{domain}")
         assert "@bob" in toot(toot_env, "lists", "accounts", "Council")
