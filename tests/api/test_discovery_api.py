@@ -451,3 +451,51 @@ async def test_trends_suggestions_and_instance_details(instance: Instance) -> No
     assert set(weeks[0]) == {"week", "statuses", "logins", "registrations"}
     for path in ("/api/v1/instance/extended_description", "/api/v1/instance/privacy_policy"):
         assert set(await get_json(client, path)) == {"updated_at", "content"}
+
+
+async def test_filters_apply_to_notifications_threads_and_profiles_in_their_contexts(
+    instance: Instance,
+) -> None:
+    client = instance.client
+    _, alice_token = await person(instance, "alice")
+    bob, bob_token = await person(instance, "bob")
+    start = await post(client, alice_token, "Who wants to talk about the weather?")
+    spoiler = await post(client, bob_token, "@alice the match result is in", in_reply_to_id=start["id"])
+    fine = await post(client, bob_token, "@alice sunny all week", in_reply_to_id=start["id"])
+
+    made = await client.post(
+        "/api/v2/filters",
+        json={
+            "title": "Sport",
+            "context": ["notifications", "thread"],
+            "filter_action": "hide",
+            "keywords_attributes": [{"keyword": "match"}],
+        },
+        headers=bearer(alice_token),
+    )
+    assert made.status_code == 200, made.text
+    about = [
+        note["status"]["id"]
+        for note in await get_json(client, "/api/v1/notifications", alice_token)
+        if "status" in note
+    ]
+    assert fine["id"] in about and spoiler["id"] not in about
+    thread = await get_json(client, f"/api/v1/statuses/{start['id']}/context", alice_token)
+    assert [status["id"] for status in thread["descendants"]] == [fine["id"]]
+    # Not in the account context: the profile still lists it, until the filter names it.
+    profile = [
+        status["id"] for status in await get_json(client, f"/api/v1/accounts/{bob.id}/statuses", alice_token)
+    ]
+    assert spoiler["id"] in profile
+    updated = await client.put(
+        f"/api/v2/filters/{made.json()['id']}",
+        json={"context": ["account"], "filter_action": "warn"},
+        headers=bearer(alice_token),
+    )
+    assert updated.status_code == 200 and updated.json()["context"] == ["account"]
+    profile = {
+        status["id"]: status
+        for status in await get_json(client, f"/api/v1/accounts/{bob.id}/statuses", alice_token)
+    }
+    assert profile[spoiler["id"]]["filtered"][0]["keyword_matches"] == ["match"]
+    assert profile[fine["id"]]["filtered"] == []
