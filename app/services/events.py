@@ -1,7 +1,7 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every timeline entry, notification, post edit, post deletion and profile change is announced
-here by the code that writes it, in the writing transaction; the announcements reach the
+Every new post, timeline entry, notification, post edit, post deletion and profile change is
+announced here by the code that writes it, in the writing transaction; the announcements reach the
 instance's listeners (`AppContext.events`) once that transaction commits, and never if it rolls
 back. This is the one place streaming, Web Push and the public-document cache listen.
 
@@ -46,11 +46,24 @@ class TimelineEntryAdded:
 
 
 @dataclass(frozen=True)
+class PostPublished:
+    """A post or a boost was stored: written here (`local`), or delivered to us by its server.
+
+    Posts fetched only to complete a thread or a boost are not announced: nobody sent them to us.
+    """
+
+    post_id: int
+    account_id: int
+    local: bool
+
+
+@dataclass(frozen=True)
 class NotificationAdded:
     account_id: int
     from_account_id: int
     kind: str
     post_id: int | None = None
+    notification_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +93,28 @@ class EventsMissed:
     whatever a listener derived from earlier events may be stale."""
 
 
-Event = TimelineEntryAdded | NotificationAdded | PostEdited | PostDeleted | ProfileChanged | EventsMissed
+Event = (
+    TimelineEntryAdded
+    | PostPublished
+    | NotificationAdded
+    | PostEdited
+    | PostDeleted
+    | ProfileChanged
+    | EventsMissed
+)
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel).
 EVENT_TYPES: dict[str, type[Event]] = {
     kind.__name__: kind
-    for kind in (TimelineEntryAdded, NotificationAdded, PostEdited, PostDeleted, ProfileChanged, EventsMissed)
+    for kind in (
+        TimelineEntryAdded,
+        PostPublished,
+        NotificationAdded,
+        PostEdited,
+        PostDeleted,
+        ProfileChanged,
+        EventsMissed,
+    )
 }
 
 
