@@ -368,6 +368,8 @@ class PostgresChannel(EventChannel):
         # (channel, payload) to NOTIFY, in order.
         self._outbox: deque[tuple[str, str]] = deque()
         self._has_mail = asyncio.Event()
+        self._waking: set[str] = set()
+        self._wake_posted = False
         self._empty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # One statement at a time on the connection (the keep-alive and the notifications).
@@ -403,7 +405,12 @@ class PostgresChannel(EventChannel):
         for message in self.encode(events, limit=NOTIFY_LIMIT) if events else []:
             self._post(EVENTS_CHANNEL, message.decode())
         if wakes:
-            self._post(WAKE_CHANNEL, json.dumps({"s": self.sender, "w": wakes}, separators=(",", ":")))
+            # Wake-ups wait in one set, not in the queue: however many turns of the loop ask while
+            # a NOTIFY is on its way, the next one carries them all.
+            self._waking.update(wakes)
+            if not self._wake_posted:
+                self._wake_posted = True
+                self._post(WAKE_CHANNEL, "")
 
     def _post(self, channel: str, payload: str) -> None:
         if len(self._outbox) >= BACKLOG_LIMIT:
@@ -411,7 +418,9 @@ class PostgresChannel(EventChannel):
                 "%d messages for other processes are waiting for the database; dropping the oldest",
                 BACKLOG_LIMIT,
             )
-            self._outbox.popleft()
+            dropped, _ = self._outbox.popleft()
+            if dropped == WAKE_CHANNEL:
+                self._wake_posted = False
         self._outbox.append((channel, payload))
         self._empty.clear()
         self._has_mail.set()
@@ -483,11 +492,20 @@ class PostgresChannel(EventChannel):
             if connection is None:
                 continue
             channel, payload = self._outbox[0]
+            waking: set[str] = set()
+            if channel == WAKE_CHANNEL:
+                # Taken now: a wake-up asked for while this NOTIFY is on its way posts the next.
+                waking, self._waking, self._wake_posted = self._waking, set(), False
+                if not waking:
+                    self._outbox.popleft()
+                    continue
+                payload = json.dumps({"s": self.sender, "w": sorted(waking)}, separators=(",", ":"))
             try:
                 async with self._using:
                     await connection.execute("SELECT pg_notify($1, $2)", channel, payload)
             except Exception as error:  # lost connection: sent again on the next
                 log.warning("could not send events to other processes (%s); sending again", error)
+                self._waking |= waking
                 self._connected.clear()
                 with contextlib.suppress(Exception):
                     connection.terminate()
