@@ -157,7 +157,12 @@ class EventChannel:
             for name, fields in body.get("e", ()):
                 kind = EVENT_TYPES.get(name)
                 if kind is not None:  # a newer version's event, during an upgrade: not for us
-                    events.append(kind(**fields))
+                    # JSON has no tuples: a field holding several ids comes back as a list.
+                    values: dict[str, Any] = {
+                        field: tuple(value) if isinstance(value, list) else value
+                        for field, value in fields.items()
+                    }
+                    events.append(kind(**values))
             queues = body.get("w", ())
         except (ValueError, TypeError, AttributeError):
             log.warning("ignored a malformed message between processes: %.200r", data)
