@@ -161,6 +161,9 @@ class Supervisor:
             *arguments,
             pass_fds=(self.listening.fileno(), self._lifeline_read),
             env=environment,
+            # A session of its own: Ctrl-C in the terminal reaches the supervisor only, which stops
+            # the children in order (a child still importing would otherwise die with a traceback).
+            start_new_session=True,
         )
 
     async def _stop_children(self) -> None:
