@@ -6,6 +6,7 @@ several instances side by side (the federation test lab does).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,7 +75,12 @@ class AppContext:
         """Connect this process's events and wake-ups with the instance's other processes
         (app.ops.event_channel): `herold serve`, `herold worker` and the CLI each do at start."""
         if self.channel is None:
-            self.channel = await open_channel(self.settings, self.events, self.work, kind)
+            try:
+                self.channel = await open_channel(self.settings, self.events, self.work, kind)
+            except OSError as error:
+                # Not worth refusing to start over: without it, other processes' listeners hear
+                # this one's events late or not at all, and workers find its jobs at their next poll.
+                log.warning("events between processes are off: %s", error)
 
     async def aclose(self) -> None:
         if self.channel is not None:
