@@ -337,9 +337,8 @@ async def _run_worker(settings: Settings, lifeline: int | None = None) -> int:
     async def work(context: AppContext) -> int:
         tune_garbage_collection()
         # SIGTERM (systemd's stop) ends the worker cleanly: jobs in hand are cancelled (their
-        # leases run out for the next worker) and its heartbeat row is removed. A supervised
-        # worker also stops on SIGINT (Ctrl-C reaches the whole process group) and when its
-        # supervisor is gone.
+        # leases run out for the next worker) and its heartbeat row is removed. The worker
+        # process of `herold serve` also stops on SIGINT and when its supervisor is gone.
         main = asyncio.current_task()
         assert main is not None
         loop = asyncio.get_running_loop()

@@ -159,7 +159,12 @@ class Supervisor:
         return await asyncio.create_subprocess_exec(
             *self.command,
             *arguments,
-            pass_fds=(self.listening.fileno(), self._lifeline_read),
+            # The listening socket for the web processes only: a worker holding it would keep
+            # the port bound after the web processes are gone.
+            pass_fds=(
+                *([self.listening.fileno()] if "--listen-fd" in child.arguments else []),
+                self._lifeline_read,
+            ),
             env=environment,
             # A session of its own: Ctrl-C in the terminal reaches the supervisor only, which stops
             # the children in order (a child still importing would otherwise die with a traceback).
