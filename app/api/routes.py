@@ -10,13 +10,20 @@ from app.api.v1 import (
     account_actions,
     account_lists,
     accounts,
+    announcements,
     instance_info,
+    markers,
     push,
     registrations,
     reports,
+    saved_posts,
+    status_actions,
     statuses,
+    tag_timeline,
     timelines,
 )
+from app.api.v1 import notifications as v1_notifications
+from app.api.v2 import notifications as v2_notifications
 
 router = APIRouter()
 # The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
@@ -31,6 +38,13 @@ for part in (
     accounts,
     statuses,
     timelines,
+    status_actions,
+    saved_posts,
+    tag_timeline,
+    v1_notifications,
+    v2_notifications,
+    markers,
+    announcements,
     push,
     streaming,
 ):

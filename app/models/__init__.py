@@ -1,6 +1,8 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
+from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -38,9 +40,14 @@ __all__ = [
     "AccountMute",
     "AccountNote",
     "ActorType",
+    "Announcement",
+    "AnnouncementDismissal",
+    "AnnouncementReaction",
     "AuditLogEntry",
     "BackgroundJob",
     "BlockSeverity",
+    "Bookmark",
+    "ConversationMute",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
@@ -48,9 +55,11 @@ __all__ = [
     "Favourite",
     "Follow",
     "FollowState",
+    "IdempotencyKey",
     "InboxItem",
     "InstanceSetting",
     "JobState",
+    "Marker",
     "MediaAttachment",
     "Mention",
     "Notification",

@@ -167,11 +167,6 @@ async def custom_emojis() -> JSONResponse:
     return JSONResponse([])
 
 
-@router.get("/api/v1/announcements")
-async def announcements(_caller: ApiCaller = Depends(scoped("read", user=True))) -> JSONResponse:
-    return JSONResponse([])
-
-
 @router.get("/api/v1/filters")
 async def filters_v1(_caller: ApiCaller = Depends(scoped("read", "read:filters", user=True))) -> JSONResponse:
     return JSONResponse([])
