@@ -6,6 +6,7 @@ several instances side by side (the federation test lab does).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
+from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
@@ -26,6 +28,8 @@ from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +55,8 @@ class AppContext:
     vapid: VapidKeys = field(default_factory=VapidKeys)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
+    # Carries `events` and `work` to and from the instance's other processes, once opened.
+    channel: EventChannel | None = None
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
@@ -63,7 +69,22 @@ class AppContext:
     def user_agent(self) -> str:
         return user_agent(self.settings)
 
+    async def open_channel(self, kind: ProcessKind) -> None:
+        """Connect this process's events and wake-ups with the instance's other processes
+        (app.ops.event_channel): `herold serve`, `herold worker` and the CLI each do at start."""
+        if self.channel is None:
+            try:
+                self.channel = await open_channel(self.settings, self.events, self.work, kind)
+            except OSError as error:
+                # Not worth refusing to start over: without it, other processes' listeners hear
+                # this one's events late or not at all, and workers find its jobs at their next poll.
+                log.warning("events between processes are off: %s", error)
+
     async def aclose(self) -> None:
+        if self.channel is not None:
+            # First: what the last commits announced still leaves.
+            await close_channel(self.channel, self.events, self.work)
+            self.channel = None
         await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()
