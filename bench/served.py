@@ -308,6 +308,16 @@ class ServedHerold:
             )
         return done.stdout.decode()
 
+    def cli_process(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start `herold ARGS` against this instance without waiting for it (output in pipes)."""
+        return subprocess.Popen(
+            [herold_command(), *args],
+            env=self.env,
+            cwd=self.data_dir.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
     def log_text(self, name: str = "serve.log") -> str:
         path = self.data_dir.parent / name
         return path.read_text(errors="replace") if path.exists() else ""
@@ -382,3 +392,82 @@ def served(**options: Any) -> Iterator[ServedHerold]:
         yield herold
     finally:
         herold.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# Profiling: py-spy (pip install py-spy) on every process of the server
+
+
+class Profiler:
+    """py-spy sampling every process of a ServedHerold (children included) while it runs; on `stop`,
+    collapsed stacks per process under `directory` and a summary of where the time went.
+
+        profiler = Profiler(herold, Path("profile"))
+        profiler.start(); ...; print(profiler.stop())
+    """
+
+    def __init__(self, herold: ServedHerold, directory: Path, rate: int = 250) -> None:
+        self.herold = herold
+        self.directory = directory
+        self.rate = rate
+        self._spies: list[tuple[int, Path, subprocess.Popen[bytes]]] = []
+
+    def start(self) -> None:
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            raise RuntimeError(
+                f"--profile needs py-spy: {Path(sys.executable).with_name('pip')} install py-spy"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stat in self.herold.tree():
+            out = self.directory / f"{stat.pid}-{stat.name}.txt"
+            command = [str(spy), "record", "--pid", str(stat.pid), "--rate", str(self.rate)]
+            command += ["--format", "raw", "--output", str(out), "--nonblocking"]
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._spies.append((stat.pid, out, process))
+        time.sleep(0.5)  # py-spy attaches
+
+    def stop(self, top: int = 25) -> str:
+        for _pid, _out, process in self._spies:
+            process.send_signal(signal.SIGINT)
+        for _pid, _out, process in self._spies:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        lines = [f"profile (py-spy, {self.rate} Hz, active samples only) in {self.directory}:"]
+        for pid, out, _process in self._spies:
+            lines.append(summarize_collapsed(out, top, f"pid {pid}"))
+        self._spies.clear()
+        return "\n".join(lines)
+
+
+def summarize_collapsed(path: Path, top: int, title: str) -> str:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks (idle frames
+    — the event loop waiting — left out)."""
+    if not path.exists():
+        return f"{title}: no samples"
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        if any(idle in frames[-1] for idle in ("select (selectors", "poll (", "epoll", "_run_once (uvloop")):
+            continue
+        count = int(count_text)
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return f"{title}: no active samples"
+    rows = [f"{title}: {total} active samples", "  self %  incl %  function"]
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        rows.append(f"  {count * 100 / total:6.1f}  {inclusive[frame] * 100 / total:6.1f}  {frame[:150]}")
+    rows.append("  -- inclusive --")
+    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
+        rows.append(f"  {own.get(frame, 0) * 100 / total:6.1f}  {count * 100 / total:6.1f}  {frame[:150]}")
+    return "\n".join(rows)

@@ -13,8 +13,9 @@ defaults, so that the server may deliver to loopback.
 - cold: `herold post` by the account the 1,000 follow; a new connection to every host;
 - warm: a second post right after, to the connections the server kept open.
 
-Counted: the CPU of all the server's processes (web, worker, signing process) from just before
-`herold post` starts until the sink has the post from every host. The floor: 1,000 RSA-2048
+Counted: the CPU of all the server's processes (web, worker, signing process) from the moment the
+post's delivery jobs are in the database (`herold post` commits them; the server's worker may start
+before the command has exited) until the sink has the post from every host. The floor: 1,000 RSA-2048
 signatures in this process, right before and after the round (the mean). Also shown: the CPU
 until the server has recorded every delivery, and the wall time.
 
@@ -29,11 +30,12 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.bench_fanout import _serve as serve_sink
 from bench.bench_fanout import host_for, signing_floor
-from bench.served import ServedHerold
+from bench.served import Profiler, ServedHerold
 from bench.verdicts import Verdicts, load_average
 
 GOAL_COLD = 1.4
@@ -50,6 +52,8 @@ class Post:
     cpu_s: float
     # Until every delivery was recorded as done, not only received.
     recorded_cpu_s: float
+    # Of cpu_s, per process: (name, pid) -> seconds.
+    by_process: dict[str, float]
     floor_s: float
     delivered: int
     duplicates: int
@@ -150,35 +154,40 @@ async def seed(settings: Any, port: int, size: int) -> None:
         await context.aclose()
 
 
-async def _pending_deliveries(database_url: str) -> int:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+class Jobs:
+    """The server's delivery jobs, read from its database beside it."""
 
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            result = await connection.execute(
-                text("SELECT count(*) FROM delivery_job WHERE state = 'queued'")
-            )
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.engine = create_async_engine(database_url)
+
+    async def count(self, where: str = "") -> int:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as connection:
+            result = await connection.execute(text(f"SELECT count(*) FROM delivery_job {where}"))
             return int(result.scalar() or 0)
-    finally:
-        await engine.dispose()
 
 
-def wait_recorded(herold: ServedHerold, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while asyncio.run(_pending_deliveries(herold.database_url)):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not record every delivery")
-        time.sleep(0.02)
-
-
-def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: int, label: str) -> Post:
+async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: int, label: str) -> Post:
+    """`herold post`, measured from the moment its delivery jobs are in the database (the CLI's
+    own start-up, seconds under load, would otherwise add the idle server's CPU) until every
+    host has the post: the server's CPU is read every few milliseconds meanwhile, and the
+    window starts at the last reading before the jobs appeared."""
     sink.reset()
+    jobs = Jobs(herold.database_url)
     floor_before = signing_floor(size)
-    cpu_before = herold.cpu_seconds()
-    herold.cli("post", author, f"A post for everyone ({label}). #benchmark")
-    started = time.perf_counter()
+    jobs_before = await jobs.count()
+    command = herold.cli_process("post", author, f"A post for everyone ({label}). #benchmark")
+    reading = (time.perf_counter(), {stat.pid: stat.cpu_s for stat in herold.tree()})
+    while await jobs.count() == jobs_before:
+        if command.poll() not in (None, 0):
+            raise RuntimeError(f"herold post failed: {command.communicate()[1].decode()[-2000:]}")
+        reading = (time.perf_counter(), {stat.pid: stat.cpu_s for stat in herold.tree()})
+        await asyncio.sleep(0.002)
+    started, tree_before = reading
+    cpu_before = sum(tree_before.values())
     deadline = started + 120
     while True:
         counts = sink.counts()
@@ -186,11 +195,21 @@ def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: int, la
             break
         if time.perf_counter() > deadline:
             raise RuntimeError(f"only {len(counts)} of {size} inboxes got the post")
-        time.sleep(0.005)
-    cpu_s = herold.cpu_seconds() - cpu_before
+        await asyncio.sleep(0.005)
+    tree_after = herold.tree()
     wall_s = time.perf_counter() - started
-    wait_recorded(herold)
+    cpu_s = sum(stat.cpu_s for stat in tree_after) - cpu_before
+    by_process = {
+        f"{stat.name}[{stat.pid}]": stat.cpu_s - tree_before.get(stat.pid, 0.0) for stat in tree_after
+    }
+    command.wait(60)
+    recorded_deadline = time.perf_counter() + 60
+    while await jobs.count("WHERE state = 'queued'"):
+        if time.perf_counter() > recorded_deadline:
+            raise RuntimeError("the server did not record every delivery")
+        await asyncio.sleep(0.01)
     recorded_cpu_s = herold.cpu_seconds() - cpu_before
+    await jobs.engine.dispose()
     floor = (floor_before + signing_floor(size)) / 2
     return Post(
         label=label,
@@ -198,13 +217,16 @@ def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: int, la
         wall_s=wall_s,
         cpu_s=cpu_s,
         recorded_cpu_s=recorded_cpu_s,
+        by_process=by_process,
         floor_s=floor,
         delivered=len(counts),
         duplicates=sum(count - 1 for count in counts.values() if count > 1),
     )
 
 
-def run_once(size: int, database_url: str | None) -> tuple[str, list[Post], float, int]:
+def run_once(
+    size: int, database_url: str | None, profile: Path | None = None
+) -> tuple[str, list[Post], float, int]:
     layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
     sink = SinkProcess()
     herold = ServedHerold(
@@ -216,11 +238,16 @@ def run_once(size: int, database_url: str | None) -> tuple[str, list[Post], floa
         herold.migrate()
         asyncio.run(seed(herold.settings(), sink.port, size))
         herold.serve()
-        one_post(herold, sink, "warmup", WARMUP_SIZE, "warm-up")
+        asyncio.run(one_post(herold, sink, "warmup", WARMUP_SIZE, "warm-up"))
+        profiler = Profiler(herold, profile) if profile else None
+        if profiler:
+            profiler.start()
         posts = [
-            one_post(herold, sink, "herold", size, "cold"),
-            one_post(herold, sink, "herold", size, "warm"),
+            asyncio.run(one_post(herold, sink, "herold", size, "cold")),
+            asyncio.run(one_post(herold, sink, "herold", size, "warm")),
         ]
+        if profiler:
+            print(profiler.stop())
         return layout, posts, herold.rss() / 2**20, len(herold.pids())
     finally:
         herold.stop()
@@ -239,6 +266,11 @@ def report(layout: str, posts: list[Post], rss_mb: float, processes: int, verdic
             f"  {post.label:<5} {post.wall_s:>7.2f} {post.cpu_s:>6.2f} {post.floor_s:>7.2f} {post.ratio:>8.2f}x "
             f"{post.recorded_cpu_s:>14.2f} {post.size - post.delivered:>6} {post.duplicates:>4}"
         )
+    for post in posts:
+        shares = ", ".join(
+            f"{name} {seconds / post.floor_s:.2f}x" for name, seconds in post.by_process.items()
+        )
+        print(f"  {post.label}, CPU by process / floor: {shares}")
     print(f"  RSS of all server processes afterwards: {rss_mb:.0f} MB")
     cold, warm = posts
     verdicts.check(f"fan-out {layout}: cold CPU / signing floor", cold.ratio, "<=", GOAL_COLD, "{:.2f}")
@@ -269,13 +301,22 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the PostgreSQL layout (one web process, one `herold worker`), on a new database of "
         f"that server (default {POSTGRES_DEFAULT})",
     )
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="bench-profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy every server process during the measured posts (slows them: figures not comparable); "
+        "collapsed stacks in DIR and a summary",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.size = min(args.size, 300)
     verdicts = Verdicts()
     print(f"served fan-out; {os.cpu_count()} cores, load average {load_average()}", flush=True)
     for _ in range(args.runs):
-        report(*run_once(args.size, args.postgres), verdicts)
+        report(*run_once(args.size, args.postgres, args.profile), verdicts)
     print(f"load average after: {load_average()}")
     return verdicts.summary()
 

@@ -26,10 +26,11 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.bench_inbox import Prepared, _prepare, _public_pems, _run_server, _seed, _serve_ceiling
-from bench.served import ServedHerold, free_port
+from bench.served import Profiler, ServedHerold, free_port
 from bench.verdicts import Verdicts, load_average
 
 GOAL_RATIO = 0.45
@@ -151,7 +152,12 @@ def _ceiling(port: int, host: str, requests: list[Prepared], concurrency: int) -
 
 
 def run_once(
-    requests: int, concurrency: int, actors: int, database_url: str | None, log: Callable[[str], None]
+    requests: int,
+    concurrency: int,
+    actors: int,
+    database_url: str | None,
+    log: Callable[[str], None],
+    profile: Path | None = None,
 ) -> InboxRun:
     layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
     herold = ServedHerold(database_url=database_url, workers=1 if database_url else 0)
@@ -179,7 +185,12 @@ def run_once(
         _ceiling(ceiling_port, host, warmup, concurrency)
         asyncio.run(herold_round(warmup))
         ceiling_rates = [_ceiling(ceiling_port, host, measured, concurrency)]
+        profiler = Profiler(herold, profile) if profile else None
+        if profiler:
+            profiler.start()
         burst, drain_s, cpu_s = asyncio.run(herold_round(measured))
+        if profiler:
+            log(profiler.stop())
         ceiling_rates.append(_ceiling(ceiling_port, host, measured, concurrency))
 
         async def counts() -> tuple[int, int, int]:
@@ -256,7 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the PostgreSQL layout (one web process, one `herold worker`), on a new database of "
         f"that server (default {POSTGRES_DEFAULT})",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy every server process during the burst")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="bench-profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy every server process during the measured burst and drain (slows them: figures not "
+        "comparable); collapsed stacks in DIR and a summary",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.requests = min(args.requests, 600)
@@ -264,7 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"served inbox; {os.cpu_count()} cores, load average {load_average()}", flush=True)
     for _ in range(args.runs):
         run = run_once(
-            args.requests, args.concurrency, args.actors, args.postgres, lambda line: print(line, flush=True)
+            args.requests,
+            args.concurrency,
+            args.actors,
+            args.postgres,
+            lambda line: print(line, flush=True),
+            args.profile,
         )
         report(run, verdicts)
     print(f"load average after: {load_average()}")
