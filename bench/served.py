@@ -84,6 +84,9 @@ class ProcessStat:
     session: int
     # utime + stime, and the same of its children that exited and were waited for.
     cpu_s: float
+    # Of cpu_s, the time in the kernel (stime + cstime): system calls, and on loopback the
+    # receiving end's share of the TCP work too.
+    system_s: float
     rss_bytes: int
     name: str
 
@@ -102,6 +105,7 @@ def read_stat(pid: int) -> ProcessStat | None:
         ppid=int(fields[1]),
         session=int(fields[3]),
         cpu_s=ticks / CLOCK_TICKS,
+        system_s=(int(fields[12]) + int(fields[14])) / CLOCK_TICKS,
         rss_bytes=int(fields[21]) * PAGE_SIZE,
         name=name,
     )

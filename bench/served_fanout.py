@@ -52,8 +52,8 @@ class Post:
     cpu_s: float
     # Until every delivery was recorded as done, not only received.
     recorded_cpu_s: float
-    # Of cpu_s, per process: (name, pid) -> seconds.
-    by_process: dict[str, float]
+    # Of cpu_s, per process: "name[pid]" -> (seconds, of which in the kernel).
+    by_process: dict[str, tuple[float, float]]
     floor_s: float
     delivered: int
     duplicates: int
@@ -180,14 +180,14 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
     floor_before = signing_floor(size)
     jobs_before = await jobs.count()
     command = herold.cli_process("post", author, f"A post for everyone ({label}). #benchmark")
-    reading = (time.perf_counter(), {stat.pid: stat.cpu_s for stat in herold.tree()})
+    reading = (time.perf_counter(), {stat.pid: stat for stat in herold.tree()})
     while await jobs.count() == jobs_before:
         if command.poll() not in (None, 0):
             raise RuntimeError(f"herold post failed: {command.communicate()[1].decode()[-2000:]}")
-        reading = (time.perf_counter(), {stat.pid: stat.cpu_s for stat in herold.tree()})
+        reading = (time.perf_counter(), {stat.pid: stat for stat in herold.tree()})
         await asyncio.sleep(0.002)
     started, tree_before = reading
-    cpu_before = sum(tree_before.values())
+    cpu_before = sum(stat.cpu_s for stat in tree_before.values())
     deadline = started + 120
     while True:
         counts = sink.counts()
@@ -199,9 +199,13 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
     tree_after = herold.tree()
     wall_s = time.perf_counter() - started
     cpu_s = sum(stat.cpu_s for stat in tree_after) - cpu_before
-    by_process = {
-        f"{stat.name}[{stat.pid}]": stat.cpu_s - tree_before.get(stat.pid, 0.0) for stat in tree_after
-    }
+    by_process = {}
+    for stat in tree_after:
+        before = tree_before.get(stat.pid)
+        by_process[f"{stat.name}[{stat.pid}]"] = (
+            stat.cpu_s - (before.cpu_s if before else 0.0),
+            stat.system_s - (before.system_s if before else 0.0),
+        )
     command.wait(60)
     recorded_deadline = time.perf_counter() + 60
     while await jobs.count("WHERE state = 'queued'"):
@@ -268,7 +272,9 @@ def report(layout: str, posts: list[Post], rss_mb: float, processes: int, verdic
         )
     for post in posts:
         shares = ", ".join(
-            f"{name} {seconds / post.floor_s:.2f}x" for name, seconds in post.by_process.items()
+            f"{name} {seconds / post.floor_s:.2f}x (kernel {system / post.floor_s:.2f}x)"
+            for name, (seconds, system) in post.by_process.items()
+            if seconds > 0.005
         )
         print(f"  {post.label}, CPU by process / floor: {shares}")
     print(f"  RSS of all server processes afterwards: {rss_mb:.0f} MB")
