@@ -24,6 +24,7 @@ from app.services.timelines import (
 )
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
+from app.services.web_push import NewNotification, queue_pushes
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -41,12 +42,14 @@ async def notify(
     """Add a notification in the caller's transaction; only local accounts get them, and never from themselves."""
     if account.domain is not None or account.id == from_account.id:
         return
-    session.add(
-        Notification(
-            account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
-        )
+    notification = Notification(
+        account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
     )
-    events.announce(session, [events.NotificationAdded(account.id, from_account.id, kind, post_id)])
+    session.add(notification)
+    await queue_pushes(session, [NewNotification(notification.id, account.id, kind)])
+    events.announce(
+        session, [events.NotificationAdded(account.id, from_account.id, kind, post_id, notification.id)]
+    )
 
 
 @dataclass(frozen=True)
