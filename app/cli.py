@@ -52,6 +52,9 @@ async def _with_context(
     await require_schema(settings)
     context = build_context(settings, role=role)
     try:
+        # What a command changes reaches the running server's processes (their caches, their
+        # worker) at once; a worker also hears what they queue.
+        await context.open_channel("worker" if role == "worker" else "command")
         return await work(context)
     finally:
         await context.aclose()

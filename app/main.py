@@ -53,6 +53,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything is answered: what other processes commit reaches this one's listeners.
+        await context.open_channel("worker" if settings.embedded_worker else "web")
         await prepare_instance(context, announce=setup_token is None)
         worker_task = None
         if settings.embedded_worker:

@@ -29,6 +29,7 @@ from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.text_format import URL_RE, render_plain_text
@@ -238,8 +239,10 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            if await Publisher(self.context).profile_updated(session, account):
-                await session.commit()
+            await Publisher(self.context).profile_updated(session, account)
+            # Every process's cached pages of the profile are out of date now.
+            events.announce(session, [events.ProfileChanged(account.id)])
+            await session.commit()
         if self.on_change is not None:
             await self.on_change(account)
 
