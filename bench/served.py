@@ -387,6 +387,19 @@ def _admin_sql(server_url: str, statement: str) -> None:
     asyncio.run(run())
 
 
+def layout_name(database_url: str | None) -> str:
+    return "PostgreSQL, 1 web process + 1 herold worker" if database_url else "SQLite, as make run starts it"
+
+
+def deployment(database_url: str | None, env: Mapping[str, str] | None = None) -> ServedHerold:
+    """The two layouts issue 16 measures: None for the default one (`make run`: SQLite, `herold
+    serve` with its defaults); a PostgreSQL server's URL for the scale-out one as the issue names
+    it: one web process (WEB_PROCESSES=1, EMBEDDED_WORKER=false) and one `herold worker`."""
+    if database_url is None:
+        return ServedHerold(env=env)
+    return ServedHerold(database_url=database_url, workers=1, env={"WEB_PROCESSES": "1", **(env or {})})
+
+
 @contextlib.contextmanager
 def served(**options: Any) -> Iterator[ServedHerold]:
     """`with served() as herold:` — a ServedHerold started and stopped around the block."""

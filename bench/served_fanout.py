@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.bench_fanout import _serve as serve_sink
 from bench.bench_fanout import host_for, signing_floor
-from bench.served import Profiler, ServedHerold
+from bench.served import Profiler, ServedHerold, deployment, layout_name
 from bench.verdicts import Verdicts, load_average
 
 GOAL_COLD = 1.4
@@ -231,13 +231,9 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
 def run_once(
     size: int, database_url: str | None, profile: Path | None = None
 ) -> tuple[str, list[Post], float, int]:
-    layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
+    layout = layout_name(database_url)
     sink = SinkProcess()
-    herold = ServedHerold(
-        database_url=database_url,
-        workers=1 if database_url else 0,
-        env={"ALLOWED_PRIVATE_ADDRESSES": "127.0.0.0/8"},
-    )
+    herold = deployment(database_url, env={"ALLOWED_PRIVATE_ADDRESSES": "127.0.0.0/8"})
     try:
         herold.migrate()
         asyncio.run(seed(herold.settings(), sink.port, size))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_inbox import Prepared, _prepare, _public_pems, _run_server, _seed, _serve_ceiling
-from bench.served import Profiler, ServedHerold, free_port
+from bench.served import Profiler, deployment, free_port, layout_name
 from bench.verdicts import Verdicts, load_average
 
 GOAL_RATIO = 0.45
@@ -64,6 +64,10 @@ class Burst:
 class InboxRun:
     layout: str
     ceiling_rates: list[float]
+    # The ceiling's own latency (the worse of its two rounds): what the machine allows right now.
+    ceiling_p99_ms: float
+    # What the server logged at WARNING and above during the run.
+    warnings: list[str]
     herold: Burst
     drain_s: float
     cpu_s: float
@@ -144,11 +148,11 @@ class Backlog:
         await self.engine.dispose()
 
 
-def _ceiling(port: int, host: str, requests: list[Prepared], concurrency: int) -> float:
+def _ceiling(port: int, host: str, requests: list[Prepared], concurrency: int) -> Burst:
     burst = asyncio.run(send(port, host, requests, concurrency))
     if burst.accepted != burst.sent:
         raise RuntimeError(f"the ceiling refused requests: {burst.statuses}")
-    return burst.rate
+    return burst
 
 
 def run_once(
@@ -159,8 +163,8 @@ def run_once(
     log: Callable[[str], None],
     profile: Path | None = None,
 ) -> InboxRun:
-    layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
-    herold = ServedHerold(database_url=database_url, workers=1 if database_url else 0)
+    layout = layout_name(database_url)
+    herold = deployment(database_url)
     ceiling_server: Any = None
     try:
         herold.migrate()
@@ -184,14 +188,14 @@ def run_once(
         # Warm-up, not measured: first-use costs of both servers (imports, caches, connections).
         _ceiling(ceiling_port, host, warmup, concurrency)
         asyncio.run(herold_round(warmup))
-        ceiling_rates = [_ceiling(ceiling_port, host, measured, concurrency)]
+        ceilings = [_ceiling(ceiling_port, host, measured, concurrency)]
         profiler = Profiler(herold, profile) if profile else None
         if profiler:
             profiler.start()
         burst, drain_s, cpu_s = asyncio.run(herold_round(measured))
         if profiler:
             log(profiler.stop())
-        ceiling_rates.append(_ceiling(ceiling_port, host, measured, concurrency))
+        ceilings.append(_ceiling(ceiling_port, host, measured, concurrency))
 
         async def counts() -> tuple[int, int, int]:
             try:
@@ -206,7 +210,11 @@ def run_once(
         processed, notifications, timeline = asyncio.run(counts())
         return InboxRun(
             layout=layout,
-            ceiling_rates=ceiling_rates,
+            ceiling_rates=[ceiling.rate for ceiling in ceilings],
+            ceiling_p99_ms=max(ceiling.percentile(0.99) for ceiling in ceilings),
+            warnings=[
+                line for line in herold.log_text().splitlines() if " WARNING " in line or " ERROR " in line
+            ],
             herold=burst,
             drain_s=drain_s,
             cpu_s=cpu_s,
@@ -228,7 +236,7 @@ def report(run: InboxRun, verdicts: Verdicts) -> None:
     print(f"\n{run.layout}: {burst.sent} signed POSTs at {run.processes} server processes")
     print(
         f"  ceiling (Digest + RSA verify only): {run.ceiling:,.0f}/s "
-        f"(before {run.ceiling_rates[0]:,.0f}, after {run.ceiling_rates[1]:,.0f})"
+        f"(before {run.ceiling_rates[0]:,.0f}, after {run.ceiling_rates[1]:,.0f}), p99 {run.ceiling_p99_ms:.1f} ms"
     )
     print(
         f"  Herold /inbox: {burst.rate:,.0f} accepted/s, p50 {statistics.median(burst.latencies_ms):.1f} ms, "
@@ -242,6 +250,10 @@ def report(run: InboxRun, verdicts: Verdicts) -> None:
         f"  CPU of all server processes over burst and drain: {run.cpu_s:.2f} s = "
         f"{run.cpu_s * 1000 / burst.sent:.2f} ms per activity; RSS {run.rss_mb:.0f} MB"
     )
+    if run.warnings:
+        print(f"  the server logged {len(run.warnings)} warnings or errors, first ones:")
+        for line in run.warnings[:5]:
+            print(f"    {line[:300]}")
     verdicts.check(f"inbox {run.layout}: accepted/s vs ceiling", run.ratio, ">=", GOAL_RATIO, "{:.0%}")
     verdicts.check(f"inbox {run.layout}: p99 ms", burst.percentile(0.99), "<=", GOAL_P99_MS, "{:.1f}")
     verdicts.check(f"inbox {run.layout}: drained after burst, s", run.drain_s, "<=", GOAL_DRAIN_S, "{:.2f}")
