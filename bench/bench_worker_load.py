@@ -1,7 +1,7 @@
 """Does the embedded worker keep up with what the inbox accepts? Measured against `herold serve`.
 
     python bench/bench_worker_load.py [--seconds 60] [--rate R] [--mixes mention:4,like:1 followed:4,like:1]
-                                      [--strangers 800] [--followed 200] [--database-url URL] [--cprofile FILE]
+                                      [--strangers 800] [--followed 200] [--database-url URL] [--profile FILE]
 
 `herold serve` runs as `make run` starts it (embedded worker, normal INFO logging, written to a
 file as journald would take it), on SQLite unless --database-url names an empty database. The
@@ -19,8 +19,8 @@ The worker keeps up when the backlog at the end is under two seconds of traffic 
 up within 10 s. The machine's load average is printed beside the figures: on a shared machine
 they move with the neighbours.
 
---cprofile FILE runs the server under cProfile and writes its profile to FILE when it stops
-(read it with `python -m pstats FILE`); the rates are then lower, the proportions are what count.
+--profile FILE runs the server under cProfile (bench/profiled_serve.py) and writes its profile to
+FILE when it stops (`python -m pstats FILE`); the rates drop, the proportions are what count.
 """
 
 from __future__ import annotations
@@ -96,18 +96,14 @@ def settings_for(env: dict[str, str]) -> object:
 
 
 class Serve:
-    """`herold serve` in the background (under cProfile when asked)."""
+    """`herold serve` in the background (under cProfile when asked: bench/profiled_serve.py)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, profile: Path | None = None) -> None:
         herold = str(Path(sys.executable).with_name("herold"))
         command = [herold, "serve"]
         if profile is not None:
-            code = (
-                "import cProfile, sys; from app.cli import main; sys.argv = ['herold', 'serve'];"
-                "profiler = cProfile.Profile(); profiler.enable()\n"
-                f"try:\n    main()\nfinally:\n    profiler.disable(); profiler.dump_stats({str(profile)!r})"
-            )
-            command = [sys.executable, "-c", code]
+            profiled = Path(__file__).with_name("profiled_serve.py")
+            command = [sys.executable, str(profiled), str(profile), "serve"]
         self.log = log_path.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(env["PORT"])
@@ -253,7 +249,7 @@ async def main_async(args: argparse.Namespace) -> int:
             flush=True,
         )
         population = await seed(settings_for(env), args.strangers, args.followed)
-        serve = Serve(env, workdir / "serve.log", args.cprofile)
+        serve = Serve(env, workdir / "serve.log", args.profile)
         await asyncio.to_thread(serve.wait_listening)
         results = {}
         for mix in args.mixes:
@@ -296,7 +292,9 @@ def main() -> None:
         "--database-url", default=None, help="an empty database (default: SQLite in a temporary directory)"
     )
     parser.add_argument("--log-level", default="info", help="the server's LOG_LEVEL (normal: info)")
-    parser.add_argument("--cprofile", type=Path, default=None, help="profile the server into this file")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="profile the server (cProfile) into this file"
+    )
     parser.add_argument("--timeline", action="store_true", help="print the progress second by second")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the server's log here")
     args = parser.parse_args()

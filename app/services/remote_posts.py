@@ -8,7 +8,7 @@ local account for a direct message); and mention and reply notifications.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -40,7 +40,14 @@ from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.moderation import is_silenced
 from app.services.notifications import SenderReach, notification_row, notify, sender_reach
 from app.services.read_cache import ReadCache
-from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
+from app.services.timelines import (
+    hidden_from,
+    hidden_from_each,
+    insert_ignoring_duplicates,
+    local_follower_ids,
+    local_follower_ids_of,
+    tag_post,
+)
 
 T = TypeVar("T")
 
@@ -99,6 +106,28 @@ class RemotePostService:
             return frozenset(await local_follower_ids(session, account))
 
         return await self._cached(("followers", account.id), load)
+
+    async def read_ahead(self, authors: Iterable[Account]) -> None:
+        """Read who follows and who hides each of `authors` in a few queries for all of them, into
+        the cache that `followers`, `hidden` and `reach` answer from (the inbox worker does this
+        for every batch: one query per author and question would cost more than the rest of its
+        work). Without a cache there is nowhere to keep the answers, and nothing is read."""
+        cache = self.cache
+        if cache is None:
+            return
+        unknown = {
+            author.id: author
+            for author in authors
+            if not (cache.fresh(("followers", author.id)) and cache.fresh(("hidden", author.id)))
+        }
+        if not unknown:
+            return
+        async with self.context.sessions() as session:
+            followers = await local_follower_ids_of(session, list(unknown))
+            hidden = await hidden_from_each(session, list(unknown.values()))
+        for account_id in unknown:
+            cache.put(("followers", account_id), frozenset(followers[account_id]))
+            cache.put(("hidden", account_id), frozenset(hidden[account_id]))
 
     async def has_local_followers(self, account: Account) -> bool:
         return bool(await self.followers(account))

@@ -76,43 +76,61 @@ async def tag_post(session: AsyncSession, post_id: int, names: Sequence[str]) ->
 async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
     """Local accounts that must not see `author` in their timelines or notifications: they block or
     mute the account, or hide its whole domain."""
-    hidden: set[int] = set()
-    hidden.update(
-        (
-            await session.scalars(
-                select(AccountBlock.account_id).where(AccountBlock.target_account_id == author.id)
+    return (await hidden_from_each(session, [author]))[author.id]
+
+
+async def hidden_from_each(session: AsyncSession, authors: Sequence[Account]) -> dict[int, set[int]]:
+    """`hidden_from` for many authors at once (three queries however many): the inbox worker asks
+    it for every author of a batch."""
+    hidden: dict[int, set[int]] = {author.id: set() for author in authors}
+    if not authors:
+        return hidden
+    ids = list(hidden)
+    for model in (AccountBlock, AccountMute):
+        rows = await session.execute(
+            select(col(model.target_account_id), col(model.account_id)).where(
+                col(model.target_account_id).in_(ids)
             )
-        ).all()
-    )
-    hidden.update(
-        (
-            await session.scalars(
-                select(AccountMute.account_id).where(AccountMute.target_account_id == author.id)
-            )
-        ).all()
-    )
-    if author.domain is not None:
-        hidden.update(
-            (
-                await session.scalars(
-                    select(UserDomainBlock.account_id).where(UserDomainBlock.domain == author.domain)
-                )
-            ).all()
         )
+        for target, account_id in rows.all():
+            hidden[target].add(account_id)
+    domains = {author.domain for author in authors if author.domain is not None}
+    if domains:
+        domain_rows = await session.execute(
+            select(col(UserDomainBlock.domain), col(UserDomainBlock.account_id)).where(
+                col(UserDomainBlock.domain).in_(sorted(domains))
+            )
+        )
+        by_domain: dict[str, set[int]] = {}
+        for domain, account_id in domain_rows.all():
+            by_domain.setdefault(domain, set()).add(account_id)
+        for author in authors:
+            if author.domain is not None:
+                hidden[author.id] |= by_domain.get(author.domain, set())
     return hidden
 
 
 async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
-    rows = await session.scalars(
-        select(Follow.follower_id)
+    return (await local_follower_ids_of(session, [account.id]))[account.id]
+
+
+async def local_follower_ids_of(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The local accounts following each of `account_ids` (one query however many)."""
+    followers: dict[int, list[int]] = {account_id: [] for account_id in account_ids}
+    if not followers:
+        return followers
+    rows = await session.execute(
+        select(col(Follow.followee_id), col(Follow.follower_id))
         .join(Account, col(Account.id) == col(Follow.follower_id))
         .where(
-            col(Follow.followee_id) == account.id,
+            col(Follow.followee_id).in_(list(followers)),
             col(Follow.state) == FollowState.ACCEPTED,
             col(Account.domain).is_(None),
         )
     )
-    return list(rows.all())
+    for followee, follower in rows.all():
+        followers[followee].append(follower)
+    return followers
 
 
 async def boost_audience(
