@@ -49,9 +49,16 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
+    # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
+    # waits behind the jobs and requests that share `engine`.
+    heartbeat_engine: AsyncEngine | None = None
+    heartbeat_sessions: SessionFactory = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
+        if self.heartbeat_engine is None:
+            self.heartbeat_engine = create_engine(self.settings, "heartbeat")
+        self.heartbeat_sessions = create_session_factory(self.heartbeat_engine)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
         self.sessions.configure(info=self.events.session_info())
 
@@ -63,6 +70,8 @@ class AppContext:
         await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+        if self.heartbeat_engine is not None:
+            await self.heartbeat_engine.dispose()
 
 
 def user_agent(settings: Settings) -> str:
