@@ -1,10 +1,11 @@
-"""Does the embedded worker keep up with what the inbox accepts? Measured against `herold serve`.
+"""Does the worker keep up with what the inbox accepts? Measured against `herold serve`.
 
     python bench/bench_worker_load.py [--seconds 60] [--rate R] [--mixes mention:4,like:1 followed:4,like:1]
-                                      [--strangers 800] [--followed 200] [--database-url URL] [--profile FILE]
+                                      [--strangers 800] [--followed 200] [--postgres URL] [--timeline]
 
-`herold serve` runs as `make run` starts it (embedded worker, normal INFO logging, written to a
-file as journald would take it), on SQLite unless --database-url names an empty database. The
+`herold serve` runs as `make run` starts it (bench/served.py: embedded worker, normal INFO
+logging, written to a file as journald would take it), on SQLite, or with --postgres on a new
+database of that server with serve and one `herold worker`. The
 database holds the organisation account @townhall, three local accounts following 200 remote
 actors, and 800 more remote actors nobody follows (see bench/inbox_load.py).
 
@@ -19,22 +20,17 @@ The worker keeps up when the backlog at the end is under two seconds of traffic 
 up within 10 s. The machine's load average is printed beside the figures: on a shared machine
 they move with the neighbours.
 
---profile FILE runs the server under cProfile (bench/profiled_serve.py) and writes its profile to
-FILE when it stops (`python -m pstats FILE`); the rates drop, the proportions are what count.
+Where the worker's time goes: bench/profile_inbox_worker.py (cProfile of the worker draining a
+backlog of the same deliveries).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,87 +47,11 @@ from bench.inbox_load import (
     send_at_rate,
     send_closed_loop,
 )
-from bench.processes import cpu_seconds
+from bench.served import ServedHerold
 
 BURST = 3000
 CONCURRENCY = 64
 CATCH_UP_GOAL_S = 10.0
-SECRET_KEY = "bench-secret-key-long-enough-to-sign"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve_env(workdir: Path, database_url: str, port: int, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("HEROLD_", "TEST_"))}
-    env.update(
-        {
-            "LOCAL_DOMAIN": f"127.0.0.1:{port}",
-            "HTTPS": "false",
-            "PORT": str(port),
-            "DATA_DIR": str(workdir),
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET_KEY,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def settings_for(env: dict[str, str]) -> object:
-    from app.config import Settings
-
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        local_domain=env["LOCAL_DOMAIN"],
-        https=False,
-        data_dir=Path(env["DATA_DIR"]),
-        database_url=env["DATABASE_URL"],
-        secret_key=SECRET_KEY,
-    )
-
-
-class Serve:
-    """`herold serve` in the background (under cProfile when asked: bench/profiled_serve.py)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, profile: Path | None = None) -> None:
-        herold = str(Path(sys.executable).with_name("herold"))
-        command = [herold, "serve"]
-        if profile is not None:
-            profiled = Path(__file__).with_name("profiled_serve.py")
-            command = [sys.executable, str(profiled), str(profile), "serve"]
-        self.log = log_path.open("w")
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(env["PORT"])
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_listening(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"herold serve exited with {self.process.returncode}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise SystemExit("herold serve did not start listening")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 async def _sample_while(
@@ -145,12 +65,12 @@ async def _sample_while(
 
 
 async def run_mix(
-    mix: str, population: Population, serve: Serve, database_url: str, args: argparse.Namespace
+    mix: str, population: Population, herold: ServedHerold, args: argparse.Namespace
 ) -> dict[str, float]:
-    host = f"127.0.0.1:{serve.port}"
-    url = f"http://{host}/inbox"
-    traffic = Traffic(population, url, mix, tag=f"{mix.split(':')[0]}-{int(time.time())}-")
-    progress = Progress(database_url)
+    host = herold.local_domain
+    url = f"{herold.base_url}/inbox"
+    traffic = Traffic(population, f"http://{host}/inbox", mix, tag=f"{mix.split(':')[0]}-{int(time.time())}-")
+    progress = Progress(herold.database_url)
     try:
         rate = args.rate
         maximum = float("nan")
@@ -177,12 +97,12 @@ async def run_mix(
         print(f"[{mix}] signing {total} deliveries for {args.seconds:.0f} s at {rate:.0f}/s…", flush=True)
         paced = await asyncio.to_thread(traffic.prepare, total)
         await progress.wait_drained(300)
-        cpu_before = cpu_seconds(serve.pid)
+        cpu_before = herold.cpu_seconds()
         load_before = load_average()
         sending = asyncio.create_task(send_at_rate(url, host, paced, rate, args.seconds))
         samples = await _sample_while(progress, sending)
         result = sending.result()
-        cpu = cpu_seconds(serve.pid) - cpu_before
+        cpu = herold.cpu_seconds() - cpu_before
         at_end = samples[-1]
         caught_up = await progress.wait_drained(120)
         catch_up_s = caught_up.at - at_end.at if caught_up.queued == 0 else float("inf")
@@ -237,23 +157,21 @@ async def run_mix(
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="herold-bench-worker-"))
-    port = free_port()
-    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'herold.db'}"
-    env = serve_env(workdir, database_url, port, LOG_LEVEL=args.log_level)
-    serve: Serve | None = None
+    herold = ServedHerold(database_url=args.postgres, workers=1 if args.postgres else 0)
     try:
+        herold.migrate()
+        layout = "PostgreSQL, serve + 1 worker" if args.postgres else "SQLite, embedded worker (make run)"
         print(
             f"seeding {args.strangers} remote actors nobody follows and {args.followed} followed by 3 "
-            f"local accounts ({'PostgreSQL' if 'postgresql' in database_url else 'SQLite'})…",
+            f"local accounts ({layout})…",
             flush=True,
         )
-        population = await seed(settings_for(env), args.strangers, args.followed)
-        serve = Serve(env, workdir / "serve.log", args.profile)
-        await asyncio.to_thread(serve.wait_listening)
+        population = await seed(herold.settings(), args.strangers, args.followed)
+        herold.serve()
+        print(herold.describe(), flush=True)
         results = {}
         for mix in args.mixes:
-            results[mix] = await run_mix(mix, population, serve, database_url, args)
+            results[mix] = await run_mix(mix, population, herold, args)
         failed = [mix for mix, figures in results.items() if figures["failures"]]
         behind = [
             mix
@@ -272,11 +190,9 @@ async def main_async(args: argparse.Namespace) -> int:
             return 1
         return 0
     finally:
-        if serve is not None:
-            serve.stop()
-            if args.keep_log:
-                shutil.copy(workdir / "serve.log", args.keep_log)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_log:
+            shutil.copy(herold.data_dir.parent / "serve.log", args.keep_log)
+        herold.stop()
 
 
 def main() -> None:
@@ -289,11 +205,10 @@ def main() -> None:
     parser.add_argument("--strangers", type=int, default=800)
     parser.add_argument("--followed", type=int, default=200)
     parser.add_argument(
-        "--database-url", default=None, help="an empty database (default: SQLite in a temporary directory)"
-    )
-    parser.add_argument("--log-level", default="info", help="the server's LOG_LEVEL (normal: info)")
-    parser.add_argument(
-        "--profile", type=Path, default=None, help="profile the server (cProfile) into this file"
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL server (postgresql+asyncpg://…/postgres): serve + 1 worker on a new database there",
     )
     parser.add_argument("--timeline", action="store_true", help="print the progress second by second")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the server's log here")
