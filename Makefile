@@ -32,5 +32,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Not part of `test` or `bench`: 10 minutes of federation traffic against `herold serve` (bench/soak.py;
+# SOAK_ARGS="--minutes 3" for a shorter one, "--postgres URL" for serve + worker on PostgreSQL).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
