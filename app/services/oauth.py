@@ -17,7 +17,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -335,6 +336,17 @@ class OAuthService:
             await session.commit()
         return issued
 
+    async def issue_sign_up_token(
+        self, application: OAuthApplication, user: User, scopes: list[str]
+    ) -> IssuedToken:
+        """The token `POST /api/v1/accounts` answers with: for the app that signed the person up,
+        acting as their new account (unusable while the sign-up awaits approval)."""
+        token, issued = self._new_token(application.id, scopes, user.id, user.account_id)
+        async with self.context.sessions() as session:
+            session.add(token)
+            await session.commit()
+        return issued
+
     def _new_token(
         self, application_id: int, scopes: list[str], user_id: int | None, account_id: int | None
     ) -> tuple[OAuthAccessToken, IssuedToken]:
@@ -386,7 +398,7 @@ class OAuthService:
             user = own = acting = None
             if access.user_id is not None:
                 user = await session.get(User, access.user_id)
-                if user is None or user.disabled_at is not None:
+                if user is None or user.disabled_at is not None or user.awaiting_approval:
                     return None
                 own = await session.get(Account, user.account_id)
                 acting = (
@@ -407,6 +419,37 @@ class OAuthService:
                 )
                 await session.commit()
         return TokenHolder(access, application, user, own, acting)
+
+    async def live_token_ids(self, token_ids: set[int]) -> set[int]:
+        """Which of these tokens still speak for someone, by token_holder's rule: not revoked, and
+        their person enabled and their accounts neither deleted nor suspended (open streaming
+        connections are checked so, and closed when their token dies)."""
+        if not token_ids:
+            return set()
+        own = aliased(Account)
+        acting = aliased(Account)
+        usable = [
+            col(own.deleted_at).is_(None),
+            col(own.suspended_at).is_(None),
+            col(acting.deleted_at).is_(None),
+            col(acting.suspended_at).is_(None),
+        ]
+        async with self.context.sessions() as session:
+            found = await session.scalars(
+                select(col(OAuthAccessToken.id))
+                .outerjoin(User, col(User.id) == col(OAuthAccessToken.user_id))
+                .outerjoin(own, col(own.id) == col(User.account_id))
+                .outerjoin(acting, col(acting.id) == col(OAuthAccessToken.account_id))
+                .where(
+                    col(OAuthAccessToken.id).in_(list(token_ids)),
+                    col(OAuthAccessToken.revoked_at).is_(None),
+                    or_(
+                        col(OAuthAccessToken.user_id).is_(None),
+                        and_(col(User.disabled_at).is_(None), *usable),
+                    ),
+                )
+            )
+            return set(found.all())
 
     async def issue_personal_token(
         self, user: User, *, scopes: str | None, app_name: str, acting_as: Account

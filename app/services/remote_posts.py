@@ -38,14 +38,20 @@ from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.moderation import is_silenced
-from app.services.notifications import SenderReach, notification_row, notify, sender_reach
+from app.services.notifications import (
+    SenderReach,
+    announces_to_followers,
+    notification_row,
+    notify,
+    sender_reach,
+)
 from app.services.read_cache import ReadCache
 from app.services.timelines import (
     hidden_from,
     hidden_from_each,
     insert_ignoring_duplicates,
     local_follower_ids,
-    local_follower_ids_of,
+    local_followers_of,
     tag_post,
 )
 
@@ -107,27 +113,50 @@ class RemotePostService:
 
         return await self._cached(("followers", account.id), load)
 
+    async def boost_followers(self, account: Account) -> frozenset[int]:
+        """Local accounts following `account` that take its boosts at home."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await local_follower_ids(session, account, boosts=True))
+
+        return await self._cached(("boost-followers", account.id), load)
+
+    async def notified_followers(self, account: Account) -> frozenset[int]:
+        """Local accounts following `account` that asked to be told of each of its posts."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await local_follower_ids(session, account, notify=True))
+
+        return await self._cached(("notified-followers", account.id), load)
+
     async def read_ahead(self, authors: Iterable[Account]) -> None:
         """Read who follows and who hides each of `authors` in a few queries for all of them, into
-        the cache that `followers`, `hidden` and `reach` answer from (the inbox worker does this
-        for every batch: one query per author and question would cost more than the rest of its
-        work). Without a cache there is nowhere to keep the answers, and nothing is read."""
+        the cache that `followers`, `boost_followers`, `notified_followers`, `hidden` and `reach`
+        answer from (the inbox worker does this for every batch: a query per author and question
+        would cost more than the rest of its work). Without a cache there is nowhere to keep the
+        answers, and nothing is read."""
         cache = self.cache
         if cache is None:
             return
+        keys = ("followers", "boost-followers", "notified-followers", "hidden", "hidden-notifications")
         unknown = {
-            author.id: author
-            for author in authors
-            if not (cache.fresh(("followers", author.id)) and cache.fresh(("hidden", author.id)))
+            author.id: author for author in authors if not all(cache.fresh((key, author.id)) for key in keys)
         }
         if not unknown:
             return
         async with self.context.sessions() as session:
-            followers = await local_follower_ids_of(session, list(unknown))
+            followers = await local_followers_of(session, list(unknown))
             hidden = await hidden_from_each(session, list(unknown.values()))
+            hidden_notifications = await hidden_from_each(session, list(unknown.values()), notifications=True)
         for account_id in unknown:
-            cache.put(("followers", account_id), frozenset(followers[account_id]))
+            following = followers[account_id]
+            cache.put(("followers", account_id), frozenset(f.account_id for f in following))
+            cache.put(("boost-followers", account_id), frozenset(f.account_id for f in following if f.boosts))
+            cache.put(
+                ("notified-followers", account_id), frozenset(f.account_id for f in following if f.notify)
+            )
             cache.put(("hidden", account_id), frozenset(hidden[account_id]))
+            cache.put(("hidden-notifications", account_id), frozenset(hidden_notifications[account_id]))
 
     async def has_local_followers(self, account: Account) -> bool:
         return bool(await self.followers(account))
@@ -142,7 +171,11 @@ class RemotePostService:
 
     async def reach(self, sender: Account) -> SenderReach:
         """Which local accounts `sender` may notify (see SenderReach)."""
-        hidden = await self.hidden(sender)
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await hidden_from(session, sender, notifications=True))
+
+        hidden = await self._cached(("hidden-notifications", sender.id), load)
         if not await is_silenced(self.context, sender):
             return SenderReach(hidden)
         return SenderReach(hidden, await self.followers(sender))
@@ -257,6 +290,7 @@ class RemotePostService:
             parent_id=parent.id if parent else None,
         )
         if not delivered:
+            rows.delivered = False
             return rows
         hidden = await self.hidden(author)
         readers = (
@@ -272,6 +306,13 @@ class RemotePostService:
         for account in relevance.local_recipients:
             if reach.reaches(account.id) and account.id != replied_to:
                 rows.notifications.append(notification_row(account.id, author.id, NotificationType.MENTION))
+        if announces_to_followers(visibility, parent.account_id if parent else None, author.id):
+            told = {account.id for account in relevance.local_recipients} | {replied_to}
+            for account_id in sorted(await self.notified_followers(author) - told):
+                if reach.reaches(account_id):
+                    rows.notifications.append(
+                        notification_row(account_id, author.id, NotificationType.STATUS)
+                    )
         return rows
 
     async def edit(self, note: NoteData, author: Account) -> Post | None:

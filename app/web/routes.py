@@ -11,12 +11,14 @@ from fastapi import APIRouter, Depends
 from app.web import (
     admin,
     app_settings_pages,
+    federation_pages,
     login,
     moderation_pages,
     oauth_pages,
     profiles,
     public,
     settings_pages,
+    sign_up_pages,
     staff,
 )
 from app.web.session import page_state, verify_csrf
@@ -25,9 +27,11 @@ router = APIRouter(dependencies=[Depends(page_state), Depends(verify_csrf)])
 router.include_router(public.router)
 router.include_router(profiles.router)
 router.include_router(login.router)
+router.include_router(sign_up_pages.router)
 router.include_router(oauth_pages.router)
 router.include_router(staff.router)
 router.include_router(moderation_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(app_settings_pages.router)
 router.include_router(admin.router)
+router.include_router(federation_pages.router)
