@@ -18,23 +18,23 @@ import asyncio
 import cProfile
 import pstats
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.inbox_load import activity, load_average, parse_mix, seed
-from bench.served import ServedHerold
 
 
-async def drain(herold: ServedHerold, mix: str, count: int, profiler: cProfile.Profile | None) -> None:
+async def drain(settings: Any, mix: str, count: int, profiler: cProfile.Profile | None) -> None:
     from app.context import build_context
     from app.federation.queue import count_ready
     from app.federation.worker import Worker, build_worker
     from app.models import InboxItem
     from app.queue_names import INBOX_QUEUE
 
-    settings = herold.settings()
     population = await seed(settings, 800, 200)
     context = build_context(settings, role="worker")
     pattern = parse_mix(mix)
@@ -89,12 +89,17 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("text", "info")
     profiler = None if args.no_profile else cProfile.Profile()
-    herold = ServedHerold()
-    try:
-        herold.migrate()
-        run_event_loop(drain(herold, args.mix, args.items, profiler), "auto")
-    finally:
-        herold.stop()
+    from app.config import Settings
+
+    with tempfile.TemporaryDirectory(prefix="herold-profile-") as directory:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            local_domain="localhost:8000",
+            data_dir=Path(directory),
+            database_url=f"sqlite+aiosqlite:///{directory}/herold.db",
+            secret_key="profile-secret-key-long-enough-to-sign",
+        )
+        run_event_loop(drain(settings, args.mix, args.items, profiler), "auto")
     if profiler is not None:
         profiler.dump_stats(args.out)
         pstats.Stats(str(args.out)).sort_stats("cumulative").print_stats(40)
