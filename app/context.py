@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
 from app.ops.metrics_registry import Metrics
+from app.public_cache import PublicCache
 from app.services.events import EventBus
 from app.services.idempotency import IdempotencyKeys
 from app.services.moderation import DomainPolicyView
@@ -49,11 +50,16 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
+    # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
+    public_cache: PublicCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
         self.sessions.configure(info=self.events.session_info())
+        self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
+        if self.public_cache.enabled:
+            self.events.subscribe(self.public_cache.on_event)
 
     @property
     def user_agent(self) -> str:

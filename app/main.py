@@ -18,6 +18,7 @@ from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
 from app.api.middleware import ClientApiMiddleware
 from app.api.routes import router as api_router
+from app.cache_middleware import PublicCacheMiddleware
 from app.config import Settings
 from app.context import AppContext, build_context
 from app.federation.inbox import router as inbox_router
@@ -70,6 +71,9 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
     app.add_middleware(ClientApiMiddleware)
+    # Outside the routes and the security headers (kept answers carry those), inside the request
+    # log (a hit is logged and counted like any answer).
+    app.add_middleware(PublicCacheMiddleware, context=context)
     # Added last, so it is the outermost: every request gets its id before anything logs.
     app.add_middleware(RequestLogMiddleware, observe=context.metrics.request_observer(context.engine))
     # First: deliveries are the busiest requests, and routes are matched in order.

@@ -130,6 +130,16 @@ class WriteBatch:
         kept = [rows for rows in self.posts if rows.post["id"] in inserted]
         if not kept:
             return
+        # A reply shows under its parent (the public thread pages); other received posts are on no
+        # public page of ours but hashtag pages, which are kept only briefly.
+        events.announce(
+            session,
+            [
+                events.PostPublished(rows.post["id"], rows.post["account_id"], rows.parent_id)
+                for rows in kept
+                if rows.parent_id is not None
+            ],
+        )
         mentions = [
             {"id": new_id(), "post_id": rows.post["id"], "account_id": account_id}
             for rows in kept

@@ -1,10 +1,11 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every timeline entry, notification, post edit and post deletion is announced here by the code
-that writes it, in the writing transaction; the announcements reach the instance's listeners
+Every timeline entry, notification, new post, post edit and post deletion, and every change to
+what the public pages show (profiles, pins, follows, blocks), is announced here by the code that
+writes it, in the writing transaction; the announcements reach the instance's listeners
 (`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
-place streaming and Web Push listen: in this process for now; carrying events to other
-processes (a separate worker) will subscribe here and forward them.
+place streaming, Web Push and the public cache (app.public_cache) listen: in this process for
+now; carrying events to other processes (a separate worker) will subscribe here and forward them.
 
 Sessions find their instance's bus in their `info` (the session factory puts it there), so the
 writers need no extra argument, and an instance's events never reach another's listeners. While
@@ -60,7 +61,47 @@ class PostDeleted:
     account_id: int
 
 
-Event = TimelineEntryAdded | NotificationAdded | PostEdited | PostDeleted
+@dataclass(frozen=True)
+class PostPublished:
+    """A post or a boost was written (locally or received): its author's lists and, for a reply,
+    the thread it joins show it now."""
+
+    post_id: int
+    account_id: int
+    in_reply_to_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    """What an account shows others changed: its profile, pictures, pinned posts, suspension or
+    deletion."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class FollowsChanged:
+    """A follow began or ended between these accounts: their counts and follower lists changed."""
+
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PublicContentChanged:
+    """Something that may change any public page changed (a domain block, an account block, the
+    instance's name or description): whatever was made from the old state is stale."""
+
+
+Event = (
+    TimelineEntryAdded
+    | NotificationAdded
+    | PostEdited
+    | PostDeleted
+    | PostPublished
+    | AccountChanged
+    | FollowsChanged
+    | PublicContentChanged
+)
 Listener = Callable[[Event], None]
 
 

@@ -67,6 +67,7 @@ class PostInteractions(PostAccess):
                 .values(reblogs_count=col(Post.reblogs_count) + 1)
             )
             await self.publisher.boosted(session, boost, account, original, original_author)
+            events.announce(session, [events.PostPublished(boost.id, account.id)])
             await session.commit()
         return boost
 
@@ -170,6 +171,7 @@ class PostInteractions(PostAccess):
             pin = Pin(account_id=account.id, post_id=post.id)
             session.add(pin)
             await self.publisher.pinned(session, account, post)
+            events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         return pin
 
@@ -182,6 +184,7 @@ class PostInteractions(PostAccess):
             if not getattr(removed, "rowcount", 0):
                 return False
             await self.publisher.unpinned(session, account, post)
+            events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         return True
 

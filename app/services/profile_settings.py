@@ -29,6 +29,7 @@ from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, User
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.text_format import URL_RE, render_plain_text
@@ -155,6 +156,7 @@ class ProfileSettingsService:
             stored.also_known_as = aliases
             stored.updated_at = utcnow()
             session.add(stored)
+            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         await self._changed(stored)
@@ -189,6 +191,7 @@ class ProfileSettingsService:
                 stored.header_url = url
             stored.updated_at = utcnow()
             session.add(stored)
+            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         self._remove_own_file(old)
@@ -208,6 +211,7 @@ class ProfileSettingsService:
                 stored.header_url = None
             stored.updated_at = utcnow()
             session.add(stored)
+            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         self._remove_own_file(old)

@@ -1,0 +1,167 @@
+"""Serves anonymous GETs from the public cache (app.public_cache), and keeps what routes allow.
+
+Pure ASGI and in front of the routes: a hit costs a header scan and a dictionary lookup, no
+request object, no database. Who is served from the cache:
+- GETs without an Authorization header and without a session cookie (a logged-in staff member
+  sees their own page, with its CSRF token and their language);
+- signed GETs only without AUTHORIZED_FETCH (with it, the answer depends on the signer), and only
+  when the key is not a suspended domain's (that is answered 403 whoever asks).
+The key is the host, path and query, the Accept header (ActivityStreams and HTML share URLs) and
+the language the page would be written in. Every kept answer carries an ETag, and a GET whose
+If-None-Match names it is answered 304.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.activitypub.fetch_access import signed_by_suspended_domain
+from app.context import AppContext
+from app.i18n import negotiate
+from app.public_cache import PUBLIC_MAX_AGE, CachedAnswer, etag_of, tags_of
+from app.web.cookies import SESSION_COOKIE, cookie_name
+
+# Sent back with a 304, as RFC 9110 asks (the headers a 200 would have carried that caches use).
+_NOT_MODIFIED_HEADERS = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
+)
+
+
+class PublicCacheMiddleware:
+    def __init__(self, app: ASGIApp, context: AppContext) -> None:
+        self.app = app
+        self.context = context
+        self.cache = context.public_cache
+        self.session_cookie = cookie_name(context, SESSION_COOKIE).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or not self.cache.enabled:
+            await self.app(scope, receive, send)
+            return
+        host = accept = language = if_none_match = b""
+        signed = credentials = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"accept-language":
+                language = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"authorization":
+                credentials = True
+            elif name == b"cookie":
+                credentials = credentials or self.session_cookie in value
+            elif name == b"signature" or name == b"signature-input":
+                signed = True
+        if credentials or (signed and self.context.settings.authorized_fetch):
+            await self.app(scope, receive, _private(send))
+            return
+        if signed and await signed_by_suspended_domain(Request(scope), self.context):
+            await self.app(scope, receive, send)
+            return
+        key: Hashable = (
+            host,
+            scope["path"],
+            scope["query_string"],
+            accept,
+            negotiate(language.decode("latin-1")) if language else "",
+        )
+        found = self.cache.get(key)
+        if found is not None:
+            await _send_answer(send, found, if_none_match)
+            return
+        await self._make_and_keep(scope, receive, send, key, if_none_match)
+
+    async def _make_and_keep(
+        self, scope: Scope, receive: Receive, send: Send, key: Hashable, if_none_match: bytes
+    ) -> None:
+        ticket = self.cache.ticket()
+        # The routes mark what may be kept in the request's state; it must exist before they run.
+        state = scope.setdefault("state", {})
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                marked = tags_of(state)
+                headers = message.get("headers", [])
+                if (
+                    marked is None
+                    or message["status"] != 200
+                    or any(name.lower() == b"set-cookie" for name, _ in headers)
+                ):
+                    start = None
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            marked = tags_of(state)
+            assert marked is not None  # checked at the start
+            tags, seconds = marked
+            body = b"".join(chunks)
+            etag = etag_of(body)
+            headers = [
+                (name, value)
+                for name, value in start.get("headers", [])
+                if name.lower() not in (b"etag", b"content-length")
+            ]
+            if not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers.append((b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()))
+            headers.append((b"etag", etag))
+            headers.append((b"content-length", str(len(body)).encode()))
+            answer = CachedAnswer(200, headers, body, etag, 0.0, tags, 0)
+            self.cache.put(
+                key,
+                ticket,
+                status=200,
+                headers=headers,
+                body=body,
+                etag=etag,
+                tags=tags,
+                seconds=seconds,
+            )
+            await _send_answer(send, answer, if_none_match)
+
+        await self.app(scope, receive, keep)
+
+
+async def _send_answer(send: Send, answer: CachedAnswer, if_none_match: bytes) -> None:
+    if if_none_match and _matches(if_none_match, answer.etag):
+        headers = [(name, value) for name, value in answer.headers if name in _NOT_MODIFIED_HEADERS]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def _matches(if_none_match: bytes, etag: bytes) -> bool:
+    if if_none_match.strip() == b"*":
+        return True
+    # Weak comparison, as If-None-Match uses: W/"x" matches "x".
+    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in if_none_match.split(b","))
+
+
+def _private(send: Send) -> Send:
+    """For a request that carries who asks: no shared cache may keep the answer unless it says so."""
+
+    async def send_private(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            if not any(name.lower() == b"cache-control" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"cache-control", b"private")]}
+        await send(message)
+
+    return send_private
