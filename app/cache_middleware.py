@@ -13,6 +13,8 @@ If-None-Match names it is answered 304.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Hashable
 
 from starlette.requests import Request
@@ -24,6 +26,8 @@ from app.i18n import negotiate
 from app.public_cache import PUBLIC_MAX_AGE, CachedAnswer, etag_of, tags_of
 from app.web.cookies import SESSION_COOKIE, cookie_name
 
+# How long a reader waits for another's answer to the same GET before making its own.
+FOLLOWER_WAIT_SECONDS = 5.0
 # Sent back with a 304, as RFC 9110 asks (the headers a 200 would have carried that caches use).
 _NOT_MODIFIED_HEADERS = frozenset(
     {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
@@ -36,6 +40,8 @@ class PublicCacheMiddleware:
         self.context = context
         self.cache = context.public_cache
         self.session_cookie = cookie_name(context, SESSION_COOKIE).encode()
+        # Answers being made now, by key: later readers of the same key wait for the first.
+        self.making: dict[Hashable, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or not self.cache.enabled:
@@ -72,10 +78,25 @@ class PublicCacheMiddleware:
             negotiate(language.decode("latin-1")) if language else "",
         )
         found = self.cache.get(key)
+        if found is None and key in self.making:
+            # Someone is making this answer now: a stampede of first readers (a post going viral,
+            # a page that just expired) waits for that one instead of making it 64 times.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.making[key]), FOLLOWER_WAIT_SECONDS)
+            found = self.cache.get(key)
         if found is not None:
             await _send_answer(send, found, if_none_match)
             return
-        await self._make_and_keep(scope, receive, send, key, if_none_match)
+        made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        leader = key not in self.making
+        if leader:
+            self.making[key] = made
+        try:
+            await self._make_and_keep(scope, receive, send, key, if_none_match)
+        finally:
+            if leader:
+                del self.making[key]
+                made.set_result(None)
 
     async def _make_and_keep(
         self, scope: Scope, receive: Receive, send: Send, key: Hashable, if_none_match: bytes
