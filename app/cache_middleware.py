@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,9 @@ from app.i18n import negotiate
 from app.public_cache import PUBLIC_MAX_AGE, CachedAnswer, etag_of, tags_of
 from app.web.cookies import SESSION_COOKIE, cookie_name
 
+# Never public documents (the client API and OAuth answer tokens, streaming stays open): not
+# even looked up.
+NEVER_KEPT_PREFIXES = ("/api/", "/oauth/")
 # How long a reader waits for another's answer to the same GET before making its own.
 FOLLOWER_WAIT_SECONDS = 5.0
 # Sent back with a 304, as RFC 9110 asks (the headers a 200 would have carried that caches use).
@@ -44,7 +47,12 @@ class PublicCacheMiddleware:
         self.making: dict[Hashable, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not self.cache.enabled:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not self.cache.enabled
+            or scope["path"].startswith(NEVER_KEPT_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         host = accept = language = if_none_match = b""
@@ -91,15 +99,26 @@ class PublicCacheMiddleware:
         leader = key not in self.making
         if leader:
             self.making[key] = made
-        try:
-            await self._make_and_keep(scope, receive, send, key, if_none_match)
-        finally:
-            if leader:
+
+        def decided() -> None:
+            """The answer is kept, or will not be: those waiting for it need wait no longer."""
+            if leader and self.making.get(key) is made:
                 del self.making[key]
                 made.set_result(None)
 
+        try:
+            await self._make_and_keep(scope, receive, send, key, if_none_match, decided)
+        finally:
+            decided()
+
     async def _make_and_keep(
-        self, scope: Scope, receive: Receive, send: Send, key: Hashable, if_none_match: bytes
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: Hashable,
+        if_none_match: bytes,
+        decided: Callable[[], None],
     ) -> None:
         ticket = self.cache.ticket()
         # The routes mark what may be kept in the request's state; it must exist before they run.
@@ -118,6 +137,7 @@ class PublicCacheMiddleware:
                     or any(name.lower() == b"set-cookie" for name, _ in headers)
                 ):
                     start = None
+                    decided()
                     await send(message)
                     return
                 start = message
@@ -153,6 +173,7 @@ class PublicCacheMiddleware:
                 tags=tags,
                 seconds=seconds,
             )
+            decided()
             await _send_answer(send, answer, if_none_match)
 
         await self.app(scope, receive, keep)

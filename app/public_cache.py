@@ -214,8 +214,13 @@ class PublicCache:
                 | events.PostDeleted(post_id=post_id, account_id=account_id)
             ):
                 self.invalidate((post_tag(post_id), account_tag(account_id), SITE))
-            case events.PostPublished(post_id=post_id, account_id=account_id, in_reply_to_id=parent):
-                tags = [post_tag(post_id), account_tag(account_id), SITE]
+            case events.PostPublished(
+                post_id=post_id, account_id=account_id, local=local, in_reply_to_id=parent
+            ):
+                tags = [post_tag(post_id), account_tag(account_id)]
+                if local:
+                    # NodeInfo counts local posts; hashtag pages of other servers' posts expire.
+                    tags.append(SITE)
                 if parent is not None:
                     tags.append(post_tag(parent))
                 self.invalidate(tags)

@@ -73,6 +73,8 @@ class PostRows:
     reblog_of_id: int | None = None
     readers: list[int] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    # False for a post fetched only to complete a thread or a boost: nobody sent it to us.
+    delivered: bool = True
 
 
 @dataclass
@@ -97,16 +99,15 @@ class WriteBatch:
         await self._apply_posts(session, notifications, {} if tag_ids is None else tag_ids)
         await self._apply_favourites(session, notifications)
         if notifications:
-            await session.execute(
-                dialect_insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
-            )
+            rows = [{**row, "id": new_id()} for row in notifications]
+            await session.execute(dialect_insert(session, Notification), rows)
             events.announce(
                 session,
                 (
                     events.NotificationAdded(
-                        row["account_id"], row["from_account_id"], row["type"], row["post_id"]
+                        row["account_id"], row["from_account_id"], row["type"], row["post_id"], row["id"]
                     )
-                    for row in notifications
+                    for row in rows
                 ),
             )
 
@@ -130,14 +131,15 @@ class WriteBatch:
         kept = [rows for rows in self.posts if rows.post["id"] in inserted]
         if not kept:
             return
-        # A reply shows under its parent (the public thread pages); other received posts are on no
-        # public page of ours but hashtag pages, which are kept only briefly.
+        # A reply shows under its parent on the public thread pages (app.public_cache).
         events.announce(
             session,
             [
-                events.PostPublished(rows.post["id"], rows.post["account_id"], rows.parent_id)
+                events.PostPublished(
+                    rows.post["id"], rows.post["account_id"], local=False, in_reply_to_id=rows.parent_id
+                )
                 for rows in kept
-                if rows.parent_id is not None
+                if rows.delivered
             ],
         )
         mentions = [

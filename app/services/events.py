@@ -1,6 +1,6 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every timeline entry, notification, new post, post edit and post deletion, and every change to
+Every new post, timeline entry, notification, post edit and post deletion, and every change to
 what the public pages show (profiles, pins, follows, blocks), is announced here by the code that
 writes it, in the writing transaction; the announcements reach the instance's listeners
 (`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
@@ -40,11 +40,26 @@ class TimelineEntryAdded:
 
 
 @dataclass(frozen=True)
+class PostPublished:
+    """A post or a boost was stored: written here (`local`), or delivered to us by its server.
+
+    Posts fetched only to complete a thread or a boost are not announced: nobody sent them to us.
+    """
+
+    post_id: int
+    account_id: int
+    local: bool
+    # The post it answers, when it is a reply: that post's public thread page shows it now.
+    in_reply_to_id: int | None = None
+
+
+@dataclass(frozen=True)
 class NotificationAdded:
     account_id: int
     from_account_id: int
     kind: str
     post_id: int | None = None
+    notification_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,16 +74,6 @@ class PostDeleted:
 
     post_id: int
     account_id: int
-
-
-@dataclass(frozen=True)
-class PostPublished:
-    """A post or a boost was written (locally or received): its author's lists and, for a reply,
-    the thread it joins show it now."""
-
-    post_id: int
-    account_id: int
-    in_reply_to_id: int | None = None
 
 
 @dataclass(frozen=True)

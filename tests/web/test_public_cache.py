@@ -3,6 +3,8 @@ an edit or a delete, and nobody gets an answer made for someone else."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.activitypub.fetcher import Fetcher, FetchError
@@ -282,3 +284,14 @@ async def test_a_blocked_account_drops_what_was_kept(instance: Instance) -> None
     _user, mallory = await make_user(instance, "mallory")
     await AccountModerationService(instance.context).block(alice, mallory)
     assert len(instance.context.public_cache) == 0
+
+
+async def test_a_stampede_of_first_readers_makes_the_answer_once(instance: Instance) -> None:
+    _user, alice = await make_user(instance, "alice")
+    post = await PostingService(instance.context).create(alice, "Going viral")
+    answers = await asyncio.gather(
+        *(instance.client.get(f"/users/alice/statuses/{post.id}", headers=AS2) for _ in range(20))
+    )
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.content for answer in answers}) == 1
+    assert instance.context.public_cache.counts.stored == 1
