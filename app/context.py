@@ -19,6 +19,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
+from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
 from app.services.events import EventBus
@@ -52,6 +53,8 @@ class AppContext:
     domain_policy: DomainPolicyView = field(init=False)
     # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
     public_cache: PublicCache = field(init=False)
+    # Carries `events` and `work` to and from the instance's other processes, once opened.
+    channel: EventChannel | None = None
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
@@ -65,7 +68,17 @@ class AppContext:
     def user_agent(self) -> str:
         return user_agent(self.settings)
 
+    async def open_channel(self, kind: ProcessKind) -> None:
+        """Connect this process's events and wake-ups with the instance's other processes
+        (app.ops.event_channel): `herold serve`, `herold worker` and the CLI each do at start."""
+        if self.channel is None:
+            self.channel = await open_channel(self.settings, self.events, self.work, kind)
+
     async def aclose(self) -> None:
+        if self.channel is not None:
+            # First: what the last commits announced still leaves.
+            await close_channel(self.channel, self.events, self.work)
+            self.channel = None
         await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()

@@ -156,7 +156,6 @@ class ProfileSettingsService:
             stored.also_known_as = aliases
             stored.updated_at = utcnow()
             session.add(stored)
-            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         await self._changed(stored)
@@ -191,7 +190,6 @@ class ProfileSettingsService:
                 stored.header_url = url
             stored.updated_at = utcnow()
             session.add(stored)
-            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         self._remove_own_file(old)
@@ -211,7 +209,6 @@ class ProfileSettingsService:
                 stored.header_url = None
             stored.updated_at = utcnow()
             session.add(stored)
-            events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
             await session.refresh(stored)
         self._remove_own_file(old)
@@ -242,8 +239,10 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            if await Publisher(self.context).profile_updated(session, account):
-                await session.commit()
+            await Publisher(self.context).profile_updated(session, account)
+            # Every process's cached pages of the profile are out of date now.
+            events.announce(session, [events.ProfileChanged(account.id)])
+            await session.commit()
         if self.on_change is not None:
             await self.on_change(account)
 
