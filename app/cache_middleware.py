@@ -47,12 +47,15 @@ class PublicCacheMiddleware:
         self.making: dict[Hashable, asyncio.Future[None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or not self.cache.enabled
-            or scope["path"].startswith(NEVER_KEPT_PREFIXES)
-        ):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            # A write: its events reach the other web processes before its answer reaches the
+            # writer, so the writer's next GET is fresh whichever process answers it.
+            await self.app(scope, receive, self._events_first(send))
+            return
+        if not self.cache.enabled or scope["path"].startswith(NEVER_KEPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         host = accept = language = if_none_match = b""
@@ -85,6 +88,10 @@ class PublicCacheMiddleware:
             accept,
             negotiate(language.decode("latin-1")) if language else "",
         )
+        channel = self.context.channel
+        if channel is not None:
+            # What other processes committed and already sent is applied before answering.
+            channel.catch_up()
         found = self.cache.get(key)
         if found is None and key in self.making:
             # Someone is making this answer now: a stampede of first readers (a post going viral,
@@ -110,6 +117,15 @@ class PublicCacheMiddleware:
             await self._make_and_keep(scope, receive, send, key, if_none_match, decided)
         finally:
             decided()
+
+    def _events_first(self, send: Send) -> Send:
+        async def send_after_events(message: Message) -> None:
+            channel = self.context.channel
+            if message["type"] == "http.response.start" and channel is not None:
+                channel.flush_now()
+            await send(message)
+
+        return send_after_events
 
     async def _make_and_keep(
         self,
