@@ -1,7 +1,8 @@
 """Serves anonymous GETs from the public cache (app.public_cache), and keeps what routes allow.
 
-Pure ASGI and in front of the routes: a hit costs a header scan and a dictionary lookup, no
-request object, no database. Who is served from the cache:
+Pure ASGI and the outermost middleware: a hit costs a header scan and a dictionary lookup, no
+request object, no database, no access-log line (the reverse proxy logs it) and one counter
+(herold_public_cache_hits_total). Who is served from the cache:
 - GETs without an Authorization header and without a session cookie (a logged-in staff member
   sees their own page, with its CSRF token and their language);
 - signed GETs only without AUTHORIZED_FETCH (with it, the answer depends on the signer), and only
@@ -43,6 +44,7 @@ class PublicCacheMiddleware:
         self.context = context
         self.cache = context.public_cache
         self.session_cookie = cookie_name(context, SESSION_COOKIE).encode()
+        self.count_hit = context.metrics.public_cache_hits.inc
         # Answers being made now, by key: later readers of the same key wait for the first.
         self.making: dict[Hashable, asyncio.Future[None]] = {}
 
@@ -100,6 +102,7 @@ class PublicCacheMiddleware:
                 await asyncio.wait_for(asyncio.shield(self.making[key]), FOLLOWER_WAIT_SECONDS)
             found = self.cache.get(key)
         if found is not None:
+            self.count_hit()
             await _send_answer(send, found, if_none_match)
             return
         made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -169,16 +172,19 @@ class PublicCacheMiddleware:
             tags, seconds = marked
             body = b"".join(chunks)
             etag = etag_of(body)
+            made_headers = start.get("headers", [])
             headers = [
                 (name, value)
-                for name, value in start.get("headers", [])
-                if name.lower() not in (b"etag", b"content-length")
+                for name, value in made_headers
+                # The request id is this request's own (RequestLogMiddleware), not the answer's.
+                if name.lower() not in (b"etag", b"content-length", b"x-request-id")
             ]
             if not any(name.lower() == b"cache-control" for name, _ in headers):
                 headers.append((b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()))
             headers.append((b"etag", etag))
             headers.append((b"content-length", str(len(body)).encode()))
-            answer = CachedAnswer(200, headers, body, etag, 0.0, tags, 0)
+            own = [(name, value) for name, value in made_headers if name.lower() == b"x-request-id"]
+            answer = CachedAnswer(200, headers + own, body, etag, 0.0, tags, 0)
             self.cache.put(
                 key,
                 ticket,
