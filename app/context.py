@@ -22,10 +22,11 @@ from app.federation.signals import WorkSignals
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
+from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
-from app.services.idempotency import IdempotencyKeys
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
+from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
 
 
@@ -44,11 +45,12 @@ class AppContext:
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Idempotency-Key of new posts through the client API: one post per key and token for an hour.
-    idempotency: IdempotencyKeys = field(default_factory=IdempotencyKeys)
     # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)
     metrics: Metrics = field(default_factory=Metrics)
+    # The key that signs Web Push messages (loaded from the database once).
+    vapid: VapidKeys = field(default_factory=VapidKeys)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
     # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
@@ -59,7 +61,9 @@ class AppContext:
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
-        self.sessions.configure(info=self.events.session_info())
+        self.sessions.configure(
+            info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
+        )
         self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
         if self.public_cache.enabled:
             self.events.subscribe(self.public_cache.on_event)
