@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # Backpressure: when the oldest unprocessed inbox activity has waited longer than this, the
     # inbox answers 503 with Retry-After until the worker has caught up (0: never).
     inbox_backlog_limit_seconds: float = Field(default=60.0, ge=0)
+    # Memory per web process for ready answers to anonymous readers (actors, WebFinger, public
+    # posts, profile and post pages); 0 turns the cache off. See app.public_cache.
+    public_cache_mb: int = Field(default=64, ge=0, le=65_536)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.

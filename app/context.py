@@ -22,6 +22,7 @@ from app.db import EngineRole, SessionFactory, create_engine, create_session_fac
 from app.federation.signals import WorkSignals
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
+from app.public_cache import PublicCache
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
@@ -54,6 +55,8 @@ class AppContext:
     vapid: VapidKeys = field(default_factory=VapidKeys)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
+    # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
+    public_cache: PublicCache = field(init=False)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -70,6 +73,9 @@ class AppContext:
         self.sessions.configure(
             info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
         )
+        self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
+        if self.public_cache.enabled:
+            self.events.subscribe(self.public_cache.on_event)
 
     @property
     def user_agent(self) -> str:

@@ -133,10 +133,13 @@ class WriteBatch:
         kept = [rows for rows in self.posts if rows.post["id"] in inserted]
         if not kept:
             return
+        # A reply shows under its parent on the public thread pages (app.public_cache).
         events.announce(
             session,
             [
-                events.PostPublished(rows.post["id"], rows.post["account_id"], local=False)
+                events.PostPublished(
+                    rows.post["id"], rows.post["account_id"], local=False, in_reply_to_id=rows.parent_id
+                )
                 for rows in kept
                 if rows.delivered
             ],

@@ -21,6 +21,7 @@ from app.models import (
     User,
 )
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid
 from app.services.viewer import Viewer
 
@@ -142,6 +143,8 @@ class InstanceService:
                     user_id=by_user_id, action="instance.update", target="about", data={"name": name}
                 )
             )
+            # The name and description are on every page and in NodeInfo.
+            events.announce(session, [events.PublicContentChanged()])
             await session.commit()
         return await self.about()
 

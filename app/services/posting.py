@@ -213,7 +213,10 @@ class PostingService(PostInteractions):
                 )
             parts = NoteParts(mentions=addressed, tags=tag_names)
             await self.publisher.post_created(session, post, author, parts)
-            events.announce(session, [events.PostPublished(post.id, author.id, local=True)])
+            events.announce(
+                session,
+                [events.PostPublished(post.id, author.id, local=True, in_reply_to_id=post.in_reply_to_id)],
+            )
             if idempotency is not None:
                 await idempotency_keys.record(session, idempotency, post.id)
             try:
