@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import instance, oauth
-from app.api.v1 import accounts, instance_info, statuses, timelines
+from app.api.v1 import accounts, instance_info, media, statuses, timelines
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, statuses, timelines):
+for part in (instance, oauth, instance_info, accounts, media, statuses, timelines):
     router.include_router(part.router)
 
 __all__ = ["router"]

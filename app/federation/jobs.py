@@ -27,7 +27,8 @@ from app.federation.queue import QueueSpec
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
-from app.services.jobs import ACCOUNT_REFRESH
+from app.services.jobs import ACCOUNT_REFRESH, MEDIA_PROCESS
+from app.services.media import MediaService
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,17 @@ async def refresh_account(context: AppContext, payload: dict[str, Any]) -> None:
         raise JobFailed(str(error)) from None
 
 
-HANDLERS: Mapping[str, JobHandler] = MappingProxyType({ACCOUNT_REFRESH: refresh_account})
+async def process_media(context: AppContext, payload: dict[str, Any]) -> None:
+    """Convert an upload that was too large (or a video) to convert during its request."""
+    media_id = payload.get("media_id")
+    if not isinstance(media_id, int):
+        raise JobFailed("the payload names no attachment")
+    await MediaService(context).process_queued(media_id, str(payload.get("what") or "image"))
+
+
+HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
+    {ACCOUNT_REFRESH: refresh_account, MEDIA_PROCESS: process_media}
+)
 
 
 def retry_delay(attempts: int) -> timedelta:

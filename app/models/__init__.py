@@ -17,6 +17,7 @@ from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizat
 from app.models.posts import (
     Favourite,
     MediaAttachment,
+    MediaState,
     Mention,
     Pin,
     Poll,
@@ -51,6 +52,7 @@ __all__ = [
     "InstanceSetting",
     "JobState",
     "MediaAttachment",
+    "MediaState",
     "Mention",
     "Notification",
     "NotificationType",

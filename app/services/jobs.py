@@ -17,6 +17,10 @@ from app.services.after_commit import after_commit
 
 # The kinds handled today; each has a handler registered in app.federation.jobs.
 ACCOUNT_REFRESH = "account.refresh"
+# An upload too large to convert during its request (app.services.media).
+MEDIA_PROCESS = "media.process"
+# A remote post's attachments, or a remote account's pictures, copied here (app.services.remote_media).
+REMOTE_MEDIA_CACHE = "media.cache_remote"
 
 
 def queue_job(

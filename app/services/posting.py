@@ -40,6 +40,7 @@ from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
 from app.services.interactions import MAX_PINS, PostInteractions
+from app.services.media import claim_for_post
 from app.services.notifications import notify
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -90,16 +91,18 @@ class PostingService(PostInteractions):
         language: str | None = None,
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
+        media_ids: Sequence[str | int] = (),
     ) -> Post:
         """Publish a post typed as plain text; returns it once it and its deliveries are committed.
 
         `written_by_user_id` defaults to the person asking: the post records who wrote it.
+        `media_ids` are the author's uploaded attachments to carry (app.services.media's rules).
         """
         self.viewer.require_act_as(author)
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
-        self._check_text(text, spoiler)
+        self._check_text(text, spoiler, with_media=bool(media_ids))
         language = _language(language)
         reply = await self._reply_target(author, in_reply_to) if in_reply_to else None
         self._count_post(author)
@@ -150,6 +153,7 @@ class PostingService(PostInteractions):
         async with self.context.sessions() as session:
             session.add(post)
             await session.flush()
+            attachments = await claim_for_post(session, author, media_ids, post.id)
             await _add_mentions(session, post, addressed)
             await tag_post(session, post.id, tag_names)
             audience = [author.id]
@@ -182,7 +186,7 @@ class PostingService(PostInteractions):
                     .where(col(Post.id) == reply.post.id)
                     .values(replies_count=col(Post.replies_count) + 1)
                 )
-            parts = NoteParts(mentions=addressed, tags=tag_names)
+            parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments)
             await self.publisher.post_created(session, post, author, parts)
             await session.commit()
         return post
@@ -196,12 +200,14 @@ class PostingService(PostInteractions):
         spoiler_text: str | None = None,
         sensitive: bool | None = None,
         language: str | None = None,
+        media_ids: Sequence[str | int] | None = None,
     ) -> Post:
-        """Change a post's text (the previous version is kept) and send the Update."""
+        """Change a post's text (the previous version is kept) and send the Update. `media_ids`
+        (None: unchanged) replaces the attachments; those left out are detached."""
         post = await self._own_post(author, reference)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
-        self._check_text(text, spoiler)
+        self._check_text(text, spoiler, with_media=bool(media_ids))
         mentioned = await self._resolve_mentions(text)
         tag_names = list(dict.fromkeys(name.lower() for name in extract_hashtags(text)))[:100]
         now = utcnow()
@@ -249,6 +255,17 @@ class PostingService(PostInteractions):
             await session.flush()
             await _add_mentions(session, stored, addressed)
             await tag_post(session, stored.id, tag_names)
+            if media_ids is not None:
+                kept = await claim_for_post(session, author, media_ids, stored.id)
+                await session.execute(
+                    update(MediaAttachment)
+                    .where(
+                        col(MediaAttachment.post_id) == stored.id,
+                        col(MediaAttachment.id).not_in([media.id for media in kept] or [0]),
+                    )
+                    .values(post_id=None)
+                )
+                await session.flush()
             attachments = await _attachments(session, [stored.id])
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
             # Everyone who had the old version gets the new one: mentions dropped by the edit included.
@@ -306,9 +323,9 @@ class PostingService(PostInteractions):
     # ------------------------------------------------------------------------------------------
     # Helpers
 
-    def _check_text(self, text: str, spoiler: str | None) -> None:
-        if not text:
-            raise PostingError("a post needs some text")
+    def _check_text(self, text: str, spoiler: str | None, *, with_media: bool = False) -> None:
+        if not text and not with_media:
+            raise PostingError("a post needs some text or an attachment")
         limit = self.context.settings.max_post_chars
         length = visible_length(text) + len(spoiler or "")
         if length > limit:

@@ -22,7 +22,17 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_acct
 from app.services.errors import NotFound
+from app.services.image_processing import IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT, IMAGE_TYPES
 from app.services.instance import InstanceService
+from app.services.media import MAX_ATTACHMENTS, MAX_DESCRIPTION
+from app.services.video_processing import (
+    AUDIO_TYPES,
+    VIDEO_FRAME_RATE_LIMIT,
+    VIDEO_MATRIX_LIMIT,
+    VIDEO_SIZE_LIMIT,
+    VIDEO_TYPES,
+    ffmpeg_available,
+)
 from app.services.viewer import Viewer
 
 router = APIRouter()
@@ -44,6 +54,23 @@ async def _contact(context: AppContext, username: str) -> dict[str, Any] | None:
         return None
 
 
+def media_limits() -> dict[str, Any]:
+    """What uploads may be, from the constants the media pipeline enforces (video and audio only
+    where ffmpeg is installed)."""
+    types = list(IMAGE_TYPES.values())
+    if ffmpeg_available():
+        types += [*VIDEO_TYPES, *AUDIO_TYPES]
+    return {
+        "supported_mime_types": list(dict.fromkeys(types)),
+        "description_limit": MAX_DESCRIPTION,
+        "image_size_limit": IMAGE_SIZE_LIMIT,
+        "image_matrix_limit": IMAGE_MATRIX_LIMIT,
+        "video_size_limit": VIDEO_SIZE_LIMIT,
+        "video_frame_rate_limit": VIDEO_FRAME_RATE_LIMIT,
+        "video_matrix_limit": VIDEO_MATRIX_LIMIT,
+    }
+
+
 def _configuration(context: AppContext) -> dict[str, Any]:
     settings = context.settings
     return {
@@ -52,18 +79,10 @@ def _configuration(context: AppContext) -> dict[str, Any]:
         "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
         "statuses": {
             "max_characters": settings.max_post_chars,
-            "max_media_attachments": 4,
+            "max_media_attachments": MAX_ATTACHMENTS,
             "characters_reserved_per_url": 23,
         },
-        "media_attachments": {
-            "supported_mime_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
-            "description_limit": 1500,
-            "image_size_limit": 16 * 1024 * 1024,
-            "image_matrix_limit": 33_177_600,
-            "video_size_limit": 99 * 1024 * 1024,
-            "video_frame_rate_limit": 120,
-            "video_matrix_limit": 8_294_400,
-        },
+        "media_attachments": media_limits(),
         "polls": {
             "max_options": 4,
             "max_characters_per_option": 50,

@@ -93,6 +93,7 @@ async def create(
         sensitive=_flag(params, "sensitive"),
         language=params.text("language"),
         in_reply_to=in_reply_to or None,
+        media_ids=params.texts("media_ids"),
     )
     if idempotency_key is not None:
         context.idempotency.record(idempotency_key, post.id)
