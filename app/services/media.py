@@ -24,7 +24,9 @@ from app.models import Account, InstanceSetting, MediaAttachment, MediaState
 from app.models.base import new_id
 from app.services.errors import NotFound
 from app.services.image_processing import (
+    IMAGE_MATRIX_LIMIT,
     IMAGE_SIZE_LIMIT,
+    IMAGE_TYPES,
     MediaInvalid,
     ProcessedImage,
     is_animated,
@@ -35,7 +37,11 @@ from app.services.image_processing import (
 from app.services.jobs import MEDIA_PROCESS, queue_job
 from app.services.media_store import MediaStore
 from app.services.video_processing import (
+    AUDIO_TYPES,
+    VIDEO_FRAME_RATE_LIMIT,
+    VIDEO_MATRIX_LIMIT,
     VIDEO_SIZE_LIMIT,
+    VIDEO_TYPES,
     ProcessedMedia,
     checked_streams,
     ffmpeg_available,
@@ -224,6 +230,23 @@ def with_focus(meta: dict[str, Any], media: MediaAttachment) -> dict[str, Any]:
     if media.kind in ("image", "gifv", "video", "") and (media.width or meta.get("original")):
         shown["focus"] = {"x": media.focus_x, "y": media.focus_y}
     return shown
+
+
+def media_limits() -> dict[str, Any]:
+    """What uploads may be, from the constants the media pipeline enforces (video and audio only
+    where ffmpeg is installed)."""
+    types = list(IMAGE_TYPES.values())
+    if ffmpeg_available():
+        types += [*VIDEO_TYPES, *AUDIO_TYPES]
+    return {
+        "supported_mime_types": list(dict.fromkeys(types)),
+        "description_limit": MAX_DESCRIPTION,
+        "image_size_limit": IMAGE_SIZE_LIMIT,
+        "image_matrix_limit": IMAGE_MATRIX_LIMIT,
+        "video_size_limit": VIDEO_SIZE_LIMIT,
+        "video_frame_rate_limit": VIDEO_FRAME_RATE_LIMIT,
+        "video_matrix_limit": VIDEO_MATRIX_LIMIT,
+    }
 
 
 class MediaService:
@@ -439,6 +462,7 @@ __all__ = [
     "Focus",
     "MediaService",
     "claim_for_post",
+    "media_limits",
     "parse_focus",
     "process_file",
     "store_outcome",

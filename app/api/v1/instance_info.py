@@ -22,17 +22,8 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_acct
 from app.services.errors import NotFound
-from app.services.image_processing import IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT, IMAGE_TYPES
 from app.services.instance import InstanceService
-from app.services.media import MAX_ATTACHMENTS, MAX_DESCRIPTION
-from app.services.video_processing import (
-    AUDIO_TYPES,
-    VIDEO_FRAME_RATE_LIMIT,
-    VIDEO_MATRIX_LIMIT,
-    VIDEO_SIZE_LIMIT,
-    VIDEO_TYPES,
-    ffmpeg_available,
-)
+from app.services.media import MAX_ATTACHMENTS, media_limits
 from app.services.viewer import Viewer
 
 router = APIRouter()
@@ -52,23 +43,6 @@ async def _contact(context: AppContext, username: str) -> dict[str, Any] | None:
         return account_entity(context, await account_by_acct(context, Viewer.nobody(), username))
     except NotFound:
         return None
-
-
-def media_limits() -> dict[str, Any]:
-    """What uploads may be, from the constants the media pipeline enforces (video and audio only
-    where ffmpeg is installed)."""
-    types = list(IMAGE_TYPES.values())
-    if ffmpeg_available():
-        types += [*VIDEO_TYPES, *AUDIO_TYPES]
-    return {
-        "supported_mime_types": list(dict.fromkeys(types)),
-        "description_limit": MAX_DESCRIPTION,
-        "image_size_limit": IMAGE_SIZE_LIMIT,
-        "image_matrix_limit": IMAGE_MATRIX_LIMIT,
-        "video_size_limit": VIDEO_SIZE_LIMIT,
-        "video_frame_rate_limit": VIDEO_FRAME_RATE_LIMIT,
-        "video_matrix_limit": VIDEO_MATRIX_LIMIT,
-    }
 
 
 def _configuration(context: AppContext) -> dict[str, Any]:
