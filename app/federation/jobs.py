@@ -27,8 +27,9 @@ from app.federation.queue import QueueSpec
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
-from app.services.jobs import ACCOUNT_REFRESH, MEDIA_PROCESS
+from app.services.jobs import ACCOUNT_REFRESH, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
 from app.services.media import MediaService
+from app.services.remote_media import CacheLater, RemoteMediaCache
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,23 @@ async def process_media(context: AppContext, payload: dict[str, Any]) -> None:
     await MediaService(context).process_queued(media_id, str(payload.get("what") or "image"))
 
 
+async def cache_remote_media(context: AppContext, payload: dict[str, Any]) -> None:
+    """Copy a remote post's attachments here; retried while its server is unreachable."""
+    post_id = payload.get("post_id")
+    if not isinstance(post_id, int):
+        raise JobFailed("the payload names no post")
+    try:
+        await RemoteMediaCache(context).cache_post(post_id)
+    except CacheLater as error:
+        raise RetryLater(str(error)) from None
+
+
 HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
-    {ACCOUNT_REFRESH: refresh_account, MEDIA_PROCESS: process_media}
+    {
+        ACCOUNT_REFRESH: refresh_account,
+        MEDIA_PROCESS: process_media,
+        REMOTE_MEDIA_CACHE: cache_remote_media,
+    }
 )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+from pathlib import Path
 
 from PIL import Image
 
@@ -50,3 +52,49 @@ def animated_gif(frames: int = 6) -> bytes:
     output = io.BytesIO()
     images[0].save(output, "GIF", save_all=True, append_images=images[1:], duration=80, loop=0)
     return output.getvalue()
+
+
+def tiny_mp4(directory: Path, *, seconds: int = 1, audio: bool = False) -> bytes:
+    """A small H.264 clip made by ffmpeg's test source (the caller skips without ffmpeg)."""
+    target = directory / "clip.mp4"
+    sources = ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=10:duration={seconds}"]
+    if audio:
+        sources += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *sources,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-shortest",
+            str(target),
+        ],
+        check=True,
+    )
+    return target.read_bytes()
+
+
+def tiny_audio(directory: Path) -> bytes:
+    target = directory / "sound.ogg"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:a",
+            "libvorbis",
+            str(target),
+        ],
+        check=True,
+    )
+    return target.read_bytes()

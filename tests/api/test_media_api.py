@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from tests.api.media_helpers import (
     jpeg_with_gps,
     noisy_png,
     png_bytes,
+    tiny_audio,
+    tiny_mp4,
 )
 from tests.api.test_client_api import bearer, post_status, token_for
 from tests.lab import Instance
@@ -271,3 +275,54 @@ async def test_media_files_are_served_only_as_the_types_written(instance: Instan
         "/media/../herold.db",
     ):
         assert (await instance.client.get(path)).status_code == 404
+
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+@needs_ffmpeg
+async def test_video_gif_and_audio_become_mp4_and_mp3(instance: Instance, tmp_path: Path) -> None:
+    token = await token_for(instance, "alice")
+    video = await upload(
+        instance,
+        token,
+        tiny_mp4(tmp_path, audio=True),
+        name="clip.mov",
+        declared="video/quicktime",
+        version="v1",
+    )
+    assert video.status_code == 200, video.text
+    clip = video.json()
+    assert clip["type"] == "video" and clip["url"].endswith(".mp4") and clip["preview_url"].endswith(".jpg")
+    assert clip["meta"]["original"]["width"] == 64 and clip["meta"]["duration"] == pytest.approx(1, abs=0.2)
+    served = await instance.client.get(clip["url"].removeprefix("http://a.test"))
+    assert served.headers["content-type"] == "video/mp4"
+    # A video is a post's only attachment.
+    picture = (await upload(instance, token, png_bytes())).json()
+    alone = await instance.client.post(
+        "/api/v1/statuses",
+        json={"status": "x", "media_ids": [clip["id"], picture["id"]]},
+        headers=bearer(token),
+    )
+    assert alone.status_code == 422 and "only attachment" in alone.json()["error"]
+
+    gif = (
+        await upload(instance, token, animated_gif(), name="dance.gif", declared="image/gif", version="v1")
+    ).json()
+    assert gif["type"] == "gifv" and gif["url"].endswith(".mp4")
+
+    sound = await upload(
+        instance, token, tiny_audio(tmp_path), name="a.ogg", declared="audio/ogg", version="v2"
+    )
+    assert sound.status_code == 202
+    ready = await wait_until_processed(instance, token, sound.json()["id"])
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["type"] == "audio" and ready.json()["url"].endswith(".mp3")
+    assert ready.json()["meta"]["duration"] == pytest.approx(1, abs=0.2)
+
+
+async def test_a_playlist_pretending_to_be_a_video_is_refused(instance: Instance) -> None:
+    token = await token_for(instance, "alice")
+    playlist = b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n"
+    answer = await upload(instance, token, playlist, name="clip.mp4", declared="video/mp4")
+    assert answer.status_code == 422
