@@ -18,6 +18,7 @@ from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
 from app.api.middleware import ClientApiMiddleware
 from app.api.routes import router as api_router
+from app.api.streaming.hub import StreamingHub
 from app.config import Settings
 from app.context import AppContext, build_context
 from app.federation.inbox import router as inbox_router
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         try:
             yield
         finally:
+            await streaming.aclose()
             if worker_task is not None:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -67,6 +69,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.context = context
     app.state.schema_head = SchemaHead()
+    # The open streaming connections and the events they wait for (app/api/streaming).
+    streaming = app.state.streaming = StreamingHub(context)
     install_error_handlers(app)
     install_web(app, context, TEMPLATES_DIR)
     app.add_middleware(ClientApiMiddleware)

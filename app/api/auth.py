@@ -50,9 +50,17 @@ async def api_caller(request: Request, context: AppContext = Depends(get_context
     token = bearer_token(request)
     if token is None:
         return ApiCaller(Viewer.nobody())
+    caller = await caller_of_token(context, token)
+    if caller is None:
+        raise Unauthorized(INVALID_TOKEN)
+    return caller
+
+
+async def caller_of_token(context: AppContext, token: str) -> ApiCaller | None:
+    """Who `token` speaks for, or None when it is not (or no longer) valid."""
     holder = await OAuthService(context).token_holder(token)
     if holder is None:
-        raise Unauthorized(INVALID_TOKEN)
+        return None
     if holder.user is None or holder.own_account is None:
         return ApiCaller(Viewer(scopes=holder.scopes), holder)
     try:
@@ -61,7 +69,7 @@ async def api_caller(request: Request, context: AppContext = Depends(get_context
         )
     except service_errors.Forbidden:
         # The organisation's team no longer includes this person: the token is dead.
-        raise Unauthorized(INVALID_TOKEN) from None
+        return None
     return ApiCaller(viewer, holder)
 
 
@@ -83,4 +91,12 @@ def scoped(*scopes: str, user: bool = False, optional: bool = False) -> Callable
     return dependency
 
 
-__all__ = ["INVALID_TOKEN", "OUTSIDE_SCOPES", "ApiCaller", "api_caller", "bearer_token", "scoped"]
+__all__ = [
+    "INVALID_TOKEN",
+    "OUTSIDE_SCOPES",
+    "ApiCaller",
+    "api_caller",
+    "bearer_token",
+    "caller_of_token",
+    "scoped",
+]

@@ -105,11 +105,9 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
-        # Herold has no streaming API yet: the gauge stays at 0 until it does, so that
-        # dashboards and alerts can be written now.
         self.streaming_connections = Gauge(
             "herold_streaming_connections",
-            "Open streaming API connections (0: the streaming API does not exist yet).",
+            "Open streaming API connections (Server-Sent Events and WebSockets).",
             multiprocess_mode="livesum",
             registry=registry,
         )

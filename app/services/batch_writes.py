@@ -75,6 +75,8 @@ class PostRows:
     reblog_of_id: int | None = None
     readers: list[int] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    # False for a post fetched only to complete a thread or a boost: nobody sent it to us.
+    delivered: bool = True
 
 
 @dataclass
@@ -99,16 +101,15 @@ class WriteBatch:
         await self._apply_posts(session, notifications, {} if tag_ids is None else tag_ids)
         await self._apply_favourites(session, notifications)
         if notifications:
-            await session.execute(
-                dialect_insert(session, Notification), [{**row, "id": new_id()} for row in notifications]
-            )
+            rows = [{**row, "id": new_id()} for row in notifications]
+            await session.execute(dialect_insert(session, Notification), rows)
             events.announce(
                 session,
                 (
                     events.NotificationAdded(
-                        row["account_id"], row["from_account_id"], row["type"], row["post_id"]
+                        row["account_id"], row["from_account_id"], row["type"], row["post_id"], row["id"]
                     )
-                    for row in notifications
+                    for row in rows
                 ),
             )
 
@@ -132,6 +133,14 @@ class WriteBatch:
         kept = [rows for rows in self.posts if rows.post["id"] in inserted]
         if not kept:
             return
+        events.announce(
+            session,
+            [
+                events.PostPublished(rows.post["id"], rows.post["account_id"], local=False)
+                for rows in kept
+                if rows.delivered
+            ],
+        )
         mentions = [
             {"id": new_id(), "post_id": rows.post["id"], "account_id": account_id}
             for rows in kept

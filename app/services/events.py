@@ -1,7 +1,7 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every timeline entry, notification, post edit and post deletion is announced here by the code
-that writes it, in the writing transaction; the announcements reach the instance's listeners
+Every new post, timeline entry, notification, post edit and post deletion is announced here by
+the code that writes it, in the writing transaction; the announcements reach the instance's listeners
 (`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
 place streaming and Web Push listen: in this process for now; carrying events to other
 processes (a separate worker) will subscribe here and forward them.
@@ -39,11 +39,24 @@ class TimelineEntryAdded:
 
 
 @dataclass(frozen=True)
+class PostPublished:
+    """A post or a boost was stored: written here (`local`), or delivered to us by its server.
+
+    Posts fetched only to complete a thread or a boost are not announced: nobody sent them to us.
+    """
+
+    post_id: int
+    account_id: int
+    local: bool
+
+
+@dataclass(frozen=True)
 class NotificationAdded:
     account_id: int
     from_account_id: int
     kind: str
     post_id: int | None = None
+    notification_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class PostDeleted:
     account_id: int
 
 
-Event = TimelineEntryAdded | NotificationAdded | PostEdited | PostDeleted
+Event = TimelineEntryAdded | PostPublished | NotificationAdded | PostEdited | PostDeleted
 Listener = Callable[[Event], None]
 
 

@@ -67,6 +67,7 @@ class PostInteractions(PostAccess):
                 .values(reblogs_count=col(Post.reblogs_count) + 1)
             )
             await self.publisher.boosted(session, boost, account, original, original_author)
+            events.announce(session, [events.PostPublished(boost.id, account.id, local=True)])
             await session.commit()
         return boost
 

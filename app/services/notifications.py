@@ -41,12 +41,13 @@ async def notify(
     """Add a notification in the caller's transaction; only local accounts get them, and never from themselves."""
     if account.domain is not None or account.id == from_account.id:
         return
-    session.add(
-        Notification(
-            account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
-        )
+    notification = Notification(
+        account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
     )
-    events.announce(session, [events.NotificationAdded(account.id, from_account.id, kind, post_id)])
+    session.add(notification)
+    events.announce(
+        session, [events.NotificationAdded(account.id, from_account.id, kind, post_id, notification.id)]
+    )
 
 
 @dataclass(frozen=True)

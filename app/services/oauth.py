@@ -17,7 +17,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -407,6 +408,37 @@ class OAuthService:
                 )
                 await session.commit()
         return TokenHolder(access, application, user, own, acting)
+
+    async def live_token_ids(self, token_ids: set[int]) -> set[int]:
+        """Which of these tokens still speak for someone, by token_holder's rule: not revoked, and
+        their person enabled and their accounts neither deleted nor suspended (open streaming
+        connections are checked so, and closed when their token dies)."""
+        if not token_ids:
+            return set()
+        own = aliased(Account)
+        acting = aliased(Account)
+        usable = [
+            col(own.deleted_at).is_(None),
+            col(own.suspended_at).is_(None),
+            col(acting.deleted_at).is_(None),
+            col(acting.suspended_at).is_(None),
+        ]
+        async with self.context.sessions() as session:
+            found = await session.scalars(
+                select(col(OAuthAccessToken.id))
+                .outerjoin(User, col(User.id) == col(OAuthAccessToken.user_id))
+                .outerjoin(own, col(own.id) == col(User.account_id))
+                .outerjoin(acting, col(acting.id) == col(OAuthAccessToken.account_id))
+                .where(
+                    col(OAuthAccessToken.id).in_(list(token_ids)),
+                    col(OAuthAccessToken.revoked_at).is_(None),
+                    or_(
+                        col(OAuthAccessToken.user_id).is_(None),
+                        and_(col(User.disabled_at).is_(None), *usable),
+                    ),
+                )
+            )
+            return set(found.all())
 
     async def issue_personal_token(
         self, user: User, *, scopes: str | None, app_name: str, acting_as: Account

@@ -6,9 +6,11 @@ Each list adds the one visibility rule (visible_to) to its query, as post_lists 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -106,36 +108,58 @@ async def notifications_of(
         query = query.where(col(Notification.from_account_id) == from_account_id)
     async with context.sessions() as session:
         rows = page.newest_first(list((await session.scalars(page.apply(query, col(Notification.id)))).all()))
-        sender_ids = {row.from_account_id for row in rows}
-        senders = (
-            {
-                account.id: account
-                for account in (
-                    await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
-                ).all()
-            }
-            if sender_ids
-            else {}
-        )
-        post_ids = {row.post_id for row in rows if row.post_id}
-        posts = (
-            {
-                post.id: post
-                for post in (
-                    await session.scalars(
-                        select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
-                    )
-                ).all()
-            }
-            if post_ids
-            else {}
-        )
+        entries = await _notification_entries(session, viewer, rows)
+    return entries, [row.id for row in rows]
+
+
+async def notifications_by_id(
+    context: AppContext, viewer: Viewer, ids: Sequence[int]
+) -> list[NotificationEntry]:
+    """These notifications of the viewer's account (streaming sends them one by one), by the same
+    rule as the list: one about a post the account may no longer see is left out."""
+    if viewer.account is None or not ids:
+        return []
+    query = select(Notification).where(
+        col(Notification.account_id) == viewer.account.id, col(Notification.id).in_(list(ids))
+    )
+    async with context.sessions() as session:
+        rows = list((await session.scalars(query.order_by(col(Notification.id).desc()))).all())
+        return await _notification_entries(session, viewer, rows)
+
+
+async def _notification_entries(
+    session: AsyncSession, viewer: Viewer, rows: list[Notification]
+) -> list[NotificationEntry]:
+    sender_ids = {row.from_account_id for row in rows}
+    senders = (
+        {
+            account.id: account
+            for account in (
+                await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
+            ).all()
+        }
+        if sender_ids
+        else {}
+    )
+    post_ids = {row.post_id for row in rows if row.post_id}
+    posts = (
+        {
+            post.id: post
+            for post in (
+                await session.scalars(
+                    select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
+                )
+            ).all()
+        }
+        if post_ids
+        else {}
+    )
     entries = [
         NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
         for row in rows
         if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
     ]
-    return entries, [row.id for row in rows]
+    return entries
 
 
 __all__ = ["MAX_PAGE", "NotificationEntry", "PageRequest", "home_posts", "notifications_of", "public_posts"]

@@ -7,6 +7,8 @@ The web pages use them now, the client API's timelines will.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import not_, or_
 from sqlmodel import col, select
 
@@ -162,3 +164,30 @@ async def visible_posts_of(
             .limit(limit)
         )
         return list(rows.all())
+
+
+async def visible_post_ids(context: AppContext, viewer: Viewer, post_ids: Sequence[int]) -> set[int]:
+    """Which of these posts the viewer may see in a list (the SQL form of the rule, mutes included)."""
+    if not post_ids:
+        return set()
+    async with context.sessions() as session:
+        found = await session.scalars(
+            select(col(Post.id)).where(col(Post.id).in_(list(post_ids)), visible_to(viewer))
+        )
+        return set(found.all())
+
+
+async def posts_by_id(context: AppContext, viewer: Viewer, post_ids: Sequence[int]) -> list[Post]:
+    """These posts, those the viewer may see in a list, in the order given."""
+    if not post_ids:
+        return []
+    async with context.sessions() as session:
+        found = {
+            post.id: post
+            for post in (
+                await session.scalars(
+                    select(Post).where(col(Post.id).in_(list(post_ids)), visible_to(viewer))
+                )
+            ).all()
+        }
+    return [found[post_id] for post_id in post_ids if post_id in found]

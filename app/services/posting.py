@@ -188,6 +188,7 @@ class PostingService(PostInteractions):
                 )
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments)
             await self.publisher.post_created(session, post, author, parts)
+            events.announce(session, [events.PostPublished(post.id, author.id, local=True)])
             await session.commit()
         return post
 

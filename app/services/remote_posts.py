@@ -228,6 +228,7 @@ class RemotePostService:
             parent_id=parent.id if parent else None,
         )
         if not delivered:
+            rows.delivered = False
             return rows
         hidden = await self.hidden(author)
         readers = (

@@ -1,4 +1,6 @@
-"""Administration: the team and who posts for the organisation, the About page, federation health."""
+"""Administration: the team and who posts for the organisation, the About page, domain blocks, reports.
+
+Federation health has its own module, federation_pages.py."""
 
 from __future__ import annotations
 
@@ -12,18 +14,14 @@ from app.models import Role
 from app.services.account_moderation import ReportQueue
 from app.services.accounts import AccountError
 from app.services.auth import AuthService
-from app.services.delivery_history import DeliveryHistoryService
 from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
-from app.services.inbox_backlog import inbox_backlog
 from app.services.instance import (
-    DeliveryStatusService,
     InstanceAbout,
     InstanceService,
     InstanceSettingsError,
 )
 from app.services.staff import StaffService
 from app.web.audit_log import audit_lines
-from app.web.charts import stacked_hourly_bars, swatch
 from app.web.ids import EntityId, parse_id
 from app.web.notices import redirect
 from app.web.session import Viewer, require_admin
@@ -238,54 +236,6 @@ async def save_instance(
     except InstanceSettingsError as error:
         return render(request, "admin/instance.html", {"about": about, "error": str(error)}, status_code=400)
     return redirect("/admin/instance", "saved")
-
-
-@router.get("/federation")
-async def federation(
-    request: Request, context: AppContext = Depends(get_context), _viewer: Viewer = Depends(require_admin)
-) -> Response:
-    overview = await DeliveryStatusService(context, _viewer).overview()
-    backlog = await inbox_backlog(context)
-    history = await DeliveryHistoryService(context, _viewer).per_hour()
-    chart = stacked_hourly_bars(
-        translate(request, N_("Deliveries per hour, last 7 days (UTC)")),
-        history.hours,
-        [
-            (translate(request, N_("delivered")), history.done),
-            (translate(request, N_("failed")), history.failed),
-        ],
-    )
-    return render(
-        request,
-        "admin/federation.html",
-        {
-            "overview": overview,
-            "backlog": backlog,
-            "backlog_limit": context.settings.inbox_backlog_limit_seconds,
-            "history": history,
-            "chart": chart,
-            "swatch": swatch,
-        },
-    )
-
-
-@router.post("/federation/retry")
-async def retry(
-    request: Request,
-    host: str = Form(""),
-    context: AppContext = Depends(get_context),
-    viewer: Viewer = Depends(require_admin),
-) -> Response:
-    host = host.strip().lower()
-    if not host or len(host) > 255:
-        return render(
-            request,
-            "error.html",
-            {"status_code": 400, "message": translate(request, N_("Name the domain to retry."))},
-            status_code=400,
-        )
-    await DeliveryStatusService(context, viewer).retry_domain(host, by_user_id=viewer.user.id)
-    return redirect("/admin/federation", "retried")
 
 
 async def _domains_page(

@@ -65,3 +65,40 @@ def swatch(index: int) -> Markup:
     return Markup(  # noqa: S704  (a constant colour)
         f'<svg width="10" height="10" aria-hidden="true"><rect width="10" height="10" fill="{COLOURS[index]}"/></svg>'
     )
+
+
+RANK_ROW = 20
+RANK_LABEL = 150  # room for the domain's name left of its bar
+RANK_WIDTH = 320
+RANK_LABEL_CHARACTERS = 26
+
+
+def ranked_bars(title: str, rows: Sequence[tuple[str, float, str]], *, link_prefix: str = "") -> Markup:
+    """One horizontal bar per row, longest first: (label, value, the value as words).
+
+    With `link_prefix` each label links to `link_prefix + label` (a domain's own page). A long
+    label is cut, with the whole of it in the row's tooltip.
+    """
+    height = max(len(rows), 1) * RANK_ROW
+    peak = max((value for _, value, _ in rows), default=0) or 1
+    room = RANK_WIDTH - RANK_LABEL - 70
+    parts = [
+        f'<svg class="chart ranking" width="100%" viewBox="0 0 {RANK_WIDTH} {height}" '
+        f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for index, (label, value, words) in enumerate(rows):
+        y = index * RANK_ROW
+        shown = label if len(label) <= RANK_LABEL_CHARACTERS else label[: RANK_LABEL_CHARACTERS - 1] + "…"
+        text = f'<text x="0" y="{y + 14}" font-size="11" fill="#222">{escape(shown)}</text>'
+        if link_prefix:
+            text = f'<a href="{escape(link_prefix + label)}">{text}</a>'
+        width = max(1.0, value / peak * room)
+        parts.append(
+            f"<g><title>{escape(label)}: {escape(words)}</title>{text}"
+            f'<rect x="{RANK_LABEL}" y="{y + 4}" width="{width:.1f}" height="{RANK_ROW - 8}" fill="{COLOURS[0]}"/>'
+            f'<text x="{RANK_LABEL + width + 4:.1f}" y="{y + 14}" font-size="11" fill="#555">{escape(words)}</text>'
+            "</g>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every value above is a number or escaped)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends
 from app.web import (
     admin,
     app_settings_pages,
+    federation_pages,
     login,
     moderation_pages,
     oauth_pages,
@@ -31,3 +32,4 @@ router.include_router(moderation_pages.router)
 router.include_router(settings_pages.router)
 router.include_router(app_settings_pages.router)
 router.include_router(admin.router)
+router.include_router(federation_pages.router)

@@ -3,13 +3,22 @@ deletion exactly once, and of nothing a rolled-back transaction wrote."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
+from sqlmodel import select
 
-from app.models import NotificationType
+from app.models import Notification, NotificationType
 from app.services import events
-from app.services.events import Event, NotificationAdded, PostDeleted, PostEdited, TimelineEntryAdded
+from app.services.events import (
+    Event,
+    NotificationAdded,
+    PostDeleted,
+    PostEdited,
+    PostPublished,
+    TimelineEntryAdded,
+)
 from app.services.following import FollowingService
 from app.services.notifications import notify
 from app.services.posting import PostingService
@@ -29,6 +38,14 @@ from tests.federation.inbox_peer import (
 from tests.lab import Instance, Lab
 
 
+def without_ids(heard: list[Event]) -> list[Event]:
+    """The events with the new notifications' ids left out, for comparing with expected ones."""
+    return [
+        dataclasses.replace(item, notification_id=None) if isinstance(item, NotificationAdded) else item
+        for item in heard
+    ]
+
+
 @pytest.fixture
 def heard(instance: Instance) -> Iterator[list[Event]]:
     received: list[Event] = []
@@ -43,13 +60,18 @@ async def test_a_post_announces_each_timeline_entry_and_notification_once(
     alice = await local_account(instance, "alice")
     carol = await local_account(instance, "carol")
     await FollowingService(instance.context).follow(carol, "@alice@a.test")
-    assert heard == [NotificationAdded(alice.id, carol.id, NotificationType.FOLLOW)]
+    assert without_ids(heard) == [NotificationAdded(alice.id, carol.id, NotificationType.FOLLOW)]
+    # The event names the notification it announces (streaming sends that one).
+    async with instance.context.sessions() as session:
+        stored = (await session.scalars(select(Notification))).one()
+    assert isinstance(heard[0], NotificationAdded) and heard[0].notification_id == stored.id
     heard.clear()
 
     post = await PostingService(instance.context).create(alice, "hello @carol")
 
-    assert sorted(heard, key=repr) == sorted(
+    assert sorted(without_ids(heard), key=repr) == sorted(
         [
+            PostPublished(post.id, alice.id, local=True),
             TimelineEntryAdded(alice.id, post.id),
             TimelineEntryAdded(carol.id, post.id),
             NotificationAdded(carol.id, alice.id, NotificationType.MENTION, post.id),
@@ -87,7 +109,7 @@ async def test_nothing_is_announced_for_a_rolled_back_transaction(
             session, account=carol, from_account=alice, kind=NotificationType.REBLOG, post_id=post.id
         )
         await session.commit()
-    assert heard == [NotificationAdded(carol.id, alice.id, NotificationType.REBLOG, post.id)]
+    assert without_ids(heard) == [NotificationAdded(carol.id, alice.id, NotificationType.REBLOG, post.id)]
 
 
 async def test_an_entry_already_in_the_timeline_is_not_announced_again(
@@ -95,11 +117,11 @@ async def test_an_entry_already_in_the_timeline_is_not_announced_again(
 ) -> None:
     alice = await local_account(instance, "alice")
     post = await PostingService(instance.context).create(alice, "hello")
-    assert heard == [TimelineEntryAdded(alice.id, post.id)]
+    assert heard == [TimelineEntryAdded(alice.id, post.id), PostPublished(post.id, alice.id, local=True)]
     async with instance.context.sessions() as session:
         await add_to_home(session, [alice.id], post.id)
         await session.commit()
-    assert heard == [TimelineEntryAdded(alice.id, post.id)]
+    assert heard == [TimelineEntryAdded(alice.id, post.id), PostPublished(post.id, alice.id, local=True)]
 
 
 async def test_another_instance_hears_nothing_and_nobody_listening_costs_nothing(lab: Lab) -> None:
@@ -135,7 +157,11 @@ async def test_inbox_batches_announce_what_they_add(lab: Lab) -> None:
         await process_inbox(here)
     entries = [item for item in heard if isinstance(item, TimelineEntryAdded)]
     assert [entry.account_id for entry in entries] == [alice.id]
-    assert [item for item in heard if isinstance(item, NotificationAdded)] == [
+    # The delivered post is announced once (the duplicate adds nothing).
+    assert [item for item in heard if isinstance(item, PostPublished)] == [
+        PostPublished(entries[0].post_id, bob_here.id, local=False)
+    ]
+    assert without_ids([item for item in heard if isinstance(item, NotificationAdded)]) == [
         NotificationAdded(alice.id, bob_here.id, NotificationType.FAVOURITE, mine.id)
     ]
     heard.clear()

@@ -39,6 +39,7 @@ PAGES = [
     ("/admin/domains", "admin-domain-blocks"),
     ("/admin/reports", "admin-reports"),
     ("/admin/federation", "admin-federation"),
+    ("/admin/federation/domains/mastodon.example", "admin-federation-domain"),
     ("/home", "home"),
     ("/about", "about"),
 ]

@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
-from app.api.entities.common import api_id, api_time
+from app.api.entities.notification import LISTED, NOTIFICATION_TYPES
+from app.api.entities.notification import notifications as notification_list
 from app.api.entities.status import statuses
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType
 from app.context import AppContext
 from app.dependencies import get_context
-from app.models import NotificationType
 from app.services.paged_lists import home_posts, notifications_of, public_posts
 
 router = APIRouter(prefix="/api/v1")
 
-# Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
-NOTIFICATION_TYPES: dict[str, set[str]] = {
-    "mention": {NotificationType.MENTION, NotificationType.REPLY},
-    "status": set(),
-    "reblog": {NotificationType.REBLOG},
-    "follow": {NotificationType.FOLLOW},
-    "follow_request": {NotificationType.FOLLOW_REQUEST},
-    "favourite": {NotificationType.FAVOURITE},
-    "poll": {NotificationType.POLL},
-    "update": {NotificationType.UPDATE},
-    "admin.sign_up": set(),
-    "admin.report": {NotificationType.REPORT},
-    "move": {NotificationType.MOVE},
-    "severed_relationships": set(),
-    "moderation_warning": set(),
-    "quote": set(),
-    "quoted_update": set(),
-}
-STORED_TO_API = {stored: name for name, stored_set in NOTIFICATION_TYPES.items() for stored in stored_set}
-# Stored kinds Mastodon has no name for (emoji reactions) are never listed.
-LISTED = set(STORED_TO_API)
 MAX_TYPES = len(NOTIFICATION_TYPES)
 
 
@@ -111,23 +87,7 @@ async def notifications(
         exclude_types=_types(request, "exclude_types"),
         from_account_id=path_id(account_id) if account_id else None,
     )
-    posts = [entry.post for entry in entries if entry.post is not None]
-    shown = {int(entity["id"]): entity for entity in await statuses(context, caller.viewer, posts)}
-    body: list[dict[str, Any]] = []
-    for entry in entries:
-        row = entry.notification
-        if row.post_id is not None and row.post_id not in shown:
-            continue
-        body.append(
-            {
-                "id": api_id(row.id),
-                "type": STORED_TO_API[row.type],
-                "group_key": f"ungrouped-{row.id}",
-                "created_at": api_time(row.created_at),
-                "account": account_entity(context, entry.sender),
-                **({"status": shown[row.post_id]} if row.post_id is not None else {}),
-            }
-        )
+    body = await notification_list(context, caller.viewer, entries)
     return JSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
 
 

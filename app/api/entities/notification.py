@@ -1,0 +1,71 @@
+"""Mastodon's Notification entity, from the notifications list's entries (one serializer for the
+REST list and the streaming API)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.api.entities.account import account_entity
+from app.api.entities.common import api_id, api_time
+from app.api.entities.status import statuses
+from app.context import AppContext
+from app.models import NotificationType
+from app.services.paged_lists import NotificationEntry, notifications_by_id
+from app.services.viewer import Viewer
+
+# Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
+NOTIFICATION_TYPES: dict[str, set[str]] = {
+    "mention": {NotificationType.MENTION, NotificationType.REPLY},
+    "status": set(),
+    "reblog": {NotificationType.REBLOG},
+    "follow": {NotificationType.FOLLOW},
+    "follow_request": {NotificationType.FOLLOW_REQUEST},
+    "favourite": {NotificationType.FAVOURITE},
+    "poll": {NotificationType.POLL},
+    "update": {NotificationType.UPDATE},
+    "admin.sign_up": set(),
+    "admin.report": {NotificationType.REPORT},
+    "move": {NotificationType.MOVE},
+    "severed_relationships": set(),
+    "moderation_warning": set(),
+    "quote": set(),
+    "quoted_update": set(),
+}
+STORED_TO_API = {stored: name for name, stored_set in NOTIFICATION_TYPES.items() for stored in stored_set}
+# Stored kinds Mastodon has no name for (emoji reactions) are never listed.
+LISTED = set(STORED_TO_API)
+
+
+async def notifications(
+    context: AppContext, viewer: Viewer, entries: Sequence[NotificationEntry]
+) -> list[dict[str, Any]]:
+    """Entities of `entries` in the order given; one about a post the viewer can no longer see is left out."""
+    posts = [entry.post for entry in entries if entry.post is not None]
+    shown = {int(entity["id"]): entity for entity in await statuses(context, viewer, posts)}
+    body: list[dict[str, Any]] = []
+    for entry in entries:
+        row = entry.notification
+        if row.type not in STORED_TO_API or (row.post_id is not None and row.post_id not in shown):
+            continue
+        body.append(
+            {
+                "id": api_id(row.id),
+                "type": STORED_TO_API[row.type],
+                "group_key": f"ungrouped-{row.id}",
+                "created_at": api_time(row.created_at),
+                "account": account_entity(context, entry.sender),
+                **({"status": shown[row.post_id]} if row.post_id is not None else {}),
+            }
+        )
+    return body
+
+
+async def notification_entities(
+    context: AppContext, viewer: Viewer, ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The viewer's notifications with these ids, as entities (the streaming API sends them one by one)."""
+    return await notifications(context, viewer, await notifications_by_id(context, viewer, ids))
+
+
+__all__ = ["LISTED", "NOTIFICATION_TYPES", "STORED_TO_API", "notification_entities", "notifications"]

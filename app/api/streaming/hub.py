@@ -1,0 +1,300 @@
+"""The streaming hub: one per instance (on the app's state), between the after-commit events and
+the open streaming connections.
+
+Events arrive from `AppContext.events` (this process's writers, and those of the other processes
+once the event channel carries them here). A dispatcher task turns each into the messages every
+connection should get, with the rules of the REST API: a post goes to a connection only when the
+SQL form of the visibility rule says its viewer may see it (blocks, mutes and hidden domains
+included), and a status is rendered once per distinct viewer, not once per connection.
+
+Each connection has a bounded queue: a client that does not read falls behind, its queue fills,
+and it is disconnected rather than holding memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.api.entities.notification import notification_entities
+from app.api.entities.status import statuses
+from app.api.streaming.streams import PUBLIC_STREAMS, Stream
+from app.context import AppContext
+from app.services import events
+from app.services.oauth import OAuthService
+from app.services.post_lists import posts_by_id, visible_post_ids
+from app.services.viewer import Viewer
+
+log = logging.getLogger(__name__)
+
+# Messages a connection may have waiting before it counts as fallen behind.
+QUEUE_LIMIT = 500
+HEARTBEAT_SECONDS = 15.0
+TOKEN_CHECK_SECONDS = 5.0
+# Why a connection was closed by the server, as the client is told.
+TOO_SLOW = "The client fell behind: too many events waiting"
+TOKEN_GONE = "The access token was revoked"  # noqa: S105 (a message, not a secret)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One event on one stream: `payload` is already the JSON string (or the bare id of `delete`)."""
+
+    stream: Stream
+    event: str
+    payload: str
+
+    def websocket_text(self) -> str:
+        return json.dumps({"stream": self.stream.label, "event": self.event, "payload": self.payload})
+
+    def sse_text(self) -> str:
+        return f"event: {self.event}\ndata: {self.payload}\n\n"
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open streaming connection (an SSE response or a WebSocket) and what it subscribed to."""
+
+    viewer: Viewer
+    token_id: int | None
+    streams: set[Stream] = field(default_factory=set)
+    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    closed_because: str | None = None
+
+    @property
+    def viewer_key(self) -> tuple[int | None, int | None]:
+        return (self.viewer.account_id, self.viewer.user.id if self.viewer.user is not None else None)
+
+    def offer(self, message: Message) -> None:
+        if self.closed_because is not None:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.close(TOO_SLOW)
+
+    def close(self, reason: str) -> None:
+        """Ends the connection: its reader sees None after what is already queued is dropped."""
+        if self.closed_because is not None:
+            return
+        self.closed_because = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class StreamingHub:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.connections: set[Connection] = set()
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
+        self.token_check_seconds = TOKEN_CHECK_SECONDS
+        self._events: asyncio.Queue[events.Event] = asyncio.Queue()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # Connections come and go --------------------------------------------------------------
+
+    def open(self, viewer: Viewer, token_id: int | None) -> Connection:
+        connection = Connection(viewer, token_id)
+        self.connections.add(connection)
+        self.context.metrics.streaming_connections.inc()
+        if self._unsubscribe is None:
+            # Listening costs every writer an event list: only while somebody is connected.
+            self._unsubscribe = self.context.events.subscribe(self._events.put_nowait)
+            self._tasks = [
+                asyncio.create_task(self._dispatch_forever(), name="herold-streaming"),
+                asyncio.create_task(self._check_tokens_forever(), name="herold-streaming-tokens"),
+            ]
+        return connection
+
+    def close(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        self.context.metrics.streaming_connections.dec()
+        if not self.connections:
+            self._stop_listening()
+
+    async def aclose(self) -> None:
+        for connection in list(self.connections):
+            connection.close("The server is shutting down")
+            self.close(connection)
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        while not self._events.empty():
+            self._events.get_nowait()
+
+    # Events become messages ---------------------------------------------------------------
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.dispatch(event)
+            except Exception:
+                log.exception("streaming could not dispatch %r", event)
+
+    async def dispatch(self, event: events.Event) -> None:
+        if isinstance(event, events.TimelineEntryAdded):
+            await self._home_entry(event)
+        elif isinstance(event, events.NotificationAdded):
+            await self._notification(event)
+        elif isinstance(event, events.PostPublished):
+            await self._published(event.post_id, "update")
+        elif isinstance(event, events.PostEdited):
+            await self._edited(event.post_id)
+        elif isinstance(event, events.PostDeleted):
+            self._deleted(event.post_id)
+
+    def _subscribed(self, names: Iterable[str]) -> list[tuple[Connection, Stream]]:
+        wanted = set(names)
+        return [
+            (connection, stream)
+            for connection in self.connections
+            for stream in connection.streams
+            if stream.name in wanted
+        ]
+
+    async def _home_entry(self, event: events.TimelineEntryAdded) -> None:
+        targets = [
+            (connection, stream)
+            for connection, stream in self._subscribed(["user"])
+            if connection.viewer.account_id == event.account_id
+        ]
+        await self._send_status(targets, event.post_id, "update")
+
+    async def _notification(self, event: events.NotificationAdded) -> None:
+        targets = [
+            (connection, stream)
+            for connection, stream in self._subscribed(["user", "user:notification"])
+            if connection.viewer.account_id == event.account_id
+        ]
+        if not targets or event.notification_id is None:
+            return
+        rendered: dict[tuple[int | None, int | None], str | None] = {}
+        for connection, stream in targets:
+            key = connection.viewer_key
+            if key not in rendered:
+                entities = await notification_entities(
+                    self.context, connection.viewer, [event.notification_id]
+                )
+                rendered[key] = json.dumps(entities[0]) if entities else None
+            payload = rendered[key]
+            if payload is not None:
+                connection.offer(Message(stream, "notification", payload))
+
+    async def _send_status(self, targets: list[tuple[Connection, Stream]], post_id: int, name: str) -> None:
+        """Render the post once per distinct viewer who may see it, and queue it on each target."""
+        rendered: dict[tuple[int | None, int | None], str | None] = {}
+        for connection, stream in targets:
+            key = connection.viewer_key
+            if key not in rendered:
+                rendered[key] = await self._status_for(connection.viewer, post_id)
+            payload = rendered[key]
+            if payload is not None:
+                connection.offer(Message(stream, name, payload))
+
+    async def _status_for(self, viewer: Viewer, post_id: int) -> str | None:
+        posts = await posts_by_id(self.context, viewer, [post_id])
+        if not posts:
+            return None
+        entities = await statuses(self.context, viewer, posts)
+        return json.dumps(entities[0]) if entities else None
+
+    async def _published(self, post_id: int, name: str) -> None:
+        """A public post (not a boost) on the public and hashtag streams it belongs to.
+
+        It is rendered once as a visitor sees it, as Mastodon renders its public streams; each
+        viewer then gets it only if the visibility rule lets them see it (their blocks, mutes and
+        hidden domains)."""
+        targets = self._subscribed([*PUBLIC_STREAMS, "hashtag", "hashtag:local"])
+        if not targets:
+            return
+        posts = await posts_by_id(self.context, Viewer.nobody(), [post_id])
+        if not posts or posts[0].reblog_of_id is not None or posts[0].visibility != "public":
+            return
+        post = posts[0]
+        entities = await statuses(self.context, Viewer.nobody(), posts)
+        if not entities:
+            return
+        entity = entities[0]
+        payload = json.dumps(entity)
+        tags = {tag["name"].lower() for tag in entity.get("tags", [])}
+        has_media = bool(entity.get("media_attachments"))
+        matching = [
+            (connection, stream)
+            for connection, stream in targets
+            if _belongs(stream, local=post.local, tags=tags, has_media=has_media)
+        ]
+        allowed: dict[tuple[int | None, int | None], bool] = {}
+        for connection, stream in matching:
+            key = connection.viewer_key
+            if key not in allowed:
+                allowed[key] = bool(await visible_post_ids(self.context, connection.viewer, [post_id]))
+            if allowed[key]:
+                connection.offer(Message(stream, name, payload))
+
+    async def _edited(self, post_id: int) -> None:
+        await self._send_status(self._subscribed(["user"]), post_id, "status.update")
+        await self._published(post_id, "status.update")
+
+    def _deleted(self, post_id: int) -> None:
+        """The id alone, on every stream that could have shown the post: it says nothing more than
+        that something with this id is gone, and the post can no longer be read to narrow it."""
+        for connection in list(self.connections):
+            for stream in connection.streams:
+                if stream.name != "user:notification":
+                    connection.offer(Message(stream, "delete", str(post_id)))
+
+    # Revoked tokens -------------------------------------------------------------------------
+
+    async def _check_tokens_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.token_check_seconds)
+            with contextlib.suppress(Exception):
+                await self.check_tokens()
+
+    async def check_tokens(self) -> None:
+        """Close the connections whose token was revoked (or whose person or account is gone)."""
+        token_ids = {
+            connection.token_id for connection in self.connections if connection.token_id is not None
+        }
+        if not token_ids:
+            return
+        live = await OAuthService(self.context).live_token_ids(token_ids)
+        for connection in list(self.connections):
+            if connection.token_id is not None and connection.token_id not in live:
+                connection.close(TOKEN_GONE)
+
+
+def _belongs(stream: Stream, *, local: bool, tags: set[str], has_media: bool) -> bool:
+    if stream.local_only and not local:
+        return False
+    if stream.remote_only and local:
+        return False
+    if stream.only_media and not has_media:
+        return False
+    if stream.tag is not None:
+        return stream.tag in tags
+    return True
+
+
+def hub_of(app_state: Any) -> StreamingHub:
+    hub: StreamingHub = app_state.streaming
+    return hub
+
+
+__all__ = ["Connection", "Message", "StreamingHub", "hub_of"]

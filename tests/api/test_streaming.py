@@ -1,0 +1,270 @@
+"""The streaming API over real sockets: a lab instance served by uvicorn on loopback, read by an
+httpx Server-Sent Events reader and an aiohttp WebSocket client, as apps read it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import update
+
+from app.api.streaming.hub import QUEUE_LIMIT, TOO_SLOW, Message, StreamingHub
+from app.api.streaming.streams import Stream
+from app.models import Account, OAuthAccessToken, Visibility
+from app.models.base import utcnow
+from app.services.account_moderation import AccountModerationService
+from app.services.following import FollowingService
+from app.services.oauth import OAuthService
+from app.services.posting import PostingService
+from app.services.viewer import Viewer
+from tests.lab import Instance
+from tests.processes import free_port
+from tests.web.helpers import make_user
+
+EVENT_WAIT = 5.0
+
+
+@dataclass
+class Served:
+    instance: Instance
+    base_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/api/v1/streaming"
+
+    @property
+    def hub(self) -> StreamingHub:
+        hub: StreamingHub = self.instance.app.state.streaming
+        return hub
+
+
+@pytest.fixture
+async def served(instance: Instance) -> AsyncIterator[Served]:
+    """The lab instance's app behind a real uvicorn on a loopback port (its lifespan already runs)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(instance.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield Served(instance, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def person(instance: Instance, username: str, scopes: str = "read write follow") -> tuple[Account, str]:
+    user, account = await make_user(instance, username)
+    token = await OAuthService(instance.context).issue_personal_token(
+        user, scopes=scopes, app_name="streaming test", acting_as=account
+    )
+    return account, token
+
+
+async def post(instance: Instance, author: Account, text: str, **options: Any) -> int:
+    created = await PostingService(instance.context).create(author, text, **options)
+    return created.id
+
+
+class SseReader:
+    """Reads `event:`/`data:` pairs from a Server-Sent Events response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+        self.comments: list[str] = []
+
+    async def next_event(self, timeout: float = EVENT_WAIT) -> tuple[str, str]:
+        async def read() -> tuple[str, str]:
+            event = data = None
+            async for line in self.lines:
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line == "" and event is not None and data is not None:
+                    return event, data
+            raise EOFError("the stream ended")
+
+        return await asyncio.wait_for(read(), timeout)
+
+
+async def next_json(socket: aiohttp.ClientWebSocketResponse, timeout: float = EVENT_WAIT) -> dict[str, Any]:
+    message = await socket.receive(timeout=timeout)
+    assert message.type == aiohttp.WSMsgType.TEXT, message
+    body: dict[str, Any] = json.loads(message.data)
+    return body
+
+
+async def nothing_more(socket: aiohttp.ClientWebSocketResponse, seconds: float = 0.5) -> None:
+    with pytest.raises(TimeoutError):
+        message = await socket.receive(timeout=seconds)
+        pytest.fail(f"unexpected message: {message.data}")
+
+
+async def test_sse_user_stream_carries_home_posts_and_notifications(served: Served) -> None:
+    instance = served.instance
+    alice, token = await person(instance, "alice")
+    bob, _ = await person(instance, "bob")
+    await FollowingService(instance.context).follow(alice, "@bob@a.test")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=served.base_url, timeout=10) as client,
+        client.stream("GET", "/api/v1/streaming/user", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = SseReader(response)
+        post_id = await post(instance, bob, "Hello followers")
+        event, data = await reader.next_event()
+        assert event == "update"
+        status = json.loads(data)
+        assert status["id"] == str(post_id) and "Hello followers" in status["content"]
+        assert status["account"]["acct"] == "bob"
+
+        mention_id = await post(instance, bob, "@alice are you there?")
+        seen = dict([await reader.next_event(), await reader.next_event()])
+        assert json.loads(seen["update"])["id"] == str(mention_id)
+        notification = json.loads(seen["notification"])
+        assert notification["type"] == "mention" and notification["status"]["id"] == str(mention_id)
+        assert notification["id"].isdigit() and notification["account"]["acct"] == "bob"
+
+        await PostingService(instance.context).delete(bob, post_id)
+        assert await reader.next_event() == ("delete", str(post_id))
+    assert reader.comments[0] == ":)"
+
+
+async def test_websocket_subscriptions_follow_the_visibility_rules(served: Served) -> None:
+    instance = served.instance
+    alice, token = await person(instance, "alice")
+    carol, _ = await person(instance, "carol")
+    muted, _ = await person(instance, "muted")
+    await AccountModerationService(instance.context).mute(alice, muted)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(served.ws_url, protocols=(token,)) as socket,
+    ):
+        # The token came as the subprotocol: the answer names it, or Chromium drops the socket.
+        assert socket.protocol == token
+        for subscription in (
+            {"type": "subscribe", "stream": "user"},
+            {"type": "subscribe", "stream": "public:local"},
+            {"type": "subscribe", "stream": "hashtag", "tag": "Herold"},
+        ):
+            await socket.send_json(subscription)
+        await asyncio.sleep(0.2)
+
+        public_id = await post(instance, carol, "News about #herold")
+        received = [await next_json(socket), await next_json(socket)]
+        assert sorted(tuple(item["stream"]) for item in received) == [
+            ("hashtag", "herold"),
+            ("public:local",),
+        ]
+        assert all(item["event"] == "update" for item in received)
+        assert json.loads(received[0]["payload"])["id"] == str(public_id)
+
+        # Neither a muted account's post, nor a followers-only post alice may not see, nor an
+        # unlisted one (not on public timelines), nor a post with other tags on the tag stream.
+        await post(instance, muted, "Loud #herold news")
+        await post(instance, carol, "Only for followers", visibility=Visibility.FOLLOWERS)
+        await post(instance, carol, "Quietly", visibility=Visibility.UNLISTED)
+        await nothing_more(socket)
+
+        await socket.send_json({"type": "unsubscribe", "stream": "public:local"})
+        await asyncio.sleep(0.2)
+        await post(instance, carol, "Again #herold")
+        only = await next_json(socket)
+        assert only["stream"] == ["hashtag", "herold"]
+        await nothing_more(socket)
+
+        await socket.send_json({"type": "subscribe", "stream": "nonsense"})
+        error = await next_json(socket)
+        assert error == {"error": "Unknown stream type: nonsense", "status": 400}
+        await socket.send_str("not json")
+        assert (await next_json(socket))["error"] == "Message is not JSON"
+
+
+async def test_stream_from_the_url_and_the_query_token(served: Served) -> None:
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    dave, _ = await person(instance, "dave")
+    url = f"{served.ws_url}?stream=public&access_token={token}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as socket:
+        await asyncio.sleep(0.1)
+        post_id = await post(instance, dave, "Federated hello")
+        message = await next_json(socket)
+        assert message["stream"] == ["public"] and json.loads(message["payload"])["id"] == str(post_id)
+
+
+async def test_refusals_say_what_is_wrong(served: Served) -> None:
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    _, write_only = await person(instance, "wendy", scopes="write")
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        assert (await client.get("/api/v1/streaming/health")).text == "OK"
+        missing = await client.get("/api/v1/streaming/user")
+        assert missing.status_code == 401 and missing.json() == {"error": "Missing access token"}
+        wrong = await client.get("/api/v1/streaming/user", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        scopes = await client.get("/api/v1/streaming/public", params={"access_token": write_only})
+        assert scopes.status_code == 401 and "scopes" in scopes.json()["error"]
+        unknown = await client.get("/api/v1/streaming/nowhere", params={"access_token": token})
+        assert unknown.status_code == 404
+        no_tag = await client.get("/api/v1/streaming/hashtag", params={"access_token": token})
+        assert no_tag.status_code == 400 and no_tag.json() == {"error": "No tag for stream provided"}
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(f"{served.ws_url}?stream=user&access_token=nope")
+        assert refused.value.status == 401
+
+
+async def test_a_revoked_token_closes_its_connections(served: Served) -> None:
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    served.hub.token_check_seconds = 0.2
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"{served.ws_url}?stream=user", headers={"Authorization": f"Bearer {token}"}
+        ) as socket,
+    ):
+        await asyncio.sleep(0.1)
+        assert len(served.hub.connections) == 1
+        async with instance.context.sessions() as db:
+            await db.execute(update(OAuthAccessToken).values(revoked_at=utcnow()))
+            await db.commit()
+        closing = await next_json(socket)
+        assert closing["error"] == "The access token was revoked"
+        closed = await socket.receive(timeout=EVENT_WAIT)
+        assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await asyncio.sleep(0.1)
+    assert not served.hub.connections
+
+
+async def test_a_client_that_falls_behind_is_dropped_not_buffered(instance: Instance) -> None:
+    hub: StreamingHub = instance.app.state.streaming
+    alice, _ = await person(instance, "alice")
+    connection = hub.open(Viewer(account=alice, acting_ids=frozenset({alice.id})), None)
+    try:
+        stream = Stream("user")
+        connection.streams.add(stream)
+        for number in range(QUEUE_LIMIT + 1):
+            connection.offer(Message(stream, "update", str(number)))
+        assert connection.closed_because == TOO_SLOW
+        # What was waiting is dropped; the reader sees the end at once.
+        assert connection.queue.qsize() == 1 and connection.queue.get_nowait() is None
+    finally:
+        hub.close(connection)
