@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Backpressure: when the oldest unprocessed inbox activity has waited longer than this, the
     # inbox answers 503 with Retry-After until the worker has caught up (0: never).
     inbox_backlog_limit_seconds: float = Field(default=60.0, ge=0)
+    # Copies of other servers' media older than this are dropped by the worker's daily cleanup
+    # (the originals are linked again); `herold media remove --days N` does the same by hand.
+    media_cache_retention_days: int = Field(default=7, ge=1, le=36_500)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.

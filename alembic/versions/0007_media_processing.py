@@ -1,4 +1,5 @@
-"""media: attachments processed here (state, kind, preview, meta, focus) and cached remote copies
+"""media: attachments processed here (state, kind, preview, meta, focus), cached remote copies
+of attachments and of remote accounts' pictures
 
 Revision ID: 0007
 Revises: 0006
@@ -48,9 +49,30 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("cached_at", app.models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f("ix_media_attachment_cached_at"), ["cached_at"], unique=False)
+    with op.batch_alter_table("account", schema=None) as batch_op:
+        for column in ("avatar_cached_url", "avatar_cached_from", "header_cached_url", "header_cached_from"):
+            batch_op.add_column(
+                sa.Column(column, sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True)
+            )
+        batch_op.add_column(
+            sa.Column("pictures_cached_at", app.models.base.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.create_index(
+            batch_op.f("ix_account_pictures_cached_at"), ["pictures_cached_at"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("account", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_account_pictures_cached_at"))
+        for column in (
+            "pictures_cached_at",
+            "header_cached_from",
+            "header_cached_url",
+            "avatar_cached_from",
+            "avatar_cached_url",
+        ):
+            batch_op.drop_column(column)
     with op.batch_alter_table("media_attachment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_media_attachment_cached_at"))
         for column in (

@@ -27,9 +27,9 @@ from app.federation.queue import QueueSpec
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
-from app.services.jobs import ACCOUNT_REFRESH, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
+from app.services.jobs import ACCOUNT_REFRESH, MEDIA_CLEANUP, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
 from app.services.media import MediaService
-from app.services.remote_media import CacheLater, RemoteMediaCache
+from app.services.remote_media import CacheLater, RemoteMediaCache, run_cleanup
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,17 @@ async def cache_remote_media(context: AppContext, payload: dict[str, Any]) -> No
         raise RetryLater(str(error)) from None
 
 
+async def clean_media_cache(context: AppContext, payload: dict[str, Any]) -> None:
+    """The daily cleanup of cached remote media (it queues the next run itself)."""
+    await run_cleanup(context)
+
+
 HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
     {
         ACCOUNT_REFRESH: refresh_account,
         MEDIA_PROCESS: process_media,
         REMOTE_MEDIA_CACHE: cache_remote_media,
+        MEDIA_CLEANUP: clean_media_cache,
     }
 )
 

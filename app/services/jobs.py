@@ -21,6 +21,8 @@ ACCOUNT_REFRESH = "account.refresh"
 MEDIA_PROCESS = "media.process"
 # A remote post's attachments, or a remote account's pictures, copied here (app.services.remote_media).
 REMOTE_MEDIA_CACHE = "media.cache_remote"
+# The daily cleanup of cached remote media; each run queues the next.
+MEDIA_CLEANUP = "media.cleanup"
 
 
 def queue_job(

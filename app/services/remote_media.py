@@ -25,9 +25,16 @@ from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.context import AppContext
-from app.models import Account, MediaAttachment, MediaState, Post
+from app.models import Account, BackgroundJob, JobState, MediaAttachment, MediaState, Post
 from app.models.base import utcnow
-from app.services.image_processing import IMAGE_SIZE_LIMIT, MediaInvalid
+from app.services.image_processing import (
+    AVATAR_SIZE,
+    HEADER_SIZE,
+    IMAGE_SIZE_LIMIT,
+    MediaInvalid,
+    fit_picture,
+)
+from app.services.jobs import MEDIA_CLEANUP, queue_job
 from app.services.media import precheck, process_file, store_outcome
 from app.services.media_store import MediaStore
 from app.services.video_processing import VIDEO_SIZE_LIMIT
@@ -68,6 +75,7 @@ class RemoteMediaCache:
             ).all()
         if post is None or author is None or author.domain is None or post.deleted_at is not None:
             return CacheOutcome(0, 0)
+        await self.cache_pictures(author)
         cached = refused = 0
         unavailable: list[str] = []
         for media in attachments:
@@ -78,6 +86,9 @@ class RemoteMediaCache:
                     refused += 1
             except CacheLater as error:
                 unavailable.append(str(error))
+        if cached:
+            # What is cached must be cleaned up: the daily job exists from the first copy on.
+            await schedule_cleanup(self.context)
         if unavailable:
             raise CacheLater("; ".join(unavailable))
         return CacheOutcome(cached, refused)
@@ -107,7 +118,7 @@ class RemoteMediaCache:
             except MediaInvalid as error:
                 await self._refused(media, error.message)
                 return False
-            values = await store_outcome(self.store, outcome, CACHE_FOLDER)
+            values = await store_outcome(self.store, outcome, f"{CACHE_FOLDER}/attachments")
         finally:
             await asyncio.to_thread(_unlink, scratch)
         values.update(cached_at=utcnow())
@@ -123,6 +134,80 @@ class RemoteMediaCache:
             session.add(stored)
             await session.commit()
         return True
+
+    async def cache_pictures(self, account: Account) -> int:
+        """Copy a remote account's avatar and header here (when not copied from their current URL).
+        A picture that cannot be had or fails the checks is simply not copied: pages then show
+        the original, or a placeholder where its domain's media is rejected."""
+        if account.domain is None:
+            return 0
+        policy = await self.context.domain_policy.current()
+        copied = 0
+        for kind, size in (("avatar", AVATAR_SIZE), ("header", HEADER_SIZE)):
+            url = getattr(account, f"{kind}_url")
+            if not url or getattr(account, f"{kind}_cached_from") == url:
+                continue
+            if not policy.embeds_media(account.domain, url):
+                continue
+            scratch = self.store.scratch_dir() / f"remote-{secrets.token_hex(16)}"
+            try:
+                final_url = await Fetcher(self.context).download(url, scratch, limit=IMAGE_SIZE_LIMIT)
+                if not policy.embeds_media(account.domain, final_url):
+                    continue
+                encoded, extension = await asyncio.to_thread(_fit_file, scratch, size)
+            except (FetchError, MediaInvalid) as error:
+                log.info("the %s of %s was not cached: %s", kind, account.uri, error)
+                continue
+            finally:
+                await asyncio.to_thread(_unlink, scratch)
+            key = await self.store.put(self.store.new_key(f"{CACHE_FOLDER}/{kind}s", extension), encoded)
+            async with self.context.sessions() as session:
+                stored = await session.get(Account, account.id)
+                if stored is None:
+                    await self.store.delete(key)
+                    continue
+                old = self.store.key_of_url(getattr(stored, f"{kind}_cached_url"))
+                setattr(stored, f"{kind}_cached_url", self.store.url(key))
+                setattr(stored, f"{kind}_cached_from", url)
+                stored.pictures_cached_at = utcnow()
+                session.add(stored)
+                await session.commit()
+            await self.store.delete(old)
+            copied += 1
+        if copied:
+            await schedule_cleanup(self.context)
+        return copied
+
+    async def remove_pictures_older_than(self, days: float, *, avatars: bool, headers: bool) -> int:
+        """Drop copies of remote avatars and/or headers made more than `days` ago."""
+        cutoff = utcnow() - timedelta(days=days)
+        kinds = [kind for kind, wanted in (("avatar", avatars), ("header", headers)) if wanted]
+        removed = 0
+        async with self.context.sessions() as session:
+            accounts = (
+                await session.scalars(
+                    select(Account).where(
+                        col(Account.domain).is_not(None),
+                        col(Account.pictures_cached_at).is_not(None),
+                        col(Account.pictures_cached_at) < cutoff,
+                    )
+                )
+            ).all()
+            keys: list[str | None] = []
+            for account in accounts:
+                for kind in kinds:
+                    url = getattr(account, f"{kind}_cached_url")
+                    if url:
+                        keys.append(self.store.key_of_url(url))
+                        setattr(account, f"{kind}_cached_url", None)
+                        setattr(account, f"{kind}_cached_from", None)
+                        removed += 1
+                if not account.avatar_cached_url and not account.header_cached_url:
+                    account.pictures_cached_at = None
+                session.add(account)
+            await session.commit()
+        await self.store.delete(*keys)
+        return removed
 
     async def _refused(self, media: MediaAttachment, reason: str) -> None:
         log.info("remote attachment %s not cached: %s", media.remote_url, reason)
@@ -173,7 +258,13 @@ class RemoteMediaCache:
     async def usage(self) -> dict[str, Any]:
         """Files and bytes: uploads, cached remote copies, profile pictures."""
         found: dict[str, Any] = {}
-        for folder in ("attachments", CACHE_FOLDER, "profiles"):
+        for folder in (
+            "attachments",
+            CACHE_FOLDER,
+            f"{CACHE_FOLDER}/avatars",
+            f"{CACHE_FOLDER}/headers",
+            "profiles",
+        ):
             usage = await self.store.usage(folder)
             found[folder] = {"files": usage.files, "bytes": usage.bytes}
         async with self.context.sessions() as session:
@@ -190,9 +281,53 @@ class RemoteMediaCache:
         return found
 
 
+CLEANUP_EVERY = timedelta(days=1)
+FIRST_CLEANUP_DELAY = timedelta(hours=1)
+
+
+async def schedule_cleanup(context: AppContext, *, after: timedelta = FIRST_CLEANUP_DELAY) -> None:
+    """Make sure one media.cleanup job is queued (called whenever remote media was cached)."""
+    async with context.sessions() as session:
+        waiting = await session.scalar(
+            select(func.count())
+            .select_from(BackgroundJob)
+            .where(col(BackgroundJob.kind) == MEDIA_CLEANUP, col(BackgroundJob.state) == JobState.QUEUED)
+        )
+        if waiting:
+            return
+        queue_job(context, session, MEDIA_CLEANUP, {}, run_at=utcnow() + after)
+        await session.commit()
+
+
+async def run_cleanup(context: AppContext) -> int:
+    """The daily run: drop copies older than MEDIA_CACHE_RETENTION_DAYS, then queue tomorrow's."""
+    removed = await RemoteMediaCache(context).remove_older_than(context.settings.media_cache_retention_days)
+    async with context.sessions() as session:
+        queue_job(context, session, MEDIA_CLEANUP, {}, run_at=utcnow() + CLEANUP_EVERY)
+        await session.commit()
+    if removed:
+        log.info(
+            "dropped %s cached remote media files older than %s days",
+            removed,
+            context.settings.media_cache_retention_days,
+        )
+    return removed
+
+
+def _fit_file(path: Path, size: tuple[int, int]) -> tuple[bytes, str]:
+    return fit_picture(path.read_bytes(), size)
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
 
 
-__all__ = ["CACHE_FOLDER", "CacheLater", "CacheOutcome", "RemoteMediaCache"]
+__all__ = [
+    "CACHE_FOLDER",
+    "CacheLater",
+    "CacheOutcome",
+    "RemoteMediaCache",
+    "run_cleanup",
+    "schedule_cleanup",
+]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.models import BackgroundJob, BlockSeverity, MediaAttachment, MediaState, Post
+from app.models import Account, BackgroundJob, BlockSeverity, MediaAttachment, MediaState, Post
 from app.services.domain_blocks import DomainBlockService
 from app.services.remote_media import RemoteMediaCache
 from tests.api.media_helpers import jpeg_with_gps, png_bytes, tiny_mp4
@@ -145,3 +145,44 @@ async def test_nothing_is_fetched_from_a_domain_whose_media_is_rejected(lab: Lab
     assert peer.fetches(url) == 0
     [media] = await rows(here, MediaAttachment)
     assert media.state == MediaState.REMOTE and media.url == url
+
+
+async def test_a_remote_accounts_pictures_are_cached_with_its_post(lab: Lab) -> None:
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB)
+    avatar_url = "http://remote.test/system/accounts/avatars/bob.png"
+    header_url = "http://remote.test/system/accounts/headers/bob.jpg"
+    bob.document["icon"] = {"type": "Image", "mediaType": "image/png", "url": avatar_url}
+    bob.document["image"] = {"type": "Image", "mediaType": "image/jpeg", "url": header_url}
+    peer.files[avatar_url] = (png_bytes((800, 800)), "image/png")
+    peer.files[header_url] = (jpeg_with_gps((3000, 1000), orientation=1), "image/jpeg")
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    url = "http://remote.test/media_attachments/files/113/a.png"
+    peer.files[url] = (png_bytes(), "image/png")
+    await deliver_and_process(
+        here, peer, bob, create(bob, note(bob, 4, attachment=[document(url, "image/png", "A")]))
+    )
+    await run_jobs(here)
+    [account] = await rows(here, Account, Account.uri == bob.uri)
+    assert account.avatar_shown and account.avatar_shown.startswith("http://a.test/media/cache/avatars/")
+    assert account.header_shown and account.header_shown.startswith("http://a.test/media/cache/headers/")
+    entity = (await here.client.get(f"/api/v1/accounts/{account.id}")).json()
+    assert entity["avatar"] == account.avatar_shown and entity["header"] == account.header_shown
+    served = await here.client.get(account.avatar_shown.removeprefix("http://a.test"))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"  # opaque: a JPEG
+
+    # A new picture on the other side: the stale copy is no longer shown.
+    async with here.context.sessions() as session:
+        stored = await session.get(Account, account.id)
+        assert stored is not None
+        stored.avatar_url = "http://remote.test/system/accounts/avatars/bob-new.png"
+        session.add(stored)
+        await session.commit()
+        assert stored.avatar_shown == "http://remote.test/system/accounts/avatars/bob-new.png"
+
+    removed = await RemoteMediaCache(here.context).remove_pictures_older_than(-1, avatars=False, headers=True)
+    assert removed == 1
+    [account] = await rows(here, Account, Account.uri == bob.uri)
+    assert account.header_shown == header_url and account.avatar_cached_url
