@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mastodon import Mastodon, MastodonUnauthorizedError
 
+from tests.api.media_helpers import jpeg_with_gps
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env, run_herold
 
@@ -86,6 +87,18 @@ async def test_mastodon_py_logs_in_posts_reads_likes_and_deletes(
         assert deleted.text == "Hello from Mastodon.py"
         assert api.timeline_home(limit=5) == []
         assert api.notifications() == []
+
+        # A picture with a description and a focal point, then a post carrying it.
+        picture = tmp_path / "harbour.jpg"
+        picture.write_bytes(jpeg_with_gps((120, 80), orientation=1))
+        media = api.media_post(str(picture), description="The harbour at dawn", focus=(0.5, -0.25))
+        assert media.type == "image" and media.description == "The harbour at dawn"
+        assert media.meta.focus.x == 0.5 and media.meta.focus.y == -0.25
+        with_picture = api.status_post("With a picture", media_ids=[media])
+        [attached] = with_picture.media_attachments
+        assert attached.id == media.id and attached.url == media.url
+        served = httpx.get(media.url)
+        assert served.status_code == 200 and b"Exif" not in served.content
         # (Mastodon.py's revoke_access_token insists on https; the endpoint it would call:)
         revoked = httpx.post(
             f"{base}/oauth/revoke",
