@@ -63,6 +63,7 @@
     if (file && image) {
       file.addEventListener("change", function () {
         var chosen = file.files && file.files[0];
+        slot.toggleAttribute("data-empty", !chosen);
         if (!chosen || !/^image\//.test(chosen.type)) { picker.hidden = true; return; }
         // A data: URL, which the pages' Content-Security-Policy allows for pictures (blob: it does not).
         var reader = new FileReader();
