@@ -4,13 +4,15 @@ committed; this process's worker is woken once it is."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.context import AppContext
-from app.models import BackgroundJob
+from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
 from app.services.after_commit import after_commit
@@ -38,3 +40,18 @@ def queue_job(
     session.add(job)
     after_commit(session, ("wake", JOBS_QUEUE), lambda: context.work.notify(JOBS_QUEUE))
     return job
+
+
+async def ensure_queued(context: AppContext, kind: str, *, after: timedelta) -> None:
+    """Queue a job of `kind` to run `after` from now, unless one is queued already (for recurring
+    jobs that reschedule themselves, such as the daily media cleanup)."""
+    async with context.sessions() as session:
+        waiting = await session.scalar(
+            select(func.count())
+            .select_from(BackgroundJob)
+            .where(col(BackgroundJob.kind) == kind, col(BackgroundJob.state) == JobState.QUEUED)
+        )
+        if waiting:
+            return
+        queue_job(context, session, kind, {}, run_at=utcnow() + after)
+        await session.commit()

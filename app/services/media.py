@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from app.services.image_processing import (
     process_image,
     sniff_image_format,
 )
-from app.services.jobs import MEDIA_PROCESS, queue_job
+from app.services.jobs import MEDIA_CLEANUP, MEDIA_PROCESS, ensure_queued, queue_job
 from app.services.media_store import MediaStore
 from app.services.video_processing import (
     AUDIO_TYPES,
@@ -59,6 +60,7 @@ PROCESS_AT_ONCE_BYTES = 4 * 1024 * 1024
 UPLOAD_LIMIT = VIDEO_SIZE_LIMIT
 REQUIRE_DESCRIPTIONS_KEY = "require_media_descriptions"
 ALONE_KINDS = ("video", "gifv", "audio")
+CLEANUP_DELAY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,8 @@ class MediaService:
         With `wait`, it is processed before this returns; otherwise small pictures are, and the
         rest is left to a `media.process` job (the row says "processing" until it is done)."""
         self.viewer.require_act_as(owner)
+        # Uploads never attached are dropped by the daily cleanup: it exists from the first upload on.
+        await ensure_queued(self.context, MEDIA_CLEANUP, after=CLEANUP_DELAY)
         try:
             described = _description(description)
             focal = parse_focus(focus) or Focus()

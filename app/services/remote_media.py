@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.context import AppContext
-from app.models import Account, BackgroundJob, JobState, MediaAttachment, MediaState, Post
+from app.models import Account, MediaAttachment, MediaState, Post
 from app.models.base import utcnow
 from app.services.image_processing import (
     AVATAR_SIZE,
@@ -34,7 +34,7 @@ from app.services.image_processing import (
     MediaInvalid,
     fit_picture,
 )
-from app.services.jobs import MEDIA_CLEANUP, queue_job
+from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
 from app.services.media import precheck, process_file, store_outcome
 from app.services.media_store import MediaStore
 from app.services.video_processing import VIDEO_SIZE_LIMIT
@@ -287,21 +287,13 @@ FIRST_CLEANUP_DELAY = timedelta(hours=1)
 
 async def schedule_cleanup(context: AppContext, *, after: timedelta = FIRST_CLEANUP_DELAY) -> None:
     """Make sure one media.cleanup job is queued (called whenever remote media was cached)."""
-    async with context.sessions() as session:
-        waiting = await session.scalar(
-            select(func.count())
-            .select_from(BackgroundJob)
-            .where(col(BackgroundJob.kind) == MEDIA_CLEANUP, col(BackgroundJob.state) == JobState.QUEUED)
-        )
-        if waiting:
-            return
-        queue_job(context, session, MEDIA_CLEANUP, {}, run_at=utcnow() + after)
-        await session.commit()
+    await ensure_queued(context, MEDIA_CLEANUP, after=after)
 
 
 async def run_cleanup(context: AppContext) -> int:
     """The daily run: drop copies older than MEDIA_CACHE_RETENTION_DAYS, then queue tomorrow's."""
     removed = await RemoteMediaCache(context).remove_older_than(context.settings.media_cache_retention_days)
+    removed += await remove_unattached_uploads(context)
     async with context.sessions() as session:
         queue_job(context, session, MEDIA_CLEANUP, {}, run_at=utcnow() + CLEANUP_EVERY)
         await session.commit()
@@ -312,6 +304,33 @@ async def run_cleanup(context: AppContext) -> int:
             context.settings.media_cache_retention_days,
         )
     return removed
+
+
+# Uploads never attached to a post are dropped after a day, as Mastodon does.
+UNATTACHED_UPLOAD_LIFETIME = timedelta(days=1)
+
+
+async def remove_unattached_uploads(context: AppContext) -> int:
+    store = MediaStore(context)
+    cutoff = utcnow() - UNATTACHED_UPLOAD_LIFETIME
+    async with context.sessions() as session:
+        stale = (
+            await session.scalars(
+                select(MediaAttachment).where(
+                    col(MediaAttachment.post_id).is_(None),
+                    col(MediaAttachment.remote_url).is_(None),
+                    col(MediaAttachment.created_at) < cutoff,
+                )
+            )
+        ).all()
+        keys = [
+            key for media in stale for key in (media.file_path, media.preview_path, media.upload_path) if key
+        ]
+        for media in stale:
+            await session.delete(media)
+        await session.commit()
+    await store.delete(*keys)
+    return len(stale)
 
 
 def _fit_file(path: Path, size: tuple[int, int]) -> tuple[bytes, str]:

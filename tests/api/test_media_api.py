@@ -7,13 +7,18 @@ import asyncio
 import io
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
+from app.models import MediaAttachment
+from app.models.base import utcnow
 from app.services.media_store import media_root
+from app.services.remote_media import remove_unattached_uploads
 from tests.api.media_helpers import (
     GPS_IFD,
     animated_gif,
@@ -326,3 +331,21 @@ async def test_a_playlist_pretending_to_be_a_video_is_refused(instance: Instance
     playlist = b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n"
     answer = await upload(instance, token, playlist, name="clip.mp4", declared="video/mp4")
     assert answer.status_code == 422
+
+
+async def test_deleting_a_post_deletes_its_files_and_unattached_uploads_expire(instance: Instance) -> None:
+    token = await token_for(instance, "alice")
+    media = (await upload(instance, token, png_bytes(), description="Blue")).json()
+    status = await post_status(instance.client, token, "Soon gone", media_ids=[media["id"]])
+    path = media["url"].removeprefix("http://a.test")
+    assert (await instance.client.get(path)).status_code == 200
+    deleted = await instance.client.delete(f"/api/v1/statuses/{status['id']}", headers=bearer(token))
+    assert deleted.status_code == 200
+    assert (await instance.client.get(path)).status_code == 404
+
+    stray = (await upload(instance, token, png_bytes())).json()
+    async with instance.context.sessions() as session:
+        await session.execute(update(MediaAttachment).values(created_at=utcnow() - timedelta(days=2)))
+        await session.commit()
+    assert await remove_unattached_uploads(instance.context) == 1
+    assert (await instance.client.get(stray["url"].removeprefix("http://a.test"))).status_code == 404
