@@ -6,10 +6,50 @@ from fastapi import APIRouter
 
 from app.api import instance, oauth
 from app.api.streaming import routes as streaming
-from app.api.v1 import accounts, instance_info, media, statuses, timelines
+from app.api.v1 import (
+    account_actions,
+    account_lists,
+    accounts,
+    announcements,
+    instance_info,
+    markers,
+    media,
+    push,
+    registrations,
+    reports,
+    saved_posts,
+    status_actions,
+    statuses,
+    tag_timeline,
+    timelines,
+)
+from app.api.v1 import notifications as v1_notifications
+from app.api.v2 import notifications as v2_notifications
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, media, statuses, timelines, streaming):
+# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+for part in (
+    instance,
+    oauth,
+    instance_info,
+    account_actions,
+    account_lists,
+    reports,
+    registrations,
+    accounts,
+    media,
+    statuses,
+    timelines,
+    status_actions,
+    saved_posts,
+    tag_timeline,
+    v1_notifications,
+    v2_notifications,
+    markers,
+    announcements,
+    push,
+    streaming,
+):
     router.include_router(part.router)
 
 __all__ = ["router"]

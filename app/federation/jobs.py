@@ -24,12 +24,14 @@ from sqlmodel import col
 from app.activitypub.resolver import ActorResolver, ResolveError, ResolveUnavailable
 from app.context import AppContext
 from app.federation.queue import QueueSpec
+from app.federation.web_push import PushRefused, PushRetry, send_web_push
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
 from app.services.jobs import ACCOUNT_REFRESH, MEDIA_CLEANUP, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
 from app.services.media import MediaService
 from app.services.remote_media import CacheLater, RemoteMediaCache, run_cleanup
+from app.services.web_push import PUSH_SEND
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +92,20 @@ async def clean_media_cache(context: AppContext, payload: dict[str, Any]) -> Non
     await run_cleanup(context)
 
 
+async def send_push(context: AppContext, payload: dict[str, Any]) -> None:
+    """One Web Push message to one subscription (app.federation.web_push)."""
+    try:
+        await send_web_push(context, payload)
+    except PushRetry as error:
+        raise RetryLater(str(error)) from None
+    except PushRefused as error:
+        raise JobFailed(str(error)) from None
+
+
 HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
     {
         ACCOUNT_REFRESH: refresh_account,
+        PUSH_SEND: send_push,
         MEDIA_PROCESS: process_media,
         REMOTE_MEDIA_CACHE: cache_remote_media,
         MEDIA_CLEANUP: clean_media_cache,

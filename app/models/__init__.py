@@ -1,6 +1,8 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
+from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -12,7 +14,7 @@ from app.models.federation import (
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
-from app.models.notifications import Notification, NotificationType
+from app.models.notifications import Notification, NotificationType, PushSubscription
 from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
 from app.models.posts import (
     Favourite,
@@ -30,17 +32,23 @@ from app.models.posts import (
     TimelineEntry,
     Visibility,
 )
-from app.models.social import AccountBlock, AccountMute, Follow, FollowState, UserDomainBlock
+from app.models.social import AccountBlock, AccountMute, AccountNote, Follow, FollowState, UserDomainBlock
 
 __all__ = [
     "Account",
     "AccountBlock",
     "AccountDelegate",
     "AccountMute",
+    "AccountNote",
     "ActorType",
+    "Announcement",
+    "AnnouncementDismissal",
+    "AnnouncementReaction",
     "AuditLogEntry",
     "BackgroundJob",
     "BlockSeverity",
+    "Bookmark",
+    "ConversationMute",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
@@ -48,9 +56,11 @@ __all__ = [
     "Favourite",
     "Follow",
     "FollowState",
+    "IdempotencyKey",
     "InboxItem",
     "InstanceSetting",
     "JobState",
+    "Marker",
     "MediaAttachment",
     "MediaState",
     "Mention",
@@ -66,6 +76,7 @@ __all__ = [
     "Post",
     "PostEdit",
     "PostTag",
+    "PushSubscription",
     "Reaction",
     "Report",
     "Role",

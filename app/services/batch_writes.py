@@ -39,6 +39,7 @@ from app.models.base import new_id, table_of, utcnow
 from app.services import events
 from app.services.jobs import REMOTE_MEDIA_CACHE
 from app.services.timelines import ensure_tags
+from app.services.web_push import new_notifications, queue_pushes
 
 T = TypeVar("T")
 
@@ -103,6 +104,7 @@ class WriteBatch:
         if notifications:
             rows = [{**row, "id": new_id()} for row in notifications]
             await session.execute(dialect_insert(session, Notification), rows)
+            await queue_pushes(session, new_notifications(rows))
             events.announce(
                 session,
                 (

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -37,15 +38,17 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services import events
+from app.services import idempotency as idempotency_keys
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
+from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
 from app.services.media import claim_for_post
 from app.services.media_store import MediaStore
-from app.services.notifications import notify
+from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import local_follower_ids, tag_post
+from app.services.timelines import hidden_from, local_follower_ids, tag_post
 from app.services.visibility import can_see
 
 # Mastodon counts every link as 23 characters, whatever its length.
@@ -93,13 +96,19 @@ class PostingService(PostInteractions):
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
         media_ids: Sequence[str | int] = (),
+        idempotency: IdempotencyClaim | None = None,
     ) -> Post:
         """Publish a post typed as plain text; returns it once it and its deliveries are committed.
 
-        `written_by_user_id` defaults to the person asking: the post records who wrote it.
+        `written_by_user_id` defaults to the person asking: the post records who wrote it. With
+        `idempotency`, a key this token used within the hour returns the post it made then.
         `media_ids` are the author's uploaded attachments to carry (app.services.media's rules).
         """
         self.viewer.require_act_as(author)
+        if idempotency is not None:
+            earlier = await self._earlier_post(idempotency)
+            if earlier is not None:
+                return earlier
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
@@ -168,7 +177,23 @@ class PostingService(PostInteractions):
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
-            hidden = await add_to_timelines(session, post, author, audience)
+            await add_to_timelines(session, post, author, audience)
+            # Who blocks or mutes the author hears nothing of it (a mute may keep notifications).
+            hidden = await hidden_from(session, author, notifications=True)
+            reply_author_id = reply.author.id if reply is not None and reply.author is not None else None
+            if announces_to_followers(visibility, reply_author_id, author.id):
+                told = {account.id for account in addressed} | hidden
+                notify_local_ids(
+                    session,
+                    [
+                        follower
+                        for follower in await local_follower_ids(session, author, notify=True)
+                        if follower not in told
+                    ],
+                    from_account=author,
+                    kind=NotificationType.STATUS,
+                    post_id=post.id,
+                )
             # Accounts here learn of it as they would from another server: a reply, a mention.
             for account in addressed:
                 if account.id in hidden:
@@ -190,8 +215,25 @@ class PostingService(PostInteractions):
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments)
             await self.publisher.post_created(session, post, author, parts)
             events.announce(session, [events.PostPublished(post.id, author.id, local=True)])
-            await session.commit()
+            if idempotency is not None:
+                await idempotency_keys.record(session, idempotency, post.id)
+            try:
+                await session.commit()
+            except IntegrityError:
+                if idempotency is None:
+                    raise
+                # The same key won a race with this request: nothing of this one was kept.
+                await session.rollback()
+                earlier = await self._earlier_post(idempotency)
+                if earlier is None:
+                    raise
+                return earlier
         return post
+
+    async def _earlier_post(self, claim: IdempotencyClaim) -> Post | None:
+        async with self.context.sessions() as session:
+            post_id = await idempotency_keys.earlier_post_id(session, claim)
+            return await session.get(Post, post_id) if post_id is not None else None
 
     async def edit(
         self,

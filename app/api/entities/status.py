@@ -37,8 +37,8 @@ def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
         "edited_at": api_time(post.edited_at),
         "favourited": view.liked,
         "reblogged": view.boosted,
-        "muted": False,
-        "bookmarked": False,
+        "muted": view.muted,
+        "bookmarked": view.bookmarked,
         "content": post.content_html,
         "filtered": [],
         "reblog": None,
@@ -94,4 +94,4 @@ async def statuses(context: AppContext, viewer: Viewer, posts: Sequence[Post]) -
     return [status_entity(context, view) for view in await load_views(context, posts, viewer)]
 
 
-__all__ = ["VISIBILITY_NAMES", "status_entity", "statuses"]
+__all__ = ["VISIBILITY_NAMES", "media_entity", "status_entity", "statuses"]

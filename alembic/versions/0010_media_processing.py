@@ -1,8 +1,8 @@
 """media: attachments processed here (state, kind, preview, meta, focus), cached remote copies
 of attachments and of remote accounts' pictures
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 14:20:00
 """
 
@@ -14,8 +14,8 @@ import sqlmodel
 import app.models.base
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
