@@ -349,3 +349,30 @@ async def test_deleting_a_post_deletes_its_files_and_unattached_uploads_expire(i
         await session.commit()
     assert await remove_unattached_uploads(instance.context) == 1
     assert (await instance.client.get(stray["url"].removeprefix("http://a.test"))).status_code == 404
+
+
+async def test_an_edit_replaces_the_attachments(instance: Instance) -> None:
+    token = await token_for(instance, "alice")
+    first = (await upload(instance, token, png_bytes(), description="First")).json()
+    second = (await upload(instance, token, jpeg_with_gps(), description="Second")).json()
+    status = await post_status(instance.client, token, "Pictures", media_ids=[first["id"]])
+    edited = await instance.client.put(
+        f"/api/v1/statuses/{status['id']}",
+        json={"status": "Pictures, changed", "media_ids": [second["id"]]},
+        headers=bearer(token),
+    )
+    assert edited.status_code == 200, edited.text
+    assert [media["id"] for media in edited.json()["media_attachments"]] == [second["id"]]
+    note = (
+        await instance.client.get(
+            status["uri"].removeprefix("http://a.test"), headers={"Accept": "application/activity+json"}
+        )
+    ).json()
+    assert [document["name"] for document in note["attachment"]] == ["Second"]
+    # Text only: the attachments stay.
+    kept = await instance.client.put(
+        f"/api/v1/statuses/{status['id']}", json={"status": "Pictures, again"}, headers=bearer(token)
+    )
+    assert [media["id"] for media in kept.json()["media_attachments"]] == [second["id"]]
+    # The detached one may go on another post.
+    await post_status(instance.client, token, "Elsewhere", media_ids=[first["id"]])
