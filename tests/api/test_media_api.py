@@ -376,3 +376,16 @@ async def test_an_edit_replaces_the_attachments(instance: Instance) -> None:
     assert [media["id"] for media in kept.json()["media_attachments"]] == [second["id"]]
     # The detached one may go on another post.
     await post_status(instance.client, token, "Elsewhere", media_ids=[first["id"]])
+
+
+@pytest.mark.parametrize(("kind", "declared"), [("HEIF", "image/heic"), ("AVIF", "image/avif")])
+async def test_iphone_heic_and_avif_pictures_become_jpegs(
+    instance: Instance, kind: str, declared: str
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(buffer, kind)
+    token = await token_for(instance, "alice")
+    answer = await upload(instance, token, buffer.getvalue(), name="IMG_0001.HEIC", declared=declared)
+    assert answer.status_code == 200, answer.text
+    media = answer.json()
+    assert media["url"].endswith(".jpg") and media["meta"]["original"]["width"] == 64
