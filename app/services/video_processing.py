@@ -44,6 +44,9 @@ CONTAINERS = {
     "gif": "gif",
     "aac": "aac",
 }
+# The demuxers ffprobe and ffmpeg may use at all: a playlist (HLS, concat) that names other files
+# is not even opened.
+DEMUXERS = ",".join(sorted(set(CONTAINERS.values())))
 VIDEO_CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "gif", "theora"}
 AUDIO_CODECS = {"aac", "mp3", "opus", "vorbis", "flac", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"}
 # Streams that carry no picture or sound: cover art in MP3s is "mjpeg"/"png" as a video stream.
@@ -107,6 +110,8 @@ def probe(path: Path) -> dict[str, Any]:
             "error",
             "-protocol_whitelist",
             "file",
+            "-format_whitelist",
+            DEMUXERS,
             "-print_format",
             "json",
             "-show_format",
@@ -173,7 +178,8 @@ def checked_streams(info: dict[str, Any]) -> tuple[str, dict[str, Any] | None, d
 
 
 def _ffmpeg(arguments: list[str]) -> None:
-    result = _run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-protocol_whitelist", "file", *arguments])
+    guards = ["-protocol_whitelist", "file", "-format_whitelist", DEMUXERS]
+    result = _run(["ffmpeg", "-nostdin", "-y", "-v", "error", *guards, *arguments])
     if result.returncode != 0:
         raise MediaInvalid("the file could not be converted; it may be damaged")
 
@@ -257,7 +263,7 @@ def process_av(path: Path) -> ProcessedMedia:
         _ffmpeg(
             [
                 "-f",
-                "mp4",
+                "mov",
                 "-ss",
                 str(min(1.0, duration / 2)),
                 "-i",
