@@ -121,7 +121,8 @@ def _head(path: Path) -> bytes:
 
 
 def precheck(path: Path, size: int) -> str:
-    """What the upload is ("image", "gif" or "av"), checked as far as can be without converting it.
+    """What the upload is ("image", "gif", "video" or "audio"), checked as far as can be without
+    converting it.
     Blocking."""
     if size == 0:
         raise MediaInvalid("the file is empty")
@@ -142,8 +143,8 @@ def precheck(path: Path, size: int) -> str:
             raise MediaInvalid("video and audio files are not accepted on this server")
         if size > VIDEO_SIZE_LIMIT:
             raise MediaInvalid(f"files may be at most {VIDEO_SIZE_LIMIT // (1024 * 1024)} MB")
-        checked_streams(probe(path))
-        return "av"
+        _container, video, _audio, _duration = checked_streams(probe(path))
+        return "video" if video is not None else "audio"
     if head.lstrip()[:1] == b"<":
         raise MediaInvalid("SVG and other markup are not accepted; upload a JPEG, PNG, GIF or WebP picture")
     raise MediaInvalid(
@@ -292,7 +293,8 @@ class MediaService:
                 focus_x=focal.x,
                 focus_y=focal.y,
                 state=MediaState.PROCESSING,
-                kind="image" if what == "image" else ("gifv" if what == "gif" else ""),
+                # Known before processing, so that apps show the right placeholder meanwhile.
+                kind="gifv" if what == "gif" else what,
             )
             if wait or (what == "image" and size <= PROCESS_AT_ONCE_BYTES):
                 outcome = await asyncio.to_thread(process_file, source, "image" if what == "image" else "av")

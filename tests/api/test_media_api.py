@@ -320,6 +320,7 @@ async def test_video_gif_and_audio_become_mp4_and_mp3(instance: Instance, tmp_pa
         instance, token, tiny_audio(tmp_path), name="a.ogg", declared="audio/ogg", version="v2"
     )
     assert sound.status_code == 202
+    assert sound.json()["type"] == "audio" and sound.json()["url"] is None  # known while processing
     ready = await wait_until_processed(instance, token, sound.json()["id"])
     assert ready.status_code == 200, ready.text
     assert ready.json()["type"] == "audio" and ready.json()["url"].endswith(".mp3")
