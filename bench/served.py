@@ -133,6 +133,25 @@ def process_tree(roots: list[int]) -> list[ProcessStat]:
     return [every[pid] for pid in sorted(found)]
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+
+
+def role_of(pid: int) -> str:
+    """What a server process does, from its command line: web, worker, signer or supervisor."""
+    command = command_line(pid)
+    if "signing_process" in command:
+        return "signer"
+    if command.endswith(" worker") or "--child worker" in command:
+        return "worker"
+    if "--child web" in command or command.endswith(" serve"):
+        return "web"
+    return "other"
+
+
 def proportional_set_size(pid: int) -> int | None:
     """PSS: shared pages (the code every forked process shares) split between their users."""
     try:
@@ -281,6 +300,15 @@ class ServedHerold:
         """User + system CPU of every process of the server so far (subtract two readings for a window)."""
         return sum(stat.cpu_s for stat in self.tree())
 
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU so far summed by what the processes do (web, worker, signer, other; see role_of).
+        `herold serve` counts as web, though with its defaults it only supervises."""
+        totals: dict[str, float] = {}
+        for stat in self.tree():
+            role = role_of(stat.pid)
+            totals[role] = totals.get(role, 0.0) + stat.cpu_s
+        return totals
+
     def rss(self) -> int:
         """Resident set size of all its processes, in bytes (pages shared between forks counted in each)."""
         return sum(stat.rss_bytes for stat in self.tree())
@@ -385,6 +413,19 @@ def _admin_sql(server_url: str, statement: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+def layout_name(database_url: str | None) -> str:
+    return "PostgreSQL, 1 web process + 1 herold worker" if database_url else "SQLite, as make run starts it"
+
+
+def deployment(database_url: str | None, env: Mapping[str, str] | None = None) -> ServedHerold:
+    """The two layouts issue 16 measures: None for the default one (`make run`: SQLite, `herold
+    serve` with its defaults); a PostgreSQL server's URL for the scale-out one as the issue names
+    it: one web process (WEB_PROCESSES=1, EMBEDDED_WORKER=false) and one `herold worker`."""
+    if database_url is None:
+        return ServedHerold(env=env)
+    return ServedHerold(database_url=database_url, workers=1, env={"WEB_PROCESSES": "1", **(env or {})})
 
 
 @contextlib.contextmanager

@@ -35,8 +35,8 @@ from typing import Any
 
 from bench.bench_fanout import _serve as serve_sink
 from bench.bench_fanout import host_for, signing_floor
-from bench.served import Profiler, ServedHerold
-from bench.verdicts import Verdicts, load_average
+from bench.served import Profiler, ServedHerold, deployment, layout_name
+from bench.verdicts import Verdicts, extra_env, load_average
 
 GOAL_COLD = 1.4
 GOAL_WARM = 1.2
@@ -229,15 +229,11 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
 
 
 def run_once(
-    size: int, database_url: str | None, profile: Path | None = None
+    size: int, database_url: str | None, profile: Path | None = None, env: dict[str, str] | None = None
 ) -> tuple[str, list[Post], float, int]:
-    layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
+    layout = layout_name(database_url)
     sink = SinkProcess()
-    herold = ServedHerold(
-        database_url=database_url,
-        workers=1 if database_url else 0,
-        env={"ALLOWED_PRIVATE_ADDRESSES": "127.0.0.0/8"},
-    )
+    herold = deployment(database_url, env={"ALLOWED_PRIVATE_ADDRESSES": "127.0.0.0/8", **(env or {})})
     try:
         herold.migrate()
         asyncio.run(seed(herold.settings(), sink.port, size))
@@ -316,13 +312,20 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy every server process during the measured posts (slows them: figures not comparable); "
         "collapsed stacks in DIR and a summary",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server beyond the defaults, to compare (e.g. LOG_LEVEL=warning); repeatable",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.size = min(args.size, 300)
     verdicts = Verdicts()
     print(f"served fan-out; {os.cpu_count()} cores, load average {load_average()}", flush=True)
     for _ in range(args.runs):
-        report(*run_once(args.size, args.postgres, args.profile), verdicts)
+        report(*run_once(args.size, args.postgres, args.profile, extra_env(args.env)), verdicts)
     print(f"load average after: {load_average()}")
     return verdicts.summary()
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_inbox import Prepared, _prepare, _public_pems, _run_server, _seed, _serve_ceiling
-from bench.served import Profiler, ServedHerold, free_port
-from bench.verdicts import Verdicts, load_average
+from bench.served import Profiler, deployment, free_port, layout_name, read_stat
+from bench.verdicts import Verdicts, extra_env, load_average
 
 GOAL_RATIO = 0.45
 GOAL_P99_MS = 50.0
@@ -46,6 +46,10 @@ class Burst:
     seconds: float
     latencies_ms: list[float]
     statuses: dict[int, int]
+    # CPU of the server's processes while the burst lasted.
+    server_cpu_s: float = 0.0
+    # The same by what the processes do (web, worker, signer).
+    by_role: dict[str, float] = field(default_factory=dict)
 
     @property
     def accepted(self) -> int:
@@ -64,6 +68,12 @@ class Burst:
 class InboxRun:
     layout: str
     ceiling_rates: list[float]
+    # The ceiling's own latency (the worse of its two rounds): what the machine allows right now.
+    ceiling_p99_ms: float
+    # CPU per request of the ceiling's process (the lesser of its two rounds).
+    ceiling_cpu_ms: float
+    # What the server logged at WARNING and above during the run.
+    warnings: list[str]
     herold: Burst
     drain_s: float
     cpu_s: float
@@ -144,11 +154,18 @@ class Backlog:
         await self.engine.dispose()
 
 
-def _ceiling(port: int, host: str, requests: list[Prepared], concurrency: int) -> float:
+def _ceiling(port: int, host: str, requests: list[Prepared], concurrency: int, pid: int) -> Burst:
+    cpu_before = _cpu_of(pid)
     burst = asyncio.run(send(port, host, requests, concurrency))
+    burst.server_cpu_s = _cpu_of(pid) - cpu_before
     if burst.accepted != burst.sent:
         raise RuntimeError(f"the ceiling refused requests: {burst.statuses}")
-    return burst.rate
+    return burst
+
+
+def _cpu_of(pid: int) -> float:
+    stat = read_stat(pid)
+    return stat.cpu_s if stat else 0.0
 
 
 def run_once(
@@ -158,9 +175,10 @@ def run_once(
     database_url: str | None,
     log: Callable[[str], None],
     profile: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> InboxRun:
-    layout = "PostgreSQL, serve + 1 worker" if database_url else "SQLite, embedded worker (make run)"
-    herold = ServedHerold(database_url=database_url, workers=1 if database_url else 0)
+    layout = layout_name(database_url)
+    herold = deployment(database_url, env=env)
     ceiling_server: Any = None
     try:
         herold.migrate()
@@ -176,22 +194,26 @@ def run_once(
         backlog = Backlog(herold.database_url)
 
         async def herold_round(batch: list[Prepared]) -> tuple[Burst, float, float]:
-            cpu_before = herold.cpu_seconds()
+            cpu_before, roles_before = herold.cpu_seconds(), herold.cpu_by_role()
             burst = await send(herold.port, host, batch, concurrency)
+            burst.server_cpu_s = herold.cpu_seconds() - cpu_before
+            burst.by_role = {
+                role: seconds - roles_before.get(role, 0.0) for role, seconds in herold.cpu_by_role().items()
+            }
             drain_s = await backlog.wait_drained()
             return burst, drain_s, herold.cpu_seconds() - cpu_before
 
         # Warm-up, not measured: first-use costs of both servers (imports, caches, connections).
-        _ceiling(ceiling_port, host, warmup, concurrency)
+        _ceiling(ceiling_port, host, warmup, concurrency, ceiling_server.pid)
         asyncio.run(herold_round(warmup))
-        ceiling_rates = [_ceiling(ceiling_port, host, measured, concurrency)]
+        ceilings = [_ceiling(ceiling_port, host, measured, concurrency, ceiling_server.pid)]
         profiler = Profiler(herold, profile) if profile else None
         if profiler:
             profiler.start()
         burst, drain_s, cpu_s = asyncio.run(herold_round(measured))
         if profiler:
             log(profiler.stop())
-        ceiling_rates.append(_ceiling(ceiling_port, host, measured, concurrency))
+        ceilings.append(_ceiling(ceiling_port, host, measured, concurrency, ceiling_server.pid))
 
         async def counts() -> tuple[int, int, int]:
             try:
@@ -206,7 +228,12 @@ def run_once(
         processed, notifications, timeline = asyncio.run(counts())
         return InboxRun(
             layout=layout,
-            ceiling_rates=ceiling_rates,
+            ceiling_rates=[ceiling.rate for ceiling in ceilings],
+            ceiling_cpu_ms=min(ceiling.server_cpu_s for ceiling in ceilings) * 1000 / len(measured),
+            ceiling_p99_ms=max(ceiling.percentile(0.99) for ceiling in ceilings),
+            warnings=[
+                line for line in herold.log_text().splitlines() if " WARNING " in line or " ERROR " in line
+            ],
             herold=burst,
             drain_s=drain_s,
             cpu_s=cpu_s,
@@ -228,7 +255,7 @@ def report(run: InboxRun, verdicts: Verdicts) -> None:
     print(f"\n{run.layout}: {burst.sent} signed POSTs at {run.processes} server processes")
     print(
         f"  ceiling (Digest + RSA verify only): {run.ceiling:,.0f}/s "
-        f"(before {run.ceiling_rates[0]:,.0f}, after {run.ceiling_rates[1]:,.0f})"
+        f"(before {run.ceiling_rates[0]:,.0f}, after {run.ceiling_rates[1]:,.0f}), p99 {run.ceiling_p99_ms:.1f} ms"
     )
     print(
         f"  Herold /inbox: {burst.rate:,.0f} accepted/s, p50 {statistics.median(burst.latencies_ms):.1f} ms, "
@@ -242,6 +269,18 @@ def report(run: InboxRun, verdicts: Verdicts) -> None:
         f"  CPU of all server processes over burst and drain: {run.cpu_s:.2f} s = "
         f"{run.cpu_s * 1000 / burst.sent:.2f} ms per activity; RSS {run.rss_mb:.0f} MB"
     )
+    # Rates depend on how much of the machine each side gets; CPU per request much less so.
+    web_ms = burst.by_role.get("web", 0.0) * 1000 / burst.sent
+    print(
+        f"  CPU per request: ceiling {run.ceiling_cpu_ms:.2f} ms; Herold's web processes {web_ms:.2f} ms during the "
+        f"burst ({run.ceiling_cpu_ms / web_ms if web_ms else 0:.0%} of the ceiling's rate per core), "
+        f"all its processes {run.cpu_s * 1000 / burst.sent:.2f} ms with the worker's processing; during the burst by role: "
+        + ", ".join(f"{role} {seconds:.2f} s" for role, seconds in sorted(burst.by_role.items()))
+    )
+    if run.warnings:
+        print(f"  the server logged {len(run.warnings)} warnings or errors, first ones:")
+        for line in run.warnings[:5]:
+            print(f"    {line[:300]}")
     verdicts.check(f"inbox {run.layout}: accepted/s vs ceiling", run.ratio, ">=", GOAL_RATIO, "{:.0%}")
     verdicts.check(f"inbox {run.layout}: p99 ms", burst.percentile(0.99), "<=", GOAL_P99_MS, "{:.1f}")
     verdicts.check(f"inbox {run.layout}: drained after burst, s", run.drain_s, "<=", GOAL_DRAIN_S, "{:.2f}")
@@ -276,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy every server process during the measured burst and drain (slows them: figures not "
         "comparable); collapsed stacks in DIR and a summary",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server beyond the defaults, to compare (e.g. LOG_LEVEL=warning); repeatable",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.requests = min(args.requests, 600)
@@ -289,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             args.postgres,
             lambda line: print(line, flush=True),
             args.profile,
+            extra_env(args.env),
         )
         report(run, verdicts)
     print(f"load average after: {load_average()}")

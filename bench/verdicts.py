@@ -13,6 +13,14 @@ def load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def extra_env(pairs: list[str]) -> dict[str, str]:
+    """--env NAME=VALUE options as a dict; figures measured with any are not the default deployment's."""
+    settings = dict(pair.split("=", 1) for pair in pairs)
+    if settings:
+        print(f"NOT the default deployment: with {settings}")
+    return settings
+
+
 class Verdicts:
     def __init__(self) -> None:
         self.failed: list[str] = []

@@ -18,6 +18,7 @@ from app.config import host_without_port
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
+from app.services import events
 from app.services.accounts import AccountService
 
 ACTOR_MAX_AGE = timedelta(hours=24)
@@ -240,6 +241,9 @@ class ActorResolver:
                 account = await session.scalar(select(Account).where(Account.uri == data.uri))
                 if account is None:
                     account = Account(uri=data.uri, username=data.username, domain=data.domain)
+                else:
+                    # Pages showing it (a reply under a public post) show its new name and picture.
+                    events.announce(session, [events.AccountChanged(account.id)])
                 _apply(account, data)
                 session.add(account)
                 try:

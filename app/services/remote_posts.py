@@ -538,6 +538,8 @@ def _media_values(post_id: int | None, author: Account, note: NoteData) -> list[
             "blurhash": attachment.blurhash,
             "width": attachment.width,
             "height": attachment.height,
+            "focus_x": attachment.focus[0],
+            "focus_y": attachment.focus[1],
             "position": position,
         }
         for position, attachment in enumerate(note.attachments)
