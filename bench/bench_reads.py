@@ -82,6 +82,20 @@ def wait_listening(port: int, timeout: float = 60.0) -> None:
     raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s")
 
 
+def wait_answering(port: int, timeout: float = 120.0) -> None:
+    """Until GET /health answers: `herold serve` binds its socket before its web processes start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"herold on port {port} did not answer /health within {timeout:.0f} s")
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and its descendants (several web processes, the signing child...)."""
     children: dict[int, list[int]] = {}
@@ -275,7 +289,7 @@ async def run(args: argparse.Namespace) -> bool:
         server = subprocess.Popen(
             [herold_command("herold"), "serve"], env=environment, cwd=REPO, stdout=log, stderr=log
         )
-        wait_listening(port)
+        wait_answering(port)
         post = seeded["post_id"]
         endpoints = [
             Endpoint("actor (AS2)", "/users/alice", AS2, html=False),
