@@ -46,7 +46,7 @@ from bench.bench_reads import (
     herold_environment,
     seed,
     tree_cpu_seconds,
-    wait_listening,
+    wait_answering,
 )
 
 GOAL_INBOX_P99_MS = 200.0
@@ -301,7 +301,7 @@ async def run(args: argparse.Namespace) -> bool:
         await runner.setup()
         for server in servers:
             await web.TCPSite(runner, server.address, fake_port, backlog=128).start()
-        wait_listening(port)
+        wait_answering(port)
 
         print(
             f"{args.servers} fake servers within {args.window:g} s, {args.followers} of them also following; "
