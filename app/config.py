@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     instance_name: str = "Herold"
     instance_description: str = "An organisation's corner of the fediverse."
+    # Who may sign up: "closed" (staff are invited, the default), "approval" (anyone may ask; an
+    # administrator approves in Admin → Team) or "open". OPEN_REGISTRATIONS=true, the older
+    # switch, means "open".
+    registrations: Literal["closed", "approval", "open"] = "closed"
     open_registrations: bool = False
     max_post_chars: int = Field(default=500, ge=1, le=100_000)
     # An inbound activity addressed (to, cc, bto, bcc, audience) to more is refused with 422: real
@@ -82,6 +86,12 @@ class Settings(BaseSettings):
     # Backpressure: when the oldest unprocessed inbox activity has waited longer than this, the
     # inbox answers 503 with Retry-After until the worker has caught up (0: never).
     inbox_backlog_limit_seconds: float = Field(default=60.0, ge=0)
+    # Memory per web process for ready answers to anonymous readers (actors, WebFinger, public
+    # posts, profile and post pages); 0 turns the cache off. See app.public_cache.
+    public_cache_mb: int = Field(default=64, ge=0, le=65_536)
+    # Copies of other servers' media older than this are dropped by the worker's daily cleanup
+    # (the originals are linked again); `herold media remove --days N` does the same by hand.
+    media_cache_retention_days: int = Field(default=7, ge=1, le=36_500)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
@@ -97,7 +107,7 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "registrations", mode="before")
     @classmethod
     def _log_level_in_any_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -151,6 +161,10 @@ class Settings(BaseSettings):
             self.web_domain = self.local_domain
         if self.https is None:
             self.https = not is_loopback_domain(self.web_domain)
+        if self.open_registrations and self.registrations == "closed":
+            self.registrations = "open"
+        # NodeInfo's openRegistrations: anyone may ask to join (as Mastodon reports approval mode).
+        self.open_registrations = self.registrations != "closed"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'herold.db').as_posix()}"
         if self.database_url.startswith("postgresql://") or self.database_url.startswith("postgres://"):

@@ -23,6 +23,10 @@ class NotificationType(StrEnum):
     UPDATE = "update"
     MOVE = "move"
     REPORT = "admin.report"
+    # A post by an account followed with `notify` (Mastodon's bell).
+    STATUS = "status"
+    # Someone signed up (for administrators; REGISTRATIONS=approval or open).
+    SIGN_UP = "admin.sign_up"
 
 
 class Notification(SQLModel, table=True):

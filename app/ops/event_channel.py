@@ -114,6 +114,17 @@ class EventChannel:
         self._flush_scheduled = True
         self._loop.call_soon(self._flush)
 
+    def flush_now(self) -> None:
+        """Send what this loop turn announced now, not at the turn's end: the public cache calls it
+        before a write's answer leaves, so that the other processes hold its events before the
+        writer can ask any of them again."""
+        if self._events or self._wakes:
+            self._flush()
+
+    def catch_up(self) -> None:
+        """Take in, now, whatever other processes have already sent (where the carrier allows:
+        datagrams waiting in the socket). The public cache calls it before answering from memory."""
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         events, self._events = self._events, []
@@ -157,7 +168,12 @@ class EventChannel:
             for name, fields in body.get("e", ()):
                 kind = EVENT_TYPES.get(name)
                 if kind is not None:  # a newer version's event, during an upgrade: not for us
-                    events.append(kind(**fields))
+                    # JSON has no tuples: a field holding several ids comes back as a list.
+                    values: dict[str, Any] = {
+                        field: tuple(value) if isinstance(value, list) else value
+                        for field, value in fields.items()
+                    }
+                    events.append(kind(**values))
             queues = body.get("w", ())
         except (ValueError, TypeError, AttributeError):
             log.warning("ignored a malformed message between processes: %.200r", data)
@@ -204,6 +220,11 @@ class UnixDatagramChannel(EventChannel):
     async def start(self) -> None:
         await super().start()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Whoever may write here may tell every process anything: the directory must be ours
+        # alone (it matters for the one in the shared temporary directory).
+        owner = self.directory.stat()
+        if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
+            raise PermissionError(f"{self.directory} must belong to this user alone (mode 0700)")
         _forget_dead_sockets(self.directory)
         self._sender_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender_socket.setblocking(False)
@@ -241,9 +262,15 @@ class UnixDatagramChannel(EventChannel):
         # Only the processes with a socket here: a lone `herold serve` builds no events.
         return bool(self._list_peers())
 
+    def catch_up(self) -> None:
+        self._readable()
+
     def _readable(self) -> None:
         receiver = self._receiver
-        while receiver is not None:
+        # A bounded batch per turn, so that a flood of messages never holds the loop for long.
+        for _ in range(256):
+            if receiver is None:
+                return
             try:
                 data = receiver.recv(65536)
             except (BlockingIOError, InterruptedError):

@@ -14,6 +14,7 @@ from app.activitypub.keys import generate_key_pair
 from app.context import AppContext
 from app.models import Account, ActorType, Role, User
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid
 from app.services.passwords import generate_password, hash_password, password_problem
 
@@ -77,6 +78,9 @@ class AccountService:
         password: str | None = None,
         display_name: str | None = None,
         email: str | None = None,
+        awaiting_approval: bool = False,
+        sign_up_reason: str | None = None,
+        locale: str | None = None,
     ) -> CreatedAccount:
         name = self.normalize_username(username)
         if organization and password is not None:
@@ -112,8 +116,18 @@ class AccountService:
             )
             session.add(account)
             await session.flush()
-            user = User(account_id=account.id, role=role, password_hash=password_hash, email=email)
+            user = User(
+                account_id=account.id,
+                role=role,
+                password_hash=password_hash,
+                email=email,
+                awaiting_approval=awaiting_approval,
+                sign_up_reason=sign_up_reason,
+                locale=locale,
+            )
             session.add(user)
+            # A new account is listed on the front page and counted in NodeInfo.
+            events.announce(session, [events.PublicContentChanged()])
             try:
                 await session.commit()
             except IntegrityError:

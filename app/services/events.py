@@ -1,9 +1,10 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every new post, timeline entry, notification, post edit, post deletion and profile change is
-announced here by the code that writes it, in the writing transaction; the announcements reach the
-instance's listeners (`AppContext.events`) once that transaction commits, and never if it rolls
-back. This is the one place streaming, Web Push and the public-document cache listen.
+Every new post, timeline entry, notification, post edit, post deletion and profile change, and
+every other change to what the public pages show (pins, follows, blocks), is announced here by the
+code that writes it, in the writing transaction; the announcements reach the instance's listeners
+(`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
+place streaming, Web Push and the public-document cache (app.public_cache) listen.
 
 An instance may run in several processes (`herold serve`'s web processes and its worker, `herold
 worker`s, the CLI): a listener subscribes once, on its own process's bus, and hears the events of
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,8 @@ class PostPublished:
     post_id: int
     account_id: int
     local: bool
+    # The post it answers, when it is a reply: that post's public thread page shows it now.
+    in_reply_to_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,24 @@ class PostDeleted:
 
 
 @dataclass(frozen=True)
-class ProfileChanged:
-    """A local account's profile (name, bio, fields, pictures, settings shown on it) changed."""
+class AccountChanged:
+    """What an account shows others changed: its profile, pictures, pinned posts, suspension or
+    deletion."""
 
     account_id: int
+
+
+@dataclass(frozen=True)
+class FollowsChanged:
+    """A follow began or ended between these accounts: their counts and follower lists changed."""
+
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PublicContentChanged:
+    """Something that may change any public page changed (a domain block, an account block, the
+    instance's name or description): whatever was made from the old state is stale."""
 
 
 @dataclass(frozen=True)
@@ -99,23 +116,15 @@ Event = (
     | NotificationAdded
     | PostEdited
     | PostDeleted
-    | ProfileChanged
     | EventsMissed
+    | AccountChanged
+    | FollowsChanged
+    | PublicContentChanged
 )
 Listener = Callable[[Event], None]
-# Every kind of event by its name, for carrying events between processes (app.ops.event_channel).
-EVENT_TYPES: dict[str, type[Event]] = {
-    kind.__name__: kind
-    for kind in (
-        TimelineEntryAdded,
-        PostPublished,
-        NotificationAdded,
-        PostEdited,
-        PostDeleted,
-        ProfileChanged,
-        EventsMissed,
-    )
-}
+# Every kind of event by its name, for carrying events between processes (app.ops.event_channel):
+# a new kind needs no more than its place in `Event`.
+EVENT_TYPES: dict[str, type[Event]] = {kind.__name__: kind for kind in get_args(Event)}
 
 
 class EventRelay(Protocol):

@@ -1,7 +1,8 @@
 """A local account's own profile: name, bio, fields, pictures, locked state, aliases; a login's language.
 
-Pictures are decoded and resized with Pillow in a worker thread (never on the event loop) and
-re-encoded, so what is served is always a plain PNG or JPEG of a known size, whatever was uploaded.
+Pictures go through the media pipeline (app.services.image_processing) in a worker thread (never
+on the event loop) and are re-encoded, so what is served is always a plain PNG or JPEG of a known
+size without metadata, whatever was uploaded.
 Links in profile fields are verified the way Mastodon does: the linked page must link back to the
 profile with `rel="me"`.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlmodel import col, select
 
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
 from app.federation.publisher import Publisher
 from app.i18n import supported
-from app.models import Account, User
+from app.models import Account, ActorType, User
 from app.models.base import utcnow
-from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
+from app.services.image_processing import AVATAR_SIZE, HEADER_SIZE, MediaInvalid, fit_picture
+from app.services.media_store import media_root
 from app.services.text_format import URL_RE, render_plain_text
 from app.services.viewer import Viewer
 
@@ -42,11 +42,6 @@ MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 2_047
 MAX_ALIASES = 10
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-# Decoded size limit: a small file can unpack into an enormous bitmap (a "decompression bomb").
-MAX_PIXELS = 40_000_000
-AVATAR_SIZE = (400, 400)
-HEADER_SIZE = (1500, 500)
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
 VERIFY_TIMEOUT = 5.0
 VERIFY_MAX_BYTES = 1024 * 1024
 
@@ -68,6 +63,24 @@ class ProfileChanges:
     discoverable: bool = True
     # Handles (@user@domain) or actor URLs of this account's other identities.
     aliases: Sequence[str] = ()
+    # None keeps what is stored (the web form has no such boxes; the client API does).
+    bot: bool | None = None
+    indexable: bool | None = None
+
+
+# Mastodon's audiences → Herold's (a post's default audience, as the client API names it).
+POSTING_PRIVACY = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct"}
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class PostingDefaults:
+    """What a login's new posts start with (Mastodon's `source`); None keeps what is stored."""
+
+    privacy: str | None = None
+    sensitive: bool | None = None
+    # An ISO 639 code; "" forgets the default.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,10 +93,6 @@ class ProfileForm:
     locked: bool = False
     discoverable: bool = True
     aliases: list[str] = field(default_factory=list)
-
-
-def media_root(context: AppContext) -> Path:
-    return context.settings.data_dir / "media"
 
 
 class ProfileSettingsService:
@@ -153,6 +162,11 @@ class ProfileSettingsService:
             stored.fields = fields
             stored.manually_approves_followers = changes.locked
             stored.discoverable = changes.discoverable
+            if changes.indexable is not None:
+                stored.indexable = changes.indexable
+            # A bot is a Service actor, as Mastodon marks it; organisation accounts stay what they are.
+            if changes.bot is not None and stored.actor_type in (ActorType.PERSON, ActorType.SERVICE):
+                stored.actor_type = ActorType.SERVICE if changes.bot else ActorType.PERSON
             stored.also_known_as = aliases
             stored.updated_at = utcnow()
             session.add(stored)
@@ -229,6 +243,30 @@ class ProfileSettingsService:
             session.add(user)
             await session.commit()
 
+    async def set_posting_defaults(self, user_id: int, defaults: PostingDefaults) -> User:
+        """A login's posting defaults; nothing is sent (they are not part of the profile)."""
+        if not self.viewer.is_system and (self.viewer.user is None or self.viewer.user.id != user_id):
+            raise Forbidden("only you choose your own posting defaults")
+        if defaults.privacy is not None and defaults.privacy not in POSTING_PRIVACY.values():
+            raise ProfileError(f"privacy: must be one of {', '.join(POSTING_PRIVACY)}")
+        language = defaults.language.strip().lower() if defaults.language is not None else None
+        if language and not LANGUAGE_RE.match(language):
+            raise ProfileError("language: must be an ISO 639 language code such as 'en'")
+        async with self.context.sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise ProfileError("this login no longer exists")
+            if defaults.privacy is not None:
+                user.default_privacy = defaults.privacy
+            if defaults.sensitive is not None:
+                user.default_sensitive = defaults.sensitive
+            if language is not None:
+                user.default_language = language or None
+            session.add(user)
+            await session.commit()
+            await session.refresh(user)
+        return user
+
     async def _load(self, account_id: int) -> Account:
         async with self.context.sessions() as session:
             account = await session.get(Account, account_id)
@@ -239,10 +277,8 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            await Publisher(self.context).profile_updated(session, account)
-            # Every process's cached pages of the profile are out of date now.
-            events.announce(session, [events.ProfileChanged(account.id)])
-            await session.commit()
+            if await Publisher(self.context).profile_updated(session, account):
+                await session.commit()
         if self.on_change is not None:
             await self.on_change(account)
 
@@ -346,33 +382,12 @@ async def links_back(client: httpx.AsyncClient, url: str, targets: set[str]) -> 
 
 
 def process_image(data: bytes, size: tuple[int, int]) -> tuple[bytes, str]:
-    """Decode, orient, crop to fill `size`, and re-encode as PNG (with transparency) or JPEG. Blocking."""
+    """An avatar or header through the media pipeline (checked before decoding, oriented, stripped
+    of metadata, cropped to fill `size`). Blocking."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ACCEPTED_FORMATS:
-                raise ProfileError("pictures must be PNG, JPEG, GIF or WebP images")
-            width, height = image.size
-            if width * height > MAX_PIXELS or width < 1 or height < 1:
-                raise ProfileError("the picture is too large; use one under 40 megapixels")
-            image.seek(0)
-            oriented = ImageOps.exif_transpose(image)
-            has_alpha = oriented.mode in ("RGBA", "LA", "PA") or (
-                oriented.mode == "P" and "transparency" in oriented.info
-            )
-            converted = oriented.convert("RGBA" if has_alpha else "RGB")
-            fitted = ImageOps.fit(converted, size, Image.Resampling.LANCZOS)
-            output = io.BytesIO()
-            if has_alpha:
-                fitted.save(output, "PNG", optimize=True)
-                return output.getvalue(), "png"
-            fitted.save(output, "JPEG", quality=85, optimize=True, progressive=True)
-            return output.getvalue(), "jpg"
-    except ProfileError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ProfileError("the file is not a picture this server can read") from None
-    except (OSError, ValueError, SyntaxError):
-        raise ProfileError("the picture is damaged or in an unsupported format") from None
+        return fit_picture(data, size)
+    except MediaInvalid as error:
+        raise ProfileError(error.message) from None
 
 
 def _write_file(path: Path, data: bytes) -> None:

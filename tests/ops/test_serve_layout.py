@@ -125,6 +125,18 @@ async def herold(args: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
+async def next_notification(stream: httpx.Response) -> dict[str, Any]:
+    """The payload of the next `notification` event of a Server-Sent Events stream."""
+    event = None
+    async for line in stream.aiter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "notification":
+            payload: dict[str, Any] = json.loads(line[6:])
+            return payload
+    raise EOFError("the stream ended")
+
+
 def web_and_worker(supervisor: int) -> tuple[list[int], list[int]]:
     children = children_of(supervisor)
     web_processes = sorted(pid for pid, command in children.items() if "--child web" in command)
@@ -171,7 +183,6 @@ async def test_serve_runs_web_processes_and_a_worker_process_and_leaves_no_child
         assert server.output().count("create the first administrator with setup token") == 1
 
         await herold(["accounts", "create", "alice", "--password", "correct horse battery staple"], env)
-        await herold(["accounts", "create", "knnktv", "--organization"], env)
         token = (await herold(["tokens", "create", "alice"], env)).strip().splitlines()[-1]
 
         # Each web process answers alone (the other stopped), and sees what the other wrote.
@@ -198,19 +209,27 @@ async def test_serve_runs_web_processes_and_a_worker_process_and_leaves_no_child
             os.kill(first, signal.SIGCONT)
 
         # The worker process handles what the inbox accepted: it accepts the follow (a delivery
-        # to the remote) and notifies knnktv, which this process hears from it.
-        inbox_url = f"{base}/users/knnktv/inbox"
-        follow = {
-            "@context": "https://www.w3.org/ns/activitystreams",
-            "id": f"{remote.actor}#follows/1",
-            "type": "Follow",
-            "actor": remote.actor,
-            "object": f"{base}/users/knnktv",
-        }
-        body, headers = remote.signed_post(inbox_url, follow)
-        async with httpx.AsyncClient(timeout=20) as client:
-            accepted = await client.post(inbox_url, content=body, headers=headers)
-        assert accepted.status_code == 202, accepted.text
+        # to the remote) and notifies alice, which this process hears from it, and so does
+        # alice's streaming connection, whichever web process it reached.
+        async with httpx.AsyncClient(base_url=base, timeout=20) as streaming_client:
+            async with streaming_client.stream(
+                "GET", "/api/v1/streaming/user", headers={"Authorization": f"Bearer {token}"}
+            ) as stream:
+                assert stream.status_code == 200
+                inbox_url = f"{base}/users/alice/inbox"
+                follow = {
+                    "@context": "https://www.w3.org/ns/activitystreams",
+                    "id": f"{remote.actor}#follows/1",
+                    "type": "Follow",
+                    "actor": remote.actor,
+                    "object": f"{base}/users/alice",
+                }
+                body, headers = remote.signed_post(inbox_url, follow)
+                async with httpx.AsyncClient(timeout=20) as client:
+                    accepted = await client.post(inbox_url, content=body, headers=headers)
+                assert accepted.status_code == 202, accepted.text
+                streamed = await asyncio.wait_for(next_notification(stream), 30)
+        assert streamed["type"] == "follow" and streamed["account"]["url"] == remote.actor
         await eventually(lambda: any(item.get("type") == "Accept" for item in remote.received), "the Accept")
         await eventually(
             lambda: any(

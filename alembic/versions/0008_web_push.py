@@ -1,7 +1,7 @@
 """web push: one subscription per access token (endpoint, keys, alerts, policy, the sealed token)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 14:30:00
 """
 
@@ -13,8 +13,8 @@ import sqlmodel
 import app.models.base
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
