@@ -112,13 +112,15 @@ def read_stat(pid: int) -> ProcessStat | None:
 
 
 def process_tree(roots: list[int]) -> list[ProcessStat]:
-    """The processes started as `roots` and all their descendants, and anything else in their sessions
+    """The processes started as `roots` and all their descendants, and anything else in the sessions they lead
     (a process that double-forked away from its parent still belongs to the server)."""
     every: dict[int, ProcessStat] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := read_stat(int(entry))) is not None:
             every[stat.pid] = stat
-    sessions = {every[root].session for root in roots if root in every}
+    # Only sessions a root leads (as `herold serve` started with start_new_session does): anyone
+    # else's session holds unrelated processes, the benchmark's own shell among them.
+    sessions = {root for root in roots if root in every and every[root].session == root}
     children: dict[int, list[int]] = {}
     for stat in every.values():
         children.setdefault(stat.ppid, []).append(stat.pid)
