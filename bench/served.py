@@ -87,6 +87,8 @@ class ProcessStat:
     # Of cpu_s, the time in the kernel (stime + cstime): system calls, and on loopback the
     # receiving end's share of the TCP work too.
     system_s: float
+    # cutime + cstime: what its exited children were charged, in clock ticks.
+    children_ticks: int
     rss_bytes: int
     name: str
 
@@ -106,19 +108,53 @@ def read_stat(pid: int) -> ProcessStat | None:
         session=int(fields[3]),
         cpu_s=ticks / CLOCK_TICKS,
         system_s=(int(fields[12]) + int(fields[14])) / CLOCK_TICKS,
+        children_ticks=int(fields[13]) + int(fields[14]),
         rss_bytes=int(fields[21]) * PAGE_SIZE,
         name=name,
     )
 
 
+@dataclass(frozen=True)
+class PreciseCpu:
+    """CPU of a set of processes to the nanosecond: the sum of their live threads' run time
+    (/proc/PID/task/TID/schedstat), plus what their exited children were charged (in clock ticks).
+    /proc/PID/stat counts in clock ticks (10 ms), too coarse for a window of a few hundred
+    milliseconds over several processes; but a thread that exits takes its schedstat with it, so
+    a window is only exact when `threads` is the same at both ends."""
+
+    seconds: float
+    threads: frozenset[tuple[int, int]]
+
+
+def precise_cpu(stats: list[ProcessStat]) -> PreciseCpu:
+    nanoseconds = 0
+    children_ticks = 0
+    threads: set[tuple[int, int]] = set()
+    for stat in stats:
+        try:
+            tasks = os.listdir(f"/proc/{stat.pid}/task")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for task in tasks:
+            try:
+                nanoseconds += int(Path(f"/proc/{stat.pid}/task/{task}/schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
+                continue
+            threads.add((stat.pid, int(task)))
+        children_ticks += stat.children_ticks
+    return PreciseCpu(nanoseconds / 1e9 + children_ticks / CLOCK_TICKS, frozenset(threads))
+
+
 def process_tree(roots: list[int]) -> list[ProcessStat]:
-    """The processes started as `roots` and all their descendants, and anything else in their sessions
+    """The processes started as `roots` and all their descendants, and anything else in the sessions they lead
     (a process that double-forked away from its parent still belongs to the server)."""
     every: dict[int, ProcessStat] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := read_stat(int(entry))) is not None:
             every[stat.pid] = stat
-    sessions = {every[root].session for root in roots if root in every}
+    # Only sessions a root leads (as `herold serve` started with start_new_session does): anyone
+    # else's session holds unrelated processes, the benchmark's own shell among them.
+    sessions = {root for root in roots if root in every and every[root].session == root}
     children: dict[int, list[int]] = {}
     for stat in every.values():
         children.setdefault(stat.ppid, []).append(stat.pid)
@@ -299,6 +335,10 @@ class ServedHerold:
     def cpu_seconds(self) -> float:
         """User + system CPU of every process of the server so far (subtract two readings for a window)."""
         return sum(stat.cpu_s for stat in self.tree())
+
+    def precise_cpu(self) -> PreciseCpu:
+        """The CPU of every process of the server so far, to the nanosecond (see PreciseCpu)."""
+        return precise_cpu(self.tree())
 
     def cpu_by_role(self) -> dict[str, float]:
         """CPU so far summed by what the processes do (web, worker, signer, other; see role_of).

@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.bench_fanout import _serve as serve_sink
 from bench.bench_fanout import host_for, signing_floor
-from bench.served import Profiler, ServedHerold, deployment, layout_name
+from bench.served import PreciseCpu, ProcessStat, Profiler, ServedHerold, deployment, layout_name, precise_cpu
 from bench.verdicts import Verdicts, extra_env, load_average
 
 GOAL_COLD = 1.4
@@ -170,6 +170,11 @@ class Jobs:
             return int(result.scalar() or 0)
 
 
+def _reading(herold: ServedHerold) -> tuple[float, dict[int, ProcessStat], PreciseCpu]:
+    tree = herold.tree()
+    return time.perf_counter(), {stat.pid: stat for stat in tree}, precise_cpu(tree)
+
+
 async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: int, label: str) -> Post:
     """`herold post`, measured from the moment its delivery jobs are in the database (the CLI's
     own start-up, seconds under load, would otherwise add the idle server's CPU) until every
@@ -180,13 +185,13 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
     floor_before = signing_floor(size)
     jobs_before = await jobs.count()
     command = herold.cli_process("post", author, f"A post for everyone ({label}). #benchmark")
-    reading = (time.perf_counter(), {stat.pid: stat for stat in herold.tree()})
+    reading = _reading(herold)
     while await jobs.count() == jobs_before:
         if command.poll() not in (None, 0):
             raise RuntimeError(f"herold post failed: {command.communicate()[1].decode()[-2000:]}")
-        reading = (time.perf_counter(), {stat.pid: stat for stat in herold.tree()})
+        reading = _reading(herold)
         await asyncio.sleep(0.002)
-    started, tree_before = reading
+    started, tree_before, precise_before = reading
     cpu_before = sum(stat.cpu_s for stat in tree_before.values())
     deadline = started + 120
     while True:
@@ -197,8 +202,14 @@ async def one_post(herold: ServedHerold, sink: SinkProcess, author: str, size: i
             raise RuntimeError(f"only {len(counts)} of {size} inboxes got the post")
         await asyncio.sleep(0.005)
     tree_after = herold.tree()
+    precise_after = precise_cpu(tree_after)
     wall_s = time.perf_counter() - started
     cpu_s = sum(stat.cpu_s for stat in tree_after) - cpu_before
+    if precise_before.threads == precise_after.threads:
+        # Every thread lived through the window: the nanosecond figure is exact.
+        cpu_s = precise_after.seconds - precise_before.seconds
+    else:
+        print(f"  ({label}: threads came and went during the window: CPU counted in clock ticks)")
     by_process = {}
     for stat in tree_after:
         before = tree_before.get(stat.pid)
