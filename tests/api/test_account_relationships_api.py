@@ -213,6 +213,9 @@ async def test_followers_page_with_link_headers_that_keep_other_parameters(insta
         await ok(await client.post(f"/api/v1/accounts/{star.id}/follow", headers=auth))
     first = await client.get(f"/api/v1/accounts/{star.id}/followers", params={"limit": "2"})
     assert [item["acct"] for item in first.json()] == ["fan2", "fan1"]
+    # Local accounts' counts, as their profile pages count them, in the lists too.
+    assert [item["following_count"] for item in first.json()] == [1, 1]
+    assert (await ok(await client.get(f"/api/v1/accounts/{star.id}")))["followers_count"] == 3
     link = first.headers["link"]
     assert "limit=2" in link and 'rel="next"' in link and 'rel="prev"' in link
     rest = await ok(await client.get(link.split(";")[0].strip("<>")))
