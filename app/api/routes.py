@@ -11,6 +11,7 @@ from app.api.v1 import (
     account_lists,
     accounts,
     instance_info,
+    push,
     registrations,
     reports,
     statuses,
@@ -30,6 +31,7 @@ for part in (
     accounts,
     statuses,
     timelines,
+    push,
     streaming,
 ):
     router.include_router(part.router)

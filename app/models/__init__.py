@@ -12,7 +12,7 @@ from app.models.federation import (
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
-from app.models.notifications import Notification, NotificationType
+from app.models.notifications import Notification, NotificationType, PushSubscription
 from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
 from app.models.posts import (
     Favourite,
@@ -65,6 +65,7 @@ __all__ = [
     "Post",
     "PostEdit",
     "PostTag",
+    "PushSubscription",
     "Reaction",
     "Report",
     "Role",

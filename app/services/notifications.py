@@ -24,6 +24,7 @@ from app.services.timelines import (
 )
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
+from app.services.web_push import NewNotification, queue_pushes
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -45,6 +46,7 @@ async def notify(
         account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
     )
     session.add(notification)
+    await queue_pushes(session, [NewNotification(notification.id, account.id, kind)])
     events.announce(
         session, [events.NotificationAdded(account.id, from_account.id, kind, post_id, notification.id)]
     )
