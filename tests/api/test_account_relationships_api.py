@@ -126,6 +126,13 @@ async def test_locked_account_requests_authorize_reject_and_remove_from_follower
     assert rejected["followed_by"] is False and rejected["requested_by"] is False
     assert (await relationship_of(instance, carol_auth, bob.id))["requested"] is False
 
+    # Only a waiting request can be answered: alice's is accepted, carol's gone, a made-up one nobody's.
+    for someone in (alice.id, carol.id, 999999):
+        answer = await client.post(f"/api/v1/follow_requests/{someone}/reject", headers=bob_auth)
+        assert answer.status_code == 404 and answer.json() == {"error": "Record not found"}
+    assert (
+        await client.post(f"/api/v1/follow_requests/{bob.id}/authorize", headers=alice_auth)
+    ).status_code == 404
     removed = await ok(
         await client.post(f"/api/v1/accounts/{alice.id}/remove_from_followers", headers=bob_auth)
     )

@@ -18,6 +18,7 @@ from app.api.v1.account_params import TRUE_WORDS, acting
 from app.api.v1.account_views import account_entities
 from app.context import AppContext
 from app.dependencies import get_context
+from app.http_errors import NotFound
 from app.services.account_lookup import account_by_id
 from app.services.account_moderation import AccountModerationService
 from app.services.account_posts import AccountPostFilter, account_posts
@@ -120,8 +121,11 @@ async def _answer_request(
     context: AppContext, caller: ApiCaller, account_id: str, *, approve: bool
 ) -> JSONResponse:
     follower = await account_by_id(context, caller.viewer, path_id(account_id))
+    if not (await relationship(context, caller.viewer, follower)).requested_by:
+        # As on Mastodon: only a waiting request can be answered (reject never drops a follower here).
+        raise NotFound("Record not found")
     requests = FollowRequestService(context, caller.viewer)
-    # The same calls as the web's notification page; a request that is not there is simply done.
+    # The same calls as the web's notification page.
     await (requests.approve if approve else requests.reject)(acting(caller), follower)
     return JSONResponse(relationship_entity(await relationship(context, caller.viewer, follower)))
 
