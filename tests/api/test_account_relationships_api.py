@@ -316,3 +316,33 @@ async def test_relationships_leave_out_suspended_accounts_unless_asked(instance:
         await client.get(path, params={"id[]": str(bob.id), "with_suspended": "true"}, headers=auth)
     )
     assert [item["id"] for item in shown] == [str(bob.id)]
+
+
+async def test_bad_input_is_422_naming_the_field_never_500(instance: Instance) -> None:
+    client = instance.client
+    alice, auth = await api_user(instance, "alice")
+    bob, _ = await api_user(instance, "bob")
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": ["english!"]}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": 5}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"reblogs": "maybe"}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": [f"l{n}" for n in range(30)]}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/mute", {"json": {"duration": "99999999999999999999"}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/mute", {"json": {"notifications": {"a": 1}}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/note", {"json": {"comment": "x" * 5000}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/note", {"json": {"comment": ["a", "b"]}}),
+        ("POST", "/api/v1/domain_blocks", {"json": {"domain": "http://bad domain/"}}),
+        ("GET", "/api/v1/accounts/relationships", {"params": [("id[]", str(n)) for n in range(101)]}),
+        ("GET", "/api/v1/blocks", {"params": {"limit": "-3"}}),
+        ("GET", "/api/v1/mutes", {"params": {"max_id": "99999999999999999999999"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"note": {"text": "hi"}}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"source": "private"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"fields_attributes": {"x": {"name": 1}}}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"data": {"fields_attributes[a][name]": "x"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"data": {"source[sensitive]": "perhaps"}}),
+    ]
+    for method, path, kwargs in cases:
+        answer = await client.request(method, path, headers=auth, **kwargs)
+        assert answer.status_code == 422, (method, path, kwargs, answer.status_code, answer.text)
+        assert isinstance(answer.json()["error"], str) and answer.json()["error"]
+    del alice

@@ -69,7 +69,11 @@ def _nested(params: Params, form_name: str, json_name: str) -> Any:
         return params[form_name]
     outer, _, inner = json_name.partition(".")
     container = params.get(outer)
-    return container.get(inner) if isinstance(container, dict) else None
+    if container is None:
+        return None
+    if not isinstance(container, dict):
+        raise WrongType(f"{outer}: must be an object such as {{\"{inner}\": …}}")
+    return container.get(inner)
 
 
 def _fields(params: Params) -> list[tuple[str, str]] | None:
