@@ -72,7 +72,7 @@ def _nested(params: Params, form_name: str, json_name: str) -> Any:
     if container is None:
         return None
     if not isinstance(container, dict):
-        raise WrongType(f"{outer}: must be an object such as {{\"{inner}\": …}}")
+        raise WrongType(f'{outer}: must be an object such as {{"{inner}": …}}')
     return container.get(inner)
 
 
