@@ -120,6 +120,7 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
     async with instance.context.sessions() as session:
         waiting = (await session.scalars(select(Account).where(Account.username == "hopeful"))).one()
     assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 404
+    assert (await client.get("/api/v1/accounts/lookup", params={"acct": "hopeful"})).status_code == 404
     team = await admin.get("/admin/staff")
     assert "I write for the newsletter" in team.text and "@hopeful" in team.text
     async with instance.context.sessions() as session:
