@@ -10,20 +10,41 @@ from app.api.v1 import (
     account_actions,
     account_lists,
     accounts,
+    announcements,
+    conversations,
+    filters,
     instance_info,
+    lists,
+    markers,
     push,
     registrations,
     reports,
+    saved_posts,
+    status_actions,
     statuses,
+    tag_timeline,
+    tags,
     timelines,
+    trends,
 )
+from app.api.v1 import notifications as v1_notifications
+from app.api.v2 import filters as filters_v2
+from app.api.v2 import notifications as v2_notifications
+from app.api.v2 import search
 
 router = APIRouter()
-# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+# The accounts' fixed paths (relationships, search, …) come before `/accounts/{id}`.
 for part in (
     instance,
     oauth,
     instance_info,
+    search,
+    lists,
+    filters,
+    filters_v2,
+    tags,
+    conversations,
+    trends,
     account_actions,
     account_lists,
     reports,
@@ -31,6 +52,13 @@ for part in (
     accounts,
     statuses,
     timelines,
+    status_actions,
+    saved_posts,
+    tag_timeline,
+    v1_notifications,
+    v2_notifications,
+    markers,
+    announcements,
     push,
     streaming,
 ):

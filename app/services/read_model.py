@@ -14,14 +14,19 @@ It decides nothing about visibility: lists select what the viewer may see
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sqlalchemy import func, literal, union_all
+from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import (
     Account,
+    Bookmark,
+    ConversationMute,
     Favourite,
     MediaAttachment,
     Mention,
@@ -32,6 +37,7 @@ from app.models import (
     Tag,
     User,
 )
+from app.services.content_filters import ActiveFilters, FilterMatch, active_filters
 from app.services.viewer import Viewer
 from app.services.visibility import EVERYONE
 
@@ -56,8 +62,13 @@ class PostView:
     liked: bool = False
     boosted: bool = False
     pinned: bool = False
+    bookmarked: bool = False
+    # The viewer muted the post's thread (no notifications from it).
+    muted: bool = False
     # The viewer may edit, delete and pin it (their own post or one of an organisation they post for).
     manageable: bool = False
+    # The viewer's content filters it matched (only for pages loaded in a filter context).
+    filtered: tuple[FilterMatch, ...] = ()
 
     @property
     def may_edit(self) -> bool:
@@ -70,6 +81,14 @@ class PostView:
     @property
     def is_boost(self) -> bool:
         return self.boosted_by is not None
+
+
+@dataclass(frozen=True)
+class _OwnMarks:
+    liked: set[int] = field(default_factory=set)
+    boosted: set[int] = field(default_factory=set)
+    bookmarked: set[int] = field(default_factory=set)
+    muted: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -96,13 +115,41 @@ async def load_contents(session: AsyncSession, post_ids: Sequence[int]) -> dict[
 
 
 async def load_views(
-    context: AppContext, items: Sequence[Post], viewer: Viewer | None = None
+    context: AppContext,
+    items: Sequence[Post],
+    viewer: Viewer | None = None,
+    *,
+    filter_context: str | None = None,
 ) -> list[PostView]:
-    """Views of `items` in the order given (a boost whose post is gone is left out)."""
+    """Views of `items` in the order given (a boost whose post is gone is left out).
+
+    With `filter_context` (home, public, thread, account, notifications), the viewer's content
+    filters for it apply: a post a `hide` filter matches is left out, others carry their matches."""
     if not items:
         return []
     async with context.sessions() as session:
-        return await PostViewLoader(session, viewer or Viewer.nobody()).load(items)
+        views = await PostViewLoader(session, viewer or Viewer.nobody()).load(items)
+        if filter_context is None or viewer is None or viewer.account is None:
+            return views
+        filters = await active_filters(session, viewer.account.id, filter_context)
+    if not filters:
+        return views
+    return apply_filters(views, filters, viewer)
+
+
+def apply_filters(views: Sequence[PostView], filters: ActiveFilters, viewer: Viewer) -> list[PostView]:
+    """The views with the filters' matches; those a `hide` filter matched left out. The viewer's
+    own posts are never filtered."""
+    kept = []
+    for view in views:
+        if viewer.may_act_as(view.post.account_id):
+            kept.append(view)
+            continue
+        matches = filters.match(view.post, view.media)
+        if any(match.hides for match in matches):
+            continue
+        kept.append(replace(view, filtered=tuple(matches)) if matches else view)
+    return kept
 
 
 class PostViewLoader:
@@ -138,7 +185,7 @@ class PostViewLoader:
         }
         # A post is pinned by its author only, so any pin of it is the author's.
         pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
-        liked, boosted = await self._own_marks(post_ids)
+        marks = await self._own_marks(post_ids)
         writers = await self._writers(post for _, post in shown)
 
         views = []
@@ -160,9 +207,11 @@ class PostViewLoader:
                     if post.in_reply_to_account_id
                     else None,
                     written_by=_writer(writers, post),
-                    liked=post.id in liked,
-                    boosted=post.id in boosted,
+                    liked=post.id in marks.liked,
+                    boosted=post.id in marks.boosted,
                     pinned=post.id in pinned,
+                    bookmarked=post.id in marks.bookmarked,
+                    muted=post.id in marks.muted,
                     manageable=post.local
                     and self.viewer.account is not None
                     and self.viewer.may_act_as(post.account_id),
@@ -180,24 +229,38 @@ class PostViewLoader:
         rows = await self.session.scalars(select(Account).where(col(Account.id).in_(account_ids)))
         return {account.id: account for account in rows.all()}
 
-    async def _own_marks(self, post_ids: list[int]) -> tuple[set[int], set[int]]:
-        """The posts the viewer's account liked and boosted."""
+    async def _own_marks(self, post_ids: list[int]) -> _OwnMarks:
+        """The posts the viewer's account liked, boosted and bookmarked, and those in threads it
+        muted: one query, however many kinds of mark there are."""
         if self.viewer.account is None:
-            return set(), set()
+            return _OwnMarks()
         me = self.viewer.account.id
-        liked = await self.session.scalars(
-            select(Favourite.post_id).where(
-                col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
-            )
+        liked = sql_select(literal("liked"), col(Favourite.post_id)).where(
+            col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
         )
-        boosted = await self.session.scalars(
-            select(Post.reblog_of_id).where(
-                col(Post.account_id) == me,
-                col(Post.reblog_of_id).in_(post_ids),
-                col(Post.deleted_at).is_(None),
-            )
+        boosted = sql_select(literal("boosted"), col(Post.reblog_of_id)).where(
+            col(Post.account_id) == me, col(Post.reblog_of_id).in_(post_ids), col(Post.deleted_at).is_(None)
         )
-        return set(liked.all()), {post_id for post_id in boosted.all() if post_id is not None}
+        bookmarked = sql_select(literal("bookmarked"), col(Bookmark.post_id)).where(
+            col(Bookmark.account_id) == me, col(Bookmark.post_id).in_(post_ids)
+        )
+        muted = (
+            sql_select(literal("muted"), col(Post.id))
+            .join(
+                ConversationMute,
+                col(ConversationMute.conversation_uri)
+                == func.coalesce(col(Post.conversation_uri), col(Post.uri)),
+            )
+            .where(col(ConversationMute.account_id) == me, col(Post.id).in_(post_ids))
+        )
+        marks = _OwnMarks()
+        rows: list[Any] = list(
+            (await self.session.execute(union_all(liked, boosted, bookmarked, muted))).all()
+        )
+        for mark, post_id in rows:
+            if post_id is not None:
+                getattr(marks, mark).add(post_id)
+        return marks
 
     async def _writers(self, posts: Iterable[Post]) -> dict[int, Account]:
         """The staff behind organisations' posts, for viewers allowed to know (admins, the team)."""
@@ -264,4 +327,4 @@ def _writer(writers: dict[int, Account], post: Post) -> Account | None:
     return writer if writer is not None and writer.id != post.account_id else None
 
 
-__all__ = ["PostContents", "PostView", "PostViewLoader", "load_contents", "load_views"]
+__all__ = ["PostContents", "PostView", "PostViewLoader", "apply_filters", "load_contents", "load_views"]

@@ -1,0 +1,1 @@
+"""Mastodon's v2 REST API, one router module per resource."""
