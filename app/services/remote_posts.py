@@ -47,7 +47,13 @@ from app.services.notifications import (
     sender_reach,
 )
 from app.services.read_cache import ReadCache
-from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
+from app.services.timelines import (
+    followers_refusing_language,
+    hidden_from,
+    insert_ignoring_duplicates,
+    local_follower_ids,
+    tag_post,
+)
 
 T = TypeVar("T")
 
@@ -115,6 +121,14 @@ class RemotePostService:
             return frozenset(await tag_follower_ids(session, key))
 
         return await self._cached(("tag_followers", key), load)
+
+    async def refusing_language(self, account: Account, language: str | None) -> frozenset[int]:
+        """Local followers of `account` who follow it only in other languages than `language`."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await followers_refusing_language(session, account, language))
+
+        return await self._cached(("refusing-language", account.id, language), load)
 
     async def boost_followers(self, account: Account) -> frozenset[int]:
         """Local accounts following `account` that take its boosts at home."""
@@ -270,7 +284,7 @@ class RemotePostService:
         readers = (
             {account.id for account in relevance.local_recipients}
             if visibility == Visibility.DIRECT
-            else set(relevance.followers)
+            else set(relevance.followers) - await self.refusing_language(author, note.language)
         )
         if visibility == Visibility.PUBLIC and note.hashtags:
             # A public post reaches the home timelines of those following one of its hashtags.

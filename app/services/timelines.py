@@ -129,6 +129,27 @@ async def local_follower_ids(
     return list(rows.all())
 
 
+async def followers_refusing_language(
+    session: AsyncSession, account: Account, language: str | None
+) -> set[int]:
+    """Local followers of `account` who follow it only in other languages (Mastodon's follow
+    `languages`): a post in `language` stays off their home timelines. A post of unknown language
+    reaches everyone."""
+    if not language:
+        return set()
+    rows = await session.execute(
+        select(Follow.follower_id, Follow.languages)
+        .join(Account, col(Account.id) == col(Follow.follower_id))
+        .where(
+            col(Follow.followee_id) == account.id,
+            col(Follow.state) == FollowState.ACCEPTED,
+            col(Account.domain).is_(None),
+        )
+    )
+    wanted = language.split("-", 1)[0].lower()
+    return {follower_id for follower_id, languages in rows.all() if languages and wanted not in languages}
+
+
 async def boost_audience(
     session: AsyncSession, context: AppContext, boosted_author: Account, readers: Iterable[int]
 ) -> set[int]:
