@@ -224,6 +224,27 @@ async def cmd_accounts_allow_posting_as(args: argparse.Namespace, settings: Sett
     return await _with_context(settings, work)
 
 
+async def cmd_accounts_approve(args: argparse.Namespace, settings: Settings) -> int:
+    """What Admin → Team's Approve and Reject buttons do, for a sign-up waiting (REGISTRATIONS=approval)."""
+    from app.services.registrations import RegistrationService
+
+    async def work(context: AppContext) -> int:
+        name = local_username(context.settings, args.name).lower()
+        registrations = RegistrationService(context)
+        waiting = [item for item in await registrations.pending() if item.account.username == name]
+        if not waiting:
+            raise CommandError(f"no sign-up named {args.name!r} is waiting for approval")
+        if args.reject:
+            await registrations.reject(waiting[0].user.id, by=None)
+            print(f"the sign-up of @{name} was rejected and deleted")
+        else:
+            await registrations.approve(waiting[0].user.id, by=None)
+            print(f"@{name} may log in now")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.child == "web":
         return await _serve_web_child(args, settings)
@@ -903,6 +924,11 @@ def build_parser() -> argparse.ArgumentParser:
     posting_as.add_argument("organization", metavar="ORG", help="the organisation account")
     posting_as.add_argument("--revoke", action="store_true", help="take the permission away")
     posting_as.set_defaults(handler=cmd_accounts_allow_posting_as)
+
+    approve = accounts.add_parser("approve", help="approve a sign-up waiting for approval (or --reject it)")
+    approve.add_argument("name", help="the user name it signed up with")
+    approve.add_argument("--reject", action="store_true", help="reject and delete the sign-up instead")
+    approve.set_defaults(handler=cmd_accounts_approve)
 
     tokens = commands.add_parser("tokens", help="client API access tokens").add_subparsers(
         dest="tokens_command", required=True, metavar="ACTION"

@@ -1,10 +1,12 @@
 """Finding an account the viewer asked for by id or by `acct`, as the client API names them.
 
-Deleted and suspended accounts are not found, whoever asks (their profile pages answer 410/404 too).
+Deleted and suspended accounts are not found, whoever asks (their profile pages answer 410/404 too),
+nor are sign-ups still waiting for an administrator's approval.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
@@ -13,8 +15,13 @@ from app.services.errors import NotFound
 from app.services.viewer import Viewer
 
 
-def _shown(account: Account | None) -> Account:
+async def _shown(session: AsyncSession, account: Account | None) -> Account:
     if account is None or account.deleted_at is not None or account.suspended_at is not None:
+        raise NotFound("Record not found")
+    if account.domain is None and await session.scalar(
+        select(User.id).where(col(User.account_id) == account.id, col(User.awaiting_approval).is_(True))
+    ):
+        # A sign-up waiting for approval is nobody yet, as on Mastodon.
         raise NotFound("Record not found")
     return account
 
@@ -22,13 +29,7 @@ def _shown(account: Account | None) -> Account:
 async def account_by_id(context: AppContext, viewer: Viewer, account_id: int) -> Account:
     del viewer  # every viewer sees the same accounts; blocks hide posts, not the profile
     async with context.sessions() as session:
-        account = _shown(await session.get(Account, account_id))
-        if account.domain is None and await session.scalar(
-            select(User.id).where(col(User.account_id) == account.id, col(User.awaiting_approval).is_(True))
-        ):
-            # A sign-up waiting for approval is nobody yet, as on Mastodon.
-            raise NotFound("Record not found")
-        return account
+        return await _shown(session, await session.get(Account, account_id))
 
 
 async def accounts_by_ids(context: AppContext, viewer: Viewer, account_ids: list[int]) -> list[Account]:
@@ -61,7 +62,7 @@ async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Acc
     query = select(Account).where(Account.username == (name.lower() if local else name))
     query = query.where(col(Account.domain).is_(None) if local else col(Account.domain) == domain.lower())
     async with context.sessions() as session:
-        return _shown((await session.scalars(query.limit(1))).first())
+        return await _shown(session, (await session.scalars(query.limit(1))).first())
 
 
 __all__ = ["account_by_acct", "account_by_id", "accounts_by_ids"]

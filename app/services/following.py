@@ -7,6 +7,7 @@ stops right after.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete
@@ -48,6 +49,7 @@ class FollowOptions:
 
 
 MAX_FOLLOW_LANGUAGES = 20
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,11 @@ class FollowingService:
         """Follow an account already stored here (the client API names accounts by id)."""
         self.viewer.require_act_as(follower)
         options = options or FollowOptions()
-        if options.languages is not None and len(options.languages) > MAX_FOLLOW_LANGUAGES:
-            raise FollowingError(f"languages: at most {MAX_FOLLOW_LANGUAGES}")
+        if options.languages is not None:
+            if len(options.languages) > MAX_FOLLOW_LANGUAGES:
+                raise FollowingError(f"languages: at most {MAX_FOLLOW_LANGUAGES}")
+            if not all(LANGUAGE_CODE.match(code) for code in options.languages):
+                raise FollowingError("languages: ISO 639 codes such as 'en'")
         if followee.id == follower.id:
             raise FollowingError("an account cannot follow itself")
         if (

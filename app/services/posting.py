@@ -49,7 +49,7 @@ from app.services.media_store import MediaStore
 from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import hidden_from, local_follower_ids, tag_post
+from app.services.timelines import followers_refusing_language, hidden_from, local_follower_ids, tag_post
 from app.services.visibility import can_see
 
 # Mastodon counts every link as 23 characters, whatever its length.
@@ -177,7 +177,12 @@ class PostingService(PostInteractions):
             if visibility == Visibility.DIRECT:
                 audience += [account.id for account in addressed if account.domain is None]
             else:
-                audience += await local_follower_ids(session, author)
+                refusing = await followers_refusing_language(session, author, language)
+                audience += [
+                    follower
+                    for follower in await local_follower_ids(session, author)
+                    if follower not in refusing
+                ]
             if visibility == Visibility.PUBLIC:
                 # Those following one of its hashtags find it at home, as on Mastodon.
                 audience += await tag_follower_ids(session, tag_names)

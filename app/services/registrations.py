@@ -137,7 +137,8 @@ class RegistrationService:
             ).all()
         return [PendingSignUp(user, account) for user, account in rows]
 
-    async def approve(self, user_id: int, *, by: User) -> None:
+    async def approve(self, user_id: int, *, by: User | None) -> None:
+        """`by` None: the operator on the command line (`herold accounts approve`)."""
         _require_admin(by)
         async with self.context.sessions() as session:
             user = await session.get(User, user_id)
@@ -146,11 +147,13 @@ class RegistrationService:
             user.awaiting_approval = False
             session.add(user)
             session.add(
-                AuditLogEntry(user_id=by.id, action="registration.approve", target=str(user_id), data={})
+                AuditLogEntry(
+                    user_id=by.id if by else None, action="registration.approve", target=str(user_id), data={}
+                )
             )
             await session.commit()
 
-    async def reject(self, user_id: int, *, by: User) -> None:
+    async def reject(self, user_id: int, *, by: User | None) -> None:
         """Delete the waiting sign-up: its account never posted, followed or federated anything."""
         _require_admin(by)
         async with self.context.sessions() as session:
@@ -161,13 +164,15 @@ class RegistrationService:
             await session.execute(delete(User).where(col(User.id) == user_id))
             await session.execute(delete(Account).where(col(Account.id) == account_id))
             session.add(
-                AuditLogEntry(user_id=by.id, action="registration.reject", target=str(user_id), data={})
+                AuditLogEntry(
+                    user_id=by.id if by else None, action="registration.reject", target=str(user_id), data={}
+                )
             )
             await session.commit()
 
 
-def _require_admin(by: User) -> None:
-    if by.role != Role.ADMIN:
+def _require_admin(by: User | None) -> None:
+    if by is not None and by.role != Role.ADMIN:
         raise Forbidden("only administrators approve sign-ups")
 
 

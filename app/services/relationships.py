@@ -360,6 +360,7 @@ __all__ = [
     "blocked_by_viewer",
     "blocks_viewer",
     "familiar_followers",
+    "follow_counts",
     "follow_requests_to",
     "followers_of",
     "following_of",
@@ -381,3 +382,32 @@ async def waiting_requests_count(context: AppContext, account: Account) -> int:
             .where(col(Follow.followee_id) == account.id, col(Follow.state) == FollowState.PENDING)
         )
     return int(counted or 0)
+
+
+async def follow_counts(context: AppContext, account_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(followers, following) of each account, counted as the profile page counts them (accepted
+    follows), in two queries whatever the number of accounts."""
+    wanted = list(dict.fromkeys(account_ids))
+    if not wanted:
+        return {}
+    accepted = col(Follow.state) == FollowState.ACCEPTED
+    async with context.sessions() as session:
+        followers = dict(
+            (
+                await session.execute(
+                    select(Follow.followee_id, func.count())
+                    .where(col(Follow.followee_id).in_(wanted), accepted)
+                    .group_by(col(Follow.followee_id))
+                )
+            ).all()
+        )
+        following = dict(
+            (
+                await session.execute(
+                    select(Follow.follower_id, func.count())
+                    .where(col(Follow.follower_id).in_(wanted), accepted)
+                    .group_by(col(Follow.follower_id))
+                )
+            ).all()
+        )
+    return {account_id: (followers.get(account_id, 0), following.get(account_id, 0)) for account_id in wanted}

@@ -48,6 +48,7 @@ from app.services.notifications import (
 )
 from app.services.read_cache import ReadCache
 from app.services.timelines import (
+    LocalFollower,
     hidden_from,
     hidden_from_each,
     insert_ignoring_duplicates,
@@ -123,6 +124,18 @@ class RemotePostService:
 
         return await self._cached(("tag_followers", key), load)
 
+    async def refusing_language(self, account: Account, language: str | None) -> frozenset[int]:
+        """Local followers of `account` who follow it only in other languages than `language`."""
+        if not language:
+            return frozenset()
+
+        async def load(session: AsyncSession) -> tuple[LocalFollower, ...]:
+            followers = (await local_followers_of(session, [account.id]))[account.id]
+            return tuple(follower for follower in followers if follower.languages)
+
+        choosy = await self._cached(("language-followers", account.id), load)
+        return frozenset(follower.account_id for follower in choosy if follower.refuses(language))
+
     async def boost_followers(self, account: Account) -> frozenset[int]:
         """Local accounts following `account` that take its boosts at home."""
 
@@ -148,7 +161,14 @@ class RemotePostService:
         cache = self.cache
         if cache is None:
             return
-        keys = ("followers", "boost-followers", "notified-followers", "hidden", "hidden-notifications")
+        keys = (
+            "followers",
+            "boost-followers",
+            "notified-followers",
+            "language-followers",
+            "hidden",
+            "hidden-notifications",
+        )
         unknown = {
             author.id: author for author in authors if not all(cache.fresh((key, author.id)) for key in keys)
         }
@@ -165,6 +185,7 @@ class RemotePostService:
             cache.put(
                 ("notified-followers", account_id), frozenset(f.account_id for f in following if f.notify)
             )
+            cache.put(("language-followers", account_id), tuple(f for f in following if f.languages))
             cache.put(("hidden", account_id), frozenset(hidden[account_id]))
             cache.put(("hidden-notifications", account_id), frozenset(hidden_notifications[account_id]))
 
@@ -306,7 +327,7 @@ class RemotePostService:
         readers = (
             {account.id for account in relevance.local_recipients}
             if visibility == Visibility.DIRECT
-            else set(relevance.followers)
+            else set(relevance.followers) - await self.refusing_language(author, note.language)
         )
         if visibility == Visibility.PUBLIC and note.hashtags:
             # A public post reaches the home timelines of those following one of its hashtags.

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -135,9 +136,20 @@ async def local_follower_ids(
 @dataclass(frozen=True)
 class LocalFollower:
     account_id: int
-    # The follow's options: boosts shown at home, told of each post.
+    # The follow's options: boosts shown at home, told of each post, only posts in these
+    # languages (empty: every language).
     boosts: bool
     notify: bool
+    languages: tuple[str, ...] = ()
+
+    def refuses(self, language: str | None) -> bool:
+        """Whether a post in `language` stays off this follower's home (a post of unknown
+        language reaches everyone; `en-US` counts as `en`)."""
+        return bool(language) and bool(self.languages) and language_base(language) not in self.languages
+
+
+def language_base(language: str | None) -> str:
+    return (language or "").split("-", 1)[0].lower()
 
 
 async def local_followers_of(
@@ -148,8 +160,15 @@ async def local_followers_of(
     followers: dict[int, list[LocalFollower]] = {account_id: [] for account_id in account_ids}
     if not followers:
         return followers
+    # SQLAlchemy's own select: sqlmodel's typed overloads stop at four columns.
     rows = await session.execute(
-        select(col(Follow.followee_id), col(Follow.follower_id), col(Follow.show_reblogs), col(Follow.notify))
+        sql_select(
+            col(Follow.followee_id),
+            col(Follow.follower_id),
+            col(Follow.show_reblogs),
+            col(Follow.notify),
+            col(Follow.languages),
+        )
         .join(Account, col(Account.id) == col(Follow.follower_id))
         .where(
             col(Follow.followee_id).in_(list(followers)),
@@ -157,9 +176,22 @@ async def local_followers_of(
             col(Account.domain).is_(None),
         )
     )
-    for followee, follower, boosts, notify in rows.all():
-        followers[followee].append(LocalFollower(follower, bool(boosts), bool(notify)))
+    for followee, follower, boosts, notify, languages in rows.all():
+        followers[followee].append(
+            LocalFollower(follower, bool(boosts), bool(notify), tuple(languages or ()))
+        )
     return followers
+
+
+async def followers_refusing_language(
+    session: AsyncSession, account: Account, language: str | None
+) -> set[int]:
+    """Local followers of `account` who follow it only in other languages (Mastodon's follow
+    `languages`): a post in `language` stays off their home timelines."""
+    if not language:
+        return set()
+    followers = (await local_followers_of(session, [account.id]))[account.id]
+    return {follower.account_id for follower in followers if follower.refuses(language)}
 
 
 async def boost_audience(

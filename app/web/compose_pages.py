@@ -103,6 +103,10 @@ async def _compose_page(
     )
 
 
+# From the widest audience to the narrowest.
+AUDIENCE_ORDER = {"public": 0, "unlisted": 1, "followers": 2, "direct": 3}
+
+
 @router.get("/compose")
 async def compose_form(
     request: Request,
@@ -114,8 +118,11 @@ async def compose_form(
     values = {
         "text": "",
         "spoiler_text": "",
-        "visibility": Visibility.PUBLIC.value,
-        "language": _default_language(request),
+        # The login's posting defaults (set from an app: update_credentials' source[…]).
+        "visibility": viewer.user.default_privacy
+        if viewer.user.default_privacy in VISIBILITIES
+        else "public",
+        "language": viewer.user.default_language or _default_language(request),
         "author": viewer.account.username,
         "in_reply_to": "",
     }
@@ -128,7 +135,7 @@ async def compose_form(
         values["in_reply_to"] = str(target.id)
         values["spoiler_text"] = target.summary or ""
         # A reply is never more public than what it answers.
-        if target.visibility != Visibility.PUBLIC:
+        if AUDIENCE_ORDER.get(target.visibility, 0) > AUDIENCE_ORDER.get(values["visibility"], 0):
             values["visibility"] = target.visibility
     elif mention:
         values["text"] = f"@{mention.strip().lstrip('@')[:300]} "

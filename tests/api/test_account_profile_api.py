@@ -85,6 +85,14 @@ async def test_update_credentials_as_a_form_with_pictures_and_as_json(instance: 
     async with instance.context.sessions() as session:
         stored = await session.get(Account, alice.id)
     assert stored is not None and stored.actor_type == "Service"
+    # A post that names no audience or language takes the defaults, as on Mastodon.
+    posted = await ok(await client.post("/api/v1/statuses", json={"status": "Defaults"}, headers=auth))
+    assert posted["visibility"] == "private" and posted["language"] == "de"
+    preferences = await ok(await client.get("/api/v1/preferences", headers=auth))
+    assert preferences["posting:default:visibility"] == "private"
+    assert (
+        preferences["posting:default:sensitive"] is True and preferences["posting:default:language"] == "de"
+    )
 
 
 async def test_update_credentials_refuses_bad_input_naming_the_field(instance: Instance) -> None:

@@ -126,6 +126,13 @@ async def test_locked_account_requests_authorize_reject_and_remove_from_follower
     assert rejected["followed_by"] is False and rejected["requested_by"] is False
     assert (await relationship_of(instance, carol_auth, bob.id))["requested"] is False
 
+    # Only a waiting request can be answered: alice's is accepted, carol's gone, a made-up one nobody's.
+    for someone in (alice.id, carol.id, 999999):
+        answer = await client.post(f"/api/v1/follow_requests/{someone}/reject", headers=bob_auth)
+        assert answer.status_code == 404 and answer.json() == {"error": "Record not found"}
+    assert (
+        await client.post(f"/api/v1/follow_requests/{bob.id}/authorize", headers=alice_auth)
+    ).status_code == 404
     removed = await ok(
         await client.post(f"/api/v1/accounts/{alice.id}/remove_from_followers", headers=bob_auth)
     )
@@ -213,6 +220,9 @@ async def test_followers_page_with_link_headers_that_keep_other_parameters(insta
         await ok(await client.post(f"/api/v1/accounts/{star.id}/follow", headers=auth))
     first = await client.get(f"/api/v1/accounts/{star.id}/followers", params={"limit": "2"})
     assert [item["acct"] for item in first.json()] == ["fan2", "fan1"]
+    # Local accounts' counts, as their profile pages count them, in the lists too.
+    assert [item["following_count"] for item in first.json()] == [1, 1]
+    assert (await ok(await client.get(f"/api/v1/accounts/{star.id}")))["followers_count"] == 3
     link = first.headers["link"]
     assert "limit=2" in link and 'rel="next"' in link and 'rel="prev"' in link
     rest = await ok(await client.get(link.split(";")[0].strip("<>")))
@@ -306,3 +316,33 @@ async def test_relationships_leave_out_suspended_accounts_unless_asked(instance:
         await client.get(path, params={"id[]": str(bob.id), "with_suspended": "true"}, headers=auth)
     )
     assert [item["id"] for item in shown] == [str(bob.id)]
+
+
+async def test_bad_input_is_422_naming_the_field_never_500(instance: Instance) -> None:
+    client = instance.client
+    alice, auth = await api_user(instance, "alice")
+    bob, _ = await api_user(instance, "bob")
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": ["english!"]}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": 5}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"reblogs": "maybe"}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/follow", {"json": {"languages": [f"l{n}" for n in range(30)]}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/mute", {"json": {"duration": "99999999999999999999"}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/mute", {"json": {"notifications": {"a": 1}}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/note", {"json": {"comment": "x" * 5000}}),
+        ("POST", f"/api/v1/accounts/{bob.id}/note", {"json": {"comment": ["a", "b"]}}),
+        ("POST", "/api/v1/domain_blocks", {"json": {"domain": "http://bad domain/"}}),
+        ("GET", "/api/v1/accounts/relationships", {"params": [("id[]", str(n)) for n in range(101)]}),
+        ("GET", "/api/v1/blocks", {"params": {"limit": "-3"}}),
+        ("GET", "/api/v1/mutes", {"params": {"max_id": "99999999999999999999999"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"note": {"text": "hi"}}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"source": "private"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"json": {"fields_attributes": {"x": {"name": 1}}}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"data": {"fields_attributes[a][name]": "x"}}),
+        ("PATCH", "/api/v1/accounts/update_credentials", {"data": {"source[sensitive]": "perhaps"}}),
+    ]
+    for method, path, kwargs in cases:
+        answer = await client.request(method, path, headers=auth, **kwargs)
+        assert answer.status_code == 422, (method, path, kwargs, answer.status_code, answer.text)
+        assert isinstance(answer.json()["error"], str) and answer.json()["error"]
+    del alice

@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.config import Settings
 from app.models import Account, Role, User
 from tests.api.account_helpers import bearer
 from tests.api.oauth_helpers import register_app
 from tests.lab import Instance, Lab
+from tests.processes import herold_env, run_herold
 from tests.web.helpers import Browser, logged_in, new_client
 
 STRONG = "a sturdy password 2026"
@@ -120,6 +121,7 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
     async with instance.context.sessions() as session:
         waiting = (await session.scalars(select(Account).where(Account.username == "hopeful"))).one()
     assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 404
+    assert (await client.get("/api/v1/accounts/lookup", params={"acct": "hopeful"})).status_code == 404
     team = await admin.get("/admin/staff")
     assert "I write for the newsletter" in team.text and "@hopeful" in team.text
     async with instance.context.sessions() as session:
@@ -143,6 +145,28 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
     assert (await admin.post(f"/admin/sign-ups/{spammer.id}/approve")).status_code == 404
     await admin.aclose()
     await visitor.aclose()
+
+
+async def test_approve_from_the_command_line(lab: Lab) -> None:
+    instance = await lab.instance("a.test", registrations="approval")
+    client = instance.client
+    _, token = await app_token(client)
+    for name in ("quiet", "noisy"):
+        answer = await client.post("/api/v1/accounts", json=sign_up_body(name), headers=bearer(token))
+        assert answer.status_code == 200, answer.text
+    env = herold_env(instance.settings.data_dir, instance.settings.database_url, LOCAL_DOMAIN="a.test")
+    approved = run_herold(["accounts", "approve", "quiet"], env)
+    assert approved.returncode == 0 and "@quiet may log in now" in approved.stdout, approved.stderr
+    rejected = run_herold(["accounts", "approve", "@noisy", "--reject"], env)
+    assert rejected.returncode == 0, rejected.stderr
+    async with instance.context.sessions() as session:
+        rows = (
+            await session.execute(
+                select(User, Account).join(Account, col(Account.id) == col(User.account_id))
+            )
+        ).all()
+    users = {account.username: user for user, account in rows}
+    assert not users["quiet"].awaiting_approval and "noisy" not in users
 
 
 async def test_sign_up_page(lab: Lab) -> None:

@@ -165,3 +165,34 @@ async def test_hiding_a_domain_ends_the_follows_with_it(lab: Lab) -> None:
     for instance in (a, b):
         async with instance.context.sessions() as session:
             assert (await session.scalars(select(Follow))).all() == []
+
+
+async def test_a_follow_in_some_languages_keeps_other_languages_off_home(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    b = await lab.instance("b.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    bob = await local_account(a, "bob")
+    carol = await local_account(b, "carol")
+    following = FollowingService(a.context)
+    await following.follow_account(alice, bob, FollowOptions(languages=["de"]))
+    await following.follow(alice, "@carol@b.test", FollowOptions(languages=["de"]))
+    await settle(lab)
+    here, there = PostingService(a.context), PostingService(b.context)
+    english = await here.create(bob, "Hello", language="en")
+    german = await here.create(bob, "Hallo", language="de")
+    unknown = await here.create(bob, "…")
+    remote_english = await there.create(carol, "Hello from b", language="en")
+    remote_german = await there.create(carol, "Hallo von b", language="de-AT")
+    await settle(lab)
+    async with a.context.sessions() as session:
+        copies = {
+            post.uri: post.id
+            for post in (
+                await session.scalars(
+                    select(Post).where(col(Post.uri).in_([remote_english.uri, remote_german.uri]))
+                )
+            ).all()
+        }
+    home = await home_of(a, alice)
+    assert german.id in home and unknown.id in home and english.id not in home
+    assert copies[remote_german.uri] in home and copies[remote_english.uri] not in home

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
 from app.api.entities.relationship import relationship_entity
-from app.api.ids import MAX_ID, path_id
+from app.api.ids import path_id
 from app.api.params import Params, WrongType, request_params
+from app.api.v1.account_params import TRUE_WORDS, acting, flag, id_list
+from app.api.v1.account_views import account_entities
 from app.context import AppContext
 from app.dependencies import get_context
 from app.models import Account
@@ -25,7 +26,6 @@ from app.services.account_moderation import AccountModerationService
 from app.services.follow_requests import FollowRequestService
 from app.services.following import FollowingService, FollowOptions
 from app.services.relationships import (
-    MAX_RELATIONSHIPS,
     familiar_followers,
     relationship,
     relationships,
@@ -34,42 +34,6 @@ from app.services.relationships import (
 from app.services.viewer import Viewer
 
 router = APIRouter(prefix="/api/v1/accounts")
-
-TRUE_WORDS = ("true", "1", "on", "yes")
-FALSE_WORDS = ("false", "0", "off", "no", "")
-
-
-def flag(params: Params, name: str, default: bool | None = None) -> bool | None:
-    """A boolean as apps send it (JSON true, "true", "1", "on"); `default` when absent."""
-    value = params.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = (params.text(name) or "").lower()
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    raise WrongType(f"{name}: must be true or false")
-
-
-def id_list(request: Request, name: str = "id") -> list[int]:
-    """`id[]=1&id[]=2` (or `id=1`), as Mastodon's clients send account ids; at most 100."""
-    values = request.query_params.getlist(f"{name}[]") + request.query_params.getlist(name)
-    if len(values) > MAX_RELATIONSHIPS:
-        raise WrongType(f"{name}: at most {MAX_RELATIONSHIPS} ids")
-    ids = []
-    for value in values:
-        if not value.isdigit() or int(value) > MAX_ID:
-            raise WrongType(f"{name}: {value[:40]!r} is not an id")
-        ids.append(int(value))
-    return ids
-
-
-def acting(caller: ApiCaller) -> Account:
-    assert caller.viewer.account is not None  # scoped(user=True) lets only a person's token through
-    return caller.viewer.account
 
 
 async def _relationship_answer(context: AppContext, viewer: Viewer, target: Account) -> JSONResponse:
@@ -95,7 +59,7 @@ async def several_accounts(
 ) -> JSONResponse:
     """`GET /api/v1/accounts?id[]=…`: several accounts at once, unknown ones left out (Mastodon 4.3)."""
     accounts = await accounts_by_ids(context, caller.viewer, id_list(request))
-    return JSONResponse([account_entity(context, account) for account in accounts])
+    return JSONResponse(await account_entities(context, accounts))
 
 
 @router.get("/familiar_followers")
@@ -107,7 +71,7 @@ async def show_familiar_followers(
     found = await familiar_followers(context, caller.viewer, id_list(request))
     return JSONResponse(
         [
-            {"id": str(target_id), "accounts": [account_entity(context, account) for account in accounts]}
+            {"id": str(target_id), "accounts": await account_entities(context, accounts)}
             for target_id, accounts in found.items()
         ]
     )
@@ -230,4 +194,4 @@ async def note(
     return await _relationship_answer(context, caller.viewer, target)
 
 
-__all__ = ["acting", "flag", "id_list", "router"]
+__all__ = ["router"]

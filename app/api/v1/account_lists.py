@@ -8,16 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
 from app.api.entities.common import api_time
 from app.api.entities.relationship import relationship_entity
 from app.api.entities.status import statuses
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
-from app.api.v1.account_actions import TRUE_WORDS, acting
+from app.api.v1.account_params import TRUE_WORDS, acting
+from app.api.v1.account_views import account_entities
 from app.context import AppContext
 from app.dependencies import get_context
+from app.http_errors import NotFound
 from app.services.account_lookup import account_by_id
 from app.services.account_moderation import AccountModerationService
 from app.services.account_posts import AccountPostFilter, account_posts
@@ -43,9 +44,9 @@ def _flag(request: Request, name: str) -> bool:
     return (request.query_params.get(name) or "").lower() in TRUE_WORDS
 
 
-def _accounts(request: Request, context: AppContext, page: AccountPage) -> JSONResponse:
+async def _accounts(request: Request, context: AppContext, page: AccountPage) -> JSONResponse:
     return JSONResponse(
-        [account_entity(context, account) for account in page.accounts],
+        await account_entities(context, page.accounts),
         headers=link_header(request, context.settings.base_url, page.ids),
     )
 
@@ -88,8 +89,8 @@ async def followers(
     account = await account_by_id(context, caller.viewer, path_id(account_id))
     wanted = page_request(request, default_limit=40)
     if await blocks_viewer(context, caller.viewer, account):
-        return _accounts(request, context, AccountPage())
-    return _accounts(request, context, await followers_of(context, account, wanted))
+        return await _accounts(request, context, AccountPage())
+    return await _accounts(request, context, await followers_of(context, account, wanted))
 
 
 @router.get("/accounts/{account_id}/following")
@@ -102,8 +103,8 @@ async def following(
     account = await account_by_id(context, caller.viewer, path_id(account_id))
     wanted = page_request(request, default_limit=40)
     if await blocks_viewer(context, caller.viewer, account):
-        return _accounts(request, context, AccountPage())
-    return _accounts(request, context, await following_of(context, account, wanted))
+        return await _accounts(request, context, AccountPage())
+    return await _accounts(request, context, await following_of(context, account, wanted))
 
 
 @router.get("/follow_requests")
@@ -113,15 +114,18 @@ async def follow_requests(
     caller: ApiCaller = Depends(scoped("read", "read:follows", user=True)),
 ) -> JSONResponse:
     page = await follow_requests_to(context, caller.viewer, page_request(request, default_limit=40))
-    return _accounts(request, context, page)
+    return await _accounts(request, context, page)
 
 
 async def _answer_request(
     context: AppContext, caller: ApiCaller, account_id: str, *, approve: bool
 ) -> JSONResponse:
     follower = await account_by_id(context, caller.viewer, path_id(account_id))
+    if not (await relationship(context, caller.viewer, follower)).requested_by:
+        # As on Mastodon: only a waiting request can be answered (reject never drops a follower here).
+        raise NotFound("Record not found")
     requests = FollowRequestService(context, caller.viewer)
-    # The same calls as the web's notification page; a request that is not there is simply done.
+    # The same calls as the web's notification page.
     await (requests.approve if approve else requests.reject)(acting(caller), follower)
     return JSONResponse(relationship_entity(await relationship(context, caller.viewer, follower)))
 
@@ -151,7 +155,7 @@ async def blocks(
     caller: ApiCaller = Depends(scoped("read", "read:blocks", user=True)),
 ) -> JSONResponse:
     page = await blocked_by_viewer(context, caller.viewer, page_request(request, default_limit=40))
-    return _accounts(request, context, page)
+    return await _accounts(request, context, page)
 
 
 @router.get("/mutes")
@@ -161,10 +165,11 @@ async def mutes(
     caller: ApiCaller = Depends(scoped("read", "read:mutes", user=True)),
 ) -> JSONResponse:
     page = await muted_by_viewer(context, caller.viewer, page_request(request, default_limit=40))
+    entities = await account_entities(context, [account for account, _ in page.entries])
     return JSONResponse(
         [
-            {**account_entity(context, account), "mute_expires_at": api_time(mute.expires_at)}
-            for account, mute in page.entries
+            {**entity, "mute_expires_at": api_time(mute.expires_at)}
+            for entity, (_, mute) in zip(entities, page.entries, strict=True)
         ],
         headers=link_header(request, context.settings.base_url, page.ids),
     )

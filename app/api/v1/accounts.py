@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import CredentialSource, account_entity, credential_account_entity
+from app.api.entities.account import CredentialSource, credential_account_entity
 from app.api.ids import path_id
 from app.api.params import Params, WrongType, request_params
-from app.api.v1.account_actions import flag
+from app.api.v1.account_params import flag
+from app.api.v1.account_views import account_with_counts
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import BadRequest
@@ -30,21 +31,12 @@ from app.services.profile_settings import (
     ProfileChanges,
     ProfileSettingsService,
 )
-from app.services.profiles import ProfileService
 from app.services.relationships import waiting_requests_count
 
 router = APIRouter(prefix="/api/v1/accounts")
 public_read = scoped("read", "read:accounts", optional=True)
 # Two pictures and a few fields: anything larger is not a profile edit.
 MAX_PROFILE_BODY = 2 * MAX_UPLOAD_BYTES + 256 * 1024
-
-
-async def _with_counts(context: AppContext, account: Account, entity: dict[str, Any]) -> dict[str, Any]:
-    """A local account's counts as its profile page shows them (remote ones come with the actor)."""
-    if account.domain is None:
-        posts, followers, following = await ProfileService(context).counts(account)
-        entity.update(statuses_count=posts, followers_count=followers, following_count=following)
-    return entity
 
 
 async def _credential_answer(context: AppContext, account: Account, user: User) -> JSONResponse:
@@ -55,7 +47,9 @@ async def _credential_answer(context: AppContext, account: Account, user: User) 
         follow_requests_count=await waiting_requests_count(context, account),
     )
     entity = credential_account_entity(context, account, source)
-    return JSONResponse(await _with_counts(context, account, entity))
+    counted = await account_with_counts(context, account)
+    entity.update(followers_count=counted["followers_count"], following_count=counted["following_count"])
+    return JSONResponse(entity)
 
 
 @router.get("/verify_credentials")
@@ -75,7 +69,11 @@ def _nested(params: Params, form_name: str, json_name: str) -> Any:
         return params[form_name]
     outer, _, inner = json_name.partition(".")
     container = params.get(outer)
-    return container.get(inner) if isinstance(container, dict) else None
+    if container is None:
+        return None
+    if not isinstance(container, dict):
+        raise WrongType(f'{outer}: must be an object such as {{"{inner}": …}}')
+    return container.get(inner)
 
 
 def _fields(params: Params) -> list[tuple[str, str]] | None:
@@ -205,7 +203,7 @@ async def lookup(
     if not acct.strip() or len(acct) > 600:
         raise BadRequest("acct: missing")
     account = await account_by_acct(context, caller.viewer, acct)
-    return JSONResponse(await _with_counts(context, account, account_entity(context, account)))
+    return JSONResponse(await account_with_counts(context, account))
 
 
 @router.get("/{account_id}")
@@ -213,7 +211,7 @@ async def show(
     account_id: str, context: AppContext = Depends(get_context), caller: ApiCaller = Depends(public_read)
 ) -> JSONResponse:
     account = await account_by_id(context, caller.viewer, path_id(account_id))
-    return JSONResponse(await _with_counts(context, account, account_entity(context, account)))
+    return JSONResponse(await account_with_counts(context, account))
 
 
 __all__ = ["router"]

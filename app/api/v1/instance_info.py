@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from app import __version__
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
+from app.api.entities.account import PRIVACY_NAMES, account_entity
 from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_acct
@@ -164,12 +164,14 @@ async def custom_emojis() -> JSONResponse:
 async def preferences(
     caller: ApiCaller = Depends(scoped("read", "read:accounts", user=True)),
 ) -> JSONResponse:
-    locale = caller.viewer.user.locale if caller.viewer.user else None
+    user = caller.viewer.user
+    assert user is not None  # scoped(user=True)
+    # The posting defaults update_credentials' source[…] sets.
     return JSONResponse(
         {
-            "posting:default:visibility": "public",
-            "posting:default:sensitive": False,
-            "posting:default:language": locale,
+            "posting:default:visibility": PRIVACY_NAMES.get(user.default_privacy, "public"),
+            "posting:default:sensitive": user.default_sensitive,
+            "posting:default:language": user.default_language,
             "posting:default:quote_policy": "public",
             "reading:expand:media": "default",
             "reading:expand:spoilers": False,

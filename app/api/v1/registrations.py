@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
 from app.api.params import request_params
-from app.api.v1.account_actions import flag
+from app.api.v1.account_params import flag
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import Forbidden

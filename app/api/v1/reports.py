@@ -11,7 +11,7 @@ from app.api.auth import ApiCaller, scoped
 from app.api.entities.relationship import report_entity
 from app.api.ids import MAX_ID
 from app.api.params import WrongType, request_params
-from app.api.v1.account_actions import acting, flag
+from app.api.v1.account_params import acting, flag
 from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_id

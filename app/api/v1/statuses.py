@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
+from app.api.entities.account import PRIVACY_NAMES
 from app.api.entities.status import statuses
 from app.api.ids import path_id
 from app.api.params import Params, WrongType, request_params
@@ -75,7 +76,13 @@ async def create(
     text = params.text("status") or ""
     if len(text) > MAX_STATUS_BODY:
         raise WrongType("status: is too long")
-    visibility = params.text("visibility") or "public"
+    defaults = caller.viewer.user
+    # Unset, the login's posting defaults apply (update_credentials' source[privacy|language]).
+    visibility = (
+        params.text("visibility")
+        or (PRIVACY_NAMES.get(defaults.default_privacy) if defaults else None)
+        or "public"
+    )
     if visibility not in VISIBILITIES:
         raise WrongType(f"visibility: must be one of {', '.join(VISIBILITIES)}")
     in_reply_to = params.text("in_reply_to_id")
@@ -87,7 +94,7 @@ async def create(
         visibility=VISIBILITIES[visibility],
         spoiler_text=params.text("spoiler_text"),
         sensitive=flag_param(params, "sensitive"),
-        language=params.text("language"),
+        language=params.text("language") or (defaults.default_language if defaults else None),
         in_reply_to=in_reply_to or None,
         media_ids=params.texts("media_ids"),
         idempotency=claim,
