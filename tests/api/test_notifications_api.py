@@ -69,6 +69,13 @@ async def test_grouped_notifications_as_mastodon_4_3(instance: Instance) -> None
     assert sorted(account["acct"] for account in accounts) == ["bob", "carol", "dave"]
     assert (await client.get("/api/v2/notifications/favourite-x-y", headers=alice)).status_code == 404
     assert (await client.get("/api/v2/notifications/nonsense", headers=alice)).status_code == 404
+    for bad in (
+        "ungrouped-99999999999999999999999",
+        "favourite-1-99999999999999999999",
+        "follow--5",
+        "mention-1-2",
+    ):
+        assert (await client.get(f"/api/v2/notifications/{bad}", headers=alice)).status_code == 404, bad
     assert (await client.post(f"/api/v2/notifications/{key}/dismiss", headers=alice)).json() == {}
     assert (await client.get(f"/api/v2/notifications/{key}", headers=alice)).status_code == 404
 
