@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     instance_name: str = "Herold"
     instance_description: str = "An organisation's corner of the fediverse."
+    # Who may sign up: "closed" (staff are invited, the default), "approval" (anyone may ask; an
+    # administrator approves in Admin → Team) or "open". OPEN_REGISTRATIONS=true, the older
+    # switch, means "open".
+    registrations: Literal["closed", "approval", "open"] = "closed"
     open_registrations: bool = False
     max_post_chars: int = Field(default=500, ge=1, le=100_000)
     # An inbound activity addressed (to, cc, bto, bcc, audience) to more is refused with 422: real
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     metrics_allowed_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "registrations", mode="before")
     @classmethod
     def _log_level_in_any_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -145,6 +149,10 @@ class Settings(BaseSettings):
             self.web_domain = self.local_domain
         if self.https is None:
             self.https = not is_loopback_domain(self.web_domain)
+        if self.open_registrations and self.registrations == "closed":
+            self.registrations = "open"
+        # NodeInfo's openRegistrations: anyone may ask to join (as Mastodon reports approval mode).
+        self.open_registrations = self.registrations != "closed"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'herold.db').as_posix()}"
         if self.database_url.startswith("postgresql://") or self.database_url.startswith("postgres://"):

@@ -20,9 +20,11 @@ from app.config import Settings
 from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
 from app.federation.signals import WorkSignals
 from app.ops.metrics_registry import Metrics
+from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
+from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
 
 
@@ -45,13 +47,17 @@ class AppContext:
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)
     metrics: Metrics = field(default_factory=Metrics)
+    # The key that signs Web Push messages (loaded from the database once).
+    vapid: VapidKeys = field(default_factory=VapidKeys)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
-        self.sessions.configure(info=self.events.session_info())
+        self.sessions.configure(
+            info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
+        )
 
     @property
     def user_agent(self) -> str:

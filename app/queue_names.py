@@ -6,3 +6,6 @@ INBOX_QUEUE = "inbox"
 DELIVERY_QUEUE = "delivery"
 # General background work (app.services.jobs queues it, app.federation.jobs runs it).
 JOBS_QUEUE = "jobs"
+# Where a session finds the function that wakes this instance's worker for JOBS_QUEUE (the
+# session factory puts it in every session's `info`), for code that queues jobs holding only a session.
+WAKE_JOBS_INFO_KEY = "herold.wake_jobs"

@@ -13,4 +13,4 @@ def path_id(value: str) -> int:
     return int(value)
 
 
-__all__ = ["path_id"]
+__all__ = ["MAX_ID", "path_id"]

@@ -16,12 +16,14 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.models import OAuthApplication
 from app.services.oauth import SCOPES_SUPPORTED, GrantRefused, IssuedToken, OAuthService
+from app.services.web_push import vapid_public_key
 
 router = APIRouter()
 
 
-def application_entity(application: OAuthApplication) -> dict[str, Any]:
-    """Mastodon's Application entity (4.3+: with redirect_uris as an array)."""
+def application_entity(application: OAuthApplication, vapid_key: str) -> dict[str, Any]:
+    """Mastodon's Application entity (4.3+: with redirect_uris as an array); `vapid_key` is the
+    instance's Web Push key, which apps pass to the push service when they subscribe."""
     return {
         "id": str(application.id),
         "name": application.name,
@@ -29,7 +31,7 @@ def application_entity(application: OAuthApplication) -> dict[str, Any]:
         "scopes": application.scopes.split(),
         "redirect_uri": "\n".join(application.redirect_uris),
         "redirect_uris": list(application.redirect_uris),
-        "vapid_key": "",
+        "vapid_key": vapid_key,
     }
 
 
@@ -69,7 +71,7 @@ async def create_app(request: Request, context: AppContext = Depends(get_context
         scopes=params.text("scopes"),
         website=params.text("website"),
     )
-    entity = application_entity(registered.application)
+    entity = application_entity(registered.application, await vapid_public_key(context))
     entity.update(
         client_id=registered.application.client_id,
         client_secret=registered.client_secret,
@@ -79,9 +81,11 @@ async def create_app(request: Request, context: AppContext = Depends(get_context
 
 
 @router.get("/api/v1/apps/verify_credentials")
-async def verify_app(caller: ApiCaller = Depends(scoped())) -> JSONResponse:
+async def verify_app(
+    context: AppContext = Depends(get_context), caller: ApiCaller = Depends(scoped())
+) -> JSONResponse:
     assert caller.application is not None  # scoped() lets no request without a token through
-    return JSONResponse(application_entity(caller.application))
+    return JSONResponse(application_entity(caller.application, await vapid_public_key(context)))
 
 
 @router.post("/oauth/token")

@@ -6,24 +6,48 @@ from fastapi import APIRouter
 
 from app.api import instance, oauth
 from app.api.streaming import routes as streaming
-from app.api.v1 import accounts, instance_info, statuses, timelines
-from app.api.v1 import announcements as v1_announcements
-from app.api.v1 import markers as v1_markers
+from app.api.v1 import (
+    account_actions,
+    account_lists,
+    accounts,
+    announcements,
+    instance_info,
+    markers,
+    push,
+    registrations,
+    reports,
+    saved_posts,
+    status_actions,
+    statuses,
+    tag_timeline,
+    timelines,
+)
 from app.api.v1 import notifications as v1_notifications
-from app.api.v1 import saved_posts as v1_saved_posts
-from app.api.v1 import status_actions as v1_status_actions
-from app.api.v1 import tag_timeline as v1_tag_timeline
 from app.api.v2 import notifications as v2_notifications
 
 router = APIRouter()
-for part in (instance, oauth, instance_info, accounts, statuses, timelines, streaming):
+# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+for part in (
+    instance,
+    oauth,
+    instance_info,
+    account_actions,
+    account_lists,
+    reports,
+    registrations,
+    accounts,
+    statuses,
+    timelines,
+    status_actions,
+    saved_posts,
+    tag_timeline,
+    v1_notifications,
+    v2_notifications,
+    markers,
+    announcements,
+    push,
+    streaming,
+):
     router.include_router(part.router)
-router.include_router(v1_status_actions.router)
-router.include_router(v1_saved_posts.router)
-router.include_router(v1_tag_timeline.router)
-router.include_router(v1_notifications.router)
-router.include_router(v2_notifications.router)
-router.include_router(v1_markers.router)
-router.include_router(v1_announcements.router)
 
 __all__ = ["router"]

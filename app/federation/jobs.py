@@ -24,10 +24,12 @@ from sqlmodel import col
 from app.activitypub.resolver import ActorResolver, ResolveError, ResolveUnavailable
 from app.context import AppContext
 from app.federation.queue import QueueSpec
+from app.federation.web_push import PushRefused, PushRetry, send_web_push
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
 from app.services.jobs import ACCOUNT_REFRESH
+from app.services.web_push import PUSH_SEND
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,19 @@ async def refresh_account(context: AppContext, payload: dict[str, Any]) -> None:
         raise JobFailed(str(error)) from None
 
 
-HANDLERS: Mapping[str, JobHandler] = MappingProxyType({ACCOUNT_REFRESH: refresh_account})
+async def send_push(context: AppContext, payload: dict[str, Any]) -> None:
+    """One Web Push message to one subscription (app.federation.web_push)."""
+    try:
+        await send_web_push(context, payload)
+    except PushRetry as error:
+        raise RetryLater(str(error)) from None
+    except PushRefused as error:
+        raise JobFailed(str(error)) from None
+
+
+HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
+    {ACCOUNT_REFRESH: refresh_account, PUSH_SEND: send_push}
+)
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -14,7 +14,7 @@ from app.models.federation import (
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
-from app.models.notifications import Notification, NotificationType
+from app.models.notifications import Notification, NotificationType, PushSubscription
 from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
 from app.models.posts import (
     Favourite,
@@ -31,13 +31,14 @@ from app.models.posts import (
     TimelineEntry,
     Visibility,
 )
-from app.models.social import AccountBlock, AccountMute, Follow, FollowState, UserDomainBlock
+from app.models.social import AccountBlock, AccountMute, AccountNote, Follow, FollowState, UserDomainBlock
 
 __all__ = [
     "Account",
     "AccountBlock",
     "AccountDelegate",
     "AccountMute",
+    "AccountNote",
     "ActorType",
     "Announcement",
     "AnnouncementDismissal",
@@ -73,6 +74,7 @@ __all__ = [
     "Post",
     "PostEdit",
     "PostTag",
+    "PushSubscription",
     "Reaction",
     "Report",
     "Role",

@@ -112,6 +112,14 @@ class User(SQLModel, table=True):
     disabled_at: datetime | None = timestamp(nullable=True)
     created_at: datetime = timestamp()
     last_login_at: datetime | None = timestamp(nullable=True)
+    # Signed up while registrations need approval, and not yet approved: cannot log in.
+    awaiting_approval: bool = Field(default=False)
+    # Why they asked to join (shown to admins approving sign-ups).
+    sign_up_reason: str | None = Field(default=None, max_length=1000)
+    # Posting defaults (Mastodon's `source`): audience, sensitive media, language.
+    default_privacy: str = Field(default="public", max_length=16)
+    default_sensitive: bool = Field(default=False)
+    default_language: str | None = Field(default=None, max_length=16)
 
 
 class AccountDelegate(SQLModel, table=True):

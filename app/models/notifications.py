@@ -23,6 +23,10 @@ class NotificationType(StrEnum):
     UPDATE = "update"
     MOVE = "move"
     REPORT = "admin.report"
+    # A post by an account followed with `notify` (Mastodon's bell).
+    STATUS = "status"
+    # Someone signed up (for administrators; REGISTRATIONS=approval or open).
+    SIGN_UP = "admin.sign_up"
 
 
 class Notification(SQLModel, table=True):
@@ -38,3 +42,27 @@ class Notification(SQLModel, table=True):
     detail: str | None = Field(default=None, max_length=255)
     created_at: datetime = timestamp()
     read_at: datetime | None = timestamp(nullable=True)
+
+
+class PushSubscription(SQLModel, table=True):
+    """A Web Push subscription: one per access token, as on Mastodon (a new one replaces it)."""
+
+    __tablename__ = "push_subscription"
+    __table_args__ = (Index("ux_push_subscription_token", "access_token_id", unique=True),)
+
+    id: int = id_field()
+    access_token_id: int = foreign_id("oauth_access_token.id", index=False)
+    account_id: int = foreign_id("account.id")
+    endpoint: str = Field(max_length=2048)
+    # The browser's or app's keys (base64url): its P-256 public key and the 16-byte auth secret.
+    key_p256dh: str = Field(max_length=255)
+    key_auth: str = Field(max_length=255)
+    # The token itself, sealed with SECRET_KEY: Mastodon puts it in each payload (apps tell their
+    # accounts apart by it), but the database keeps only hashes of usable tokens.
+    sealed_token: str = Field(max_length=512)
+    # Mastodon's alert names that are wanted, space separated.
+    alerts: str = Field(default="", max_length=512)
+    policy: str = Field(default="all", max_length=16)
+    # RFC 8291's aes128gcm when the app said `standard`; else the older aesgcm Mastodon still sends.
+    standard: bool = False
+    created_at: datetime = timestamp()

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import foreign_id, id_field, timestamp
+from app.models.base import foreign_id, id_field, json_field, timestamp
 
 
 class FollowState(StrEnum):
@@ -28,6 +28,12 @@ class Follow(SQLModel, table=True):
     uri: str | None = Field(default=None, max_length=2048, index=True)
     created_at: datetime = timestamp()
     accepted_at: datetime | None = timestamp(nullable=True)
+    # The follower's choices for a follow they made here (Mastodon's follow options): the
+    # followee's boosts at home, a notification for each new post, and only posts in these
+    # languages (empty: every language).
+    show_reblogs: bool = Field(default=True)
+    notify: bool = Field(default=False)
+    languages: list[str] = json_field(list)
 
 
 class AccountBlock(SQLModel, table=True):
@@ -49,6 +55,23 @@ class AccountMute(SQLModel, table=True):
     account_id: int = foreign_id("account.id")
     target_account_id: int = foreign_id("account.id")
     created_at: datetime = timestamp()
+    # False: the muted account's posts leave the timelines, but its notifications still arrive.
+    hide_notifications: bool = Field(default=True)
+    # A mute for a while (Mastodon's `duration`); None lasts until unmuted.
+    expires_at: datetime | None = timestamp(nullable=True)
+
+
+class AccountNote(SQLModel, table=True):
+    """A private comment an account keeps about another (Mastodon's relationship `note`)."""
+
+    __tablename__ = "account_note"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: int = id_field()
+    account_id: int = foreign_id("account.id")
+    target_account_id: int = foreign_id("account.id")
+    comment: str = ""
+    updated_at: datetime = timestamp()
 
 
 class UserDomainBlock(SQLModel, table=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account
+from app.models import Account, User
 from app.services.errors import NotFound
 from app.services.viewer import Viewer
 
@@ -22,7 +22,34 @@ def _shown(account: Account | None) -> Account:
 async def account_by_id(context: AppContext, viewer: Viewer, account_id: int) -> Account:
     del viewer  # every viewer sees the same accounts; blocks hide posts, not the profile
     async with context.sessions() as session:
-        return _shown(await session.get(Account, account_id))
+        account = _shown(await session.get(Account, account_id))
+        if account.domain is None and await session.scalar(
+            select(User.id).where(col(User.account_id) == account.id, col(User.awaiting_approval).is_(True))
+        ):
+            # A sign-up waiting for approval is nobody yet, as on Mastodon.
+            raise NotFound("Record not found")
+        return account
+
+
+async def accounts_by_ids(context: AppContext, viewer: Viewer, account_ids: list[int]) -> list[Account]:
+    """The shown accounts among `account_ids`, in the order asked."""
+    del viewer
+    if not account_ids:
+        return []
+    async with context.sessions() as session:
+        found = {
+            account.id: account
+            for account in (
+                await session.scalars(
+                    select(Account).where(
+                        col(Account.id).in_(account_ids),
+                        col(Account.deleted_at).is_(None),
+                        col(Account.suspended_at).is_(None),
+                    )
+                )
+            ).all()
+        }
+    return [found[account_id] for account_id in dict.fromkeys(account_ids) if account_id in found]
 
 
 async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Account:
@@ -37,4 +64,4 @@ async def account_by_acct(context: AppContext, viewer: Viewer, acct: str) -> Acc
         return _shown((await session.scalars(query.limit(1))).first())
 
 
-__all__ = ["account_by_acct", "account_by_id"]
+__all__ = ["account_by_acct", "account_by_id", "accounts_by_ids"]

@@ -7,6 +7,7 @@ reported account's server as a `Flag` from the instance actor, so no staff membe
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -35,6 +36,8 @@ from app.services.timelines import insert_ignoring_duplicates
 from app.services.viewer import Viewer
 
 MAX_REPORT_COMMENT = 1000
+# Mastodon offers mutes of up to a week in its menus; a year bounds what an app may send.
+MAX_MUTE_SECONDS = 366 * 24 * 3600
 
 
 class ModerationError(Invalid):
@@ -109,26 +112,62 @@ class AccountModerationService:
             await session.commit()
         return True
 
-    async def mute(self, account: Account, target: Account, *, mute: bool = True) -> bool:
-        """Mutes are private: nothing is sent; the target's posts leave the home timeline (timelines.hidden_from)."""
+    async def mute(
+        self,
+        account: Account,
+        target: Account,
+        *,
+        mute: bool = True,
+        notifications: bool = True,
+        duration: int | None = None,
+    ) -> bool:
+        """Mutes are private: nothing is sent; the target's posts leave the home timeline
+        (timelines.hidden_from), and its notifications too unless `notifications` is False.
+        `duration` (seconds; None or 0: until unmuted) makes the mute end by itself. Muting again
+        changes the options, as on Mastodon; False when nothing changed."""
         self.viewer.require_act_as(account)
+        if mute and target.id == account.id:
+            raise ModerationError("an account cannot mute itself")
+        if duration is not None and not 0 <= duration <= MAX_MUTE_SECONDS:
+            raise ModerationError(f"duration: must be between 0 and {MAX_MUTE_SECONDS} seconds")
+        expires_at = utcnow() + timedelta(seconds=duration) if duration else None
         async with self.context.sessions() as session:
             existing = await session.scalar(
-                select(AccountMute.id).where(
+                select(AccountMute).where(
                     col(AccountMute.account_id) == account.id, col(AccountMute.target_account_id) == target.id
                 )
             )
-            if mute == (existing is not None):
-                return False
-            if mute:
-                session.add(AccountMute(account_id=account.id, target_account_id=target.id))
+            if not mute:
+                if existing is None:
+                    return False
+                await session.execute(delete(AccountMute).where(col(AccountMute.id) == existing.id))
+            elif existing is None:
+                session.add(
+                    AccountMute(
+                        account_id=account.id,
+                        target_account_id=target.id,
+                        hide_notifications=notifications,
+                        expires_at=expires_at,
+                    )
+                )
             else:
-                await session.execute(delete(AccountMute).where(col(AccountMute.id) == existing))
+                expired = existing.expires_at is not None and existing.expires_at <= utcnow()
+                if (
+                    not expired
+                    and existing.hide_notifications == notifications
+                    and existing.expires_at == expires_at
+                ):
+                    return False
+                existing.hide_notifications = notifications
+                existing.expires_at = expires_at
+                session.add(existing)
             await session.commit()
         return True
 
     async def hide_domain(self, account: Account, domain: str, *, hide: bool = True) -> bool:
-        """A domain block for one account only (Mastodon's user domain block); nothing is sent."""
+        """A domain block for one account only (Mastodon's user domain block). As on Mastodon, the
+        follows between the account and that domain's accounts end: its followers there get a
+        Reject of their Follow, and the account's own follows there are undone. Nothing else is sent."""
         self.viewer.require_act_as(account)
         name = normalize_domain(domain)
         async with self.context.sessions() as session:
@@ -141,10 +180,32 @@ class AccountModerationService:
                 return False
             if hide:
                 session.add(UserDomainBlock(account_id=account.id, domain=name))
+                await self._end_follows_with_domain(session, account, name)
             else:
                 await session.execute(delete(UserDomainBlock).where(col(UserDomainBlock.id) == existing))
             await session.commit()
         return True
+
+    async def _end_follows_with_domain(self, session: AsyncSession, account: Account, domain: str) -> None:
+        rows = (
+            await session.execute(
+                select(Follow, Account)
+                .join(
+                    Account,
+                    ((col(Follow.follower_id) == col(Account.id)) & (col(Follow.followee_id) == account.id))
+                    | (
+                        (col(Follow.followee_id) == col(Account.id)) & (col(Follow.follower_id) == account.id)
+                    ),
+                )
+                .where(col(Account.domain) == domain)
+            )
+        ).all()
+        for follow, other in rows:
+            if follow.follower_id == other.id:
+                await self.publisher.follow_answered(session, "Reject", account, other, follow.uri)
+            else:
+                await self.publisher.unfollowed(session, account, other, follow)
+            await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
 
     async def report(
         self,

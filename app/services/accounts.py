@@ -77,6 +77,9 @@ class AccountService:
         password: str | None = None,
         display_name: str | None = None,
         email: str | None = None,
+        awaiting_approval: bool = False,
+        sign_up_reason: str | None = None,
+        locale: str | None = None,
     ) -> CreatedAccount:
         name = self.normalize_username(username)
         if organization and password is not None:
@@ -112,7 +115,15 @@ class AccountService:
             )
             session.add(account)
             await session.flush()
-            user = User(account_id=account.id, role=role, password_hash=password_hash, email=email)
+            user = User(
+                account_id=account.id,
+                role=role,
+                password_hash=password_hash,
+                email=email,
+                awaiting_approval=awaiting_approval,
+                sign_up_reason=sign_up_reason,
+                locale=locale,
+            )
             session.add(user)
             try:
                 await session.commit()

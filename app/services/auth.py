@@ -114,6 +114,8 @@ class AuthService:
             raise LoginError("wrong user name or password")
         if user.disabled_at is not None:
             raise LoginError("this login has been disabled by an administrator", reason="disabled")
+        if user.awaiting_approval:
+            raise LoginError("your sign-up is waiting for an administrator's approval", reason="pending")
         self.limiter.record_success(ip, name)
         return user
 

@@ -37,6 +37,7 @@ from app.models import (
 from app.models.base import new_id, table_of, utcnow
 from app.services import events
 from app.services.timelines import ensure_tags
+from app.services.web_push import new_notifications, queue_pushes
 
 T = TypeVar("T")
 
@@ -101,6 +102,7 @@ class WriteBatch:
         if notifications:
             rows = [{**row, "id": new_id()} for row in notifications]
             await session.execute(dialect_insert(session, Notification), rows)
+            await queue_pushes(session, new_notifications(rows))
             events.announce(
                 session,
                 (

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from app.activitypub.resolver import ActorResolver, ResolveError, parse_handle
 from app.context import AppContext
 from app.federation.publisher import Publisher
-from app.models import Account, Follow, FollowState, NotificationType, Post, TimelineEntry
+from app.models import Account, AccountBlock, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
 from app.services.errors import Invalid
 from app.services.notifications import notify
@@ -24,6 +24,29 @@ from app.services.viewer import Viewer
 
 class FollowingError(Invalid):
     """A follow or unfollow that cannot be carried out; the message is meant for the person asking."""
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    """What the follower chose for this follow (Mastodon's follow parameters); None keeps the
+    stored choice when the follow exists already."""
+
+    show_reblogs: bool | None = None
+    notify: bool | None = None
+    languages: list[str] | None = None
+
+    def apply(self, follow: Follow) -> bool:
+        """Store the choices on `follow`; whether anything changed."""
+        changed = False
+        for name in ("show_reblogs", "notify", "languages"):
+            value = getattr(self, name)
+            if value is not None and getattr(follow, name) != value:
+                setattr(follow, name, value)
+                changed = True
+        return changed
+
+
+MAX_FOLLOW_LANGUAGES = 20
 
 
 @dataclass(frozen=True)
@@ -46,25 +69,60 @@ class FollowingService:
         self.viewer = viewer if viewer is not None else Viewer.system()
         self.publisher = Publisher(context)
 
-    async def follow(self, follower: Account, target: str) -> FollowOutcome:
+    async def follow(
+        self, follower: Account, target: str, options: FollowOptions | None = None
+    ) -> FollowOutcome:
+        """Follow the account a handle or URL names (looked up, or fetched from its server)."""
         self.viewer.require_act_as(follower)
         try:
             followee = await ActorResolver(self.context).resolve(target)
         except ResolveError as error:
             raise FollowingError(str(error)) from None
+        return await self.follow_account(follower, followee, options)
+
+    async def follow_account(
+        self, follower: Account, followee: Account, options: FollowOptions | None = None
+    ) -> FollowOutcome:
+        """Follow an account already stored here (the client API names accounts by id)."""
+        self.viewer.require_act_as(follower)
+        options = options or FollowOptions()
+        if options.languages is not None and len(options.languages) > MAX_FOLLOW_LANGUAGES:
+            raise FollowingError(f"languages: at most {MAX_FOLLOW_LANGUAGES}")
         if followee.id == follower.id:
             raise FollowingError("an account cannot follow itself")
-        if followee.gone_at is not None or followee.deleted_at is not None:
-            raise FollowingError(f"{target} no longer exists")
+        if (
+            followee.gone_at is not None
+            or followee.deleted_at is not None
+            or followee.suspended_at is not None
+        ):
+            raise FollowingError(f"@{followee.acct} no longer exists")
         remote = followee.domain is not None
         async with self.context.sessions() as session:
+            if await session.scalar(
+                select(AccountBlock.id).where(
+                    (
+                        (col(AccountBlock.account_id) == follower.id)
+                        & (col(AccountBlock.target_account_id) == followee.id)
+                    )
+                    | (
+                        (col(AccountBlock.account_id) == followee.id)
+                        & (col(AccountBlock.target_account_id) == follower.id)
+                    )
+                )
+            ):
+                # As on Mastodon: neither side of a block can follow the other.
+                raise FollowingError("a block stands between these accounts")
             existing = await session.scalar(
                 select(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
             )
             if existing is not None:
+                changed = options.apply(existing)
+                if changed:
+                    session.add(existing)
                 if existing.state == FollowState.PENDING and remote:
                     # Sent again, with the same id: the first may have been lost, or refused before a fix.
                     await self.publisher.followed(session, follower, followee, existing)
+                if changed or (existing.state == FollowState.PENDING and remote):
                     await session.commit()
                 return FollowOutcome(existing, followee, created=False)
             follow_id = new_id()
@@ -74,6 +132,7 @@ class FollowingService:
                 followee_id=followee.id,
                 uri=self.context.urls.activity(follower.username, follow_id),
             )
+            options.apply(follow)
             if not remote and not followee.manually_approves_followers:
                 follow.state = FollowState.ACCEPTED
                 follow.accepted_at = utcnow()
@@ -94,12 +153,18 @@ class FollowingService:
         followee = await self._known_account(target)
         if followee is None:
             return None
+        return followee if await self.unfollow_account(follower, followee) else None
+
+    async def unfollow_account(self, follower: Account, followee: Account) -> bool:
+        """Stop following (or cancel the request to follow) an account stored here; False when
+        there was no follow."""
+        self.viewer.require_act_as(follower)
         async with self.context.sessions() as session:
             follow = await session.scalar(
                 select(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
             )
             if follow is None:
-                return None
+                return False
             if followee.domain is not None:
                 await self.publisher.unfollowed(session, follower, followee, follow)
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
@@ -113,7 +178,7 @@ class FollowingService:
                 )
             )
             await session.commit()
-        return followee
+        return True
 
     async def _known_account(self, target: str) -> Account | None:
         """The account `target` names, from what is stored first: unfollowing needs no network."""

@@ -51,7 +51,7 @@ class PostInteractions(PostAccess):
             )
             session.add(boost)
             await session.flush()
-            followers = await local_follower_ids(session, account)
+            followers = await local_follower_ids(session, account, boosts=True)
             audience = await boost_audience(session, self.context, original_author, followers)
             await add_to_timelines(session, boost, account, [account.id, *audience])
             await _notify_unless_hidden(
@@ -196,6 +196,6 @@ async def _notify_unless_hidden(
     post_id: int,
 ) -> None:
     """Notify, unless `account` blocks or mutes `from_account` (or hides its domain)."""
-    if account.id in await hidden_from(session, from_account):
+    if account.id in await hidden_from(session, from_account, notifications=True):
         return
     await notify(session, account=account, from_account=from_account, kind=kind, post_id=post_id)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.context import AppContext
 from app.models import BackgroundJob
 from app.models.base import utcnow
-from app.queue_names import JOBS_QUEUE
+from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.after_commit import after_commit
 
 # The kinds handled today; each has a handler registered in app.federation.jobs.
@@ -31,4 +31,14 @@ def queue_job(
     job = BackgroundJob(kind=kind, payload=payload, next_attempt_at=run_at or utcnow())
     session.add(job)
     after_commit(session, ("wake", JOBS_QUEUE), lambda: context.work.notify(JOBS_QUEUE))
+    return job
+
+
+def queue_job_in(session: AsyncSession, kind: str, payload: dict[str, Any]) -> BackgroundJob:
+    """queue_job for code that holds only a session: the session's factory knows whom to wake."""
+    job = BackgroundJob(kind=kind, payload=payload, next_attempt_at=utcnow())
+    session.add(job)
+    wake = session.sync_session.info.get(WAKE_JOBS_INFO_KEY)
+    if wake is not None:
+        after_commit(session, ("wake", JOBS_QUEUE), wake)
     return job

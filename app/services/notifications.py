@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, Notification, NotificationType, Post
+from app.models import Account, Notification, NotificationType, Post, Visibility
 from app.services import events
 from app.services.batch_writes import new_row
 from app.services.moderation import is_silenced
@@ -25,6 +25,7 @@ from app.services.timelines import (
 )
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
+from app.services.web_push import NewNotification, queue_pushes
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -46,9 +47,36 @@ async def notify(
         account_id=account.id, from_account_id=from_account.id, type=kind, post_id=post_id, detail=detail
     )
     session.add(notification)
+    await queue_pushes(session, [NewNotification(notification.id, account.id, kind)])
     events.announce(
         session, [events.NotificationAdded(account.id, from_account.id, kind, post_id, notification.id)]
     )
+
+
+def notify_local_ids(
+    session: AsyncSession,
+    account_ids: list[int],
+    *,
+    from_account: Account,
+    kind: NotificationType,
+    post_id: int,
+) -> None:
+    """`notify` for local accounts known by id (never the sender itself), in the caller's transaction."""
+    wanted = [account_id for account_id in account_ids if account_id != from_account.id]
+    for account_id in wanted:
+        session.add(
+            Notification(account_id=account_id, from_account_id=from_account.id, type=kind, post_id=post_id)
+        )
+    events.announce(
+        session,
+        [events.NotificationAdded(account_id, from_account.id, kind, post_id) for account_id in wanted],
+    )
+
+
+def announces_to_followers(visibility: str, replied_to_account_id: int | None, author_id: int) -> bool:
+    """Whether followers who asked to be told of each post hear of this one: not a direct message,
+    and not a reply to someone else (a thread the author continues counts), as on Mastodon."""
+    return visibility != Visibility.DIRECT and replied_to_account_id in (None, author_id)
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,7 @@ class SenderReach:
 
 
 async def sender_reach(session: AsyncSession, context: AppContext, sender: Account) -> SenderReach:
-    hidden = frozenset(await hidden_from(session, sender))
+    hidden = frozenset(await hidden_from(session, sender, notifications=True))
     if not await is_silenced(context, sender):
         return SenderReach(hidden)
     return SenderReach(hidden, frozenset(await local_follower_ids(session, sender)))

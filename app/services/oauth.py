@@ -336,6 +336,17 @@ class OAuthService:
             await session.commit()
         return issued
 
+    async def issue_sign_up_token(
+        self, application: OAuthApplication, user: User, scopes: list[str]
+    ) -> IssuedToken:
+        """The token `POST /api/v1/accounts` answers with: for the app that signed the person up,
+        acting as their new account (unusable while the sign-up awaits approval)."""
+        token, issued = self._new_token(application.id, scopes, user.id, user.account_id)
+        async with self.context.sessions() as session:
+            session.add(token)
+            await session.commit()
+        return issued
+
     def _new_token(
         self, application_id: int, scopes: list[str], user_id: int | None, account_id: int | None
     ) -> tuple[OAuthAccessToken, IssuedToken]:
@@ -387,7 +398,7 @@ class OAuthService:
             user = own = acting = None
             if access.user_id is not None:
                 user = await session.get(User, access.user_id)
-                if user is None or user.disabled_at is not None:
+                if user is None or user.disabled_at is not None or user.awaiting_approval:
                     return None
                 own = await session.get(Account, user.account_id)
                 acting = (

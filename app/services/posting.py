@@ -43,10 +43,10 @@ from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
 from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
-from app.services.notifications import notify
+from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
-from app.services.timelines import local_follower_ids, tag_post
+from app.services.timelines import hidden_from, local_follower_ids, tag_post
 from app.services.visibility import can_see
 
 # Mastodon counts every link as 23 characters, whatever its length.
@@ -172,7 +172,23 @@ class PostingService(PostInteractions):
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
-            hidden = await add_to_timelines(session, post, author, audience)
+            await add_to_timelines(session, post, author, audience)
+            # Who blocks or mutes the author hears nothing of it (a mute may keep notifications).
+            hidden = await hidden_from(session, author, notifications=True)
+            reply_author_id = reply.author.id if reply is not None and reply.author is not None else None
+            if announces_to_followers(visibility, reply_author_id, author.id):
+                told = {account.id for account in addressed} | hidden
+                notify_local_ids(
+                    session,
+                    [
+                        follower
+                        for follower in await local_follower_ids(session, author, notify=True)
+                        if follower not in told
+                    ],
+                    from_account=author,
+                    kind=NotificationType.STATUS,
+                    post_id=post.id,
+                )
             # Accounts here learn of it as they would from another server: a reply, a mention.
             for account in addressed:
                 if account.id in hidden:

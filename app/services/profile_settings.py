@@ -27,7 +27,7 @@ from app.activitypub.resolver import ActorResolver, ResolveError
 from app.context import AppContext
 from app.federation.publisher import Publisher
 from app.i18n import supported
-from app.models import Account, User
+from app.models import Account, ActorType, User
 from app.models.base import utcnow
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
@@ -67,6 +67,24 @@ class ProfileChanges:
     discoverable: bool = True
     # Handles (@user@domain) or actor URLs of this account's other identities.
     aliases: Sequence[str] = ()
+    # None keeps what is stored (the web form has no such boxes; the client API does).
+    bot: bool | None = None
+    indexable: bool | None = None
+
+
+# Mastodon's audiences → Herold's (a post's default audience, as the client API names it).
+POSTING_PRIVACY = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct"}
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class PostingDefaults:
+    """What a login's new posts start with (Mastodon's `source`); None keeps what is stored."""
+
+    privacy: str | None = None
+    sensitive: bool | None = None
+    # An ISO 639 code; "" forgets the default.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,11 @@ class ProfileSettingsService:
             stored.fields = fields
             stored.manually_approves_followers = changes.locked
             stored.discoverable = changes.discoverable
+            if changes.indexable is not None:
+                stored.indexable = changes.indexable
+            # A bot is a Service actor, as Mastodon marks it; organisation accounts stay what they are.
+            if changes.bot is not None and stored.actor_type in (ActorType.PERSON, ActorType.SERVICE):
+                stored.actor_type = ActorType.SERVICE if changes.bot else ActorType.PERSON
             stored.also_known_as = aliases
             stored.updated_at = utcnow()
             session.add(stored)
@@ -227,6 +250,30 @@ class ProfileSettingsService:
             user.locale = chosen
             session.add(user)
             await session.commit()
+
+    async def set_posting_defaults(self, user_id: int, defaults: PostingDefaults) -> User:
+        """A login's posting defaults; nothing is sent (they are not part of the profile)."""
+        if not self.viewer.is_system and (self.viewer.user is None or self.viewer.user.id != user_id):
+            raise Forbidden("only you choose your own posting defaults")
+        if defaults.privacy is not None and defaults.privacy not in POSTING_PRIVACY.values():
+            raise ProfileError(f"privacy: must be one of {', '.join(POSTING_PRIVACY)}")
+        language = defaults.language.strip().lower() if defaults.language is not None else None
+        if language and not LANGUAGE_RE.match(language):
+            raise ProfileError("language: must be an ISO 639 language code such as 'en'")
+        async with self.context.sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise ProfileError("this login no longer exists")
+            if defaults.privacy is not None:
+                user.default_privacy = defaults.privacy
+            if defaults.sensitive is not None:
+                user.default_sensitive = defaults.sensitive
+            if language is not None:
+                user.default_language = language or None
+            session.add(user)
+            await session.commit()
+            await session.refresh(user)
+        return user
 
     async def _load(self, account_id: int) -> Account:
         async with self.context.sessions() as session:

@@ -79,6 +79,8 @@ class RateLimits:
     posts_per_account: RateLimiter = field(default_factory=lambda: RateLimiter(300, 3 * 60 * 60))
     # Client API requests per token (or per address without one), as Mastodon: 300 in 5 minutes.
     api_requests: RateLimiter = field(default_factory=lambda: RateLimiter(300, 5 * 60))
+    # Sign-ups per address, as Mastodon: 5 in 30 minutes.
+    sign_ups_per_address: RateLimiter = field(default_factory=lambda: RateLimiter(5, 30 * 60))
     # Failed log-ins, asked by every way in (web form now, OAuth and the API later).
     logins: LoginRateLimiter = field(default_factory=lambda: LoginRateLimiter())
 

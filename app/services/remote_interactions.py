@@ -65,7 +65,7 @@ class RemoteInteractionService:
         hidden = await self.posts.hidden(announcer)
         rows = PostRows(post=boost, reblog_of_id=original.id)
         if visibility != Visibility.DIRECT:
-            readers = await self.posts.followers(announcer) - hidden
+            readers = await self.posts.boost_followers(announcer) - hidden
             if readers and not original.local:
                 readers = await self._boost_audience(original, readers)
             rows.readers = sorted(readers)

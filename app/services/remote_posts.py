@@ -38,7 +38,13 @@ from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.moderation import is_silenced
-from app.services.notifications import SenderReach, notification_row, notify, sender_reach
+from app.services.notifications import (
+    SenderReach,
+    announces_to_followers,
+    notification_row,
+    notify,
+    sender_reach,
+)
 from app.services.read_cache import ReadCache
 from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
 
@@ -100,6 +106,22 @@ class RemotePostService:
 
         return await self._cached(("followers", account.id), load)
 
+    async def boost_followers(self, account: Account) -> frozenset[int]:
+        """Local accounts following `account` that take its boosts at home."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await local_follower_ids(session, account, boosts=True))
+
+        return await self._cached(("boost-followers", account.id), load)
+
+    async def notified_followers(self, account: Account) -> frozenset[int]:
+        """Local accounts following `account` that asked to be told of each of its posts."""
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await local_follower_ids(session, account, notify=True))
+
+        return await self._cached(("notified-followers", account.id), load)
+
     async def has_local_followers(self, account: Account) -> bool:
         return bool(await self.followers(account))
 
@@ -113,7 +135,11 @@ class RemotePostService:
 
     async def reach(self, sender: Account) -> SenderReach:
         """Which local accounts `sender` may notify (see SenderReach)."""
-        hidden = await self.hidden(sender)
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await hidden_from(session, sender, notifications=True))
+
+        hidden = await self._cached(("hidden-notifications", sender.id), load)
         if not await is_silenced(self.context, sender):
             return SenderReach(hidden)
         return SenderReach(hidden, await self.followers(sender))
@@ -244,6 +270,13 @@ class RemotePostService:
         for account in relevance.local_recipients:
             if reach.reaches(account.id) and account.id != replied_to:
                 rows.notifications.append(notification_row(account.id, author.id, NotificationType.MENTION))
+        if announces_to_followers(visibility, parent.account_id if parent else None, author.id):
+            told = {account.id for account in relevance.local_recipients} | {replied_to}
+            for account_id in sorted(await self.notified_followers(author) - told):
+                if reach.reaches(account_id):
+                    rows.notifications.append(
+                        notification_row(account_id, author.id, NotificationType.STATUS)
+                    )
         return rows
 
     async def edit(self, note: NoteData, author: Account) -> Post | None:

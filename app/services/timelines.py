@@ -34,7 +34,7 @@ from app.services import events
 from app.services.moderation import is_silenced
 from app.services.read_model import PostViewLoader
 from app.services.viewer import Viewer
-from app.services.visibility import visible_to
+from app.services.visibility import mute_in_force, visible_to
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200
@@ -73,9 +73,10 @@ async def tag_post(session: AsyncSession, post_id: int, names: Sequence[str]) ->
     await session.execute(insert_ignoring_duplicates(session, PostTag, links))
 
 
-async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
-    """Local accounts that must not see `author` in their timelines or notifications: they block or
-    mute the account, or hide its whole domain."""
+async def hidden_from(session: AsyncSession, author: Account, *, notifications: bool = False) -> set[int]:
+    """Local accounts that must not see `author` in their timelines (or, with `notifications`, in
+    their notifications): they block or mute the account, or hide its whole domain. A mute that
+    keeps notifications (Mastodon's `notifications=false`) hides the posts only."""
     hidden: set[int] = set()
     hidden.update(
         (
@@ -87,7 +88,11 @@ async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
     hidden.update(
         (
             await session.scalars(
-                select(AccountMute.account_id).where(AccountMute.target_account_id == author.id)
+                select(AccountMute.account_id).where(
+                    AccountMute.target_account_id == author.id,
+                    mute_in_force(),
+                    *([col(AccountMute.hide_notifications).is_(True)] if notifications else []),
+                )
             )
         ).all()
     )
@@ -102,8 +107,12 @@ async def hidden_from(session: AsyncSession, author: Account) -> set[int]:
     return hidden
 
 
-async def local_follower_ids(session: AsyncSession, account: Account) -> list[int]:
-    rows = await session.scalars(
+async def local_follower_ids(
+    session: AsyncSession, account: Account, *, boosts: bool = False, notify: bool = False
+) -> list[int]:
+    """Local accounts following `account`; with `boosts`, only those who take its boosts at home,
+    with `notify`, only those who asked to be told of each post (the follow's options)."""
+    query = (
         select(Follow.follower_id)
         .join(Account, col(Account.id) == col(Follow.follower_id))
         .where(
@@ -112,6 +121,11 @@ async def local_follower_ids(session: AsyncSession, account: Account) -> list[in
             col(Account.domain).is_(None),
         )
     )
+    if boosts:
+        query = query.where(col(Follow.show_reblogs).is_(True))
+    if notify:
+        query = query.where(col(Follow.notify).is_(True))
+    rows = await session.scalars(query)
     return list(rows.all())
 
 

@@ -38,6 +38,7 @@ from app.models import (
     UserDomainBlock,
     Visibility,
 )
+from app.models.base import utcnow
 from app.services.viewer import Viewer
 
 EVERYONE = (Visibility.PUBLIC, Visibility.UNLISTED)
@@ -109,6 +110,11 @@ def _own(viewer: Viewer, post: Any) -> ColumnElement[bool]:
     return col(post.account_id).in_(ids) if ids else false()
 
 
+def mute_in_force() -> ColumnElement[bool]:
+    """A mute counts until it expires (a mute for a while, Mastodon's `duration`)."""
+    return col(AccountMute.expires_at).is_(None) | (col(AccountMute.expires_at) > utcnow())
+
+
 def _not_hidden(viewer: Viewer, author_id: Any, hide_muted: bool) -> ColumnElement[bool]:
     """The author is not on the other side of a block from the viewer, nor muted or hidden by domain."""
     if viewer.account is None:
@@ -124,10 +130,10 @@ def _not_hidden(viewer: Viewer, author_id: Any, hide_muted: bool) -> ColumnEleme
     if hide_muted:
         hidden.append(
             select(col(AccountMute.target_account_id).label("id")).where(
-                col(AccountMute.account_id) == reader
+                col(AccountMute.account_id) == reader, mute_in_force()
             )
         )
     return col(author_id).not_in(select(union_all(*hidden).subquery().c.id))
 
 
-__all__ = ["EVERYONE", "can_see", "visible_to"]
+__all__ = ["EVERYONE", "can_see", "mute_in_force", "visible_to"]

@@ -15,11 +15,13 @@ from app.services.account_moderation import ReportQueue
 from app.services.accounts import AccountError
 from app.services.auth import AuthService
 from app.services.domain_blocks import MAX_IMPORT_BYTES, DomainBlockError, DomainBlockService
+from app.services.errors import NotFound as ServiceNotFound
 from app.services.instance import (
     InstanceAbout,
     InstanceService,
     InstanceSettingsError,
 )
+from app.services.registrations import RegistrationService
 from app.services.staff import StaffService
 from app.web.audit_log import audit_lines
 from app.web.ids import EntityId, parse_id
@@ -47,6 +49,7 @@ async def _staff_page(
         "admin/staff.html",
         {
             "members": await staff.members(),
+            "sign_ups": await RegistrationService(context).pending(),
             "organizations": await staff.organizations(),
             "audit": await audit_lines(
                 context, await staff.audit_log(20), lambda message: translate(request, message)
@@ -168,6 +171,31 @@ async def _set_disabled(
     except AccountError as error:
         return await _staff_page(request, context, error=str(error), status_code=400)
     return redirect("/admin/staff", "disabled" if disabled else "enabled")
+
+
+@router.post("/sign-ups/{user_id}/{decision}")
+async def decide_sign_up(
+    request: Request,
+    user_id: EntityId,
+    decision: str,
+    context: AppContext = Depends(get_context),
+    viewer: Viewer = Depends(require_admin),
+) -> Response:
+    """Approve a sign-up waiting under REGISTRATIONS=approval, or reject (delete) it."""
+    registrations = RegistrationService(context)
+    if decision not in ("approve", "reject"):
+        return await _staff_page(
+            request, context, error=translate(request, N_("Choose what to do.")), status_code=400
+        )
+    try:
+        if decision == "approve":
+            await registrations.approve(user_id, by=viewer.user)
+        else:
+            await registrations.reject(user_id, by=viewer.user)
+    except ServiceNotFound:
+        message = translate(request, N_("There is no such sign-up waiting."))
+        return await _staff_page(request, context, error=message, status_code=404)
+    return redirect("/admin/staff", "sign_up_approved" if decision == "approve" else "sign_up_rejected")
 
 
 @router.post("/organizations/{account_id}/delegates")

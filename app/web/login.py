@@ -64,6 +64,7 @@ async def login(
         anon_csrf_token(request)
         message = {
             "disabled": N_("This login has been disabled by an administrator."),
+            "pending": N_("Your sign-up is waiting for an administrator's approval."),
             "organization": N_(
                 "Nobody logs in as an organisation account. Log in as yourself and post as the organisation."
             ),

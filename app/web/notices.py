@@ -51,6 +51,12 @@ NOTICES = {
     "unmuted": N_("Unmuted."),
     "reported": N_("Reported to the administrators of this server."),
     "report_resolved": N_("The report was marked as resolved."),
+    "signed_up": N_("Your account is ready. Log in with the name and password you chose."),
+    "signed_up_pending": N_(
+        "Thank you. An administrator will look at your sign-up; you can log in once it is approved."
+    ),
+    "sign_up_approved": N_("The sign-up was approved; the account can log in now."),
+    "sign_up_rejected": N_("The sign-up was rejected and deleted."),
 }
 
 

@@ -19,6 +19,7 @@ from app.web import (
     profiles,
     public,
     settings_pages,
+    sign_up_pages,
     staff,
 )
 from app.web.session import page_state, verify_csrf
@@ -27,6 +28,7 @@ router = APIRouter(dependencies=[Depends(page_state), Depends(verify_csrf)])
 router.include_router(public.router)
 router.include_router(profiles.router)
 router.include_router(login.router)
+router.include_router(sign_up_pages.router)
 router.include_router(oauth_pages.router)
 router.include_router(staff.router)
 router.include_router(moderation_pages.router)

@@ -87,6 +87,7 @@ async def page_state(request: Request, context: AppContext = Depends(get_context
         local_domain=settings.local_domain,
         base_url=settings.base_url,
         max_post_chars=settings.max_post_chars,
+        registrations=settings.registrations,
     )
     # Read once per page: templates decide from it which remote media they may embed.
     request.state.domain_policy = await context.domain_policy.current()

@@ -36,6 +36,8 @@ class Site:
     local_domain: str
     base_url: str
     max_post_chars: int
+    # REGISTRATIONS: "closed", "approval" or "open" (the login page offers the sign-up page).
+    registrations: str = "closed"
 
 
 def request_locale(request: Request) -> str:
@@ -104,6 +106,7 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
         local_domain=settings.local_domain,
         base_url=settings.base_url,
         max_post_chars=settings.max_post_chars,
+        registrations=settings.registrations,
     )
 
     def page_defaults(request: Request) -> dict[str, Any]:

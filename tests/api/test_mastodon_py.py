@@ -1,6 +1,7 @@
 """Mastodon.py (pinned in the dev extras) against a real `herold serve` on loopback: the OAuth code
 flow with the authorize form submitted as a browser submits it, then the calls an app makes first,
-edit, history, pin, bookmark, markers and grouped notifications.
+edit, history, pin, bookmark, markers and grouped notifications; with REGISTRATIONS=open, accounts
+made by `create_account` follow, block, mute and edit profiles.
 
 Mastodon.py 2.3.3 sends no PKCE challenge (tests/api/test_oauth.py drives PKCE); it is run with
 version_check_mode="created", stricter than its default: it refuses every endpoint newer than
@@ -9,6 +10,7 @@ the version /api/v1/instance reports, so "4.5.0 (compatible; Herold …)" is wha
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 from mastodon import Mastodon, MastodonUnauthorizedError
+from PIL import Image
 
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env, run_herold
@@ -98,7 +101,13 @@ async def test_mastodon_py_logs_in_posts_edits_pins_reads_notifications_and_dele
 ) -> None:
     port = free_port()
     base = f"http://localhost:{port}"
-    env = herold_env(tmp_path / "data", await databases.new_database_url(), PORT=str(port), HTTPS="false")
+    env = herold_env(
+        tmp_path / "data",
+        await databases.new_database_url(),
+        PORT=str(port),
+        HTTPS="false",
+        REGISTRATIONS="open",
+    )
     made = run_herold(["accounts", "create", "alice", "--password", PASSWORD], env)
     assert made.returncode == 0, made.stderr
     server = ServerProcess(["serve"], env, tmp_path / "serve.log")
@@ -137,5 +146,64 @@ async def test_mastodon_py_logs_in_posts_edits_pins_reads_notifications_and_dele
         assert revoked.status_code == 200
         with pytest.raises(MastodonUnauthorizedError):
             api.account_verify_credentials()
+
+        accounts_of_people_signing_up(base, client_id, client_secret)
     finally:
         server.stop()
+
+
+def accounts_of_people_signing_up(base: str, client_id: str, client_secret: str) -> None:
+    """Two people sign up through Mastodon.py and use the account endpoints on each other."""
+
+    def signed_up(name: str) -> Mastodon:
+        api = Mastodon(client_id, client_secret, api_base_url=base, version_check_mode="created")
+        token = api.create_account(name, PASSWORD, f"{name}@example.org", agreement=True, scopes=SCOPES)
+        assert token
+        return api
+
+    bob, carol = signed_up("dora"), signed_up("erin")
+    assert bob.instance_v2().registrations.enabled is True
+    carol_me = carol.account_update_credentials(
+        display_name="Carol C.",
+        note="Newsroom",
+        locked=True,
+        fields=[("Web", "https://example.org")],
+        avatar=_png(),
+        avatar_mime_type="image/png",
+        default_privacy="private",
+    )
+    assert carol_me.display_name == "Carol C." and carol_me.locked is True
+    assert carol_me.fields[0].name == "Web" and "/media/profiles/" in carol_me.avatar
+    assert carol_me.source.privacy == "private"
+    bob_me = bob.account_verify_credentials()
+
+    requested = bob.account_follow(carol_me.id, reblogs=False, notify=True)
+    assert requested.requested is True and requested.following is False
+    assert [account.acct for account in carol.follow_requests()] == ["dora"]
+    assert carol.follow_request_authorize(bob_me.id).followed_by is True
+    relation = bob.account_relationships(carol_me.id)[0]
+    assert relation.following is True and relation.notifying is True and relation.showing_reblogs is False
+    assert [account.acct for account in bob.account_followers(carol_me.id)] == ["dora"]
+    assert [account.acct for account in carol.account_following(bob_me.id)] == ["erin"]
+    posted = carol.status_post("For followers", visibility="private")
+    assert [status.id for status in bob.account_statuses(carol_me.id, limit=5)] == [posted.id]
+
+    assert bob.account_block(carol_me.id).blocking is True
+    assert [account.acct for account in bob.blocks()] == ["erin"]
+    assert bob.account_relationships(carol_me.id)[0].following is False
+    bob.account_unblock(carol_me.id)
+    assert bob.account_mute(carol_me.id, notifications=False, duration=3600).muting is True
+    assert [account.acct for account in bob.mutes()] == ["erin"]
+    bob.account_unmute(carol_me.id)
+    bob.domain_block("spam.example")
+    assert bob.domain_blocks() == ["spam.example"]
+    bob.domain_unblock("spam.example")
+    report = bob.report(carol_me.id, comment="Testing reports", category="other")
+    assert report.target_account.id == carol_me.id
+    assert bob.accounts([carol_me.id, bob_me.id])[0].acct == "erin"
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.api.entities.common import api_id, api_time
 from app.context import AppContext
 from app.models import Account, ActorType
 from app.services.html_sanitizer import html_to_plain_text
+from app.services.profile_settings import POSTING_PRIVACY
+
+# Herold's audiences → Mastodon's names for them.
+PRIVACY_NAMES = {herold: mastodon for mastodon, herold in POSTING_PRIVACY.items()}
 
 
 def _picture(context: AppContext, url: str | None, default: str) -> str:
@@ -59,15 +64,26 @@ def account_entity(context: AppContext, account: Account) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class CredentialSource:
+    """What `source` tells an app about the login behind a token: its posting defaults and how
+    many follow requests wait."""
+
+    privacy: str = "public"
+    sensitive: bool = False
+    language: str | None = None
+    follow_requests_count: int = 0
+
+
 def credential_account_entity(
-    context: AppContext, account: Account, *, language: str | None
+    context: AppContext, account: Account, source: CredentialSource
 ) -> dict[str, Any]:
     """The account a token acts as, with `source` (what its settings form edits)."""
     entity = account_entity(context, account)
     entity["source"] = {
-        "privacy": "public",
-        "sensitive": False,
-        "language": language,
+        "privacy": PRIVACY_NAMES.get(source.privacy, "public"),
+        "sensitive": source.sensitive,
+        "language": source.language,
         "note": html_to_plain_text(account.summary_html or ""),
         "fields": [
             {
@@ -77,7 +93,7 @@ def credential_account_entity(
             }
             for field in entity["fields"]
         ],
-        "follow_requests_count": 0,
+        "follow_requests_count": source.follow_requests_count,
         "hide_collections": False,
         "discoverable": account.discoverable,
         "indexable": account.indexable,
@@ -87,4 +103,4 @@ def credential_account_entity(
     return entity
 
 
-__all__ = ["account_entity", "credential_account_entity"]
+__all__ = ["CredentialSource", "account_entity", "credential_account_entity"]

@@ -18,14 +18,14 @@ from app.services.viewer import Viewer
 # Mastodon's notification types → the ones Herold stores (a reply is a mention to Mastodon).
 NOTIFICATION_TYPES: dict[str, set[str]] = {
     "mention": {NotificationType.MENTION, NotificationType.REPLY},
-    "status": set(),
+    "status": {NotificationType.STATUS},
     "reblog": {NotificationType.REBLOG},
     "follow": {NotificationType.FOLLOW},
     "follow_request": {NotificationType.FOLLOW_REQUEST},
     "favourite": {NotificationType.FAVOURITE},
     "poll": {NotificationType.POLL},
     "update": {NotificationType.UPDATE},
-    "admin.sign_up": set(),
+    "admin.sign_up": {NotificationType.SIGN_UP},
     "admin.report": {NotificationType.REPORT},
     "move": {NotificationType.MOVE},
     "severed_relationships": set(),

@@ -24,6 +24,7 @@ from app.services.account_lookup import account_by_acct
 from app.services.errors import NotFound
 from app.services.instance import InstanceService
 from app.services.viewer import Viewer
+from app.services.web_push import vapid_public_key
 
 router = APIRouter()
 
@@ -44,11 +45,11 @@ async def _contact(context: AppContext, username: str) -> dict[str, Any] | None:
         return None
 
 
-def _configuration(context: AppContext) -> dict[str, Any]:
+def _configuration(context: AppContext, vapid_key: str) -> dict[str, Any]:
     settings = context.settings
     return {
         "urls": {"streaming": f"{'wss' if settings.https else 'ws'}://{settings.web_domain}", "status": None},
-        "vapid": {"public_key": ""},
+        "vapid": {"public_key": vapid_key},
         "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
         "statuses": {
             "max_characters": settings.max_post_chars,
@@ -96,9 +97,14 @@ async def instance_v2(context: AppContext = Depends(get_context)) -> JSONRespons
             "thumbnail": {"url": f"{settings.base_url}/static/default-header.png"},
             "icon": [],
             "languages": ["en", "de"],
-            "configuration": _configuration(context),
-            # Accounts are made by administrators; see the About page.
-            "registrations": {"enabled": False, "approval_required": False, "message": None, "url": None},
+            "configuration": _configuration(context, await vapid_public_key(context)),
+            # Closed by default: accounts are made by administrators (REGISTRATIONS, see the README).
+            "registrations": {
+                "enabled": settings.registrations != "closed",
+                "approval_required": settings.registrations == "approval",
+                "message": None,
+                "url": None,
+            },
             "api_versions": {"mastodon": MASTODON_API_VERSION},
             "contact": {
                 "email": about.contact_email,
@@ -117,7 +123,7 @@ async def instance_v1(context: AppContext = Depends(get_context)) -> JSONRespons
     service = InstanceService(context)
     about = await service.about()
     usage = await service.usage()
-    configuration = _configuration(context)
+    configuration = _configuration(context, await vapid_public_key(context))
     return JSONResponse(
         {
             # toot reads `uri` as the instance's domain.
@@ -131,8 +137,8 @@ async def instance_v1(context: AppContext = Depends(get_context)) -> JSONRespons
             "stats": {"user_count": usage.users_total, "status_count": usage.local_posts, "domain_count": 0},
             "thumbnail": f"{settings.base_url}/static/default-header.png",
             "languages": ["en", "de"],
-            "registrations": False,
-            "approval_required": False,
+            "registrations": settings.registrations != "closed",
+            "approval_required": settings.registrations == "approval",
             "invites_enabled": False,
             "configuration": {
                 "accounts": configuration["accounts"],

@@ -1,7 +1,7 @@
 """client state: bookmarks, muted conversations, markers, idempotency keys, announcements
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 14:03:10.625408
 """
 
@@ -13,8 +13,8 @@ import sqlmodel
 import app.models.base
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
