@@ -11,7 +11,10 @@ from app.api.v1 import (
     account_lists,
     accounts,
     announcements,
+    conversations,
+    filters,
     instance_info,
+    lists,
     markers,
     push,
     registrations,
@@ -20,17 +23,28 @@ from app.api.v1 import (
     status_actions,
     statuses,
     tag_timeline,
+    tags,
     timelines,
+    trends,
 )
 from app.api.v1 import notifications as v1_notifications
+from app.api.v2 import filters as filters_v2
 from app.api.v2 import notifications as v2_notifications
+from app.api.v2 import search
 
 router = APIRouter()
-# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+# The accounts' fixed paths (relationships, search, …) come before `/accounts/{id}`.
 for part in (
     instance,
     oauth,
     instance_info,
+    search,
+    lists,
+    filters,
+    filters_v2,
+    tags,
+    conversations,
+    trends,
     account_actions,
     account_lists,
     reports,

@@ -41,6 +41,7 @@ from app.services import events
 from app.services import idempotency as idempotency_keys
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
+from app.services.hashtags import tag_follower_ids
 from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
 from app.services.notifications import announces_to_followers, notify, notify_local_ids
@@ -172,6 +173,9 @@ class PostingService(PostInteractions):
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
+            if visibility == Visibility.PUBLIC:
+                # Those following one of its hashtags find it at home, as on Mastodon.
+                audience += await tag_follower_ids(session, tag_names)
             await add_to_timelines(session, post, author, audience)
             # Who blocks or mutes the author hears nothing of it (a mute may keep notifications).
             hidden = await hidden_from(session, author, notifications=True)

@@ -8,7 +8,7 @@ local account for a direct message); and mention and reply notifications.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
+from app.services.hashtags import tag_follower_ids
 from app.services.moderation import is_silenced
 from app.services.notifications import (
     SenderReach,
@@ -105,6 +106,15 @@ class RemotePostService:
             return frozenset(await local_follower_ids(session, account))
 
         return await self._cached(("followers", account.id), load)
+
+    async def tag_followers(self, names: Sequence[str]) -> frozenset[int]:
+        """Local accounts following any of the hashtags `names`."""
+        key = tuple(sorted({name.lower() for name in names}))
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await tag_follower_ids(session, key))
+
+        return await self._cached(("tag_followers", key), load)
 
     async def boost_followers(self, account: Account) -> frozenset[int]:
         """Local accounts following `account` that take its boosts at home."""
@@ -262,6 +272,9 @@ class RemotePostService:
             if visibility == Visibility.DIRECT
             else set(relevance.followers)
         )
+        if visibility == Visibility.PUBLIC and note.hashtags:
+            # A public post reaches the home timelines of those following one of its hashtags.
+            readers |= await self.tag_followers(note.hashtags)
         rows.readers = sorted(readers - hidden)
         reach = await self.reach(author)
         replied_to = parent.account_id if parent is not None and parent.local else None

@@ -1,5 +1,5 @@
 """What apps read at login: /api/v1/instance, /api/v2/instance, and the small lists they ask for
-next (custom emojis, preferences, filters, announcements), empty where Herold has none yet.
+next (custom emojis, preferences, announcements), empty where Herold has none yet.
 
 The version: apps decide features from it. Mastodon.py cuts at the first space and refuses
 endpoints newer than the number; Ice Cubes reads the first three characters as a number (editing
@@ -164,16 +164,6 @@ async def rules(context: AppContext = Depends(get_context)) -> JSONResponse:
 
 @router.get("/api/v1/custom_emojis")
 async def custom_emojis() -> JSONResponse:
-    return JSONResponse([])
-
-
-@router.get("/api/v1/filters")
-async def filters_v1(_caller: ApiCaller = Depends(scoped("read", "read:filters", user=True))) -> JSONResponse:
-    return JSONResponse([])
-
-
-@router.get("/api/v2/filters")
-async def filters_v2(_caller: ApiCaller = Depends(scoped("read", "read:filters", user=True))) -> JSONResponse:
     return JSONResponse([])
 
 

@@ -124,8 +124,8 @@ async def thread(
     ancestors, descendants = await thread_posts(context, post, caller.viewer)
     return JSONResponse(
         {
-            "ancestors": await statuses(context, caller.viewer, ancestors),
-            "descendants": await statuses(context, caller.viewer, descendants),
+            "ancestors": await statuses(context, caller.viewer, ancestors, filter_context="thread"),
+            "descendants": await statuses(context, caller.viewer, descendants, filter_context="thread"),
         }
     )
 
