@@ -166,7 +166,7 @@ def _not_hidden(reader: int | None, author_id: Any, hide_muted: bool) -> ColumnE
 def accounts_shown_to(viewer: Viewer, account_id: Any) -> ColumnElement[bool]:
     """The condition that the account `account_id` names may appear in a list the viewer reads
     (who liked a post): not across a block, not muted, not on a domain the viewer hides."""
-    return _not_hidden(viewer, account_id, hide_muted=True)
+    return _not_hidden(viewer.account_id, account_id, hide_muted=True)
 
 
 __all__ = ["EVERYONE", "accounts_shown_to", "can_see", "mute_in_force", "visible_to"]
