@@ -10,7 +10,7 @@ from app.context import AppContext
 from app.models import Account, Favourite, Post
 from app.services.paged_lists import PageRequest
 from app.services.viewer import Viewer
-from app.services.visibility import visible_to
+from app.services.visibility import accounts_shown_to, visible_to
 
 
 async def favourited_by(
@@ -20,7 +20,11 @@ async def favourited_by(
     query = (
         select(Favourite.id, Account)
         .join(Account, col(Account.id) == col(Favourite.account_id))
-        .where(col(Favourite.post_id) == post.id, col(Account.deleted_at).is_(None))
+        .where(
+            col(Favourite.post_id) == post.id,
+            col(Account.deleted_at).is_(None),
+            accounts_shown_to(viewer, col(Favourite.account_id)),
+        )
     )
     async with context.sessions() as session:
         rows = page.newest_first(list((await session.execute(page.apply(query, col(Favourite.id)))).all()))

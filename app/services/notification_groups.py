@@ -52,17 +52,24 @@ def group_key(notification: Notification, grouped: frozenset[str] | None = None)
     return f"{notification.type}-{notification.post_id}-{bucket}"
 
 
+def _id(text: str) -> int:
+    """A number in a group key: digits only, and within the database's 64 bits."""
+    if not text.isdigit() or int(text) >= 2**63:
+        raise ValueError(text)
+    return int(text)
+
+
 def _key_condition(key: str) -> ColumnElement[bool]:
     """The notifications a group key names; NotFound for a key that is not one of ours."""
     kind, _, rest = key.partition("-")
     try:
         if kind == "ungrouped":
-            return col(Notification.id) == int(rest)
+            return col(Notification.id) == _id(rest)
         if kind == NotificationType.FOLLOW:
-            post_id, bucket = None, int(rest)
+            post_id, bucket = None, _id(rest)
         elif kind in (NotificationType.FAVOURITE, NotificationType.REBLOG):
             post_text, _, bucket_text = rest.partition("-")
-            post_id, bucket = int(post_text), int(bucket_text)
+            post_id, bucket = _id(post_text), _id(bucket_text)
         else:
             raise ValueError(kind)
         start = datetime.fromtimestamp(bucket * 3600, UTC)

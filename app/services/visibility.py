@@ -163,4 +163,10 @@ def _not_hidden(reader: int | None, author_id: Any, hide_muted: bool) -> ColumnE
     return col(author_id).not_in(select(union_all(*hidden).subquery().c.id))
 
 
-__all__ = ["EVERYONE", "can_see", "mute_in_force", "visible_to"]
+def accounts_shown_to(viewer: Viewer, account_id: Any) -> ColumnElement[bool]:
+    """The condition that the account `account_id` names may appear in a list the viewer reads
+    (who liked a post): not across a block, not muted, not on a domain the viewer hides."""
+    return _not_hidden(viewer.account_id, account_id, hide_muted=True)
+
+
+__all__ = ["EVERYONE", "accounts_shown_to", "can_see", "mute_in_force", "visible_to"]

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import update
 from sqlmodel import select
 
+from app.main import create_app
 from app.models import IdempotencyKey, Post
 from app.models.base import utcnow
 from tests.api.api_helpers import another_token, person
-from tests.lab import Instance
+from tests.lab import Instance, Lab
 
 
 async def _count(instance: Instance, text: str) -> int:
@@ -47,3 +49,20 @@ async def test_racing_retries_post_once_and_keys_belong_to_one_token_for_an_hour
     later = await client.post("/api/v1/statuses", json={"status": "Only once"}, headers=headers)
     assert later.json()["id"] != answers[0].json()["id"]
     assert await _count(instance, "Only once") == 3
+
+
+async def test_a_second_web_process_on_the_same_database_answers_with_the_same_post(lab: Lab) -> None:
+    first = await lab.instance("a.test", embedded_worker=False)
+    _, alice = await person(first, "alice")
+    headers = {**alice, "Idempotency-Key": "from-the-phone"}
+    posted = await first.client.post("/api/v1/statuses", json={"status": "Sent once"}, headers=headers)
+    assert posted.status_code == 200, posted.text
+    # Another process of the same server (or this one restarted): its own app, the same database.
+    second_app = create_app(first.settings, transport=lab.network)
+    async with second_app.router.lifespan_context(second_app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=second_app), base_url=first.settings.base_url
+        ) as second:
+            retried = await second.post("/api/v1/statuses", json={"status": "Sent once"}, headers=headers)
+    assert retried.status_code == 200 and retried.json()["id"] == posted.json()["id"]
+    assert await _count(first, "Sent once") == 1

@@ -69,6 +69,13 @@ async def test_grouped_notifications_as_mastodon_4_3(instance: Instance) -> None
     assert sorted(account["acct"] for account in accounts) == ["bob", "carol", "dave"]
     assert (await client.get("/api/v2/notifications/favourite-x-y", headers=alice)).status_code == 404
     assert (await client.get("/api/v2/notifications/nonsense", headers=alice)).status_code == 404
+    for bad in (
+        "ungrouped-99999999999999999999999",
+        "favourite-1-99999999999999999999",
+        "follow--5",
+        "mention-1-2",
+    ):
+        assert (await client.get(f"/api/v2/notifications/{bad}", headers=alice)).status_code == 404, bad
     assert (await client.post(f"/api/v2/notifications/{key}/dismiss", headers=alice)).json() == {}
     assert (await client.get(f"/api/v2/notifications/{key}", headers=alice)).status_code == 404
 
@@ -154,3 +161,28 @@ async def test_scopes_and_policy(instance: Instance) -> None:
     assert (await client.get("/api/v1/notifications/requests/123", headers=alice)).status_code == 404
     too_many = await client.get("/api/v1/notifications", params=[("types[]", "mention")] * 16, headers=alice)
     assert too_many.status_code == 422
+
+
+async def test_a_hide_filter_for_notifications_hides_them_grouped_or_not(instance: Instance) -> None:
+    client = instance.client
+    _, alice = await person(instance, "alice")
+    _, bob = await person(instance, "bob")
+    # Mentions by someone else (one's own posts are never filtered).
+    await post(client, bob, "@alice The match ended 2:1")
+    other = await post(client, bob, "@alice Road works on Main Street")
+    made = await client.post(
+        "/api/v2/filters",
+        json={
+            "title": "Sport",
+            "context": ["notifications"],
+            "filter_action": "hide",
+            "keywords_attributes": [{"keyword": "match", "whole_word": True}],
+        },
+        headers=alice,
+    )
+    assert made.status_code == 200, made.text
+    flat = (await client.get("/api/v1/notifications", headers=alice)).json()
+    assert [note["status"]["id"] for note in flat] == [other["id"]]
+    grouped = (await client.get("/api/v2/notifications", headers=alice)).json()
+    assert [group["status_id"] for group in grouped["notification_groups"]] == [other["id"]]
+    assert [status["id"] for status in grouped["statuses"]] == [other["id"]]

@@ -146,6 +146,12 @@ async def test_favourited_by_and_reblogged_by(instance: Instance) -> None:
     assert [account["acct"] for account in older.json()] == ["bob"]
     boosted_by = (await client.get(f"/api/v1/statuses/{status['id']}/reblogged_by", headers=alice)).json()
     assert [account["acct"] for account in boosted_by] == ["carol", "bob"]
+    # Someone alice blocked is left out of both lists she reads.
+    carol_id = liked_by.json()[0]["id"]
+    assert (await client.post(f"/api/v1/accounts/{carol_id}/block", headers=alice)).status_code == 200
+    for path in ("favourited_by", "reblogged_by"):
+        listed = (await client.get(f"/api/v1/statuses/{status['id']}/{path}", headers=alice)).json()
+        assert [account["acct"] for account in listed] == ["bob"], path
     # Bookmarking a boost (by its id, as a timeline lists it) bookmarks the boosted post.
     boost = (await client.get("/api/v1/timelines/home", headers=bob)).json()[0]
     assert boost["reblog"]["id"] == status["id"]

@@ -40,6 +40,7 @@ PAGES = [
     ("/admin/reports", "admin-reports"),
     ("/admin/federation", "admin-federation"),
     ("/admin/federation/domains/mastodon.example", "admin-federation-domain"),
+    ("/admin/announcements", "admin-announcements"),
     ("/home", "home"),
     ("/about", "about"),
 ]

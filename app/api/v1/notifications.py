@@ -173,7 +173,11 @@ async def one(
     row, sender, post = await NotificationInbox(context, caller.viewer).one(path_id(notification_id))
     if row.type not in LISTED:
         raise NotFound("Record not found")
-    shown = await statuses(context, caller.viewer, [post]) if post is not None else []
+    shown = (
+        await statuses(context, caller.viewer, [post], filter_context="notifications")
+        if post is not None
+        else []
+    )
     if post is not None and not shown:
         raise NotFound("Record not found")
     return JSONResponse(notification_entity(context, row, sender, shown[0] if shown else None))

@@ -95,6 +95,8 @@ async def history(
     if not views:
         raise NotFound("Record not found")
     view = views[0]
+    # A boost's id shows the boosted post's versions.
+    post = view.post
     async with context.sessions() as session:
         earlier = (
             await session.scalars(

@@ -43,8 +43,12 @@ async def _body(context: AppContext, caller: ApiCaller, page: GroupedPage) -> di
     shown_posts = [
         page.posts[group.latest.post_id] for group in page.groups if group.latest.post_id in page.posts
     ]
+    # The viewer's filters for the notifications context: a hidden post's group is left out, as in v1.
     status_entities = await statuses(
-        context, caller.viewer, list({post.id: post for post in shown_posts}.values())
+        context,
+        caller.viewer,
+        list({post.id: post for post in shown_posts}.values()),
+        filter_context="notifications",
     )
     shown_ids = {entity["id"] for entity in status_entities}
     groups = [
