@@ -22,7 +22,6 @@ from app.federation.signals import WorkSignals
 from app.ops.metrics_registry import Metrics
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
-from app.services.idempotency import IdempotencyKeys
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.services.vapid_keys import VapidKeys
@@ -44,7 +43,6 @@ class AppContext:
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Idempotency-Key of new posts through the client API: one post per key and token for an hour.
-    idempotency: IdempotencyKeys = field(default_factory=IdempotencyKeys)
     # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)

@@ -10,19 +10,26 @@ from app.api.v1 import (
     account_actions,
     account_lists,
     accounts,
+    announcements,
     conversations,
     filters,
     instance_info,
     lists,
+    markers,
     push,
     registrations,
     reports,
+    saved_posts,
+    status_actions,
     statuses,
+    tag_timeline,
     tags,
     timelines,
     trends,
 )
+from app.api.v1 import notifications as v1_notifications
 from app.api.v2 import filters as filters_v2
+from app.api.v2 import notifications as v2_notifications
 from app.api.v2 import search
 
 router = APIRouter()
@@ -45,6 +52,13 @@ for part in (
     accounts,
     statuses,
     timelines,
+    status_actions,
+    saved_posts,
+    tag_timeline,
+    v1_notifications,
+    v2_notifications,
+    markers,
+    announcements,
     push,
     streaming,
 ):

@@ -1,6 +1,8 @@
 """All tables; importing this module registers them on SQLModel.metadata (Alembic and tests rely on it)."""
 
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
+from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
+from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
 from app.models.conversations import ConversationMark
 from app.models.federation import (
     DeliveryJob,
@@ -42,11 +44,16 @@ __all__ = [
     "AccountMute",
     "AccountNote",
     "ActorType",
+    "Announcement",
+    "AnnouncementDismissal",
+    "AnnouncementReaction",
     "AuditLogEntry",
     "BackgroundJob",
     "BlockSeverity",
+    "Bookmark",
     "ContentFilter",
     "ConversationMark",
+    "ConversationMute",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
@@ -60,10 +67,12 @@ __all__ = [
     "Follow",
     "FollowState",
     "FollowedTag",
+    "IdempotencyKey",
     "InboxItem",
     "InstanceSetting",
     "JobState",
     "ListMember",
+    "Marker",
     "MediaAttachment",
     "Mention",
     "Notification",

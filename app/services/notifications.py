@@ -13,6 +13,7 @@ from app.models import Account, Notification, NotificationType, Post, Visibility
 from app.services import events
 from app.services.batch_writes import new_row
 from app.services.moderation import is_silenced
+from app.services.muted_threads import outside_muted_conversations
 from app.services.timelines import (
     AccountSummary,
     PostSummary,
@@ -154,7 +155,7 @@ class NotificationService:
         query = (
             select(Notification, Account)
             .join(Account, col(Account.id) == col(Notification.from_account_id))
-            .where(col(Notification.account_id) == account.id)
+            .where(col(Notification.account_id) == account.id, outside_muted_conversations(account.id))
             .order_by(col(Notification.id).desc())
             .limit(limit)
         )

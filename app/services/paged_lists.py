@@ -10,17 +10,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, ListMember, Notification, Post, TimelineEntry, UserList, Visibility
+from app.models import (
+    Account,
+    ListMember,
+    MediaAttachment,
+    Notification,
+    Post,
+    PostTag,
+    Tag,
+    TimelineEntry,
+    UserList,
+    Visibility,
+)
 from app.services.errors import Invalid
 from app.services.lists import exclusive_members, replies_kept
+from app.services.muted_threads import outside_muted_conversations
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
-MAX_PAGE = 40
+MAX_PAGE = 80
 
 
 @dataclass(frozen=True)
@@ -84,16 +97,68 @@ async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page:
 
 
 async def public_posts(
-    context: AppContext, viewer: Viewer, page: PageRequest, *, local: bool = False, remote: bool = False
+    context: AppContext,
+    viewer: Viewer,
+    page: PageRequest,
+    *,
+    local: bool = False,
+    remote: bool = False,
+    only_media: bool = False,
 ) -> list[Post]:
-    """Public posts (not boosts) the viewer may see; only those written here, or only elsewhere."""
-    query = select(Post).where(
-        Post.visibility == Visibility.PUBLIC, col(Post.reblog_of_id).is_(None), visible_to(viewer)
-    )
+    """Public posts (not boosts) the viewer may see; only those written here, or only elsewhere;
+    only those with media attached."""
+    query = select(Post).where(_public_listing(viewer, local=local, remote=remote, only_media=only_media))
+    async with context.sessions() as session:
+        rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
+    return page.newest_first(rows)
+
+
+def _public_listing(viewer: Viewer, *, local: bool, remote: bool, only_media: bool) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = [
+        col(Post.visibility) == Visibility.PUBLIC,
+        col(Post.reblog_of_id).is_(None),
+        visible_to(viewer),
+    ]
     if local:
-        query = query.where(col(Post.local).is_(True))
+        conditions.append(col(Post.local).is_(True))
     elif remote:
-        query = query.where(col(Post.local).is_(False))
+        conditions.append(col(Post.local).is_(False))
+    if only_media:
+        conditions.append(exists().where(col(MediaAttachment.post_id) == Post.id))
+    return and_(*conditions)
+
+
+def _tagged(names: Sequence[str]) -> ColumnElement[bool]:
+    return exists().where(
+        col(PostTag.post_id) == Post.id,
+        col(PostTag.tag_id) == col(Tag.id),
+        col(Tag.name).in_([name.lower() for name in names]),
+    )
+
+
+async def tag_posts(
+    context: AppContext,
+    viewer: Viewer,
+    page: PageRequest,
+    hashtag: str,
+    *,
+    any_of: Sequence[str] = (),
+    all_of: Sequence[str] = (),
+    none_of: Sequence[str] = (),
+    local: bool = False,
+    remote: bool = False,
+    only_media: bool = False,
+) -> list[Post]:
+    """Public posts with `hashtag` or any of `any_of`, also carrying each of `all_of` and none of
+    `none_of` (Mastodon's tag timeline)."""
+    conditions = [
+        _public_listing(viewer, local=local, remote=remote, only_media=only_media),
+        _tagged([hashtag, *any_of]),
+        *(_tagged([name]) for name in all_of),
+    ]
+    if none_of:
+        conditions.append(~_tagged(none_of))
+    query = select(Post).where(*conditions)
     async with context.sessions() as session:
         rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
     return page.newest_first(rows)
@@ -122,7 +187,9 @@ async def notifications_of(
     out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
     if viewer.account is None:
         return [], []
-    query = select(Notification).where(col(Notification.account_id) == viewer.account.id)
+    query = select(Notification).where(
+        col(Notification.account_id) == viewer.account.id, outside_muted_conversations(viewer.account.id)
+    )
     if types is not None:
         query = query.where(col(Notification.type).in_(types))
     if exclude_types:
@@ -143,7 +210,9 @@ async def notifications_by_id(
     if viewer.account is None or not ids:
         return []
     query = select(Notification).where(
-        col(Notification.account_id) == viewer.account.id, col(Notification.id).in_(list(ids))
+        col(Notification.account_id) == viewer.account.id,
+        col(Notification.id).in_(list(ids)),
+        outside_muted_conversations(viewer.account.id),
     )
     async with context.sessions() as session:
         rows = list((await session.scalars(query.order_by(col(Notification.id).desc()))).all())
@@ -191,6 +260,8 @@ __all__ = [
     "PageRequest",
     "home_posts",
     "list_posts",
+    "notifications_by_id",
     "notifications_of",
     "public_posts",
+    "tag_posts",
 ]

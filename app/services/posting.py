@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -37,9 +38,11 @@ from app.models import (
 )
 from app.models.base import new_id, new_ids, utcnow
 from app.services import events
+from app.services import idempotency as idempotency_keys
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
 from app.services.hashtags import tag_follower_ids
+from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
 from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
@@ -91,12 +94,18 @@ class PostingService(PostInteractions):
         language: str | None = None,
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
+        idempotency: IdempotencyClaim | None = None,
     ) -> Post:
         """Publish a post typed as plain text; returns it once it and its deliveries are committed.
 
-        `written_by_user_id` defaults to the person asking: the post records who wrote it.
+        `written_by_user_id` defaults to the person asking: the post records who wrote it. With
+        `idempotency`, a key this token used within the hour returns the post it made then.
         """
         self.viewer.require_act_as(author)
+        if idempotency is not None:
+            earlier = await self._earlier_post(idempotency)
+            if earlier is not None:
+                return earlier
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
@@ -205,8 +214,25 @@ class PostingService(PostInteractions):
             parts = NoteParts(mentions=addressed, tags=tag_names)
             await self.publisher.post_created(session, post, author, parts)
             events.announce(session, [events.PostPublished(post.id, author.id, local=True)])
-            await session.commit()
+            if idempotency is not None:
+                await idempotency_keys.record(session, idempotency, post.id)
+            try:
+                await session.commit()
+            except IntegrityError:
+                if idempotency is None:
+                    raise
+                # The same key won a race with this request: nothing of this one was kept.
+                await session.rollback()
+                earlier = await self._earlier_post(idempotency)
+                if earlier is None:
+                    raise
+                return earlier
         return post
+
+    async def _earlier_post(self, claim: IdempotencyClaim) -> Post | None:
+        async with self.context.sessions() as session:
+            post_id = await idempotency_keys.earlier_post_id(session, claim)
+            return await session.get(Post, post_id) if post_id is not None else None
 
     async def edit(
         self,

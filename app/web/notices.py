@@ -31,6 +31,8 @@ NOTICES = {
     "approved": N_("Follow request approved."),
     "rejected": N_("Follow request rejected."),
     "saved": N_("Your changes were saved."),
+    "announced": N_("The announcement was published. Apps show it while it is in force."),
+    "announcement_withdrawn": N_("The announcement was withdrawn."),
     "password_changed": N_("Your password was changed. Other sessions were logged out."),
     "staff_created": N_("The account was created. Send the invite link below to its owner."),
     "role_changed": N_("The role was changed."),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from app.web import (
     admin,
+    announcement_pages,
     app_settings_pages,
     federation_pages,
     login,
@@ -35,3 +36,4 @@ router.include_router(settings_pages.router)
 router.include_router(app_settings_pages.router)
 router.include_router(admin.router)
 router.include_router(federation_pages.router)
+router.include_router(announcement_pages.router)

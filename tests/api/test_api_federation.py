@@ -77,3 +77,49 @@ async def test_api_posts_likes_boosts_and_mentions_federate(lab: Lab) -> None:
         likes = (await session.scalars(select(Favourite).where(Favourite.post_id == remote.id))).all()
     assert original is not None and original.favourites_count == 1 and original.reblogs_count == 1
     assert len(likes) == 1
+
+
+def delivered_of_type(lab: Lab, kind: str) -> list[tuple[str, bool, dict[str, object]]]:
+    found = []
+    for request in lab.network.requests:
+        if request.method == "POST" and request.url.path.endswith("inbox"):
+            body = json.loads(request.content)
+            if body.get("type") == kind:
+                found.append((request.url.host, "Signature" in request.headers, body))
+    return found
+
+
+async def test_api_edit_and_pin_federate_as_the_web_ui_does(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    c = await lab.instance("c.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    carol = await local_account(c, "carol")
+    await FollowingService(c.context).follow(carol, "@alice@a.test")
+    await settle(lab)
+    auth = await token_of(a, alice)
+    posted = (await a.client.post("/api/v1/statuses", json={"status": "Meeting at 5"}, headers=auth)).json()
+    await settle(lab)
+
+    edited = await a.client.put(
+        f"/api/v1/statuses/{posted['id']}",
+        json={"status": "Meeting at 6", "spoiler_text": "time"},
+        headers=auth,
+    )
+    assert edited.status_code == 200, edited.text
+    await settle(lab)
+    updates = delivered_of_type(lab, "Update")
+    assert [(host, signed) for host, signed, _ in updates] == [("c.test", True)]
+    assert updates[0][2]["object"]["id"] == posted["uri"]  # type: ignore[index]
+    async with c.context.sessions() as session:
+        copy = await session.scalar(select(Post).where(Post.uri == posted["uri"]))
+    assert copy is not None and "Meeting at 6" in copy.content_html and copy.summary == "time"
+    assert copy.edited_at is not None
+
+    assert (await a.client.post(f"/api/v1/statuses/{posted['id']}/pin", headers=auth)).status_code == 200
+    await settle(lab)
+    adds = delivered_of_type(lab, "Add")
+    assert [(host, signed) for host, signed, _ in adds] == [("c.test", True)]
+    assert adds[0][2]["object"] == posted["uri"] and adds[0][2]["target"] == alice.featured_url
+    assert (await a.client.post(f"/api/v1/statuses/{posted['id']}/unpin", headers=auth)).status_code == 200
+    await settle(lab)
+    assert [host for host, _, _ in delivered_of_type(lab, "Remove")] == ["c.test"]

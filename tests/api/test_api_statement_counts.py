@@ -11,7 +11,7 @@ from tests.services.test_read_model import counted_statements
 from tests.web.helpers import make_user
 
 
-async def test_home_public_and_notifications_cost_the_same_for_5_or_40_items(lab: Lab) -> None:
+async def test_home_public_and_notifications_grouped_or_not_cost_the_same_for_5_or_40_items(lab: Lab) -> None:
     # Without the embedded worker: its polling would be counted with the page's statements.
     instance: Instance = await lab.instance("a.test", embedded_worker=False)
     _, alice = await make_user(instance, "alice")
@@ -45,3 +45,16 @@ async def test_home_public_and_notifications_cost_the_same_for_5_or_40_items(lab
             assert answer.status_code == 200 and len(answer.json()) == limit, (path, answer.text[:200])
             costs[limit] = len(statements)
         assert costs[5] == costs[40], (path, costs)
+
+    # Grouped: forty likes of forty posts make forty groups; a page of 5 or 40 costs the same.
+    grouped_costs = {}
+    for limit in (5, 40):
+        with counted_statements(instance) as statements:
+            answer = await instance.client.get(
+                "/api/v2/notifications", params={"limit": limit}, headers=alice_auth
+            )
+        assert answer.status_code == 200 and len(answer.json()["notification_groups"]) == limit, answer.text[
+            :200
+        ]
+        grouped_costs[limit] = len(statements)
+    assert grouped_costs[5] == grouped_costs[40], grouped_costs

@@ -1,6 +1,7 @@
 """Mastodon.py (pinned in the dev extras) against a real `herold serve` on loopback: the OAuth code
-flow with the authorize form submitted as a browser submits it, then the calls an app makes first;
-with REGISTRATIONS=open, accounts made by `create_account` follow, block, mute and edit profiles.
+flow with the authorize form submitted as a browser submits it, then the calls an app makes first,
+edit, history, pin, bookmark, markers and grouped notifications; with REGISTRATIONS=open, accounts
+made by `create_account` follow, block, mute and edit profiles.
 
 Mastodon.py 2.3.3 sends no PKCE challenge (tests/api/test_oauth.py drives PKCE); it is run with
 version_check_mode="created", stricter than its default: it refuses every endpoint newer than
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -55,7 +57,46 @@ def authorize_as_a_browser(url: str, username: str) -> str:
         return parse_qs(urlsplit(location).query)["code"][0]
 
 
-async def test_mastodon_py_logs_in_posts_reads_likes_and_deletes(
+def check_edit_pin_bookmark_and_markers(api: Mastodon, posted: Any) -> None:
+    edited = api.status_update(posted.id, "Hello again from Mastodon.py", spoiler_text="greeting")
+    assert edited.edited_at is not None and "again" in edited.content
+    history = api.status_history(posted.id)
+    assert [version.spoiler_text for version in history] == ["", "greeting"]
+    assert api.status_source(posted.id).text == "Hello again from Mastodon.py"
+    assert api.status_pin(posted.id).pinned is True
+    assert api.status_unpin(posted.id).pinned is False
+    assert api.status_bookmark(posted.id).bookmarked is True
+    assert [status.id for status in api.bookmarks()] == [posted.id]
+    assert api.status_unbookmark(posted.id).bookmarked is False
+    assert api.status_mute(posted.id).muted is True
+    assert api.status_unmute(posted.id).muted is False
+    assert [account.acct for account in api.status_favourited_by(posted.id)] == ["alice"]
+    assert [status.id for status in api.favourites()] == [posted.id]
+    saved = api.markers_set("home", posted.id)
+    assert str(saved["home"].last_read_id) == str(posted.id)
+    assert str(api.markers_get("home")["home"].last_read_id) == str(posted.id)
+
+
+def check_grouped_notifications(api: Mastodon, base: str, env: dict[str, str], posted: Any) -> None:
+    """Two others like alice's post: one group of two, read as Mastodon.py reads v2."""
+    for name in ("bob", "carol"):
+        assert run_herold(["accounts", "create", name, "--password", PASSWORD], env).returncode == 0
+        token = run_herold(["tokens", "create", name, "--scopes", "read write"], env).stdout.strip()
+        Mastodon(access_token=token, api_base_url=base, version_check_mode="created").status_favourite(
+            posted.id
+        )
+    grouped = api.grouped_notifications()
+    group = grouped.notification_groups[0]
+    assert group.type == "favourite" and group.notifications_count == 2
+    assert str(group.status_id) == str(posted.id) and len(group.sample_account_ids) == 2
+    assert {account.acct for account in grouped.accounts} == {"bob", "carol"}
+    assert api.grouped_notification(group.group_key).notification_groups[0].notifications_count == 2
+    assert api.notifications_unread_count().count == 2
+    api.dismiss_grouped_notification(group.group_key)
+    assert api.notifications() == []
+
+
+async def test_mastodon_py_logs_in_posts_edits_pins_reads_notifications_and_deletes(
     tmp_path: Path, databases: DatabaseFactory
 ) -> None:
     port = free_port()
@@ -91,8 +132,10 @@ async def test_mastodon_py_logs_in_posts_reads_likes_and_deletes(
         assert [status.id for status in home][:1] == [posted.id]
         liked = api.status_favourite(posted.id)
         assert liked.favourited is True
+        check_edit_pin_bookmark_and_markers(api, posted)
+        check_grouped_notifications(api, base, env, posted)
         deleted = api.status_delete(posted.id)
-        assert deleted.text == "Hello from Mastodon.py"
+        assert deleted.text == "Hello again from Mastodon.py"
         assert api.timeline_home(limit=5) == []
         assert api.notifications() == []
         # (Mastodon.py's revoke_access_token insists on https; the endpoint it would call:)
@@ -118,7 +161,7 @@ def accounts_of_people_signing_up(base: str, client_id: str, client_secret: str)
         assert token
         return api
 
-    bob, carol = signed_up("bob"), signed_up("carol")
+    bob, carol = signed_up("dora"), signed_up("erin")
     assert bob.instance_v2().registrations.enabled is True
     carol_me = carol.account_update_credentials(
         display_name="Carol C.",
@@ -136,28 +179,28 @@ def accounts_of_people_signing_up(base: str, client_id: str, client_secret: str)
 
     requested = bob.account_follow(carol_me.id, reblogs=False, notify=True)
     assert requested.requested is True and requested.following is False
-    assert [account.acct for account in carol.follow_requests()] == ["bob"]
+    assert [account.acct for account in carol.follow_requests()] == ["dora"]
     assert carol.follow_request_authorize(bob_me.id).followed_by is True
     relation = bob.account_relationships(carol_me.id)[0]
     assert relation.following is True and relation.notifying is True and relation.showing_reblogs is False
-    assert [account.acct for account in bob.account_followers(carol_me.id)] == ["bob"]
-    assert [account.acct for account in carol.account_following(bob_me.id)] == ["carol"]
+    assert [account.acct for account in bob.account_followers(carol_me.id)] == ["dora"]
+    assert [account.acct for account in carol.account_following(bob_me.id)] == ["erin"]
     posted = carol.status_post("For followers", visibility="private")
     assert [status.id for status in bob.account_statuses(carol_me.id, limit=5)] == [posted.id]
 
     assert bob.account_block(carol_me.id).blocking is True
-    assert [account.acct for account in bob.blocks()] == ["carol"]
+    assert [account.acct for account in bob.blocks()] == ["erin"]
     assert bob.account_relationships(carol_me.id)[0].following is False
     bob.account_unblock(carol_me.id)
     assert bob.account_mute(carol_me.id, notifications=False, duration=3600).muting is True
-    assert [account.acct for account in bob.mutes()] == ["carol"]
+    assert [account.acct for account in bob.mutes()] == ["erin"]
     bob.account_unmute(carol_me.id)
     bob.domain_block("spam.example")
     assert bob.domain_blocks() == ["spam.example"]
     bob.domain_unblock("spam.example")
     report = bob.report(carol_me.id, comment="Testing reports", category="other")
     assert report.target_account.id == carol_me.id
-    assert bob.accounts([carol_me.id, bob_me.id])[0].acct == "carol"
+    assert bob.accounts([carol_me.id, bob_me.id])[0].acct == "erin"
 
 
 def _png() -> bytes:

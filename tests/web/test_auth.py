@@ -26,7 +26,7 @@ STAFF_PAGES = [
     "/settings/profile",
     "/settings/account",
 ]
-ADMIN_PAGES = ["/admin/staff", "/admin/instance", "/admin/federation"]
+ADMIN_PAGES = ["/admin/staff", "/admin/instance", "/admin/federation", "/admin/announcements"]
 
 
 async def test_login_sets_a_hashed_session_in_an_httponly_lax_cookie(instance: Instance) -> None:

@@ -1,5 +1,5 @@
-"""Mastodon's Notification entity, from the notifications list's entries (one serializer for the
-REST list and the streaming API)."""
+"""Mastodon's Notification and NotificationGroup entities, from the notification lists' entries
+(one serializer for the REST lists and the streaming API), and its names for notification kinds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from app.api.entities.account import account_entity
 from app.api.entities.common import api_id, api_time
 from app.api.entities.status import statuses
 from app.context import AppContext
-from app.models import NotificationType
+from app.models import Account, Notification, NotificationType
+from app.services.notification_groups import SAMPLE_ACCOUNTS, NotificationGroup
 from app.services.paged_lists import NotificationEntry, notifications_by_id
 from app.services.viewer import Viewer
 
@@ -34,7 +35,20 @@ NOTIFICATION_TYPES: dict[str, set[str]] = {
 }
 STORED_TO_API = {stored: name for name, stored_set in NOTIFICATION_TYPES.items() for stored in stored_set}
 # Stored kinds Mastodon has no name for (emoji reactions) are never listed.
-LISTED = set(STORED_TO_API)
+LISTED = frozenset(STORED_TO_API)
+
+
+def notification_entity(
+    context: AppContext, row: Notification, sender: Account, status: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "id": api_id(row.id),
+        "type": STORED_TO_API[row.type],
+        "group_key": f"ungrouped-{row.id}",
+        "created_at": api_time(row.created_at),
+        "account": account_entity(context, sender),
+        **({"status": status} if status is not None else {}),
+    }
 
 
 async def notifications(
@@ -52,14 +66,9 @@ async def notifications(
         if row.type not in STORED_TO_API or (row.post_id is not None and row.post_id not in shown):
             continue
         body.append(
-            {
-                "id": api_id(row.id),
-                "type": STORED_TO_API[row.type],
-                "group_key": f"ungrouped-{row.id}",
-                "created_at": api_time(row.created_at),
-                "account": account_entity(context, entry.sender),
-                **({"status": shown[row.post_id]} if row.post_id is not None else {}),
-            }
+            notification_entity(
+                context, row, entry.sender, shown[row.post_id] if row.post_id is not None else None
+            )
         )
     return body
 
@@ -71,4 +80,28 @@ async def notification_entities(
     return await notifications(context, viewer, await notifications_by_id(context, viewer, ids))
 
 
-__all__ = ["LISTED", "NOTIFICATION_TYPES", "STORED_TO_API", "notification_entities", "notifications"]
+def notification_group_entity(group: NotificationGroup) -> dict[str, Any]:
+    latest = group.latest
+    oldest = group.notifications[-1]
+    return {
+        "group_key": group.key,
+        "notifications_count": len(group.notifications),
+        "type": STORED_TO_API[latest.type],
+        "most_recent_notification_id": api_id(latest.id),
+        "page_min_id": api_id(oldest.id),
+        "page_max_id": api_id(latest.id),
+        "latest_page_notification_at": api_time(latest.created_at),
+        "sample_account_ids": [api_id(account) for account in group.sender_ids[:SAMPLE_ACCOUNTS]],
+        "status_id": api_id(latest.post_id),
+    }
+
+
+__all__ = [
+    "LISTED",
+    "NOTIFICATION_TYPES",
+    "STORED_TO_API",
+    "notification_entities",
+    "notification_entity",
+    "notification_group_entity",
+    "notifications",
+]

@@ -17,7 +17,7 @@ from app.services.viewer import Viewer
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
 
 
-def _media_entity(media: MediaAttachment) -> dict[str, Any]:
+def media_entity(media: MediaAttachment) -> dict[str, Any]:
     major = media.media_type.split("/", 1)[0]
     kind = (
         "gifv"
@@ -61,14 +61,14 @@ def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
         "edited_at": api_time(post.edited_at),
         "favourited": view.liked,
         "reblogged": view.boosted,
-        "muted": False,
-        "bookmarked": False,
+        "muted": view.muted,
+        "bookmarked": view.bookmarked,
         "content": post.content_html,
         "filtered": [filter_result_entity(match) for match in view.filtered],
         "reblog": None,
         "application": None,
         "account": account_entity(context, view.author),
-        "media_attachments": [_media_entity(media) for media in view.media],
+        "media_attachments": [media_entity(media) for media in view.media],
         "mentions": [
             {
                 "id": api_id(account.id),
@@ -122,4 +122,4 @@ async def statuses(
     return [status_entity(context, view) for view in views]
 
 
-__all__ = ["VISIBILITY_NAMES", "status_entity", "statuses"]
+__all__ = ["VISIBILITY_NAMES", "media_entity", "status_entity", "statuses"]

@@ -167,11 +167,6 @@ async def custom_emojis() -> JSONResponse:
     return JSONResponse([])
 
 
-@router.get("/api/v1/announcements")
-async def announcements(_caller: ApiCaller = Depends(scoped("read", user=True))) -> JSONResponse:
-    return JSONResponse([])
-
-
 @router.get("/api/v1/preferences")
 async def preferences(
     caller: ApiCaller = Depends(scoped("read", "read:accounts", user=True)),

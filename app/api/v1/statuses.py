@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.models import Account, Post
 from app.services.errors import NotFound
+from app.services.idempotency import IdempotencyClaim
 from app.services.post_lists import thread_posts
 from app.services.posting import PostingService
 from app.services.viewer import Viewer
@@ -30,7 +31,7 @@ VISIBILITIES = {"public": "public", "unlisted": "unlisted", "private": "follower
 MAX_STATUS_BODY = 100_000
 
 
-def _flag(params: Params, name: str) -> bool:
+def flag_param(params: Params, name: str) -> bool:
     value = params.get(name)
     if value is None or isinstance(value, bool):
         return bool(value)
@@ -42,21 +43,21 @@ def _flag(params: Params, name: str) -> bool:
     raise WrongType(f"{name}: must be true or false")
 
 
-async def _visible(context: AppContext, viewer: Viewer, status_id: str) -> Post:
+async def visible_status(context: AppContext, viewer: Viewer, status_id: str) -> Post:
     post = await PostingService(context, viewer).visible_post(path_id(status_id))
     if post is None:
         raise NotFound("Record not found")
     return post
 
 
-async def _one(context: AppContext, viewer: Viewer, post: Post) -> dict[str, Any]:
+async def one_status(context: AppContext, viewer: Viewer, post: Post) -> dict[str, Any]:
     found = await statuses(context, viewer, [post])
     if not found:
         raise NotFound("Record not found")
     return found[0]
 
 
-def _acting(caller: ApiCaller) -> Account:
+def acting_account(caller: ApiCaller) -> Account:
     assert caller.viewer.account is not None  # scoped(user=True) lets only a person's token through
     return caller.viewer.account
 
@@ -68,14 +69,9 @@ async def create(
     caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
 ) -> JSONResponse:
     params = await request_params(request)
-    key = request.headers.get("idempotency-key", "")[:256]
-    idempotency_key = f"{caller.holder.token.id if caller.holder else 0}:{key}" if key else None
-    if idempotency_key is not None:
-        earlier = context.idempotency.earlier(idempotency_key)
-        if earlier is not None:
-            return JSONResponse(
-                await _one(context, caller.viewer, await _visible(context, caller.viewer, str(earlier)))
-            )
+    claim = IdempotencyClaim.of(
+        caller.holder.token.id if caller.holder else None, request.headers.get("idempotency-key")
+    )
     text = params.text("status") or ""
     if len(text) > MAX_STATUS_BODY:
         raise WrongType("status: is too long")
@@ -84,27 +80,26 @@ async def create(
         raise WrongType(f"visibility: must be one of {', '.join(VISIBILITIES)}")
     in_reply_to = params.text("in_reply_to_id")
     if in_reply_to:
-        await _visible(context, caller.viewer, in_reply_to)
+        await visible_status(context, caller.viewer, in_reply_to)
     post = await PostingService(context, caller.viewer).create(
-        _acting(caller),
+        acting_account(caller),
         text,
         visibility=VISIBILITIES[visibility],
         spoiler_text=params.text("spoiler_text"),
-        sensitive=_flag(params, "sensitive"),
+        sensitive=flag_param(params, "sensitive"),
         language=params.text("language"),
         in_reply_to=in_reply_to or None,
+        idempotency=claim,
     )
-    if idempotency_key is not None:
-        context.idempotency.record(idempotency_key, post.id)
-    return JSONResponse(await _one(context, caller.viewer, post))
+    return JSONResponse(await one_status(context, caller.viewer, post))
 
 
 @router.get("/{status_id}")
 async def show(
     status_id: str, context: AppContext = Depends(get_context), caller: ApiCaller = Depends(public_read)
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
-    return JSONResponse(await _one(context, caller.viewer, post))
+    post = await visible_status(context, caller.viewer, status_id)
+    return JSONResponse(await one_status(context, caller.viewer, post))
 
 
 @router.delete("/{status_id}")
@@ -113,11 +108,11 @@ async def delete(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
+    post = await visible_status(context, caller.viewer, status_id)
     # Built before the text goes, with `text` for "delete and redraft".
-    entity = await _one(context, caller.viewer, post)
+    entity = await one_status(context, caller.viewer, post)
     entity["text"] = post.content_source or ""
-    await PostingService(context, caller.viewer).delete(_acting(caller), post.id)
+    await PostingService(context, caller.viewer).delete(acting_account(caller), post.id)
     return JSONResponse(entity)
 
 
@@ -125,7 +120,7 @@ async def delete(
 async def thread(
     status_id: str, context: AppContext = Depends(get_context), caller: ApiCaller = Depends(public_read)
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
+    post = await visible_status(context, caller.viewer, status_id)
     ancestors, descendants = await thread_posts(context, post, caller.viewer)
     return JSONResponse(
         {
@@ -141,9 +136,11 @@ async def favourite(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("write", "write:favourites", user=True)),
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
-    await PostingService(context, caller.viewer).like(_acting(caller), post.id)
-    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+    post = await visible_status(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).like(acting_account(caller), post.id)
+    return JSONResponse(
+        await one_status(context, caller.viewer, await visible_status(context, caller.viewer, status_id))
+    )
 
 
 @router.post("/{status_id}/unfavourite")
@@ -152,9 +149,11 @@ async def unfavourite(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("write", "write:favourites", user=True)),
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
-    await PostingService(context, caller.viewer).unlike(_acting(caller), post.id)
-    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+    post = await visible_status(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).unlike(acting_account(caller), post.id)
+    return JSONResponse(
+        await one_status(context, caller.viewer, await visible_status(context, caller.viewer, status_id))
+    )
 
 
 @router.post("/{status_id}/reblog")
@@ -163,10 +162,10 @@ async def reblog(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
-    boost = await PostingService(context, caller.viewer).boost(_acting(caller), post.id)
+    post = await visible_status(context, caller.viewer, status_id)
+    boost = await PostingService(context, caller.viewer).boost(acting_account(caller), post.id)
     # Mastodon answers with the boost, whose `reblog` is the post.
-    return JSONResponse(await _one(context, caller.viewer, boost))
+    return JSONResponse(await one_status(context, caller.viewer, boost))
 
 
 @router.post("/{status_id}/unreblog")
@@ -175,9 +174,11 @@ async def unreblog(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("write", "write:statuses", user=True)),
 ) -> JSONResponse:
-    post = await _visible(context, caller.viewer, status_id)
-    await PostingService(context, caller.viewer).unboost(_acting(caller), post.id)
-    return JSONResponse(await _one(context, caller.viewer, await _visible(context, caller.viewer, status_id)))
+    post = await visible_status(context, caller.viewer, status_id)
+    await PostingService(context, caller.viewer).unboost(acting_account(caller), post.id)
+    return JSONResponse(
+        await one_status(context, caller.viewer, await visible_status(context, caller.viewer, status_id))
+    )
 
 
-__all__ = ["router"]
+__all__ = ["acting_account", "flag_param", "one_status", "router", "visible_status"]

@@ -1,1 +1,1 @@
-"""The client API's /api/v2 routers."""
+"""Mastodon's v2 REST API, one router module per resource."""

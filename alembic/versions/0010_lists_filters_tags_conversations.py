@@ -1,7 +1,7 @@
 """lists, filters, followed and featured tags, conversation marks
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 14:04:18.577439
 """
 
@@ -13,8 +13,8 @@ import sqlmodel
 import app.models.base
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
