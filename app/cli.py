@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -51,6 +52,9 @@ async def _with_context(
     await require_schema(settings)
     context = build_context(settings, role=role)
     try:
+        # What a command changes reaches the running server's processes (their caches, their
+        # worker) at once; a worker also hears what they queue.
+        await context.open_channel("worker" if role == "worker" else "command")
         return await work(context)
     finally:
         await context.aclose()
@@ -221,18 +225,33 @@ async def cmd_accounts_allow_posting_as(args: argparse.Namespace, settings: Sett
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from app.main import create_app
-
+    if args.child == "web":
+        return await _serve_web_child(args, settings)
+    if args.child == "worker":
+        return await _serve_worker_child(args, settings)
     await require_schema(settings)
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    if settings.web_process_count > 1:
+        return await _supervise(settings)
+    import uvicorn
+
+    from app.main import create_app
+
+    # WEB_PROCESSES=1: one process answers and runs the embedded worker beside the requests.
     enable_multiprocess_metrics(settings.data_dir)
     app = create_app(settings)
-    config = uvicorn.Config(
+    tune_garbage_collection()
+    await uvicorn.Server(_uvicorn_config(app, settings)).serve()
+    return 0
+
+
+def _uvicorn_config(app: Any, settings: Settings) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -245,21 +264,88 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
     )
-    tune_garbage_collection()
-    await uvicorn.Server(config).serve()
+
+
+async def _supervise(settings: Settings) -> int:
+    """WEB_PROCESSES web processes on one socket, and the worker in a process of its own (app.ops.supervisor)."""
+    from app.ops.first_start import prepare_instance
+    from app.ops.supervisor import Supervisor, SupervisorFailed
+
+    # Once, before the children start: they would otherwise race to create the instance actor,
+    # and each print a setup token of its own.
+    context = build_context(settings, role="command")
+    try:
+        await prepare_instance(context)
+    finally:
+        await context.aclose()
+    config = _uvicorn_config(None, settings)
+    # Bound and listening here, so that connections wait in the backlog while the children start.
+    listening = config.bind_socket()
+    listening.listen(config.backlog)
+    supervisor = Supervisor(
+        listening,
+        web_processes=settings.web_process_count,
+        with_worker=settings.embedded_worker,
+        setup_token=context.setup_token,
+    )
+    try:
+        await supervisor.run()
+    except SupervisorFailed as failure:
+        raise CommandError(str(failure)) from None
+    finally:
+        listening.close()
     return 0
 
 
+async def _serve_web_child(args: argparse.Namespace, settings: Settings) -> int:
+    """One of the supervisor's web processes: answers on the socket the supervisor bound."""
+    import socket
+
+    import uvicorn
+
+    from app.main import create_app
+    from app.ops.supervisor import SETUP_TOKEN_ENV, watch_lifeline
+
+    enable_multiprocess_metrics(settings.data_dir)
+    # The worker runs in a process of its own.
+    settings.embedded_worker = False
+    app = create_app(settings, setup_token=os.environ.get(SETUP_TOKEN_ENV) or None)
+    server = uvicorn.Server(_uvicorn_config(app, settings))
+
+    def stop() -> None:
+        server.should_exit = True
+
+    watch_lifeline(args.lifeline_fd, stop)
+    tune_garbage_collection()
+    await server.serve(sockets=[socket.socket(fileno=args.listen_fd)])
+    return 0
+
+
+async def _serve_worker_child(args: argparse.Namespace, settings: Settings) -> int:
+    """The supervisor's worker process: `herold worker`, stopped with the supervisor."""
+    return await _run_worker(settings, lifeline=args.lifeline_fd)
+
+
 async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    return await _run_worker(settings)
+
+
+async def _run_worker(settings: Settings, lifeline: int | None = None) -> int:
     from app.federation.worker import build_worker
+    from app.ops.supervisor import watch_lifeline
 
     async def work(context: AppContext) -> int:
         tune_garbage_collection()
         # SIGTERM (systemd's stop) ends the worker cleanly: jobs in hand are cancelled (their
-        # leases run out for the next worker) and its heartbeat row is removed.
+        # leases run out for the next worker) and its heartbeat row is removed. The worker
+        # process of `herold serve` also stops on SIGINT and when its supervisor is gone.
         main = asyncio.current_task()
         assert main is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+        if lifeline is not None:
+            loop.add_signal_handler(signal.SIGINT, main.cancel)
+            watch_lifeline(lifeline, lambda: _cancel(main))
         try:
             await build_worker(context).run()
         except asyncio.CancelledError:
@@ -268,6 +354,10 @@ async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
     enable_multiprocess_metrics(settings.data_dir)
     return await _with_context(settings, work, role="worker")
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
 
 
 async def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
@@ -500,6 +590,40 @@ async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> i
     return await _with_context(settings, work)
 
 
+async def cmd_media_usage(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.remote_media import RemoteMediaCache
+
+    async def work(context: AppContext) -> int:
+        usage = await RemoteMediaCache(context).usage()
+        if args.json:
+            print(json.dumps(usage, indent=2))
+            return 0
+        for name, found in usage.items():
+            if isinstance(found, dict):
+                print(f"{name:<18} {found['files']:>8} files {found['bytes'] / 1_048_576:>10.1f} MB")
+        print(f"{'remote, not cached':<18} {usage['remote_not_cached']:>8} attachments")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_media_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.remote_media import RemoteMediaCache
+
+    async def work(context: AppContext) -> int:
+        cache = RemoteMediaCache(context)
+        attachments = await cache.remove_older_than(args.days)
+        print(f"removed {attachments} cached remote attachments older than {args.days} days")
+        if args.avatars or args.headers:
+            pictures = await cache.remove_pictures_older_than(
+                args.days, avatars=args.avatars, headers=args.headers
+            )
+            print(f"removed {pictures} cached remote profile pictures older than {args.days} days")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.domain_blocks import DomainBlockService, domain_label, unicode_domain
 
@@ -634,6 +758,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    # Internal: how the supervisor (app.ops.supervisor) starts its children.
+    serve.add_argument("--child", choices=["web", "worker"], help=argparse.SUPPRESS)
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser(
@@ -726,6 +854,26 @@ def build_parser() -> argparse.ArgumentParser:
     allow.add_argument("domain")
     allow.add_argument("--remove", action="store_true", help="take it off the allowlist")
     allow.set_defaults(handler=cmd_domains_allow)
+
+    media = commands.add_parser("media", help="disk used by media; drop cached remote copies").add_subparsers(
+        dest="media_command", required=True, metavar="ACTION"
+    )
+    media_usage = media.add_parser("usage", help="files and bytes of uploads, cached remote media, pictures")
+    media_usage.add_argument("--json", action="store_true", help="print JSON")
+    media_usage.set_defaults(handler=cmd_media_usage)
+    media_remove = media.add_parser(
+        "remove",
+        help="drop cached copies of remote attachments older than --days (like tootctl media remove)",
+    )
+    media_remove.add_argument(
+        "--days",
+        type=int,
+        default=Settings.model_fields["media_cache_retention_days"].default,
+        help="age in days (default: %(default)s, MEDIA_CACHE_RETENTION_DAYS's default)",
+    )
+    media_remove.add_argument("--avatars", action="store_true", help="also remote accounts' avatars")
+    media_remove.add_argument("--headers", action="store_true", help="also remote accounts' headers")
+    media_remove.set_defaults(handler=cmd_media_remove)
 
     accounts = commands.add_parser("accounts", help="manage local accounts").add_subparsers(
         dest="accounts_command", required=True, metavar="ACTION"

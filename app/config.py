@@ -19,6 +19,9 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 # Sessions, CSRF tokens and invite links are only as strong as the key that signs them.
 MIN_SECRET_KEY_BYTES = 32
 KEY_GENERATOR_COMMAND = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+# Beyond four, web processes mostly wait on the one database (SQLite has one writer); more is a
+# choice (WEB_PROCESSES), not a default.
+MAX_DEFAULT_WEB_PROCESSES = 4
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     allowed_private_addresses: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     # Run the background worker inside the web process (the embedded default).
     embedded_worker: bool = True
+    # How many web processes `herold serve` runs (app.ops.supervisor); None: one per core, at most
+    # MAX_DEFAULT_WEB_PROCESSES. 1 keeps everything, the embedded worker included, in one process.
+    web_processes: int | None = Field(default=None, ge=1, le=64)
     # The event loop of every command: uvloop (libuv, in C) when installed, which it is with
     # uvicorn[standard]; "asyncio" for the standard library's, e.g. to debug or profile.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
@@ -80,6 +86,12 @@ class Settings(BaseSettings):
     # Backpressure: when the oldest unprocessed inbox activity has waited longer than this, the
     # inbox answers 503 with Retry-After until the worker has caught up (0: never).
     inbox_backlog_limit_seconds: float = Field(default=60.0, ge=0)
+    # Memory per web process for ready answers to anonymous readers (actors, WebFinger, public
+    # posts, profile and post pages); 0 turns the cache off. See app.public_cache.
+    public_cache_mb: int = Field(default=64, ge=0, le=65_536)
+    # Copies of other servers' media older than this are dropped by the worker's daily cleanup
+    # (the originals are linked again); `herold media remove --days N` does the same by hand.
+    media_cache_retention_days: int = Field(default=7, ge=1, le=36_500)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
@@ -177,6 +189,21 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def web_process_count(self) -> int:
+        """WEB_PROCESSES, or one per core this process may run on, at most MAX_DEFAULT_WEB_PROCESSES."""
+        if self.web_processes is not None:
+            return self.web_processes
+        return max(1, min(available_cores(), MAX_DEFAULT_WEB_PROCESSES))
+
+
+def available_cores() -> int:
+    # The cores this process may run on (a container's or a taskset's limit), not the machine's.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        return os.cpu_count() or 1
 
 
 def refuse_short_secret_key(key: str) -> None:

@@ -190,6 +190,20 @@ class ConversationService:
             raise NotFound("Record not found")
         return found[0]
 
+    async def containing(self, post_id: int) -> Conversation:
+        """The viewer's conversation that `post_id` belongs to (the streaming API announces it)."""
+        me = self._me().id
+        async with self.context.sessions() as session:
+            post = await session.scalar(select(Post).where(col(Post.id) == post_id, self._involving_me(me)))
+            if post is None:
+                raise NotFound("Record not found")
+            first = await session.scalar(
+                select(func.min(Post.id)).where(
+                    _key() == (post.conversation_uri or post.uri), self._involving_me(me)
+                )
+            )
+        return await self.get(int(first or post_id))
+
     async def mark_read(self, conversation_id: int) -> Conversation:
         conversation = await self.get(conversation_id)
         await self._mark(conversation, read=True)

@@ -1,10 +1,18 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every new post, timeline entry, notification, post edit and post deletion is announced here by
-the code that writes it, in the writing transaction; the announcements reach the instance's listeners
+Every new post, timeline entry, notification, post edit, post deletion and profile change, and
+every other change to what the public pages show (pins, follows, blocks), is announced here by the
+code that writes it, in the writing transaction; the announcements reach the instance's listeners
 (`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
-place streaming and Web Push listen: in this process for now; carrying events to other
-processes (a separate worker) will subscribe here and forward them.
+place streaming, Web Push and the public-document cache (app.public_cache) listen.
+
+An instance may run in several processes (`herold serve`'s web processes and its worker, `herold
+worker`s, the CLI): a listener subscribes once, on its own process's bus, and hears the events of
+every process of the instance. The bus hands what this process commits to its channel
+(app.ops.event_channel), which carries it to the others (within a second or two at most) and
+hands theirs back through `receive`. A channel that lost contact for a while (a PostgreSQL
+connection dropped) cannot know what it missed: it announces `EventsMissed`, after which a
+listener that keeps state (a cache) must drop it.
 
 Sessions find their instance's bus in their `info` (the session factory puts it there), so the
 writers need no extra argument, and an instance's events never reach another's listeners. While
@@ -16,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, get_args
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +56,8 @@ class PostPublished:
     post_id: int
     account_id: int
     local: bool
+    # The post it answers, when it is a reply: that post's public thread page shows it now.
+    in_reply_to_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,20 +83,76 @@ class PostDeleted:
     account_id: int
 
 
-Event = TimelineEntryAdded | PostPublished | NotificationAdded | PostEdited | PostDeleted
+@dataclass(frozen=True)
+class AccountChanged:
+    """What an account shows others changed: its profile, pictures, pinned posts, suspension or
+    deletion."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class FollowsChanged:
+    """A follow began or ended between these accounts: their counts and follower lists changed."""
+
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PublicContentChanged:
+    """Something that may change any public page changed (a domain block, an account block, the
+    instance's name or description): whatever was made from the old state is stale."""
+
+
+@dataclass(frozen=True)
+class EventsMissed:
+    """Events of other processes may have been lost (the channel between processes was down):
+    whatever a listener derived from earlier events may be stale."""
+
+
+Event = (
+    TimelineEntryAdded
+    | PostPublished
+    | NotificationAdded
+    | PostEdited
+    | PostDeleted
+    | EventsMissed
+    | AccountChanged
+    | FollowsChanged
+    | PublicContentChanged
+)
 Listener = Callable[[Event], None]
+# Every kind of event by its name, for carrying events between processes (app.ops.event_channel):
+# a new kind needs no more than its place in `Event`.
+EVENT_TYPES: dict[str, type[Event]] = {kind.__name__: kind for kind in get_args(Event)}
+
+
+class EventRelay(Protocol):
+    """Carries what this process commits to the instance's other processes (app.ops.event_channel)."""
+
+    @property
+    def others_may_listen(self) -> bool: ...
+
+    def publish(self, events: Sequence[Event]) -> None: ...
 
 
 class EventBus:
-    """One instance's listeners. A listener is called once per event, in commit order, right after
-    the commit, on the event loop: it must return quickly (put the event on a queue of its own)."""
+    """One instance's listeners in this process. A listener is called once per event, in commit
+    order (per process), right after the commit or the event's arrival from another process, on
+    the event loop: it must return quickly (put the event on a queue of its own)."""
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._relay: EventRelay | None = None
 
     @property
     def listening(self) -> bool:
-        return bool(self._listeners)
+        """Whether an announcement would reach anyone: a listener here, or other processes."""
+        return bool(self._listeners) or (self._relay is not None and self._relay.others_may_listen)
+
+    def relay_to(self, relay: EventRelay | None) -> None:
+        """From now on, hand what this process commits to `relay` too (None: stop)."""
+        self._relay = relay
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Start calling `listener`; returns the function that stops it."""
@@ -103,6 +169,16 @@ class EventBus:
         return {SESSION_INFO_KEY: self}
 
     def deliver(self, events: Sequence[Event]) -> None:
+        """What this process committed: to the listeners here, and through the relay to the others."""
+        if self._relay is not None:
+            try:
+                self._relay.publish(events)
+            except Exception:
+                log.exception("handing events to the other processes failed")
+        self.receive(events)
+
+    def receive(self, events: Sequence[Event]) -> None:
+        """Events for the listeners of this process only (what other processes committed)."""
         for listener in list(self._listeners):
             for item in events:
                 try:

@@ -96,6 +96,29 @@ async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page:
     return page.newest_first(rows)
 
 
+async def lists_showing(
+    context: AppContext, viewer: Viewer, post_id: int, lists: Sequence[UserList]
+) -> set[int]:
+    """Which of the viewer's `lists` show `post_id` in their timelines, by list_posts' rule."""
+    if viewer.account is None or not lists:
+        return set()
+    shown: set[int] = set()
+    async with context.sessions() as session:
+        for found in lists:
+            members = select(ListMember.account_id).where(col(ListMember.list_id) == found.id)
+            hit = await session.scalar(
+                select(col(Post.id)).where(
+                    col(Post.id) == post_id,
+                    col(Post.account_id).in_(members),
+                    visible_to(viewer),
+                    replies_kept(found, viewer.account.id, members),
+                )
+            )
+            if hit is not None:
+                shown.add(found.id)
+    return shown
+
+
 async def public_posts(
     context: AppContext,
     viewer: Viewer,
@@ -260,6 +283,7 @@ __all__ = [
     "PageRequest",
     "home_posts",
     "list_posts",
+    "lists_showing",
     "notifications_by_id",
     "notifications_of",
     "public_posts",

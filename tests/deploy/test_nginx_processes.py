@@ -150,7 +150,9 @@ async def test_nginx_in_front_of_two_web_and_two_worker_processes(
         database_url,
         LOCAL_DOMAIN=local_domain,
         WEB_DOMAIN=web_domain,
+        # As deploy/systemd/herold-web@.service runs them: one process per unit.
         EMBEDDED_WORKER="false",
+        WEB_PROCESSES="1",
         **common,
     )
     peer_env = herold_env(

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
-from app.api.entities.common import api_id
-from app.api.entities.status import statuses
+from app.api.entities.conversation import conversation_entities
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
 from app.context import AppContext
 from app.dependencies import get_context
-from app.services.conversations import Conversation, ConversationService
-from app.services.viewer import Viewer
+from app.services.conversations import ConversationService
 
 router = APIRouter(prefix="/api/v1/conversations")
 read_conversations = scoped("read", "read:statuses", user=True)
 write_conversations = scoped("write", "write:conversations", user=True)
-
-
-async def _entities(context: AppContext, viewer: Viewer, found: list[Conversation]) -> list[dict[str, Any]]:
-    shown = {
-        int(entity["id"]): entity
-        for entity in await statuses(context, viewer, [conversation.last_post for conversation in found])
-    }
-    return [
-        {
-            "id": api_id(conversation.id),
-            "unread": conversation.unread,
-            "accounts": [account_entity(context, account) for account in conversation.accounts],
-            "last_status": shown.get(conversation.last_post.id),
-        }
-        for conversation in found
-    ]
 
 
 @router.get("")
@@ -47,7 +26,7 @@ async def conversations(
 ) -> JSONResponse:
     found = await ConversationService(context, caller.viewer).page(page_request(request))
     return JSONResponse(
-        await _entities(context, caller.viewer, found),
+        await conversation_entities(context, caller.viewer, found),
         headers=link_header(
             request, context.settings.base_url, [conversation.last_post.id for conversation in found]
         ),
@@ -61,7 +40,7 @@ async def mark_read(
     caller: ApiCaller = Depends(write_conversations),
 ) -> JSONResponse:
     read = await ConversationService(context, caller.viewer).mark_read(path_id(conversation_id))
-    return JSONResponse((await _entities(context, caller.viewer, [read]))[0])
+    return JSONResponse((await conversation_entities(context, caller.viewer, [read]))[0])
 
 
 @router.delete("/{conversation_id}")
