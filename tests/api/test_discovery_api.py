@@ -499,3 +499,66 @@ async def test_filters_apply_to_notifications_threads_and_profiles_in_their_cont
     }
     assert profile[spoiler["id"]]["filtered"][0]["keyword_matches"] == ["match"]
     assert profile[fine["id"]]["filtered"] == []
+
+
+async def test_bad_input_is_a_4xx_naming_the_problem(instance: Instance) -> None:
+    client = instance.client
+    _, token = await person(instance, "alice")
+    headers = bearer(token)
+    for path, params, field in (
+        ("/api/v2/search", {"q": "x", "account_id": "abc"}, "account_id"),
+        ("/api/v2/search", {"q": "x", "offset": "-1"}, "offset"),
+        ("/api/v2/search", {"q": "x" * 3000}, "q"),
+        ("/api/v2/search", {"q": "x", "resolve": "maybe"}, "resolve"),
+        ("/api/v1/accounts/search", {"q": "x", "limit": "ten"}, "limit"),
+        ("/api/v1/conversations", {"max_id": "abc"}, "max_id"),
+        ("/api/v1/trends/tags", {"limit": "lots"}, "limit"),
+        ("/api/v1/followed_tags", {"max_id": "x1"}, "max_id"),
+    ):
+        answer = await client.get(path, params=params, headers=headers)
+        assert answer.status_code == 422 and field in answer.json()["error"], (path, params, answer.text)
+    for method, path, body, field in (
+        ("POST", "/api/v1/lists", {"title": ["a", "b"]}, "title"),
+        ("POST", "/api/v1/lists", {"title": "x", "exclusive": "perhaps"}, "exclusive"),
+        (
+            "POST",
+            "/api/v2/filters",
+            {"title": "x", "context": "home", "keywords_attributes": "cats"},
+            "keywords_attributes",
+        ),
+        ("POST", "/api/v2/filters", {"title": "x", "context": [1]}, "context"),
+        ("POST", "/api/v1/filters", {"phrase": "", "context": ["home"]}, "phrase"),
+        ("POST", "/api/v1/featured_tags", {"name": "#" + "x" * 300}, "name"),
+        ("POST", "/api/v1/featured_tags", {}, "name"),
+    ):
+        answer = await client.request(method, path, json=body, headers=headers)
+        assert answer.status_code == 422 and field in answer.json()["error"], (path, body, answer.text)
+    answer = await client.post(
+        "/api/v1/lists", content=b"[1, 2]", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422
+    for path in (
+        "/api/v1/lists/99999999999999999999999",
+        "/api/v1/lists/12345",
+        "/api/v2/filters/12345",
+        "/api/v2/filters/keywords/12345",
+        "/api/v2/filters/statuses/12345",
+        "/api/v1/filters/12345",
+        "/api/v1/accounts/12345/lists",
+        "/api/v1/accounts/12345/featured_tags",
+        "/api/v1/timelines/list/12345",
+    ):
+        answer = await client.get(path, headers=headers)
+        assert answer.status_code == 404 and "error" in answer.json(), (path, answer.text)
+    missing_post = await client.post(
+        "/api/v2/filters", json={"title": "x", "context": ["home"]}, headers=headers
+    )
+    answer = await client.post(
+        f"/api/v2/filters/{missing_post.json()['id']}/statuses", json={"status_id": "12345"}, headers=headers
+    )
+    assert answer.status_code == 404
+    for method, path in (
+        ("POST", "/api/v1/conversations/12345/read"),
+        ("DELETE", "/api/v1/featured_tags/12345"),
+    ):
+        assert (await client.request(method, path, headers=headers)).status_code == 404

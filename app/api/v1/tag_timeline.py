@@ -59,7 +59,7 @@ async def tag(
         only_media=_flag(request, "only_media"),
     )
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="public"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
 
