@@ -333,3 +333,35 @@ async def test_lists_direct_messages_and_content_filters_on_their_streams(served
         assert payload["last_status"]["id"] == str(direct) and payload["unread"] is True
         assert [account["acct"] for account in payload["accounts"]] == ["dave"]
         await nothing_more(socket)
+
+
+async def test_a_thousand_idle_websockets_on_one_process_all_get_the_post(served: Served) -> None:
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    carol, _ = await person(instance, "carol")
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        try:
+            for _ in range(10):
+                sockets += await asyncio.gather(
+                    *(
+                        session.ws_connect(f"{served.ws_url}?stream=public:local&access_token={token}")
+                        for _ in range(100)
+                    )
+                )
+            for _ in range(100):
+                if len(served.hub.connections) == 1000:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(served.hub.connections) == 1000
+            post_id = await post(instance, carol, "To everyone at once")
+            messages = await asyncio.gather(*(next_json(socket, timeout=30) for socket in sockets))
+            assert {json.loads(message["payload"])["id"] for message in messages} == {str(post_id)}
+        finally:
+            await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+    for _ in range(100):
+        if not served.hub.connections:
+            break
+        await asyncio.sleep(0.05)
+    assert not served.hub.connections
