@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import http_ece
 import httpx
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import delete, select
@@ -125,8 +126,12 @@ def _payload(
         text = post.summary
     if len(text) > BODY_LENGTH:
         text = text[: BODY_LENGTH - 1] + "…"
+    try:
+        token = TokenSeal(context.settings.secret_key).open(subscription.sealed_token)
+    except InvalidTag:
+        raise PushRefused("the subscription's token cannot be unsealed: SECRET_KEY changed since") from None
     return {
-        "access_token": TokenSeal(context.settings.secret_key).open(subscription.sealed_token),
+        "access_token": token,
         "preferred_locale": (user.locale if user is not None and user.locale else "en"),
         "notification_id": str(notification.id),
         "notification_type": alert,

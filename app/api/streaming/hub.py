@@ -15,7 +15,6 @@ and it is disconnected rather than holding memory without bound.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -342,8 +341,11 @@ class StreamingHub:
     async def _check_tokens_forever(self) -> None:
         while True:
             await asyncio.sleep(self.token_check_seconds)
-            with contextlib.suppress(Exception):
+            try:
                 await self.check_tokens()
+            except Exception:
+                # The database may be briefly away: the next check closes what this one missed.
+                log.warning("streaming could not check its connections' tokens", exc_info=True)
 
     async def check_tokens(self) -> None:
         """Close the connections whose token was revoked (or whose person or account is gone)."""
