@@ -43,6 +43,10 @@ SENTENCES: dict[str, str] = {
     "domain_block.delete": N_("%(actor)s lifted the block of %(target)s"),
     "domain_allow.create": N_("%(actor)s added %(target)s to the allowlist"),
     "domain_allow.delete": N_("%(actor)s removed %(target)s from the allowlist"),
+    "registration.create": N_("%(actor)s signed up"),
+    "registration.create/awaiting_approval": N_("%(actor)s signed up and waits for approval"),
+    "registration.approve": N_("%(actor)s approved the sign-up of %(target)s"),
+    "registration.reject": N_("%(actor)s rejected the sign-up of %(target)s"),
 }
 UNKNOWN_ACTION = N_("%(actor)s: %(action)s %(target)s")
 # Domain blocks and the allowlist can be changed with the `herold` command, which has no login.
@@ -55,6 +59,8 @@ BLOCK_OPTIONS = {
     "reject_media": N_("media rejected"),
     "reject_reports": N_("reports rejected"),
 }
+# Codes whose target is a user id (a rejected sign-up's user is gone: shown as its number).
+USER_TARGETS = ("staff.role", "staff.disable", "staff.enable", "registration.approve", "registration.reject")
 # Codes whose target is a domain, and the admin page that lists it.
 DOMAIN_PAGES = {
     "domain_block": "/admin/domains",
@@ -81,6 +87,8 @@ def sentence_key(entry: AuditLogEntry) -> str:
         return "staff.role/admin" if data.get("role") == "admin" else "staff.role/staff"
     if entry.action == "report.create" and data.get("forwarded"):
         return "report.create/forwarded"
+    if entry.action == "registration.create" and data.get("awaiting_approval"):
+        return "registration.create/awaiting_approval"
     return entry.action
 
 
@@ -130,7 +138,7 @@ class _Lookup:
                 user_ids.add(entry.user_id)
             if entry.action in ("staff.create", "delegate.grant", "report.create"):
                 uris.add(entry.target)
-            elif entry.action in ("staff.role", "staff.disable", "staff.enable"):
+            elif entry.action in USER_TARGETS:
                 user_ids.add(_int(entry.target))
             elif entry.action == "delegate.revoke":
                 account_ids.add(_int(entry.target))
@@ -176,7 +184,7 @@ class _Lookup:
 
     def target_link(self, entry: AuditLogEntry) -> Markup:
         action, target = entry.action, entry.target
-        if action in ("staff.role", "staff.disable", "staff.enable"):
+        if action in USER_TARGETS:
             return self.user_link(_int(target))
         if action == "delegate.revoke":
             account = self.accounts_by_id.get(_int(target))
