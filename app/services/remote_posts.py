@@ -80,6 +80,17 @@ class Relevance:
         )
 
 
+# The cached answers about who here follows an author (RemotePostService.read_ahead fills them).
+FOLLOWER_READS = ("followers", "boost-followers", "notified-followers", "language-followers")
+
+
+def forget_followers(cache: ReadCache, account_id: int) -> None:
+    """Drop what `cache` knows of who follows `account_id`: a follow of it just began or ended,
+    and a post of it that follows in the next seconds must reach the new follower."""
+    for key in FOLLOWER_READS:
+        cache.forget((key, account_id))
+
+
 class RemotePostService:
     """`cache` (the inbox worker's) lets repeated reads about the same authors skip the database."""
 
@@ -161,14 +172,7 @@ class RemotePostService:
         cache = self.cache
         if cache is None:
             return
-        keys = (
-            "followers",
-            "boost-followers",
-            "notified-followers",
-            "language-followers",
-            "hidden",
-            "hidden-notifications",
-        )
+        keys = (*FOLLOWER_READS, "hidden", "hidden-notifications")
         unknown = {
             author.id: author for author in authors if not all(cache.fresh((key, author.id)) for key in keys)
         }

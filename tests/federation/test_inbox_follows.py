@@ -222,3 +222,27 @@ async def test_two_herolds_follow_round_trip(lab: Lab) -> None:
     assert on_b.state == FollowState.ACCEPTED
     [notification] = await rows(a, Notification)
     assert notification.account_id == alice.id and notification.type == "follow"
+
+
+async def test_a_post_right_after_the_accept_reaches_the_new_follower(
+    here: Instance, peer: Peer, bob: PeerActor
+) -> None:
+    """One long-running worker: the batch that applies the Accept has already read who follows
+    bob (nobody yet); his first post, a moment later, must still reach alice's home."""
+    from app.federation.worker import Worker, build_worker
+    from app.models import TimelineEntry
+    from app.queue_names import INBOX_QUEUE
+    from tests.federation.inbox_peer import create, note
+
+    ours = await our_pending_follow(here, peer, bob)
+    full = build_worker(here.context)
+    worker = Worker(here.context, [queue for queue in full.queues if queue.name == INBOX_QUEUE])
+    accept = activity(
+        bob, "Accept", {"id": ours.uri, "type": "Follow", "actor": ALICE, "object": bob.uri}, "a/1"
+    )
+    assert (await peer.deliver(here, bob, accept)).status_code == 202
+    await worker.run_until_idle()
+    assert (await peer.deliver(here, bob, create(bob, note(bob, 1)))).status_code == 202
+    await worker.run_until_idle()
+    alice = await account(here, ALICE)
+    assert len(await rows(here, TimelineEntry, TimelineEntry.account_id == alice.id)) == 1

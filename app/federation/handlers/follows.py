@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.federation.handlers.base import Ignored, Inbound, local_account
 from app.services.follow_requests import FollowRequestService
+from app.services.remote_posts import forget_followers
 
 
 async def handle_follow(inbound: Inbound) -> None:
@@ -38,3 +39,6 @@ async def _answered(inbound: Inbound, *, accepted: bool) -> None:
     )
     if not matched:
         raise Ignored(f"no follow of ours matches this {activity.type}")
+    if inbound.cache is not None:
+        # The batch read who follows this actor before this Accept was applied.
+        forget_followers(inbound.cache, followee.id)
