@@ -22,6 +22,7 @@ from app.db import EngineRole, SessionFactory, create_engine, create_session_fac
 from app.federation.signals import WorkSignals
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
+from app.public_cache import PublicCache
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
@@ -46,7 +47,6 @@ class AppContext:
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
-    # Idempotency-Key of new posts through the client API: one post per key and token for an hour.
     # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)
@@ -55,15 +55,27 @@ class AppContext:
     vapid: VapidKeys = field(default_factory=VapidKeys)
     # Blocks and allowlist as one snapshot: asked by inbox, delivery, fetches and timelines.
     domain_policy: DomainPolicyView = field(init=False)
+    # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
+    public_cache: PublicCache = field(init=False)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
+    # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
+    # waits behind the jobs and requests that share `engine`.
+    heartbeat_engine: AsyncEngine | None = None
+    heartbeat_sessions: SessionFactory = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
+        if self.heartbeat_engine is None:
+            self.heartbeat_engine = create_engine(self.settings, "heartbeat")
+        self.heartbeat_sessions = create_session_factory(self.heartbeat_engine)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
         self.sessions.configure(
             info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
         )
+        self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
+        if self.public_cache.enabled:
+            self.events.subscribe(self.public_cache.on_event)
 
     @property
     def user_agent(self) -> str:
@@ -88,6 +100,8 @@ class AppContext:
         await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+        if self.heartbeat_engine is not None:
+            await self.heartbeat_engine.dispose()
 
 
 def user_agent(settings: Settings) -> str:

@@ -62,6 +62,16 @@ async def _signature_not_blocked(request: Request, context: AppContext) -> Signe
     return signed
 
 
+async def signed_by_suspended_domain(request: Request, context: AppContext) -> bool:
+    """Whether this GET carries a signature whose key belongs to a suspended domain (answered 403
+    whatever is asked): the public cache serves signed GETs only when it does not."""
+    try:
+        await _signature_not_blocked(request, context)
+    except Forbidden:
+        return True
+    return False
+
+
 async def require_signed_fetch(
     request: Request, context: AppContext, *, signer_needed: bool = False
 ) -> str | None:

@@ -28,6 +28,7 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.models import Account, Post, Visibility
+from app.public_cache import account_tag, cache_publicly, post_tag
 from app.services.posting import PostingService, PostView
 from app.services.profiles import ProfileService
 from app.services.viewer import Viewer
@@ -47,6 +48,10 @@ async def _local_post(context: AppContext, username: str, post_id: str) -> tuple
     return account, post
 
 
+def signer_needed_for(post: Post) -> bool:
+    return post.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED)
+
+
 async def _visible(request: Request, context: AppContext, username: str, post_id: str) -> PostView | Response:
     """The post to serve, or the response that replaces it (redirect, 410)."""
     account, post = await _local_post(context, username, post_id)
@@ -58,7 +63,7 @@ async def _visible(request: Request, context: AppContext, username: str, post_id
             )
         raise Gone("this post was deleted")
     # Who asks matters only for a post not everyone may see.
-    signer_needed = post.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED)
+    signer_needed = signer_needed_for(post)
     viewer = await signed_viewer(request, context, signer_needed=signer_needed) if as2 else Viewer.nobody()
     if not await can_see(context, viewer, post):
         raise NotFound(f"no post {post_id} by {username} here")
@@ -77,6 +82,9 @@ async def note(
     if found.post.reblog_of_id is not None:
         # A boost is its Announce, which lives at …/activity.
         return RedirectResponse(found.post.uri, status_code=302, headers=VARY)
+    if not signer_needed_for(found.post):
+        # Everyone may see it, so every reader gets these bytes.
+        cache_publicly(request, [post_tag(found.post.id), account_tag(found.author.id)])
     return activity_response(
         render_note(found.post, found.author, found.parts, urls=context.urls, with_context=True)
     )
@@ -94,7 +102,11 @@ async def activity(
         original = await PostingService(context).find_post(post.reblog_of_id)
         if original is None or original.deleted_at is not None:
             raise NotFound("the boosted post is gone")
+        if not signer_needed_for(post):
+            cache_publicly(request, [post_tag(post.id), post_tag(original.id), account_tag(post.account_id)])
         return activity_response(render_announce(post, found.author, original.uri))
+    if not signer_needed_for(post):
+        cache_publicly(request, [post_tag(post.id), account_tag(post.account_id)])
     return activity_response(render_create(post, found.author, found.parts, urls=context.urls))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from app.config import host_without_port
 from app.context import AppContext
 from app.models import Account
 from app.models.base import utcnow
+from app.services import events
 from app.services.accounts import AccountService
 
 ACTOR_MAX_AGE = timedelta(hours=24)
@@ -172,6 +174,16 @@ class ActorResolver:
         async with self.context.sessions() as session:
             return await session.scalar(select(Account).where(Account.uri == uri))
 
+    async def usable_actors(self, uris: Iterable[str]) -> dict[str, Account]:
+        """Those of `uris` that `fetch_actor` would answer from the database without fetching
+        (local, or fetched recently enough), by uri: one query for a whole batch of the inbox."""
+        wanted = sorted(set(uris))
+        if not wanted:
+            return {}
+        async with self.context.sessions() as session:
+            found = (await session.scalars(select(Account).where(col(Account.uri).in_(wanted)))).all()
+        return {account.uri: account for account in found if account.is_local or self._fresh(account)}
+
     async def fetch_actor(
         self,
         uri: str,
@@ -229,6 +241,9 @@ class ActorResolver:
                 account = await session.scalar(select(Account).where(Account.uri == data.uri))
                 if account is None:
                     account = Account(uri=data.uri, username=data.username, domain=data.domain)
+                else:
+                    # Pages showing it (a reply under a public post) show its new name and picture.
+                    events.announce(session, [events.AccountChanged(account.id)])
                 _apply(account, data)
                 session.add(account)
                 try:

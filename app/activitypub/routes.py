@@ -26,6 +26,7 @@ from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import BadRequest, HttpError, NotFound
 from app.models import Account
+from app.public_cache import PAGE_SECONDS, account_tag, cache_publicly, follows_tag, post_tag
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.profiles import Page, ProfileService
 
@@ -61,9 +62,10 @@ async def _local_account_or_error(context: AppContext, username: str) -> Account
 
 
 @router.get("/actor")
-async def instance_actor(context: AppContext = Depends(get_context)) -> Response:
+async def instance_actor(request: Request, context: AppContext = Depends(get_context)) -> Response:
     # Fetchable without a signature: servers that require signed fetches verify ours with this key.
     actor = await AccountService(context).instance_actor()
+    cache_publicly(request, [account_tag(actor.id)])
     return activity_response(render_actor(actor, context.urls))
 
 
@@ -78,7 +80,10 @@ async def actor(request: Request, username: str, context: AppContext = Depends(g
         return activity_response(
             render_tombstone(account.uri, account.actor_type, account.deleted_at), status_code=410
         )
-    return activity_response(await actor_document(request, context, render_actor(account, context.urls)))
+    document = await actor_document(request, context, render_actor(account, context.urls))
+    # Under authorized fetch only unsigned GETs reach the cache, and all get the same keys-only actor.
+    cache_publicly(request, [account_tag(account.id)])
+    return activity_response(document)
 
 
 def _collection(collection_id: str, page: Page[Any], number: int | None, items: list[Any]) -> Response:
@@ -125,6 +130,7 @@ async def _account_collection(
     await require_signed_fetch(request, context)
     number = page_number(request)
     page = await list_page(ProfileService(context), account, number or 1)
+    cache_publicly(request, [account_tag(account.id), follows_tag(account.id)], seconds=PAGE_SECONDS)
     return _collection(collection_url(account.username), page, number, page.items)
 
 
@@ -143,6 +149,9 @@ async def outbox(request: Request, username: str, context: AppContext = Depends(
         for post in page.items
         if not post.reblog_of_id or post.reblog_of_id in reblogged
     ]
+    if viewer.account_id is None:
+        shown = [post_tag(post.id) for post in page.items] + [post_tag(post_id) for post_id in reblogged]
+        cache_publicly(request, [account_tag(account.id), *shown])
     return _collection(context.urls.outbox(account.username), page, number, items)
 
 
@@ -151,6 +160,8 @@ async def featured(request: Request, username: str, context: AppContext = Depend
     account = await _live_account(context, username)
     viewer = await signed_viewer(request, context)
     posts = await ProfileService(context).pinned_posts(account, viewer)
+    if viewer.account_id is None:
+        cache_publicly(request, [account_tag(account.id), *(post_tag(post.id) for post in posts)])
     return activity_response(
         {
             "@context": AS_CONTEXT,
@@ -168,6 +179,7 @@ async def featured_tags(
 ) -> Response:
     account = await _live_account(context, username)
     await require_signed_fetch(request, context)
+    cache_publicly(request, [account_tag(account.id)])
     return activity_response(
         {
             "@context": AS_CONTEXT,

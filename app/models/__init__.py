@@ -23,6 +23,7 @@ from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizat
 from app.models.posts import (
     Favourite,
     MediaAttachment,
+    MediaState,
     Mention,
     Pin,
     Poll,
@@ -74,6 +75,7 @@ __all__ = [
     "ListMember",
     "Marker",
     "MediaAttachment",
+    "MediaState",
     "Mention",
     "Notification",
     "NotificationType",

@@ -114,6 +114,17 @@ class EventChannel:
         self._flush_scheduled = True
         self._loop.call_soon(self._flush)
 
+    def flush_now(self) -> None:
+        """Send what this loop turn announced now, not at the turn's end: the public cache calls it
+        before a write's answer leaves, so that the other processes hold its events before the
+        writer can ask any of them again."""
+        if self._events or self._wakes:
+            self._flush()
+
+    def catch_up(self) -> None:
+        """Take in, now, whatever other processes have already sent (where the carrier allows:
+        datagrams waiting in the socket). The public cache calls it before answering from memory."""
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         events, self._events = self._events, []
@@ -250,6 +261,9 @@ class UnixDatagramChannel(EventChannel):
     def others_may_listen(self) -> bool:
         # Only the processes with a socket here: a lone `herold serve` builds no events.
         return bool(self._list_peers())
+
+    def catch_up(self) -> None:
+        self._readable()
 
     def _readable(self) -> None:
         receiver = self._receiver

@@ -71,6 +71,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.public_cache_hits = Counter(
+            "herold_public_cache_hits",
+            "Anonymous GETs answered from the public cache (app.public_cache), before the access log "
+            "and the request latencies, which count only what the routes answered.",
+            registry=registry,
+        )
         self.inbox_requests = Counter(
             "herold_inbox_requests",
             "Activities POSTed to our inboxes, by the status we answered (202 accepted, 401 bad signature, …).",

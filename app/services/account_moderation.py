@@ -29,6 +29,7 @@ from app.models import (
     UserDomainBlock,
 )
 from app.models.base import new_id, utcnow
+from app.services import events
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
 from app.services.errors import Forbidden, Invalid
@@ -70,6 +71,12 @@ async def record_block(session: AsyncSession, blocker: Account, target: Account,
             | ((col(Follow.follower_id) == target.id) & (col(Follow.followee_id) == blocker.id))
         )
     )
+    # A local account's block may hide the target's replies under its posts: every public page is
+    # made again. A remote account's block only ends follows.
+    changed: list[events.Event] = [events.FollowsChanged((blocker.id, target.id))]
+    if blocker.domain is None:
+        changed.append(events.PublicContentChanged())
+    events.announce(session, changed)
     return bool(getattr(inserted, "rowcount", 0))
 
 
@@ -107,6 +114,7 @@ class AccountModerationService:
             if existing is None:
                 return False
             await session.execute(delete(AccountBlock).where(col(AccountBlock.id) == existing.id))
+            events.announce(session, [events.PublicContentChanged()])
             if target.domain is not None:
                 await self.publisher.unblocked(session, account, target, existing.uri)
             await session.commit()

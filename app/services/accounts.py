@@ -14,6 +14,7 @@ from app.activitypub.keys import generate_key_pair
 from app.context import AppContext
 from app.models import Account, ActorType, Role, User
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid
 from app.services.passwords import generate_password, hash_password, password_problem
 
@@ -125,6 +126,8 @@ class AccountService:
                 locale=locale,
             )
             session.add(user)
+            # A new account is listed on the front page and counted in NodeInfo.
+            events.announce(session, [events.PublicContentChanged()])
             try:
                 await session.commit()
             except IntegrityError:

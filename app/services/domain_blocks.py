@@ -242,6 +242,7 @@ class DomainBlockService:
                     "accounts_purged": effects.accounts_purged,
                 },
             )
+            events.announce(session, [events.PublicContentChanged()])
             await session.commit()
             await session.refresh(row)
         self.context.domain_policy.invalidate()
@@ -256,6 +257,7 @@ class DomainBlockService:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             self._audit(session, by, "domain_block.delete", name, {})
+            events.announce(session, [events.PublicContentChanged()])
             await session.commit()
         self.context.domain_policy.invalidate()
         return True
@@ -274,6 +276,7 @@ class DomainBlockService:
                 return False
             session.add(DomainAllow(domain=name))
             self._audit(session, by, "domain_allow.create", name, {})
+            events.announce(session, [events.PublicContentChanged()])
             await session.commit()
         self.context.domain_policy.invalidate()
         return True
@@ -286,6 +289,7 @@ class DomainBlockService:
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
             self._audit(session, by, "domain_allow.delete", name, {})
+            events.announce(session, [events.PublicContentChanged()])
             await session.commit()
         self.context.domain_policy.invalidate()
         return True

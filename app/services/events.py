@@ -1,9 +1,10 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every new post, timeline entry, notification, post edit and post deletion is announced here by
-the code that writes it, in the writing transaction; the announcements reach the instance's
-listeners (`AppContext.events`) once that transaction commits, and never if it rolls back. This is
-the one place streaming, Web Push and the public-document cache listen.
+Every new post, timeline entry, notification, post edit, post deletion and profile change, and
+every other change to what the public pages show (pins, follows, blocks), is announced here by the
+code that writes it, in the writing transaction; the announcements reach the instance's listeners
+(`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
+place streaming, Web Push and the public-document cache (app.public_cache) listen.
 
 An instance may run in several processes (`herold serve`'s web processes and its worker, `herold
 worker`s, the CLI): a listener subscribes once, on its own process's bus, and hears the events of
@@ -55,6 +56,8 @@ class PostPublished:
     post_id: int
     account_id: int
     local: bool
+    # The post it answers, when it is a reply: that post's public thread page shows it now.
+    in_reply_to_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,43 @@ class PostDeleted:
 
 
 @dataclass(frozen=True)
+class AccountChanged:
+    """What an account shows others changed: its profile, pictures, pinned posts, suspension or
+    deletion."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class FollowsChanged:
+    """A follow began or ended between these accounts: their counts and follower lists changed."""
+
+    account_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PublicContentChanged:
+    """Something that may change any public page changed (a domain block, an account block, the
+    instance's name or description): whatever was made from the old state is stale."""
+
+
+@dataclass(frozen=True)
 class EventsMissed:
     """Events of other processes may have been lost (the channel between processes was down):
     whatever a listener derived from earlier events may be stale."""
 
 
-Event = TimelineEntryAdded | PostPublished | NotificationAdded | PostEdited | PostDeleted | EventsMissed
+Event = (
+    TimelineEntryAdded
+    | PostPublished
+    | NotificationAdded
+    | PostEdited
+    | PostDeleted
+    | EventsMissed
+    | AccountChanged
+    | FollowsChanged
+    | PublicContentChanged
+)
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel):
 # a new kind needs no more than its place in `Event`.

@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.federation.publisher import Publisher
 from app.models import Account, AccountBlock, Follow, FollowState, Notification, NotificationType
 from app.models.base import utcnow
+from app.services import events
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.moderation import is_silenced
 from app.services.notifications import notify
@@ -82,6 +83,8 @@ class FollowRequestService:
         kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
         await notify(session, account=followee, from_account=follower, kind=kind)
         if not pending:
+            events.announce(session, [events.FollowsChanged((follower.id, followee.id))])
+        if not pending:
             await self.publisher.follow_answered(session, "Accept", followee, follower, follow_uri)
         await session.flush()
         return FollowState.PENDING if pending else FollowState.ACCEPTED
@@ -118,6 +121,7 @@ class FollowRequestService:
             follow.state = FollowState.ACCEPTED
             follow.accepted_at = utcnow()
             session.add(follow)
+            events.announce(session, [events.FollowsChanged((follower.id, followee.id))])
             if follower.domain is not None:
                 await self.publisher.follow_answered(session, "Accept", followee, follower, follow.uri)
             await session.commit()
@@ -131,6 +135,7 @@ class FollowRequestService:
             if follow is None:
                 return False
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
+            events.announce(session, [events.FollowsChanged((follower.id, followee.id))])
             if follower.domain is not None:
                 await self.publisher.follow_answered(session, "Reject", followee, follower, follow.uri)
             await session.commit()
@@ -154,6 +159,7 @@ class FollowRequestService:
             if follow is None:
                 return False
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
+            events.announce(session, [events.FollowsChanged((follower.id, follow.followee_id))])
             await session.execute(
                 delete(Notification).where(
                     col(Notification.account_id) == follow.followee_id,
@@ -184,6 +190,7 @@ class FollowRequestService:
                 follow = await session.scalar(query.where(col(Account.uri) == follower_uri))
             if follow is None:
                 return False
+            events.announce(session, [events.FollowsChanged((follow.follower_id, followee.id))])
             if accepted:
                 if follow.state == FollowState.ACCEPTED:
                     return True

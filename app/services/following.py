@@ -17,6 +17,7 @@ from app.context import AppContext
 from app.federation.publisher import Publisher
 from app.models import Account, AccountBlock, Follow, FollowState, NotificationType, Post, TimelineEntry
 from app.models.base import new_id, utcnow
+from app.services import events
 from app.services.errors import Invalid
 from app.services.notifications import notify
 from app.services.viewer import Viewer
@@ -144,6 +145,8 @@ class FollowingService:
                 pending = follow.state == FollowState.PENDING
                 kind = NotificationType.FOLLOW_REQUEST if pending else NotificationType.FOLLOW
                 await notify(session, account=followee, from_account=follower, kind=kind)
+                if not pending:
+                    events.announce(session, [events.FollowsChanged((follower.id, followee.id))])
             await session.commit()
         return FollowOutcome(follow, followee, created=True)
 
@@ -168,6 +171,7 @@ class FollowingService:
             if followee.domain is not None:
                 await self.publisher.unfollowed(session, follower, followee, follow)
             await session.execute(delete(Follow).where(col(Follow.id) == follow.id))
+            events.announce(session, [events.FollowsChanged((follower.id, followee.id))])
             # Their posts leave the home timeline, as on Mastodon.
             await session.execute(
                 delete(TimelineEntry).where(

@@ -171,6 +171,7 @@ class PostInteractions(PostAccess):
             pin = Pin(account_id=account.id, post_id=post.id)
             session.add(pin)
             await self.publisher.pinned(session, account, post)
+            events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         return pin
 
@@ -183,6 +184,7 @@ class PostInteractions(PostAccess):
             if not getattr(removed, "rowcount", 0):
                 return False
             await self.publisher.unpinned(session, account, post)
+            events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         return True
 

@@ -95,6 +95,8 @@ class RemoteAccountService:
                 ).all()
             )
             await events.announce_deleted_posts(session, col(Post.account_id) == account.id)
+            # Its follows, likes and replies leave counts and pages everywhere.
+            events.announce(session, [events.PublicContentChanged()])
             await session.execute(delete(Post).where(col(Post.account_id) == account.id))
             for model in (Favourite, Reaction, PollVote):
                 table: type[Favourite] | type[Reaction] | type[PollVote] = model

@@ -8,7 +8,7 @@ local account for a direct message); and mention and reply notifications.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -47,7 +47,14 @@ from app.services.notifications import (
     sender_reach,
 )
 from app.services.read_cache import ReadCache
-from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
+from app.services.timelines import (
+    hidden_from,
+    hidden_from_each,
+    insert_ignoring_duplicates,
+    local_follower_ids,
+    local_followers_of,
+    tag_post,
+)
 
 T = TypeVar("T")
 
@@ -131,6 +138,35 @@ class RemotePostService:
             return frozenset(await local_follower_ids(session, account, notify=True))
 
         return await self._cached(("notified-followers", account.id), load)
+
+    async def read_ahead(self, authors: Iterable[Account]) -> None:
+        """Read who follows and who hides each of `authors` in a few queries for all of them, into
+        the cache that `followers`, `boost_followers`, `notified_followers`, `hidden` and `reach`
+        answer from (the inbox worker does this for every batch: a query per author and question
+        would cost more than the rest of its work). Without a cache there is nowhere to keep the
+        answers, and nothing is read."""
+        cache = self.cache
+        if cache is None:
+            return
+        keys = ("followers", "boost-followers", "notified-followers", "hidden", "hidden-notifications")
+        unknown = {
+            author.id: author for author in authors if not all(cache.fresh((key, author.id)) for key in keys)
+        }
+        if not unknown:
+            return
+        async with self.context.sessions() as session:
+            followers = await local_followers_of(session, list(unknown))
+            hidden = await hidden_from_each(session, list(unknown.values()))
+            hidden_notifications = await hidden_from_each(session, list(unknown.values()), notifications=True)
+        for account_id in unknown:
+            following = followers[account_id]
+            cache.put(("followers", account_id), frozenset(f.account_id for f in following))
+            cache.put(("boost-followers", account_id), frozenset(f.account_id for f in following if f.boosts))
+            cache.put(
+                ("notified-followers", account_id), frozenset(f.account_id for f in following if f.notify)
+            )
+            cache.put(("hidden", account_id), frozenset(hidden[account_id]))
+            cache.put(("hidden-notifications", account_id), frozenset(hidden_notifications[account_id]))
 
     async def has_local_followers(self, account: Account) -> bool:
         return bool(await self.followers(account))
@@ -502,6 +538,8 @@ def _media_values(post_id: int | None, author: Account, note: NoteData) -> list[
             "blurhash": attachment.blurhash,
             "width": attachment.width,
             "height": attachment.height,
+            "focus_x": attachment.focus[0],
+            "focus_y": attachment.focus[1],
             "position": position,
         }
         for position, attachment in enumerate(note.attachments)

@@ -12,6 +12,7 @@ from app.dependencies import get_context
 from app.http_errors import NotFound
 from app.i18n import N_
 from app.models import Account
+from app.public_cache import PAGE_SECONDS, account_tag, cache_publicly, follows_tag, post_tag
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.profiles import ProfileService
 from app.services.viewer import Viewer
@@ -34,6 +35,19 @@ async def render_profile_page(request: Request, context: AppContext, account: Ac
     posts_count, followers_count, following_count = await profiles.counts(account)
     pinned = await profiles.pinned_posts(account, who) if page == 1 else []
     pinned_ids = {post.id for post in pinned}
+    if viewer is None:
+        shown = [*posts.items, *pinned]
+        cache_publicly(
+            request,
+            [
+                account_tag(account.id),
+                follows_tag(account.id),
+                *(post_tag(post.id) for post in shown),
+                *(post_tag(post.reblog_of_id) for post in shown if post.reblog_of_id),
+                *(account_tag(post.account_id) for post in shown),
+            ],
+            seconds=PAGE_SECONDS,
+        )
     return render(
         request,
         "profile.html",

@@ -16,6 +16,7 @@ from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_
 from app.models import Account, Post, Role
+from app.public_cache import PAGE_SECONDS, SITE, account_tag, cache_publicly, post_tag
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountError, AccountService
 from app.services.domain_blocks import DomainBlockService
 from app.services.instance import InstanceService
@@ -56,6 +57,10 @@ async def front_page(request: Request, context: AppContext = Depends(get_context
         for item in await accounts.list_local_accounts()
         if item.account.discoverable and item.account.deleted_at is None and item.account.suspended_at is None
     ]
+    if request.state.viewer is None:
+        cache_publicly(
+            request, [SITE, *(account_tag(account.id) for account in listed)], seconds=PAGE_SECONDS
+        )
     return render(
         request,
         "home.html",
@@ -96,6 +101,8 @@ async def about(request: Request, context: AppContext = Depends(get_context)) ->
         if details.contact_account
         else None
     )
+    if request.state.viewer is None:
+        cache_publicly(request, [SITE], seconds=PAGE_SECONDS)
     return render(
         request,
         "about.html",
@@ -122,6 +129,7 @@ async def _public_account(request: Request, context: AppContext, username: str) 
 async def rss(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _public_account(request, context, username)
     posts = await recent_public_posts(context, account)
+    cache_publicly(request, [account_tag(account.id), *(post_tag(post.id) for post in posts)])
     return Response(
         rss_feed(context, account, posts, await InstanceService(context).name()),
         media_type="application/rss+xml; charset=utf-8",
@@ -133,6 +141,7 @@ async def rss(request: Request, username: str, context: AppContext = Depends(get
 async def atom(request: Request, username: str, context: AppContext = Depends(get_context)) -> Response:
     account = await _public_account(request, context, username)
     posts = await recent_public_posts(context, account)
+    cache_publicly(request, [account_tag(account.id), *(post_tag(post.id) for post in posts)])
     return Response(
         atom_feed(context, account, posts),
         media_type="application/atom+xml; charset=utf-8",
@@ -226,6 +235,16 @@ async def post_page(
     if focus is None:
         raise NotFound(translate(request, N_("This post does not exist or was deleted.")))
     image = next((item.url for item in focus.media if item.media_type.startswith("image/")), None)
+    if viewer is None:
+        shown = [post, *ancestors, *replies]
+        cache_publicly(
+            request,
+            [
+                *(post_tag(item.id) for item in shown),
+                *(account_tag(item.account_id) for item in shown),
+            ],
+            seconds=PAGE_SECONDS,
+        )
     return render(
         request,
         "post.html",
@@ -267,6 +286,8 @@ async def tag_page(
         raise NotFound(translate(request, N_("That is not a hashtag.")))
     cursor = _cursor(request, max_id)
     posts, next_max_id = await tagged_posts(context, name, viewer or ServiceViewer.nobody(), max_id=cursor)
+    if viewer is None:
+        cache_publicly(request, [SITE, *(post_tag(post.id) for post in posts)], seconds=PAGE_SECONDS)
     return render(
         request,
         "tag.html",

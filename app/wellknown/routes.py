@@ -12,6 +12,7 @@ from app import __version__
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import BadRequest, NotFound
+from app.public_cache import PAGE_SECONDS, SITE, account_tag, cache_publicly
 from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.instance import InstanceService
 from app.services.profiles import ProfileService
@@ -101,6 +102,7 @@ async def webfinger(request: Request, context: AppContext = Depends(get_context)
         )
     aliases = [account.uri] if is_instance_actor else [urls.profile_page(account.username), account.uri]
     document = {"subject": subject, "aliases": aliases, "links": links}
+    cache_publicly(request, [account_tag(account.id)])
     return JSONResponse(document, media_type=JRD, headers=CORS)
 
 
@@ -111,6 +113,7 @@ async def host_meta(request: Request, context: AppContext = Depends(get_context)
         return redirect
     template = f"{context.settings.base_url}/.well-known/webfinger?resource={{uri}}"
     accept = request.headers.get("accept", "")
+    cache_publicly(request, [SITE])
     # One URL, two formats: caches must key on Accept.
     headers = {**CORS, "Vary": "Accept"}
     if "json" in accept and "xml" not in accept:
@@ -130,6 +133,7 @@ async def host_meta_json(request: Request, context: AppContext = Depends(get_con
     if redirect is not None:
         return redirect
     template = f"{context.settings.base_url}/.well-known/webfinger?resource={{uri}}"
+    cache_publicly(request, [SITE])
     return JSONResponse({"links": [{"rel": "lrdd", "template": template}]}, headers=CORS)
 
 
@@ -142,11 +146,12 @@ async def nodeinfo_links(request: Request, context: AppContext = Depends(get_con
     links = [
         {"rel": schema, "href": f"{base}/nodeinfo/{version}"} for version, schema in NODEINFO_SCHEMAS.items()
     ]
+    cache_publicly(request, [SITE])
     return JSONResponse({"links": links}, headers=CORS)
 
 
 @router.get("/nodeinfo/{version}")
-async def nodeinfo(version: str, context: AppContext = Depends(get_context)) -> Response:
+async def nodeinfo(request: Request, version: str, context: AppContext = Depends(get_context)) -> Response:
     if version not in NODEINFO_SCHEMAS:
         raise NotFound(f"NodeInfo {version} is not served here; try 2.0 or 2.1")
     instance = InstanceService(context)
@@ -171,4 +176,6 @@ async def nodeinfo(version: str, context: AppContext = Depends(get_context)) -> 
         "metadata": {"nodeName": await instance.name(), "nodeDescription": await instance.description()},
     }
     media_type = f'application/json; profile="{NODEINFO_SCHEMAS[version]}#"'
+    # The monthly active users change without an event: kept as long as a page.
+    cache_publicly(request, [SITE], seconds=PAGE_SECONDS)
     return JSONResponse(document, media_type=media_type, headers=CORS)

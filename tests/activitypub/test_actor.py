@@ -14,6 +14,7 @@ from sqlmodel import select
 from app.models import Account, Follow, FollowState, Pin, Post, Visibility
 from app.models.base import utcnow
 from app.services import accounts as account_service
+from app.services import events
 from app.services.accounts import AccountService, CreatedAccount
 from tests.lab import Instance
 
@@ -60,6 +61,8 @@ async def update_account(instance: Instance, username: str, **values: Any) -> No
         for name, value in values.items():
             setattr(account, name, value)
         session.add(account)
+        # Written behind the services' back, so announced as they would (the public cache listens).
+        events.announce(session, [events.AccountChanged(account.id)])
         await session.commit()
 
 

@@ -89,6 +89,7 @@ async def create(
         sensitive=flag_param(params, "sensitive"),
         language=params.text("language"),
         in_reply_to=in_reply_to or None,
+        media_ids=params.texts("media_ids"),
         idempotency=claim,
     )
     return JSONResponse(await one_status(context, caller.viewer, post))
