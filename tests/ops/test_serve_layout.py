@@ -19,7 +19,9 @@ from app.models import NotificationType
 from app.services.events import Event, NotificationAdded, PostDeleted
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env
-from tests.remote_actor import Remote, eventually, herold
+from tests.remote_actor import Remote, eventually, herold, remote
+
+__all__ = ["remote"]  # the fixture, used by name below
 
 AS2 = "application/activity+json"
 
