@@ -337,9 +337,8 @@ async def _run_worker(settings: Settings, lifeline: int | None = None) -> int:
     async def work(context: AppContext) -> int:
         tune_garbage_collection()
         # SIGTERM (systemd's stop) ends the worker cleanly: jobs in hand are cancelled (their
-        # leases run out for the next worker) and its heartbeat row is removed. A supervised
-        # worker also stops on SIGINT (Ctrl-C reaches the whole process group) and when its
-        # supervisor is gone.
+        # leases run out for the next worker) and its heartbeat row is removed. The worker
+        # process of `herold serve` also stops on SIGINT and when its supervisor is gone.
         main = asyncio.current_task()
         assert main is not None
         loop = asyncio.get_running_loop()
@@ -591,6 +590,40 @@ async def cmd_domains_unblock(args: argparse.Namespace, settings: Settings) -> i
     return await _with_context(settings, work)
 
 
+async def cmd_media_usage(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.remote_media import RemoteMediaCache
+
+    async def work(context: AppContext) -> int:
+        usage = await RemoteMediaCache(context).usage()
+        if args.json:
+            print(json.dumps(usage, indent=2))
+            return 0
+        for name, found in usage.items():
+            if isinstance(found, dict):
+                print(f"{name:<18} {found['files']:>8} files {found['bytes'] / 1_048_576:>10.1f} MB")
+        print(f"{'remote, not cached':<18} {usage['remote_not_cached']:>8} attachments")
+        return 0
+
+    return await _with_context(settings, work)
+
+
+async def cmd_media_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.remote_media import RemoteMediaCache
+
+    async def work(context: AppContext) -> int:
+        cache = RemoteMediaCache(context)
+        attachments = await cache.remove_older_than(args.days)
+        print(f"removed {attachments} cached remote attachments older than {args.days} days")
+        if args.avatars or args.headers:
+            pictures = await cache.remove_pictures_older_than(
+                args.days, avatars=args.avatars, headers=args.headers
+            )
+            print(f"removed {pictures} cached remote profile pictures older than {args.days} days")
+        return 0
+
+    return await _with_context(settings, work)
+
+
 async def cmd_domains_list(args: argparse.Namespace, settings: Settings) -> int:
     from app.services.domain_blocks import DomainBlockService, domain_label, unicode_domain
 
@@ -821,6 +854,26 @@ def build_parser() -> argparse.ArgumentParser:
     allow.add_argument("domain")
     allow.add_argument("--remove", action="store_true", help="take it off the allowlist")
     allow.set_defaults(handler=cmd_domains_allow)
+
+    media = commands.add_parser("media", help="disk used by media; drop cached remote copies").add_subparsers(
+        dest="media_command", required=True, metavar="ACTION"
+    )
+    media_usage = media.add_parser("usage", help="files and bytes of uploads, cached remote media, pictures")
+    media_usage.add_argument("--json", action="store_true", help="print JSON")
+    media_usage.set_defaults(handler=cmd_media_usage)
+    media_remove = media.add_parser(
+        "remove",
+        help="drop cached copies of remote attachments older than --days (like tootctl media remove)",
+    )
+    media_remove.add_argument(
+        "--days",
+        type=int,
+        default=Settings.model_fields["media_cache_retention_days"].default,
+        help="age in days (default: %(default)s, MEDIA_CACHE_RETENTION_DAYS's default)",
+    )
+    media_remove.add_argument("--avatars", action="store_true", help="also remote accounts' avatars")
+    media_remove.add_argument("--headers", action="store_true", help="also remote accounts' headers")
+    media_remove.set_defaults(handler=cmd_media_remove)
 
     accounts = commands.add_parser("accounts", help="manage local accounts").add_subparsers(
         dest="accounts_command", required=True, metavar="ACTION"

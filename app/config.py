@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Memory per web process for ready answers to anonymous readers (actors, WebFinger, public
     # posts, profile and post pages); 0 turns the cache off. See app.public_cache.
     public_cache_mb: int = Field(default=64, ge=0, le=65_536)
+    # Copies of other servers' media older than this are dropped by the worker's daily cleanup
+    # (the originals are linked again); `herold media remove --days N` does the same by hand.
+    media_cache_retention_days: int = Field(default=7, ge=1, le=36_500)
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.

@@ -6,6 +6,7 @@ several instances side by side (the federation test lab does).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ from app.services.rate_limits import RateLimits
 from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class AppContext:
@@ -44,7 +47,6 @@ class AppContext:
     # Guards the one-time first-admin form; printed on the console at start-up.
     setup_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     rate_limits: RateLimits = field(default_factory=RateLimits)
-    # Idempotency-Key of new posts through the client API: one post per key and token for an hour.
     # What committed transactions wrote (timeline entries, notifications, edits, deletions), for
     # whoever listens: streaming and Web Push.
     events: EventBus = field(default_factory=EventBus)
@@ -57,9 +59,16 @@ class AppContext:
     public_cache: PublicCache = field(init=False)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
+    # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
+    # waits behind the jobs and requests that share `engine`.
+    heartbeat_engine: AsyncEngine | None = None
+    heartbeat_sessions: SessionFactory = field(init=False)
 
     def __post_init__(self) -> None:
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
+        if self.heartbeat_engine is None:
+            self.heartbeat_engine = create_engine(self.settings, "heartbeat")
+        self.heartbeat_sessions = create_session_factory(self.heartbeat_engine)
         # Every session of this instance finds the instance's bus in its `info` (app.services.events).
         self.sessions.configure(
             info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
@@ -76,7 +85,12 @@ class AppContext:
         """Connect this process's events and wake-ups with the instance's other processes
         (app.ops.event_channel): `herold serve`, `herold worker` and the CLI each do at start."""
         if self.channel is None:
-            self.channel = await open_channel(self.settings, self.events, self.work, kind)
+            try:
+                self.channel = await open_channel(self.settings, self.events, self.work, kind)
+            except OSError as error:
+                # Not worth refusing to start over: without it, other processes' listeners hear
+                # this one's events late or not at all, and workers find its jobs at their next poll.
+                log.warning("events between processes are off: %s", error)
 
     async def aclose(self) -> None:
         if self.channel is not None:
@@ -86,6 +100,8 @@ class AppContext:
         await self.signer.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+        if self.heartbeat_engine is not None:
+            await self.heartbeat_engine.dispose()
 
 
 def user_agent(settings: Settings) -> str:

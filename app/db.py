@@ -18,7 +18,8 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 
 # What a process does, which decides how many connections it needs (see `pool_sizes`).
-EngineRole = Literal["serve", "worker", "command"]
+# "heartbeat" is the worker's heartbeat alone (app.ops.heartbeat), beside the process's own pool.
+EngineRole = Literal["serve", "worker", "command", "heartbeat"]
 
 
 def pool_sizes(settings: Settings, role: EngineRole) -> tuple[int, int]:
@@ -30,6 +31,11 @@ def pool_sizes(settings: Settings, role: EngineRole) -> tuple[int, int]:
     keep the sum over all processes under PostgreSQL's max_connections (100 by default).
     DATABASE_POOL_SIZE replaces the size (the overflow is as large again).
     """
+    if role == "heartbeat":
+        # One connection that nothing else uses: a worker whose pool is taken by its jobs (or by
+        # the web requests beside it) must still beat, or it is taken for gone and its jobs are
+        # handed to another worker (app.federation.takeover) although it is alive.
+        return 1, 0
     if settings.database_pool_size is not None:
         return settings.database_pool_size, settings.database_pool_size
     if role == "command":

@@ -224,7 +224,7 @@ class PublicCache:
                 if parent is not None:
                     tags.append(post_tag(parent))
                 self.invalidate(tags)
-            case events.AccountChanged(account_id=account_id) | events.ProfileChanged(account_id=account_id):
+            case events.AccountChanged(account_id=account_id):
                 self.invalidate((account_tag(account_id), follows_tag(account_id)))
             case events.FollowsChanged(account_ids=account_ids):
                 self.invalidate([follows_tag(account_id) for account_id in account_ids])

@@ -1,7 +1,14 @@
-"""Run every benchmark in this directory, one after the other: `python -m bench` (what `make bench` does).
+"""The benchmarks: `python -m bench` (what `make bench` does) runs them all, one after the other.
 
-Each bench_*.py module is imported and its `main()` called with no arguments, so each runs with
-its own defaults (run one alone, with options, as `python bench/bench_NAME.py --help` shows).
+    python -m bench                      the served benchmarks (SQLite as `make run`, then the
+                                         PostgreSQL layout), then the component ones as diagnostics
+    python -m bench --short              the served benchmarks only, smaller: a quick check
+    python -m bench NAME [OPTIONS]       one of them, e.g. `served-inbox --postgres --runs 3`;
+                                         `python -m bench NAME --help` for its options
+
+The served benchmarks (served-inbox, served-fanout) start `herold serve` as `make run` does and
+print PASS/FAIL for each of issue 16's goals; the exit status is 1 when any goal was missed. The
+component ones (inbox, fanout, http-client: bench/bench_*.py) measure parts in isolation.
 """
 
 from __future__ import annotations
@@ -10,35 +17,94 @@ import importlib
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+SERVED = {"served-inbox": "bench.served_inbox", "served-fanout": "bench.served_fanout"}
+COMPONENTS = {
+    path.stem.removeprefix("bench_").replace("_", "-"): f"bench.{path.stem}"
+    for path in sorted(HERE.glob("bench_*.py"))
+}
 
 
-def main() -> int:
+def _postgres_reachable() -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", 5432)) == 0
+
+
+def _run(title: str, call: Callable[[], int | None]) -> bool:
+    print(f"\n=== {title} {'=' * max(0, 70 - len(title))}", flush=True)
+    started = time.monotonic()
+    ok = True
+    try:
+        ok = call() in (None, 0)
+    except SystemExit as stop:
+        ok = stop.code in (None, 0)
+    except Exception:
+        traceback.print_exc()
+        ok = False
+    print(f"({title}: {time.monotonic() - started:.0f} s)", flush=True)
+    return ok
+
+
+def _component(module: str, argv: list[str]) -> Callable[[], int | None]:
+    def call() -> int | None:
+        # The component benchmarks read their options from the command line.
+        sys.argv = [module.replace(".", "/") + ".py", *argv]
+        result: int | None = importlib.import_module(module).main()
+        return result
+
+    return call
+
+
+def _served(module: str, argv: list[str]) -> Callable[[], int | None]:
+    def call() -> int | None:
+        result: int | None = importlib.import_module(module).main(argv)
+        return result
+
+    return call
+
+
+def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE.parent))
-    names = sorted(path.stem for path in HERE.glob("bench_*.py"))
-    failed = []
-    for name in names:
-        print(f"\n=== {name} {'=' * max(0, 70 - len(name))}", flush=True)
-        started = time.monotonic()
-        # The benchmarks read their options from the command line; each gets its defaults.
-        sys.argv = [f"bench/{name}.py"]
-        try:
-            importlib.import_module(f"bench.{name}").main()
-        except SystemExit as stop:
-            if stop.code not in (None, 0):
-                print(f"{name} stopped: {stop.code}", file=sys.stderr)
-                failed.append(name)
-        except Exception:
-            traceback.print_exc()
-            failed.append(name)
-        print(f"({name}: {time.monotonic() - started:.0f} s)", flush=True)
+    if argv and not argv[0].startswith("-"):
+        name, rest = argv[0], argv[1:]
+        if name in SERVED:
+            return 0 if _run(name, _served(SERVED[name], rest)) else 1
+        if name in COMPONENTS:
+            return 0 if _run(name, _component(COMPONENTS[name], rest)) else 1
+        print(f"unknown benchmark {name!r}; one of: {', '.join([*SERVED, *COMPONENTS])}", file=sys.stderr)
+        return 2
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    short = "--short" in argv
+    options = ["--short"] if short else []
+    plan: list[tuple[str, Callable[[], int | None]]] = [
+        (name, _served(module, options)) for name, module in SERVED.items()
+    ]
+    if _postgres_reachable():
+        plan += [
+            (f"{name} --postgres", _served(module, [*options, "--postgres", POSTGRES]))
+            for name, module in SERVED.items()
+        ]
+    else:
+        print("PostgreSQL is not reachable on 127.0.0.1:5432: its layout is skipped", file=sys.stderr)
+    if not short:
+        plan += [(f"{name} (component)", _component(module, [])) for name, module in COMPONENTS.items()]
+    failed = [title for title, call in plan if not _run(title, call)]
     if failed:
-        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        print(f"\nmissed or failed: {', '.join(failed)}", file=sys.stderr)
         return 1
+    print("\nevery goal met")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

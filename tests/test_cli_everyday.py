@@ -87,3 +87,13 @@ async def test_commands_say_nothing_on_stderr_unless_verbose(cli_env: dict[str, 
     verbose = run_herold(["--verbose", "migrate"], cli_env)
     assert verbose.returncode == 0
     assert "INFO alembic" in verbose.stderr
+
+
+async def test_media_usage_and_remove(cli_env: dict[str, str]) -> None:
+    usage = run_herold(["media", "usage", "--json"], cli_env)
+    assert usage.returncode == 0, usage.stderr
+    assert '"attachments"' in usage.stdout and '"remote_not_cached": 0' in usage.stdout
+    removed = run_herold(["media", "remove", "--days", "3", "--avatars", "--headers"], cli_env)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed 0 cached remote attachments older than 3 days" in removed.stdout
+    assert "removed 0 cached remote profile pictures" in removed.stdout

@@ -43,6 +43,19 @@ def test_defaults_serve_a_development_instance_on_localhost() -> None:
     assert defaults.allowed_private_addresses == []
 
 
+def test_web_processes_default_to_the_cores_this_process_may_use_at_most_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for cores, expected in ((1, 1), (2, 2), (16, 4)):
+        monkeypatch.setattr(config, "available_cores", lambda cores=cores: cores)
+        assert settings().web_process_count == expected
+    assert settings(web_processes=1).web_process_count == 1
+    assert settings(web_processes=8).web_process_count == 8
+    monkeypatch.setenv("WEB_PROCESSES", "0")
+    with pytest.raises(ConfigurationError, match="WEB_PROCESSES"):
+        load_settings(_env_file=None)
+
+
 def test_default_local_domain_follows_the_port() -> None:
     assert settings(port=9000).local_domain == "localhost:9000"
 

@@ -21,6 +21,7 @@ def test_pool_sizes_follow_the_backend_and_the_process(tmp_path: Path) -> None:
     assert pool_sizes(web_only, "serve") == (10, 10)
     assert pool_sizes(postgres, "worker") == (10, 10)
     assert pool_sizes(postgres, "command") == (4, 4)
+    assert pool_sizes(postgres, "heartbeat") == (1, 0)
     assert pool_sizes(settings(tmp_path, "postgresql+asyncpg://h@db/h", database_pool_size=3), "serve") == (
         3,
         3,

@@ -106,11 +106,12 @@ def render_undo(urls: LocalUrls, actor: Account, undone: dict[str, Any]) -> dict
 
 
 def render_update(post: Post, author: Account, parts: NoteParts, urls: LocalUrls) -> dict[str, Any]:
-    """An edit: the whole new Note, `updated` set; the id names the edit, as Mastodon's do."""
+    """An edit: the whole new Note, `updated` set; the id names the edit, as Mastodon's do (in
+    milliseconds rather than Mastodon's seconds: two edits within a second are two activities)."""
     edited = post.edited_at or utcnow()
     return {
         "@context": OBJECT_CONTEXT,
-        "id": f"{post.uri}#updates/{int(edited.timestamp())}",
+        "id": f"{post.uri}#updates/{int(edited.timestamp() * 1000)}",
         "type": "Update",
         "actor": author.uri,
         "published": iso(edited),

@@ -397,6 +397,8 @@ class AttachmentData:
     blurhash: str | None
     width: int | None
     height: int | None
+    # Mastodon's focalPoint, each from -1 to 1 (0,0: the centre).
+    focus: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -524,9 +526,22 @@ def _attachments(value: Any) -> list[AttachmentData]:
                 blurhash=blurhash[:255] if isinstance(blurhash, str) and blurhash else None,
                 width=_integer(item.get("width")),
                 height=_integer(item.get("height")),
+                focus=_focal_point(item.get("focalPoint")),
             )
         )
     return found
+
+
+def _focal_point(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        return (0.0, 0.0)
+    try:
+        x, y = (float(part) for part in value)
+    except (TypeError, ValueError):
+        return (0.0, 0.0)
+    if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):
+        return (0.0, 0.0)
+    return (x, y)
 
 
 def _poll(document: dict[str, Any]) -> PollData | None:

@@ -170,6 +170,9 @@ def _attachment(media: MediaAttachment) -> dict[str, Any]:
     }
     if media.blurhash:
         document["blurhash"] = media.blurhash
+    if media.kind in ("image", "gifv", "video"):
+        # Mastodon's focal point: x from -1 (left) to 1, y from -1 (bottom) to 1.
+        document["focalPoint"] = [media.focus_x, media.focus_y]
     if media.width and media.height:
         document["width"] = media.width
         document["height"] = media.height

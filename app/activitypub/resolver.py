@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -172,6 +173,16 @@ class ActorResolver:
     async def cached_actor(self, uri: str) -> Account | None:
         async with self.context.sessions() as session:
             return await session.scalar(select(Account).where(Account.uri == uri))
+
+    async def usable_actors(self, uris: Iterable[str]) -> dict[str, Account]:
+        """Those of `uris` that `fetch_actor` would answer from the database without fetching
+        (local, or fetched recently enough), by uri: one query for a whole batch of the inbox."""
+        wanted = sorted(set(uris))
+        if not wanted:
+            return {}
+        async with self.context.sessions() as session:
+            found = (await session.scalars(select(Account).where(col(Account.uri).in_(wanted)))).all()
+        return {account.uri: account for account in found if account.is_local or self._fresh(account)}
 
     async def fetch_actor(
         self,

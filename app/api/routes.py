@@ -11,8 +11,12 @@ from app.api.v1 import (
     account_lists,
     accounts,
     announcements,
+    conversations,
+    filters,
     instance_info,
+    lists,
     markers,
+    media,
     push,
     registrations,
     reports,
@@ -20,22 +24,34 @@ from app.api.v1 import (
     status_actions,
     statuses,
     tag_timeline,
+    tags,
     timelines,
+    trends,
 )
 from app.api.v1 import notifications as v1_notifications
+from app.api.v2 import filters as filters_v2
 from app.api.v2 import notifications as v2_notifications
+from app.api.v2 import search
 
 router = APIRouter()
-# The accounts' fixed paths (relationships, …) come before `/accounts/{id}`.
+# The accounts' fixed paths (relationships, search, …) come before `/accounts/{id}`.
 for part in (
     instance,
     oauth,
     instance_info,
+    search,
+    lists,
+    filters,
+    filters_v2,
+    tags,
+    conversations,
+    trends,
     account_actions,
     account_lists,
     reports,
     registrations,
     accounts,
+    media,
     statuses,
     timelines,
     status_actions,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 from sqlmodel import col
 
 from app.context import AppContext
@@ -121,6 +121,14 @@ class OutcomeWriter:
         async with self.context.sessions() as session:
             # On the connection: plain UPDATEs, none of the ORM's bulk-update machinery.
             connection = await session.connection()
+            if connection.dialect.name == "postgresql":
+                # Visible to every worker at once, durable a moment later (PostgreSQL flushes its
+                # log within 0.6 s): under a busy disk the commit no longer waits for the flush,
+                # so an outcome is on record right after its answer and a worker killed now
+                # repeats only what was answered in the last moments. Only a crash of PostgreSQL
+                # itself could lose such a commit, and then the delivery is made once more, which
+                # at-least-once delivery allows (inboxes ignore an activity id they already have).
+                await connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
             for (lease, status), ids in groups.items():
                 result = await connection.execute(
                     update(table)

@@ -19,12 +19,14 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.activitypub.parsers import InvalidObject, authority, parse_activity
+from app.activitypub.parsers import MAX_URL_LENGTH, InvalidObject, authority, parse_activity
+from app.activitypub.resolver import ActorResolver
 from app.context import AppContext
-from app.federation.handlers.base import Ignored, Inbound
+from app.federation.handlers.base import Ignored, Inbound, actor_cache_key
 from app.federation.handlers.dispatch import dispatch
 from app.federation.queue import QueueSpec
 from app.models import InboxItem, JobState
@@ -32,6 +34,7 @@ from app.models.base import table_of, utcnow
 from app.queue_names import INBOX_QUEUE
 from app.services.batch_writes import WriteBatch
 from app.services.read_cache import ReadCache
+from app.services.remote_posts import RemotePostService
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class InboxProcessor:
             raise
 
     async def _process(self, batch: list[tuple[InboxItem, asyncio.Future[None]]]) -> None:
+        await self._read_ahead([item for item, _future in batch])
         units = [(item, future, WriteBatch()) for item, future in batch]
         outcomes = await asyncio.gather(
             *(self._handle(item, writes) for item, _future, writes in units), return_exceptions=True
@@ -130,6 +134,26 @@ class InboxProcessor:
         else:
             for _item, future, _writes, _outcome in ready:
                 _settle(future)
+
+    async def _read_ahead(self, items: list[InboxItem]) -> None:
+        """What the handlers will ask about the batch's actors, read for all of them at once.
+
+        Their actors' accounts, who here follows them and who hides them: each handler would
+        otherwise read these for its own item, a few queries apiece, which under load cost more
+        than everything else the worker does (bench/bench_worker_load.py). The answers go into
+        the read cache the handlers ask; whatever is not read here (an actor to fetch, an error)
+        the handler reads itself as before.
+        """
+        uris = {uri for item in items if (uri := _actor_uri(item.payload)) is not None}
+        uris -= {uri for uri in uris if self.cache.fresh(actor_cache_key(uri))}
+        try:
+            accounts = await ActorResolver(self.context).usable_actors(uris)
+            for uri, account in accounts.items():
+                self.cache.put(actor_cache_key(uri), account)
+            remote = [account for account in accounts.values() if not account.is_local]
+            await RemotePostService(self.context, self.cache).read_ahead(remote)
+        except (PoolTimeout, SQLAlchemyError):
+            log.warning("reading ahead for %d inbox items failed; each reads for itself", len(items))
 
     async def _commit_alone(self, item: InboxItem, writes: WriteBatch, outcome: str | None) -> None:
         try:
@@ -194,6 +218,13 @@ async def _mark_done(session: AsyncSession, finished: list[tuple[InboxItem, str 
         ),
         [{"item_id": item.id, "outcome": outcome} for item, outcome in finished],
     )
+
+
+def _actor_uri(payload: object) -> str | None:
+    actor = payload.get("actor") if isinstance(payload, dict) else None
+    if isinstance(actor, dict):
+        actor = actor.get("id")
+    return actor if isinstance(actor, str) and len(actor) <= MAX_URL_LENGTH else None
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None = None) -> None:

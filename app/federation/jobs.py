@@ -28,7 +28,9 @@ from app.federation.web_push import PushRefused, PushRetry, send_web_push
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
-from app.services.jobs import ACCOUNT_REFRESH
+from app.services.jobs import ACCOUNT_REFRESH, MEDIA_CLEANUP, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
+from app.services.media import MediaService
+from app.services.remote_media import CacheLater, RemoteMediaCache, run_cleanup
 from app.services.web_push import PUSH_SEND
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,30 @@ async def refresh_account(context: AppContext, payload: dict[str, Any]) -> None:
         raise JobFailed(str(error)) from None
 
 
+async def process_media(context: AppContext, payload: dict[str, Any]) -> None:
+    """Convert an upload that was too large (or a video) to convert during its request."""
+    media_id = payload.get("media_id")
+    if not isinstance(media_id, int):
+        raise JobFailed("the payload names no attachment")
+    await MediaService(context).process_queued(media_id, str(payload.get("what") or "image"))
+
+
+async def cache_remote_media(context: AppContext, payload: dict[str, Any]) -> None:
+    """Copy a remote post's attachments here; retried while its server is unreachable."""
+    post_id = payload.get("post_id")
+    if not isinstance(post_id, int):
+        raise JobFailed("the payload names no post")
+    try:
+        await RemoteMediaCache(context).cache_post(post_id)
+    except CacheLater as error:
+        raise RetryLater(str(error)) from None
+
+
+async def clean_media_cache(context: AppContext, payload: dict[str, Any]) -> None:
+    """The daily cleanup of cached remote media (it queues the next run itself)."""
+    await run_cleanup(context)
+
+
 async def send_push(context: AppContext, payload: dict[str, Any]) -> None:
     """One Web Push message to one subscription (app.federation.web_push)."""
     try:
@@ -77,7 +103,13 @@ async def send_push(context: AppContext, payload: dict[str, Any]) -> None:
 
 
 HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
-    {ACCOUNT_REFRESH: refresh_account, PUSH_SEND: send_push}
+    {
+        ACCOUNT_REFRESH: refresh_account,
+        PUSH_SEND: send_push,
+        MEDIA_PROCESS: process_media,
+        REMOTE_MEDIA_CACHE: cache_remote_media,
+        MEDIA_CLEANUP: clean_media_cache,
+    }
 )
 
 

@@ -3,6 +3,7 @@
 from app.models.accounts import Account, AccountDelegate, ActorType, Role, User, WebSession
 from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
 from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
+from app.models.conversations import ConversationMark
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -11,14 +12,18 @@ from app.models.federation import (
     OutboxActivity,
     WorkerHeartbeat,
 )
+from app.models.filters import ContentFilter, FilterAction, FilterContext, FilterKeyword, FilterStatus
+from app.models.hashtags import FeaturedTag, FollowedTag
 from app.models.instance import InstanceSetting
 from app.models.jobs import BackgroundJob
+from app.models.lists import ListMember, RepliesPolicy, UserList
 from app.models.moderation import AuditLogEntry, BlockSeverity, DomainAllow, DomainBlock, Report
 from app.models.notifications import Notification, NotificationType, PushSubscription
 from app.models.oauth import OAuthAccessToken, OAuthApplication, OAuthAuthorizationCode
 from app.models.posts import (
     Favourite,
     MediaAttachment,
+    MediaState,
     Mention,
     Pin,
     Poll,
@@ -47,20 +52,30 @@ __all__ = [
     "BackgroundJob",
     "BlockSeverity",
     "Bookmark",
+    "ContentFilter",
+    "ConversationMark",
     "ConversationMute",
     "DeliveryJob",
     "DomainAllow",
     "DomainBlock",
     "DomainHealth",
     "Favourite",
+    "FeaturedTag",
+    "FilterAction",
+    "FilterContext",
+    "FilterKeyword",
+    "FilterStatus",
     "Follow",
     "FollowState",
+    "FollowedTag",
     "IdempotencyKey",
     "InboxItem",
     "InstanceSetting",
     "JobState",
+    "ListMember",
     "Marker",
     "MediaAttachment",
+    "MediaState",
     "Mention",
     "Notification",
     "NotificationType",
@@ -76,12 +91,14 @@ __all__ = [
     "PostTag",
     "PushSubscription",
     "Reaction",
+    "RepliesPolicy",
     "Report",
     "Role",
     "Tag",
     "TimelineEntry",
     "User",
     "UserDomainBlock",
+    "UserList",
     "Visibility",
     "WebSession",
     "WorkerHeartbeat",

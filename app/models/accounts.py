@@ -66,6 +66,13 @@ class Account(SQLModel, table=True):
     indexable: bool = True
     avatar_url: str | None = Field(default=None, max_length=2048)
     header_url: str | None = Field(default=None, max_length=2048)
+    # A remote account's pictures copied here (app.services.remote_media), and the URL each copy was
+    # made from: when the account changes its picture, the stale copy is no longer shown.
+    avatar_cached_url: str | None = Field(default=None, max_length=2048)
+    avatar_cached_from: str | None = Field(default=None, max_length=2048)
+    header_cached_url: str | None = Field(default=None, max_length=2048)
+    header_cached_from: str | None = Field(default=None, max_length=2048)
+    pictures_cached_at: datetime | None = timestamp(nullable=True, index=True)
     fields: list[dict[str, Any]] = json_field(list)
     also_known_as: list[str] = json_field(list)
     moved_to_uri: str | None = Field(default=None, max_length=2048)
@@ -78,6 +85,20 @@ class Account(SQLModel, table=True):
     last_post_at: datetime | None = timestamp(nullable=True)
     # When the remote actor document was last fetched (refreshed after a day or on Update).
     fetched_at: datetime | None = timestamp(nullable=True)
+
+    @property
+    def avatar_shown(self) -> str | None:
+        """The avatar pages and apps load: the copy here when there is a current one."""
+        if self.avatar_cached_url and self.avatar_cached_from == self.avatar_url:
+            return self.avatar_cached_url
+        return self.avatar_url
+
+    @property
+    def header_shown(self) -> str | None:
+        if self.header_cached_url and self.header_cached_from == self.header_url:
+            return self.header_cached_url
+        return self.header_url
+
     # A remote server answered 410 Gone for this actor, or sent its Delete.
     gone_at: datetime | None = timestamp(nullable=True)
     # A local account that was deleted: its actor URL answers 410 with a Tombstone.

@@ -99,23 +99,52 @@ class PostTag(SQLModel, table=True):
     tag_id: int = foreign_id("tag.id")
 
 
+class MediaState(StrEnum):
+    # Uploaded, waiting for (or in) its processing job.
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    # A remote file not (or no longer) cached here: `url` is the original's.
+    REMOTE = "remote"
+
+
 class MediaAttachment(SQLModel, table=True):
+    """A file attached (or to be attached) to a post: an upload by a local account, or a remote
+    post's attachment, cached here when it reached a local timeline."""
+
     __tablename__ = "media_attachment"
 
     id: int = id_field()
     post_id: int | None = foreign_id("post.id", nullable=True)
     account_id: int = foreign_id("account.id")
+    # The file's own type as served (image/jpeg, video/mp4, ...).
     media_type: str = Field(default="", max_length=128)
+    # Mastodon's kind: image, gifv, video, audio, unknown.
+    kind: str = Field(default="", max_length=16)
+    state: str = Field(default=MediaState.REMOTE, max_length=16)
+    # Where it is served from: here for uploads and cached copies, the original otherwise.
     url: str = Field(default="", max_length=2048)
+    preview_url: str | None = Field(default=None, max_length=2048)
     remote_url: str | None = Field(default=None, max_length=2048)
-    # Relative to DATA_DIR for files stored here.
+    # Keys in the media store (relative to DATA_DIR/media) of the kept file and its preview.
     file_path: str | None = Field(default=None, max_length=1024)
+    preview_path: str | None = Field(default=None, max_length=1024)
+    # The raw upload waiting for the worker (deleted once processed).
+    upload_path: str | None = Field(default=None, max_length=1024)
+    file_size: int = 0
     description: str | None = None
     blurhash: str | None = Field(default=None, max_length=255)
     width: int | None = None
     height: int | None = None
+    # Mastodon's `meta` (original/small sizes, duration, focus).
+    meta: dict[str, Any] = json_field(dict)
+    focus_x: float = 0.0
+    focus_y: float = 0.0
+    processing_error: str | None = Field(default=None, max_length=1024)
     position: int = 0
     created_at: datetime = timestamp()
+    # When a remote file was last cached here (the cleanup drops copies older than the retention).
+    cached_at: datetime | None = timestamp(nullable=True, index=True)
 
 
 class Poll(SQLModel, table=True):

@@ -168,7 +168,12 @@ class EventChannel:
             for name, fields in body.get("e", ()):
                 kind = EVENT_TYPES.get(name)
                 if kind is not None:  # a newer version's event, during an upgrade: not for us
-                    events.append(kind(**fields))
+                    # JSON has no tuples: a field holding several ids comes back as a list.
+                    values: dict[str, Any] = {
+                        field: tuple(value) if isinstance(value, list) else value
+                        for field, value in fields.items()
+                    }
+                    events.append(kind(**values))
             queues = body.get("w", ())
         except (ValueError, TypeError, AttributeError):
             log.warning("ignored a malformed message between processes: %.200r", data)
@@ -215,6 +220,11 @@ class UnixDatagramChannel(EventChannel):
     async def start(self) -> None:
         await super().start()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Whoever may write here may tell every process anything: the directory must be ours
+        # alone (it matters for the one in the shared temporary directory).
+        owner = self.directory.stat()
+        if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
+            raise PermissionError(f"{self.directory} must belong to this user alone (mode 0700)")
         _forget_dead_sockets(self.directory)
         self._sender_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender_socket.setblocking(False)
@@ -257,7 +267,10 @@ class UnixDatagramChannel(EventChannel):
 
     def _readable(self) -> None:
         receiver = self._receiver
-        while receiver is not None:
+        # A bounded batch per turn, so that a flood of messages never holds the loop for long.
+        for _ in range(256):
+            if receiver is None:
+                return
             try:
                 data = receiver.recv(65536)
             except (BlockingIOError, InterruptedError):

@@ -44,7 +44,7 @@ def new_worker_id() -> str:
 async def register_worker(context: AppContext, worker_id: str) -> None:
     """This worker's row, written before it claims any job (so its leases never look orphaned)."""
     started = utcnow()
-    async with context.sessions() as session:
+    async with context.heartbeat_sessions() as session:
         session.add(
             WorkerHeartbeat(
                 worker_id=worker_id,
@@ -62,7 +62,7 @@ async def register_worker(context: AppContext, worker_id: str) -> None:
 
 async def unregister_worker(context: AppContext, worker_id: str) -> None:
     with contextlib.suppress(Exception):
-        async with context.sessions() as session:
+        async with context.heartbeat_sessions() as session:
             await session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == worker_id))
             await session.commit()
 
@@ -73,7 +73,9 @@ async def beat(context: AppContext, worker_id: str, interval: float = HEARTBEAT_
     while True:
         await asyncio.sleep(interval)
         try:
-            async with context.sessions() as session:
+            # On a connection of its own (AppContext.heartbeat_engine): when the worker's jobs or
+            # the web requests hold every connection of the pool, the beat still goes out.
+            async with context.heartbeat_sessions() as session:
                 result = await session.execute(
                     update(WorkerHeartbeat)
                     .where(col(WorkerHeartbeat.worker_id) == worker_id)

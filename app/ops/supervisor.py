@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("herold.supervisor")
@@ -43,6 +43,8 @@ RESTART_PAUSE = 1.0
 RESTART_PAUSE_LIMIT = 30.0
 CRASH_LIMIT = 5
 CRASH_WINDOW = 60.0
+# How the supervisor starts a child: `herold serve --child KIND …` in a fresh interpreter.
+CHILD_COMMAND = (sys.executable, "-m", "app.cli", "serve", "--child")
 # The environment variable that hands the children the setup token the supervisor printed.
 SETUP_TOKEN_ENV = "HEROLD_SETUP_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
@@ -69,9 +71,16 @@ class Supervisor:
         web_processes: int,
         with_worker: bool,
         setup_token: str,
+        command: Sequence[str] = CHILD_COMMAND,
+        restart_pause: float = RESTART_PAUSE,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.listening = listening
         self.setup_token = setup_token
+        # What starts a child, its arguments following (a test puts a stand-in here).
+        self.command = list(command)
+        self.restart_pause = restart_pause
+        self.stop_grace = stop_grace
         self.children = [
             Child(f"web process {number}", ["web", "--listen-fd", str(listening.fileno())])
             for number in range(1, web_processes + 1)
@@ -107,10 +116,15 @@ class Supervisor:
             raise SupervisorFailed(self._failure)
 
     async def _keep_running(self, child: Child) -> None:
-        pause = RESTART_PAUSE
+        pause = self.restart_pause
         while not self._stopping.is_set():
             started = time.monotonic()
-            child.process = await self._start(child)
+            try:
+                child.process = await self._start(child)
+            except OSError as error:
+                self._failure = f"the {child.name} could not be started: {error}"
+                self.stop()
+                return
             status = await child.process.wait()
             if self._stopping.is_set():
                 return
@@ -127,9 +141,9 @@ class Supervisor:
                 return
             # A child that ran for a while before it died starts again soon; one that keeps dying
             # at start waits longer each time.
-            pause = RESTART_PAUSE if now - started > CRASH_WINDOW else pause
+            pause = self.restart_pause if now - started > CRASH_WINDOW else pause
             log.error(
-                "the %s (pid %d) %s; starting it again in %.0f s",
+                "the %s (pid %d) %s; starting it again in %.1f s",
                 child.name,
                 child.process.pid,
                 _describe(status),
@@ -143,14 +157,18 @@ class Supervisor:
         arguments = [*child.arguments, "--lifeline-fd", str(self._lifeline_read)]
         environment = {**os.environ, SETUP_TOKEN_ENV: self.setup_token}
         return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app.cli",
-            "serve",
-            "--child",
+            *self.command,
             *arguments,
-            pass_fds=(self.listening.fileno(), self._lifeline_read),
+            # The listening socket for the web processes only: a worker holding it would keep
+            # the port bound after the web processes are gone.
+            pass_fds=(
+                *([self.listening.fileno()] if "--listen-fd" in child.arguments else []),
+                self._lifeline_read,
+            ),
             env=environment,
+            # A session of its own: Ctrl-C in the terminal reaches the supervisor only, which stops
+            # the children in order (a child still importing would otherwise die with a traceback).
+            start_new_session=True,
         )
 
     async def _stop_children(self) -> None:
@@ -161,11 +179,11 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
         try:
-            await asyncio.wait_for(asyncio.gather(*(process.wait() for process in running)), STOP_GRACE)
+            await asyncio.wait_for(asyncio.gather(*(process.wait() for process in running)), self.stop_grace)
         except TimeoutError:
             for process in running:
                 if process.returncode is None:
-                    log.error("pid %d did not stop within %.0f s; killing it", process.pid, STOP_GRACE)
+                    log.error("pid %d did not stop within %.0f s; killing it", process.pid, self.stop_grace)
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
             await asyncio.gather(*(process.wait() for process in running))

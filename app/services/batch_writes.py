@@ -25,6 +25,7 @@ from sqlmodel import SQLModel
 
 from app.db import dialect_insert
 from app.models import (
+    BackgroundJob,
     Favourite,
     MediaAttachment,
     Mention,
@@ -36,6 +37,7 @@ from app.models import (
 )
 from app.models.base import new_id, table_of, utcnow
 from app.services import events
+from app.services.jobs import REMOTE_MEDIA_CACHE
 from app.services.timelines import ensure_tags
 from app.services.web_push import new_notifications, queue_pushes
 
@@ -170,6 +172,15 @@ class WriteBatch:
         ]
         if timeline:
             await self._add_timeline_entries(session, timeline)
+        # Attachments of posts that reach a local timeline are copied here by the worker (it polls
+        # its jobs queue, so no wake-up is needed from inside the batch).
+        caching = [
+            new_row(BackgroundJob, id=new_id(), kind=REMOTE_MEDIA_CACHE, payload={"post_id": rows.post["id"]})
+            for rows in kept
+            if rows.media and rows.readers
+        ]
+        if caching:
+            await session.execute(dialect_insert(session, BackgroundJob), caching)
         notifications.extend(
             {**notification, "post_id": notification["post_id"] or rows.post["id"]}
             for rows in kept

@@ -23,6 +23,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.services import events
 from app.services.errors import Invalid
+from app.services.media import REQUIRE_DESCRIPTIONS_KEY
 from app.services.viewer import Viewer
 
 
@@ -96,6 +97,7 @@ class InstanceService:
             contact_account=values.get("contact_account", ""),
             rules=[line for line in values.get("rules", "").splitlines() if line.strip()],
             privacy_policy=values.get("privacy_policy", ""),
+            require_media_descriptions=values.get(REQUIRE_DESCRIPTIONS_KEY) == "1",
         )
 
     async def update_about(self, about: InstanceAbout, *, by_user_id: int | None = None) -> InstanceAbout:
@@ -123,6 +125,8 @@ class InstanceService:
             "contact_account": contact,
             "rules": "\n".join(rules),
             "privacy_policy": about.privacy_policy.strip(),
+            # Read by app.services.media when a post claims its attachments.
+            REQUIRE_DESCRIPTIONS_KEY: "1" if about.require_media_descriptions else "0",
         }
         now = utcnow()
         async with self.context.sessions() as session:
@@ -149,7 +153,15 @@ class InstanceService:
         return await self.about()
 
 
-ABOUT_KEYS = ("name", "description", "contact_email", "contact_account", "rules", "privacy_policy")
+ABOUT_KEYS = (
+    "name",
+    "description",
+    "contact_email",
+    "contact_account",
+    "rules",
+    "privacy_policy",
+    REQUIRE_DESCRIPTIONS_KEY,
+)
 
 
 class InstanceSettingsError(Invalid):
@@ -165,6 +177,8 @@ class InstanceAbout:
     contact_account: str = ""
     rules: list[str] = field(default_factory=list)
     privacy_policy: str = ""
+    # Accessibility policy: a post's pictures, videos and audio files must each have a description.
+    require_media_descriptions: bool = False
 
 
 # The admin's view of federation: how full the delivery queue is and which domains are failing.

@@ -15,8 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, MediaAttachment, Notification, Post, PostTag, Tag, TimelineEntry, Visibility
+from app.models import (
+    Account,
+    ListMember,
+    MediaAttachment,
+    Notification,
+    Post,
+    PostTag,
+    Tag,
+    TimelineEntry,
+    UserList,
+    Visibility,
+)
 from app.services.errors import Invalid
+from app.services.lists import exclusive_members, replies_kept
 from app.services.muted_threads import outside_muted_conversations
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
@@ -55,11 +67,56 @@ async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> 
     query = (
         select(Post)
         .join(TimelineEntry, col(TimelineEntry.post_id) == col(Post.id))
-        .where(col(TimelineEntry.account_id) == viewer.account.id, visible_to(viewer))
+        .where(
+            col(TimelineEntry.account_id) == viewer.account.id,
+            visible_to(viewer),
+            # Members of the account's exclusive lists are read in those lists only.
+            exclusive_members(viewer.account.id),
+        )
+    )
+    async with context.sessions() as session:
+        # Paged on the entry's copy of the post id: the (account, post) index then yields the
+        # page in order, and the visibility rule is checked for the rows read until the page is
+        # full rather than for the whole timeline before a sort.
+        rows = list((await session.scalars(page.apply(query, col(TimelineEntry.post_id)))).all())
+    return page.newest_first(rows)
+
+
+async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page: PageRequest) -> list[Post]:
+    """A list's timeline (`found` is one of the viewer's, from ListService.get): the members'
+    posts and boosts the viewer may see, with the replies the list's replies_policy keeps."""
+    if viewer.account is None:
+        return []
+    members = select(ListMember.account_id).where(col(ListMember.list_id) == found.id)
+    query = select(Post).where(
+        col(Post.account_id).in_(members), visible_to(viewer), replies_kept(found, viewer.account.id, members)
     )
     async with context.sessions() as session:
         rows = list((await session.scalars(page.apply(query, col(Post.id)))).all())
     return page.newest_first(rows)
+
+
+async def lists_showing(
+    context: AppContext, viewer: Viewer, post_id: int, lists: Sequence[UserList]
+) -> set[int]:
+    """Which of the viewer's `lists` show `post_id` in their timelines, by list_posts' rule."""
+    if viewer.account is None or not lists:
+        return set()
+    shown: set[int] = set()
+    async with context.sessions() as session:
+        for found in lists:
+            members = select(ListMember.account_id).where(col(ListMember.list_id) == found.id)
+            hit = await session.scalar(
+                select(col(Post.id)).where(
+                    col(Post.id) == post_id,
+                    col(Post.account_id).in_(members),
+                    visible_to(viewer),
+                    replies_kept(found, viewer.account.id, members),
+                )
+            )
+            if hit is not None:
+                shown.add(found.id)
+    return shown
 
 
 async def public_posts(
@@ -225,6 +282,8 @@ __all__ = [
     "NotificationEntry",
     "PageRequest",
     "home_posts",
+    "list_posts",
+    "lists_showing",
     "notifications_by_id",
     "notifications_of",
     "public_posts",

@@ -41,8 +41,11 @@ from app.services import events
 from app.services import idempotency as idempotency_keys
 from app.services.accounts import INSTANCE_ACTOR_USERNAME, AccountService
 from app.services.errors import RateLimited
+from app.services.hashtags import tag_follower_ids
 from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
+from app.services.media import claim_for_post
+from app.services.media_store import MediaStore
 from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -93,12 +96,14 @@ class PostingService(PostInteractions):
         language: str | None = None,
         in_reply_to: str | None = None,
         written_by_user_id: int | None = None,
+        media_ids: Sequence[str | int] = (),
         idempotency: IdempotencyClaim | None = None,
     ) -> Post:
         """Publish a post typed as plain text; returns it once it and its deliveries are committed.
 
         `written_by_user_id` defaults to the person asking: the post records who wrote it. With
         `idempotency`, a key this token used within the hour returns the post it made then.
+        `media_ids` are the author's uploaded attachments to carry (app.services.media's rules).
         """
         self.viewer.require_act_as(author)
         if idempotency is not None:
@@ -108,7 +113,7 @@ class PostingService(PostInteractions):
         visibility = _visibility(visibility)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
-        self._check_text(text, spoiler)
+        self._check_text(text, spoiler, with_media=bool(media_ids))
         language = _language(language)
         reply = await self._reply_target(author, in_reply_to) if in_reply_to else None
         self._count_post(author)
@@ -159,6 +164,7 @@ class PostingService(PostInteractions):
         async with self.context.sessions() as session:
             session.add(post)
             await session.flush()
+            attachments = await claim_for_post(session, author, media_ids, post.id)
             await _add_mentions(session, post, addressed)
             await tag_post(session, post.id, tag_names)
             audience = [author.id]
@@ -172,6 +178,9 @@ class PostingService(PostInteractions):
                 audience += [account.id for account in addressed if account.domain is None]
             else:
                 audience += await local_follower_ids(session, author)
+            if visibility == Visibility.PUBLIC:
+                # Those following one of its hashtags find it at home, as on Mastodon.
+                audience += await tag_follower_ids(session, tag_names)
             await add_to_timelines(session, post, author, audience)
             # Who blocks or mutes the author hears nothing of it (a mute may keep notifications).
             hidden = await hidden_from(session, author, notifications=True)
@@ -207,7 +216,7 @@ class PostingService(PostInteractions):
                     .where(col(Post.id) == reply.post.id)
                     .values(replies_count=col(Post.replies_count) + 1)
                 )
-            parts = NoteParts(mentions=addressed, tags=tag_names)
+            parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments)
             await self.publisher.post_created(session, post, author, parts)
             events.announce(
                 session,
@@ -242,12 +251,14 @@ class PostingService(PostInteractions):
         spoiler_text: str | None = None,
         sensitive: bool | None = None,
         language: str | None = None,
+        media_ids: Sequence[str | int] | None = None,
     ) -> Post:
-        """Change a post's text (the previous version is kept) and send the Update."""
+        """Change a post's text (the previous version is kept) and send the Update. `media_ids`
+        (None: unchanged) replaces the attachments; those left out are detached."""
         post = await self._own_post(author, reference)
         text = text.strip()
         spoiler = (spoiler_text or "").strip() or None
-        self._check_text(text, spoiler)
+        self._check_text(text, spoiler, with_media=bool(media_ids))
         mentioned = await self._resolve_mentions(text)
         tag_names = list(dict.fromkeys(name.lower() for name in extract_hashtags(text)))[:100]
         now = utcnow()
@@ -295,6 +306,17 @@ class PostingService(PostInteractions):
             await session.flush()
             await _add_mentions(session, stored, addressed)
             await tag_post(session, stored.id, tag_names)
+            if media_ids is not None:
+                kept = await claim_for_post(session, author, media_ids, stored.id)
+                await session.execute(
+                    update(MediaAttachment)
+                    .where(
+                        col(MediaAttachment.post_id) == stored.id,
+                        col(MediaAttachment.id).not_in([media.id for media in kept] or [0]),
+                    )
+                    .values(post_id=None)
+                )
+                await session.flush()
             attachments = await _attachments(session, [stored.id])
             parts = NoteParts(mentions=addressed, tags=tag_names, attachments=attachments.get(stored.id, []))
             # Everyone who had the old version gets the new one: mentions dropped by the edit included.
@@ -334,6 +356,14 @@ class PostingService(PostInteractions):
             await session.execute(delete(Post).where(col(Post.reblog_of_id) == stored.id))
             events.announce(session, [events.PostDeleted(stored.id, author.id)])
             await session.execute(delete(Pin).where(col(Pin.post_id) == stored.id))
+            # Its files go with it (the store deletes them after the commit).
+            gone_media = (
+                await session.scalars(
+                    select(MediaAttachment).where(col(MediaAttachment.post_id) == stored.id)
+                )
+            ).all()
+            media_keys = [key for media in gone_media for key in (media.file_path, media.preview_path) if key]
+            await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == stored.id))
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
             await session.execute(
                 update(Account)
@@ -347,14 +377,15 @@ class PostingService(PostInteractions):
                     .values(replies_count=col(Post.replies_count) - 1)
                 )
             await session.commit()
+        await MediaStore(self.context).delete(*media_keys)
         return stored
 
     # ------------------------------------------------------------------------------------------
     # Helpers
 
-    def _check_text(self, text: str, spoiler: str | None) -> None:
-        if not text:
-            raise PostingError("a post needs some text")
+    def _check_text(self, text: str, spoiler: str | None, *, with_media: bool = False) -> None:
+        if not text and not with_media:
+            raise PostingError("a post needs some text or an attachment")
         limit = self.context.settings.max_post_chars
         length = visible_length(text) + len(spoiler or "")
         if length > limit:

@@ -1,7 +1,8 @@
 """A local account's own profile: name, bio, fields, pictures, locked state, aliases; a login's language.
 
-Pictures are decoded and resized with Pillow in a worker thread (never on the event loop) and
-re-encoded, so what is served is always a plain PNG or JPEG of a known size, whatever was uploaded.
+Pictures go through the media pipeline (app.services.image_processing) in a worker thread (never
+on the event loop) and are re-encoded, so what is served is always a plain PNG or JPEG of a known
+size without metadata, whatever was uploaded.
 Links in profile fields are verified the way Mastodon does: the linked page must link back to the
 profile with `rel="me"`.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlmodel import col, select
 
 from app.activitypub.resolver import ActorResolver, ResolveError
@@ -29,9 +28,10 @@ from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, ActorType, User
 from app.models.base import utcnow
-from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
+from app.services.image_processing import AVATAR_SIZE, HEADER_SIZE, MediaInvalid, fit_picture
+from app.services.media_store import media_root
 from app.services.text_format import URL_RE, render_plain_text
 from app.services.viewer import Viewer
 
@@ -42,11 +42,6 @@ MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 2_047
 MAX_ALIASES = 10
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-# Decoded size limit: a small file can unpack into an enormous bitmap (a "decompression bomb").
-MAX_PIXELS = 40_000_000
-AVATAR_SIZE = (400, 400)
-HEADER_SIZE = (1500, 500)
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
 VERIFY_TIMEOUT = 5.0
 VERIFY_MAX_BYTES = 1024 * 1024
 
@@ -98,10 +93,6 @@ class ProfileForm:
     locked: bool = False
     discoverable: bool = True
     aliases: list[str] = field(default_factory=list)
-
-
-def media_root(context: AppContext) -> Path:
-    return context.settings.data_dir / "media"
 
 
 class ProfileSettingsService:
@@ -286,10 +277,8 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            await Publisher(self.context).profile_updated(session, account)
-            # Every process's cached pages of the profile are out of date now.
-            events.announce(session, [events.ProfileChanged(account.id)])
-            await session.commit()
+            if await Publisher(self.context).profile_updated(session, account):
+                await session.commit()
         if self.on_change is not None:
             await self.on_change(account)
 
@@ -393,33 +382,12 @@ async def links_back(client: httpx.AsyncClient, url: str, targets: set[str]) -> 
 
 
 def process_image(data: bytes, size: tuple[int, int]) -> tuple[bytes, str]:
-    """Decode, orient, crop to fill `size`, and re-encode as PNG (with transparency) or JPEG. Blocking."""
+    """An avatar or header through the media pipeline (checked before decoding, oriented, stripped
+    of metadata, cropped to fill `size`). Blocking."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ACCEPTED_FORMATS:
-                raise ProfileError("pictures must be PNG, JPEG, GIF or WebP images")
-            width, height = image.size
-            if width * height > MAX_PIXELS or width < 1 or height < 1:
-                raise ProfileError("the picture is too large; use one under 40 megapixels")
-            image.seek(0)
-            oriented = ImageOps.exif_transpose(image)
-            has_alpha = oriented.mode in ("RGBA", "LA", "PA") or (
-                oriented.mode == "P" and "transparency" in oriented.info
-            )
-            converted = oriented.convert("RGBA" if has_alpha else "RGB")
-            fitted = ImageOps.fit(converted, size, Image.Resampling.LANCZOS)
-            output = io.BytesIO()
-            if has_alpha:
-                fitted.save(output, "PNG", optimize=True)
-                return output.getvalue(), "png"
-            fitted.save(output, "JPEG", quality=85, optimize=True, progressive=True)
-            return output.getvalue(), "jpg"
-    except ProfileError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ProfileError("the file is not a picture this server can read") from None
-    except (OSError, ValueError, SyntaxError):
-        raise ProfileError("the picture is damaged or in an unsupported format") from None
+        return fit_picture(data, size)
+    except MediaInvalid as error:
+        raise ProfileError(error.message) from None
 
 
 def _write_file(path: Path, data: bytes) -> None:

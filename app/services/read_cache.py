@@ -47,5 +47,20 @@ class ReadCache:
         value: T = await asyncio.shield(future)
         return value
 
+    def put(self, key: Hashable, value: Any) -> None:
+        """Remember `value` for `key` as if a read had just returned it (read ahead for many keys
+        in one query, answered here one key at a time)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(value)
+        self._entries[key] = (self._clock() + self._ttl, future)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+    def fresh(self, key: Hashable) -> bool:
+        """Whether `key` has an answer (or a read under way) that is not stale."""
+        found = self._entries.get(key)
+        return found is not None and found[0] > self._clock()
+
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)

@@ -14,7 +14,7 @@ It decides nothing about visibility: lists select what the viewer may see
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, literal, union_all
@@ -37,6 +37,7 @@ from app.models import (
     Tag,
     User,
 )
+from app.services.content_filters import ActiveFilters, FilterMatch, active_filters
 from app.services.viewer import Viewer
 from app.services.visibility import EVERYONE
 
@@ -66,6 +67,8 @@ class PostView:
     muted: bool = False
     # The viewer may edit, delete and pin it (their own post or one of an organisation they post for).
     manageable: bool = False
+    # The viewer's content filters it matched (only for pages loaded in a filter context).
+    filtered: tuple[FilterMatch, ...] = ()
 
     @property
     def may_edit(self) -> bool:
@@ -112,13 +115,41 @@ async def load_contents(session: AsyncSession, post_ids: Sequence[int]) -> dict[
 
 
 async def load_views(
-    context: AppContext, items: Sequence[Post], viewer: Viewer | None = None
+    context: AppContext,
+    items: Sequence[Post],
+    viewer: Viewer | None = None,
+    *,
+    filter_context: str | None = None,
 ) -> list[PostView]:
-    """Views of `items` in the order given (a boost whose post is gone is left out)."""
+    """Views of `items` in the order given (a boost whose post is gone is left out).
+
+    With `filter_context` (home, public, thread, account, notifications), the viewer's content
+    filters for it apply: a post a `hide` filter matches is left out, others carry their matches."""
     if not items:
         return []
     async with context.sessions() as session:
-        return await PostViewLoader(session, viewer or Viewer.nobody()).load(items)
+        views = await PostViewLoader(session, viewer or Viewer.nobody()).load(items)
+        if filter_context is None or viewer is None or viewer.account is None:
+            return views
+        filters = await active_filters(session, viewer.account.id, filter_context)
+    if not filters:
+        return views
+    return apply_filters(views, filters, viewer)
+
+
+def apply_filters(views: Sequence[PostView], filters: ActiveFilters, viewer: Viewer) -> list[PostView]:
+    """The views with the filters' matches; those a `hide` filter matched left out. The viewer's
+    own posts are never filtered."""
+    kept = []
+    for view in views:
+        if viewer.may_act_as(view.post.account_id):
+            kept.append(view)
+            continue
+        matches = filters.match(view.post, view.media)
+        if any(match.hides for match in matches):
+            continue
+        kept.append(replace(view, filtered=tuple(matches)) if matches else view)
+    return kept
 
 
 class PostViewLoader:
@@ -296,4 +327,4 @@ def _writer(writers: dict[int, Account], post: Post) -> Account | None:
     return writer if writer is not None and writer.id != post.account_id else None
 
 
-__all__ = ["PostContents", "PostView", "PostViewLoader", "load_contents", "load_views"]
+__all__ = ["PostContents", "PostView", "PostViewLoader", "apply_filters", "load_contents", "load_views"]

@@ -8,7 +8,7 @@ local account for a direct message); and mention and reply notifications.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
+from app.services.hashtags import tag_follower_ids
 from app.services.moderation import is_silenced
 from app.services.notifications import (
     SenderReach,
@@ -46,7 +47,14 @@ from app.services.notifications import (
     sender_reach,
 )
 from app.services.read_cache import ReadCache
-from app.services.timelines import hidden_from, insert_ignoring_duplicates, local_follower_ids, tag_post
+from app.services.timelines import (
+    hidden_from,
+    hidden_from_each,
+    insert_ignoring_duplicates,
+    local_follower_ids,
+    local_followers_of,
+    tag_post,
+)
 
 T = TypeVar("T")
 
@@ -106,6 +114,15 @@ class RemotePostService:
 
         return await self._cached(("followers", account.id), load)
 
+    async def tag_followers(self, names: Sequence[str]) -> frozenset[int]:
+        """Local accounts following any of the hashtags `names`."""
+        key = tuple(sorted({name.lower() for name in names}))
+
+        async def load(session: AsyncSession) -> frozenset[int]:
+            return frozenset(await tag_follower_ids(session, key))
+
+        return await self._cached(("tag_followers", key), load)
+
     async def boost_followers(self, account: Account) -> frozenset[int]:
         """Local accounts following `account` that take its boosts at home."""
 
@@ -121,6 +138,35 @@ class RemotePostService:
             return frozenset(await local_follower_ids(session, account, notify=True))
 
         return await self._cached(("notified-followers", account.id), load)
+
+    async def read_ahead(self, authors: Iterable[Account]) -> None:
+        """Read who follows and who hides each of `authors` in a few queries for all of them, into
+        the cache that `followers`, `boost_followers`, `notified_followers`, `hidden` and `reach`
+        answer from (the inbox worker does this for every batch: a query per author and question
+        would cost more than the rest of its work). Without a cache there is nowhere to keep the
+        answers, and nothing is read."""
+        cache = self.cache
+        if cache is None:
+            return
+        keys = ("followers", "boost-followers", "notified-followers", "hidden", "hidden-notifications")
+        unknown = {
+            author.id: author for author in authors if not all(cache.fresh((key, author.id)) for key in keys)
+        }
+        if not unknown:
+            return
+        async with self.context.sessions() as session:
+            followers = await local_followers_of(session, list(unknown))
+            hidden = await hidden_from_each(session, list(unknown.values()))
+            hidden_notifications = await hidden_from_each(session, list(unknown.values()), notifications=True)
+        for account_id in unknown:
+            following = followers[account_id]
+            cache.put(("followers", account_id), frozenset(f.account_id for f in following))
+            cache.put(("boost-followers", account_id), frozenset(f.account_id for f in following if f.boosts))
+            cache.put(
+                ("notified-followers", account_id), frozenset(f.account_id for f in following if f.notify)
+            )
+            cache.put(("hidden", account_id), frozenset(hidden[account_id]))
+            cache.put(("hidden-notifications", account_id), frozenset(hidden_notifications[account_id]))
 
     async def has_local_followers(self, account: Account) -> bool:
         return bool(await self.followers(account))
@@ -262,6 +308,9 @@ class RemotePostService:
             if visibility == Visibility.DIRECT
             else set(relevance.followers)
         )
+        if visibility == Visibility.PUBLIC and note.hashtags:
+            # A public post reaches the home timelines of those following one of its hashtags.
+            readers |= await self.tag_followers(note.hashtags)
         rows.readers = sorted(readers - hidden)
         reach = await self.reach(author)
         replied_to = parent.account_id if parent is not None and parent.local else None
@@ -489,6 +538,8 @@ def _media_values(post_id: int | None, author: Account, note: NoteData) -> list[
             "blurhash": attachment.blurhash,
             "width": attachment.width,
             "height": attachment.height,
+            "focus_x": attachment.focus[0],
+            "focus_y": attachment.focus[1],
             "position": position,
         }
         for position, attachment in enumerate(note.attachments)

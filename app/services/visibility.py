@@ -20,9 +20,11 @@ The rule:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, false, or_, select, true, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -38,10 +40,27 @@ from app.models import (
     UserDomainBlock,
     Visibility,
 )
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.services.viewer import Viewer
 
 EVERYONE = (Visibility.PUBLIC, Visibility.UNLISTED)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """What the rule depends on about a viewer: ids only (hashable, so the condition is memoized)."""
+
+    is_system: bool
+    account_id: int | None
+    acting_ids: frozenset[int]
+
+    @property
+    def ids(self) -> list[int]:
+        """The accounts whose reading rights the viewer has: its own and those it acts for."""
+        ids = set(self.acting_ids)
+        if self.account_id is not None:
+            ids.add(self.account_id)
+        return sorted(ids)
 
 
 def visible_to(viewer: Viewer, *, hide_muted: bool = True, post: Any = Post) -> ColumnElement[bool]:
@@ -50,11 +69,28 @@ def visible_to(viewer: Viewer, *, hide_muted: bool = True, post: Any = Post) -> 
     `hide_muted=False` for what the viewer asked for by name: a post's own URL, a muted
     account's own profile.
     """
-    if viewer.is_system:
+    reader = _Reader(viewer.is_system, viewer.account_id, viewer.acting_ids)
+    if post is Post:
+        return _visible_condition(reader, hide_muted)
+    return _build(reader, hide_muted, post)
+
+
+@lru_cache(maxsize=2048)
+def _visible_condition(reader: _Reader, hide_muted: bool) -> ColumnElement[bool]:
+    """The condition on Post, built once per reader: building it costs milliseconds (a third of
+    a home timeline's CPU before), and every page of every list asks for it. A memo of an
+    immutable SQL expression keyed by everything it depends on (the ids it names, not the rows
+    behind them), so it holds no state: instances sharing a process get the same expression for
+    the same ids, and blocks or follows made since are read by the query, not by the memo."""
+    return _build(reader, hide_muted, Post)
+
+
+def _build(reader: _Reader, hide_muted: bool, post: Any) -> ColumnElement[bool]:
+    if reader.is_system:
         return col(post.deleted_at).is_(None)
-    own = _own(viewer, post)
+    readers = reader.ids
+    own = col(post.account_id).in_(readers) if readers else false()
     readable = or_(col(post.visibility).in_(EVERYONE), own)
-    readers = _reader_ids(viewer)
     if readers:
         # What any account the viewer acts for may read: an organisation's team reads its mentions.
         followers_post = and_(
@@ -68,14 +104,14 @@ def visible_to(viewer: Viewer, *, hide_muted: bool = True, post: Any = Post) -> 
         mentioned = exists().where(col(Mention.post_id) == post.id, col(Mention.account_id).in_(readers))
         readable = or_(readable, followers_post, mentioned)
     condition = and_(
-        col(post.deleted_at).is_(None), readable, _not_hidden(viewer, post.account_id, hide_muted)
+        col(post.deleted_at).is_(None), readable, _not_hidden(reader.account_id, post.account_id, hide_muted)
     )
     if post is Post:
         # A boost shows what it boosts: only when that post may be seen too.
         original = aliased(Post)
         boosted_visible = exists().where(
             col(original.id) == post.reblog_of_id,
-            visible_to(viewer, hide_muted=hide_muted, post=original),
+            _build(reader, hide_muted, original),
         )
         condition = and_(condition, or_(col(post.reblog_of_id).is_(None), boosted_visible))
     return condition
@@ -98,28 +134,19 @@ def _owns(viewer: Viewer, post: Post) -> bool:
     return viewer.is_system or viewer.account_id == post.account_id or post.account_id in viewer.acting_ids
 
 
-def _reader_ids(viewer: Viewer) -> list[int]:
-    ids = set(viewer.acting_ids)
-    if viewer.account is not None:
-        ids.add(viewer.account.id)
-    return sorted(ids)
-
-
-def _own(viewer: Viewer, post: Any) -> ColumnElement[bool]:
-    ids = _reader_ids(viewer)
-    return col(post.account_id).in_(ids) if ids else false()
-
-
 def mute_in_force() -> ColumnElement[bool]:
-    """A mute counts until it expires (a mute for a while, Mastodon's `duration`)."""
-    return col(AccountMute.expires_at).is_(None) | (col(AccountMute.expires_at) > utcnow())
+    """A mute counts until it expires (a mute for a while, Mastodon's `duration`).
+
+    The moment is bound when the statement runs, not when the condition is built: the list
+    condition is built once per reader and kept (see _visible_condition)."""
+    now = bindparam("mute_now", callable_=utcnow, type_=UTCDateTime(), unique=True)
+    return col(AccountMute.expires_at).is_(None) | (col(AccountMute.expires_at) > now)
 
 
-def _not_hidden(viewer: Viewer, author_id: Any, hide_muted: bool) -> ColumnElement[bool]:
-    """The author is not on the other side of a block from the viewer, nor muted or hidden by domain."""
-    if viewer.account is None:
+def _not_hidden(reader: int | None, author_id: Any, hide_muted: bool) -> ColumnElement[bool]:
+    """The author is not on the other side of a block from the reader, nor muted or hidden by domain."""
+    if reader is None:
         return true()
-    reader = viewer.account.id
     hidden: list[Select[Any]] = [
         select(col(AccountBlock.target_account_id).label("id")).where(col(AccountBlock.account_id) == reader),
         select(col(AccountBlock.account_id).label("id")).where(col(AccountBlock.target_account_id) == reader),

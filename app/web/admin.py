@@ -246,6 +246,7 @@ async def save_instance(
     contact_account: str = Form(""),
     rules: str = Form(""),
     privacy_policy: str = Form(""),
+    require_media_descriptions: str = Form(""),
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(require_admin),
 ) -> Response:
@@ -256,6 +257,7 @@ async def save_instance(
         contact_account=contact_account,
         rules=rules.splitlines(),
         privacy_policy=privacy_policy,
+        require_media_descriptions=bool(require_media_descriptions),
     )
     try:
         await InstanceService(context, viewer).update_about(about, by_user_id=viewer.user.id)

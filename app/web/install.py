@@ -6,16 +6,14 @@ import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from app.context import AppContext
 from app.i18n import Catalogs
-from app.services.profile_settings import media_root
+from app.services.media_store import media_root
+from app.web.media_files import router as media_router
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import install_session_handlers
 from app.web.templating import build_templates
-
-MEDIA_PREFIX = "/media"
 
 
 def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
@@ -26,4 +24,5 @@ def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
     directory = media_root(context)
     with contextlib.suppress(OSError):  # reported when an upload is stored, not at start-up
         directory.mkdir(parents=True, exist_ok=True)
-    app.mount(MEDIA_PREFIX, StaticFiles(directory=directory, check_dir=False), name="media")
+    # Files under /media are served by a route that sends only allowlisted types (app.web.media_files).
+    app.include_router(media_router)

@@ -18,7 +18,6 @@ from app.models import (
     TimelineEntry,
     Visibility,
 )
-from app.services.accounts import INSTANCE_ACTOR_USERNAME
 from app.services.read_model import PostView, load_views
 from app.services.viewer import Viewer
 
@@ -71,21 +70,3 @@ async def follow_state(context: AppContext, follower_id: int, followee_id: int) 
             select(Follow.state).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
         )
     return str(state) if state else None
-
-
-async def search_local_accounts(context: AppContext, query: str, limit: int = 20) -> list[Account]:
-    pattern = "%" + query.strip().lstrip("@").replace("%", "").replace("_", "\\_") + "%"
-    async with context.sessions() as session:
-        rows = await session.scalars(
-            select(Account)
-            .where(
-                col(Account.domain).is_(None),
-                Account.username != INSTANCE_ACTOR_USERNAME,
-                col(Account.deleted_at).is_(None),
-                col(Account.username).ilike(pattern, escape="\\")
-                | col(Account.display_name).ilike(pattern, escape="\\"),
-            )
-            .order_by(col(Account.username))
-            .limit(limit)
-        )
-        return list(rows.all())

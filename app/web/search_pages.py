@@ -8,7 +8,7 @@ import httpx
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from app.activitypub.resolver import ActorResolver, ResolveError
+from app.activitypub.resolver import ResolveError
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import BadRequest
@@ -16,9 +16,10 @@ from app.i18n import N_
 from app.models import Account
 from app.services.following import FollowingError, FollowingService
 from app.services.post_lists import visible_posts_of
+from app.services.search import SearchError, SearchService, looks_remote
 from app.web.lookups import lookup_error
 from app.web.notices import redirect
-from app.web.post_views import build_cards, follow_state, search_local_accounts
+from app.web.post_views import build_cards, follow_state
 from app.web.session import Viewer, current_user
 from app.web.staff_common import here
 from app.web.templating import render, translate
@@ -44,17 +45,15 @@ async def search(
     if query.startswith("#") and len(query) > 1:
         return redirect(f"/tags/{query[1:]}")
     if query:
-        looks_remote = query.startswith(("http://", "https://")) or query.lstrip("@").count("@") == 1
-        if looks_remote:
+        if looks_remote(query):
             try:
-                result = await ActorResolver(context).resolve(query)
+                result = await SearchService(context, viewer).resolve_account(query)
             except ResolveError as error_:
                 error = lookup_error(request, error_)
-            except Exception as unexpected:  # network trouble with user-given input is a message, not a 500
-                log.info("search for %r failed: %s", query, unexpected)
+            except SearchError:  # network trouble with user-given input is a message, not a 500
                 error = translate(request, N_("That account could not be looked up right now."))
         else:
-            local_matches = await search_local_accounts(context, query)
+            local_matches = await SearchService(context, viewer).local_accounts(query)
     if result is not None:
         state = await follow_state(context, viewer.account.id, result.id)
         cards = await build_cards(context, await visible_posts_of(context, result, viewer), viewer)

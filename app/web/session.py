@@ -20,15 +20,19 @@ from app.config import is_loopback_domain
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import Forbidden, HttpError, error_response
+from app.http_uploads import UploadTooLarge
 from app.i18n import N_, negotiate, supported
 from app.models import Account, User, WebSession
 from app.services.auth import AuthService
 from app.services.instance import InstanceService
+from app.services.media import UPLOAD_LIMIT
 from app.services.viewer import Viewer as ServiceViewer
 from app.services.viewer import person_viewer
 from app.web.cookies import ANON_CSRF_COOKIE, SESSION_COOKIE, cookie_name
 from app.web.templating import Site, translate
 
+# A form with files may carry one full upload and the rest of the form.
+WEB_UPLOAD_LIMIT = UPLOAD_LIMIT + 1024 * 1024
 CSRF_FIELD = "csrf_token"
 
 
@@ -131,6 +135,14 @@ async def verify_csrf(
     origin = request.headers.get("origin")
     if origin and origin != "null" and not _trusted_origin(request, context, _origin_of(origin)):
         raise Forbidden(translate(request, N_("This form was sent from another site and was refused.")))
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # Forms with files (the composer's pictures): refused before a byte is read when larger
+        # than an upload may be; browsers always say how large a form is.
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > WEB_UPLOAD_LIMIT:
+            raise UploadTooLarge(
+                translate(request, N_("The files are too large: at most 99 MB may be sent at once."))
+            )
     form = await request.form()
     sent = form.get(CSRF_FIELD)
     expected = (

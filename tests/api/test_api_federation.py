@@ -3,14 +3,17 @@ actions do (signed, once per shared inbox), and what arrives from elsewhere show
 
 from __future__ import annotations
 
+import io
 import json
 
+from PIL import Image
 from sqlmodel import select
 
-from app.models import Account, Favourite, Post, User
+from app.models import Account, Favourite, MediaAttachment, Post, User
 from app.services.following import FollowingService
 from app.services.oauth import OAuthService
 from app.services.posting import PostingService
+from tests.api.media_helpers import GPS_IFD, jpeg_with_gps
 from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Instance, Lab
 
@@ -123,3 +126,43 @@ async def test_api_edit_and_pin_federate_as_the_web_ui_does(lab: Lab) -> None:
     assert (await a.client.post(f"/api/v1/statuses/{posted['id']}/unpin", headers=auth)).status_code == 200
     await settle(lab)
     assert [host for host, _, _ in delivered_of_type(lab, "Remove")] == ["c.test"]
+
+
+async def test_an_app_posts_a_picture_and_a_remote_follower_gets_it_without_gps(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    c = await lab.instance("c.test", embedded_worker=False)
+    alice = await local_account(a, "alice")
+    carol = await local_account(c, "carol")
+    await FollowingService(c.context).follow(carol, "@alice@a.test")
+    await settle(lab)
+    auth = await token_of(a, alice)
+    uploaded = await a.client.post(
+        "/api/v2/media",
+        files={"file": ("harbour.jpg", jpeg_with_gps((120, 80)), "image/jpeg")},
+        data={"description": "The harbour at dawn", "focus": "0.5,-0.25"},
+        headers=auth,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    media = uploaded.json()
+    posted = await a.client.post(
+        "/api/v1/statuses", json={"status": "From the harbour", "media_ids": [media["id"]]}, headers=auth
+    )
+    assert posted.status_code == 200, posted.text
+    await settle(lab)
+
+    async with c.context.sessions() as session:
+        copy = await session.scalar(select(Post).where(Post.uri == posted.json()["uri"]))
+        assert copy is not None
+        [attachment] = (
+            await session.scalars(select(MediaAttachment).where(MediaAttachment.post_id == copy.id))
+        ).all()
+    assert attachment.remote_url == media["url"] and attachment.description == "The harbour at dawn"
+    assert (attachment.focus_x, attachment.focus_y) == (0.5, -0.25)
+    assert attachment.blurhash == media["blurhash"] and (attachment.width, attachment.height) == (80, 120)
+    # c.test keeps a copy (its worker fetched it from a.test), and neither file has the GPS position.
+    assert attachment.state == "ready" and attachment.url.startswith("http://c.test/media/cache/")
+    for instance, url in ((a, media["url"]), (c, attachment.url)):
+        served = await instance.client.get("/" + url.split("/", 3)[3])
+        assert served.status_code == 200
+        picture = Image.open(io.BytesIO(served.content))
+        assert not picture.getexif().get_ifd(GPS_IFD) and b"Exif" not in served.content

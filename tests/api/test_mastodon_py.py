@@ -21,6 +21,7 @@ import pytest
 from mastodon import Mastodon, MastodonUnauthorizedError
 from PIL import Image
 
+from tests.api.media_helpers import jpeg_with_gps
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env, run_herold
 
@@ -138,6 +139,18 @@ async def test_mastodon_py_logs_in_posts_edits_pins_reads_notifications_and_dele
         assert deleted.text == "Hello again from Mastodon.py"
         assert api.timeline_home(limit=5) == []
         assert api.notifications() == []
+
+        # A picture with a description and a focal point, then a post carrying it.
+        picture = tmp_path / "harbour.jpg"
+        picture.write_bytes(jpeg_with_gps((120, 80), orientation=1))
+        media = api.media_post(str(picture), description="The harbour at dawn", focus=(0.5, -0.25))
+        assert media.type == "image" and media.description == "The harbour at dawn"
+        assert media.meta.focus.x == 0.5 and media.meta.focus.y == -0.25
+        with_picture = api.status_post("With a picture", media_ids=[media])
+        [attached] = with_picture.media_attachments
+        assert attached.id == media.id and attached.url == media.url
+        served = httpx.get(media.url)
+        assert served.status_code == 200 and b"Exif" not in served.content
         # (Mastodon.py's revoke_access_token insists on https; the endpoint it would call:)
         revoked = httpx.post(
             f"{base}/oauth/revoke",

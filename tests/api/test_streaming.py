@@ -268,3 +268,68 @@ async def test_a_client_that_falls_behind_is_dropped_not_buffered(instance: Inst
         assert connection.queue.qsize() == 1 and connection.queue.get_nowait() is None
     finally:
         hub.close(connection)
+
+
+async def test_lists_direct_messages_and_content_filters_on_their_streams(served: Served) -> None:
+    instance = served.instance
+    alice, token = await person(instance, "alice")
+    carol, _ = await person(instance, "carol")
+    dave, dave_token = await person(instance, "dave")
+    await FollowingService(instance.context).follow(alice, "@carol@a.test")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=10, headers=headers) as api:
+        made = await api.post("/api/v1/lists", json={"title": "Newsroom"})
+        list_id = made.json()["id"]
+        assert (
+            await api.post(f"/api/v1/lists/{list_id}/accounts", json={"account_ids": [str(carol.id)]})
+        ).is_success
+        for action, keyword in (("hide", "spoiler"), ("warn", "weather")):
+            created = await api.post(
+                "/api/v2/filters",
+                json={
+                    "title": keyword,
+                    "context": ["public"],
+                    "filter_action": action,
+                    "keywords_attributes": [{"keyword": keyword}],
+                },
+            )
+            assert created.status_code == 200, created.text
+        dave_list = await api.post(
+            "/api/v1/lists", json={"title": "Dave's"}, headers={"Authorization": f"Bearer {dave_token}"}
+        )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(served.ws_url, headers=headers) as socket,
+    ):
+        for subscription in (
+            {"type": "subscribe", "stream": "list", "list": list_id},
+            {"type": "subscribe", "stream": "public:local"},
+            {"type": "subscribe", "stream": "direct"},
+        ):
+            await socket.send_json(subscription)
+        await socket.send_json({"type": "subscribe", "stream": "list", "list": dave_list.json()["id"]})
+        assert await next_json(socket) == {"error": "Unknown list", "status": 404}
+        await asyncio.sleep(0.2)
+
+        listed = await post(instance, carol, "From the newsroom")
+        received = {
+            tuple(item["stream"]): item for item in [await next_json(socket), await next_json(socket)]
+        }
+        assert set(received) == {("list", list_id), ("public:local",)}
+        assert all(json.loads(item["payload"])["id"] == str(listed) for item in received.values())
+
+        # Alice's filters for public timelines: hidden, or shown with the match named.
+        await post(instance, dave, "A spoiler for everyone")
+        await nothing_more(socket)
+        warned = await post(instance, dave, "The weather today")
+        message = await next_json(socket)
+        status = json.loads(message["payload"])
+        assert status["id"] == str(warned) and status["filtered"][0]["keyword_matches"] == ["weather"]
+
+        direct = await post(instance, dave, "@alice just between us", visibility=Visibility.DIRECT)
+        conversation = await next_json(socket)
+        assert conversation["event"] == "conversation" and conversation["stream"] == ["direct"]
+        payload = json.loads(conversation["payload"])
+        assert payload["last_status"]["id"] == str(direct) and payload["unread"] is True
+        assert [account["acct"] for account in payload["accounts"]] == ["dave"]
+        await nothing_more(socket)

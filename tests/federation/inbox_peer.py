@@ -146,6 +146,8 @@ class Peer:
     inbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # URLs (without fragment) whose GET answers 302 to another URL.
     redirects: dict[str, str] = field(default_factory=dict)
+    # URLs that serve a file: its bytes and the Content-Type the peer declares (which may lie).
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     _key_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -230,6 +232,9 @@ class Peer:
             return JSONResponse({"error": "Request not signed"}, status_code=401)
         if url in self.redirects:
             return RedirectResponse(self.redirects[url], status_code=302)
+        if url in self.files:
+            data, declared = self.files[url]
+            return Response(data, media_type=declared)
         found = self.documents.get(url) or self.documents.get(url.replace("http://", "https://", 1))
         if found is None:
             return JSONResponse({"error": "Record not found"}, status_code=404)

@@ -315,3 +315,42 @@ async def test_take_over_releases_only_the_gone_holders_queued_jobs(home: tuple[
     assert await count(context, InboxItem, col(InboxItem.locked_until).is_(None)) == 2
     assert await count(context, InboxItem, col(InboxItem.locked_by) == "alive") == 1
     assert await count(context, WorkerHeartbeat) == 1
+
+
+async def test_the_heartbeat_beats_while_the_workers_pool_is_exhausted(
+    tmp_path: Path, databases: DatabaseFactory
+) -> None:
+    """Every connection of the pool held (by jobs, or by web requests beside the embedded worker):
+    the beat still goes out on its own connection, so a busy worker is not taken for gone."""
+    from app.ops.heartbeat import beat, register_worker
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        local_domain="herold.test",
+        https=False,
+        data_dir=tmp_path / "data",
+        database_url=await databases.new_database_url(),
+        secret_key="test-secret-key-of-a-herold-process",
+        database_pool_size=1,
+    )
+    context = build_context(settings, role="worker")
+    try:
+        await register_worker(context, "busy")
+        async with context.sessions() as session:
+            registered = await session.scalar(select(WorkerHeartbeat.beat_at))
+        # The pool's one connection and its one overflow, both taken.
+        held = [await context.engine.connect(), await context.engine.connect()]
+        beating = asyncio.create_task(beat(context, "busy", interval=0.05))
+        try:
+            await asyncio.sleep(1.0)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            for connection in held:
+                await connection.close()
+        async with context.sessions() as session:
+            last = await session.scalar(select(WorkerHeartbeat.beat_at))
+        assert registered is not None and last is not None
+        assert last > registered, "the beat waited for the worker's pool"
+    finally:
+        await context.aclose()

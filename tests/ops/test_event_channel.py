@@ -139,3 +139,19 @@ async def test_postgresql_listens_again_after_losing_its_connection(
     assert channel.connection is not None and channel.connection.get_server_pid() != listening_pid
     post = await PostingService(other_process).create(alice, "after the connection was lost")
     await arrives(heard, lambda event: event == TimelineEntryAdded(alice.id, post.id))
+
+
+async def test_a_burst_larger_than_one_message_arrives_whole_and_in_order(
+    instance: Instance, other_process: AppContext
+) -> None:
+    heard: list[Event] = []
+    other_process.events.subscribe(heard.append)
+    # A post fanned into 3,000 home timelines, as one commit announces it: many NOTIFYs or datagrams.
+    burst = [TimelineEntryAdded(account_id, 42) for account_id in range(3000)]
+
+    instance.context.events.deliver(burst)
+
+    deadline = time.monotonic() + ARRIVAL
+    while len(heard) < len(burst) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert heard == burst

@@ -21,8 +21,8 @@ def _picture(context: AppContext, url: str | None, default: str) -> str:
 
 
 def account_entity(context: AppContext, account: Account) -> dict[str, Any]:
-    avatar = _picture(context, account.avatar_url, "default-avatar.png")
-    header = _picture(context, account.header_url, "default-header.png")
+    avatar = _picture(context, account.avatar_shown, "default-avatar.png")
+    header = _picture(context, account.header_shown, "default-header.png")
     return {
         "id": api_id(account.id),
         "username": account.username,

@@ -56,7 +56,10 @@ async def notifications(
 ) -> list[dict[str, Any]]:
     """Entities of `entries` in the order given; one about a post the viewer can no longer see is left out."""
     posts = [entry.post for entry in entries if entry.post is not None]
-    shown = {int(entity["id"]): entity for entity in await statuses(context, viewer, posts)}
+    shown = {
+        int(entity["id"]): entity
+        for entity in await statuses(context, viewer, posts, filter_context="notifications")
+    }
     body: list[dict[str, Any]] = []
     for entry in entries:
         row = entry.notification

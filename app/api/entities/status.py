@@ -7,37 +7,15 @@ from typing import Any
 
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_id, api_time
+from app.api.entities.discovery import filter_result_entity
+from app.api.entities.media import media_entity
 from app.context import AppContext
-from app.models import MediaAttachment, Post
+from app.models import Post
 from app.services.read_model import PostView, load_views
 from app.services.viewer import Viewer
 
 # Herold's names for audiences → Mastodon's.
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
-
-
-def media_entity(media: MediaAttachment) -> dict[str, Any]:
-    major = media.media_type.split("/", 1)[0]
-    kind = (
-        "gifv"
-        if media.media_type == "image/gif"
-        else {"image": "image", "video": "video", "audio": "audio"}.get(major, "unknown")
-    )
-    meta = (
-        {"original": {"width": media.width, "height": media.height}} if media.width and media.height else {}
-    )
-    return {
-        "id": api_id(media.id),
-        "type": kind,
-        "url": media.url,
-        "preview_url": media.url,
-        "remote_url": media.remote_url,
-        "preview_remote_url": None,
-        "text_url": None,
-        "meta": meta,
-        "description": media.description,
-        "blurhash": media.blurhash,
-    }
 
 
 def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
@@ -63,7 +41,7 @@ def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
         "muted": view.muted,
         "bookmarked": view.bookmarked,
         "content": post.content_html,
-        "filtered": [],
+        "filtered": [filter_result_entity(match) for match in view.filtered],
         "reblog": None,
         "application": None,
         "account": account_entity(context, view.author),
@@ -112,9 +90,13 @@ def status_entity(context: AppContext, view: PostView) -> dict[str, Any]:
     return wrapper
 
 
-async def statuses(context: AppContext, viewer: Viewer, posts: Sequence[Post]) -> list[dict[str, Any]]:
-    """Entities of `posts` in the order given, from the read model (a fixed number of queries)."""
-    return [status_entity(context, view) for view in await load_views(context, posts, viewer)]
+async def statuses(
+    context: AppContext, viewer: Viewer, posts: Sequence[Post], *, filter_context: str | None = None
+) -> list[dict[str, Any]]:
+    """Entities of `posts` in the order given, from the read model (a fixed number of queries);
+    with `filter_context`, the viewer's content filters applied by the read model."""
+    views = await load_views(context, posts, viewer, filter_context=filter_context)
+    return [status_entity(context, view) for view in views]
 
 
 __all__ = ["VISIBILITY_NAMES", "media_entity", "status_entity", "statuses"]

@@ -5,7 +5,8 @@ Events arrive from `AppContext.events` (this process's writers, and those of the
 once the event channel carries them here). A dispatcher task turns each into the messages every
 connection should get, with the rules of the REST API: a post goes to a connection only when the
 SQL form of the visibility rule says its viewer may see it (blocks, mutes and hidden domains
-included), and a status is rendered once per distinct viewer, not once per connection.
+included) and, like the REST timelines, with the viewer's content filters applied (hidden, or
+marked `filtered`); a status is rendered once per distinct viewer, not once per connection.
 
 Each connection has a bounded queue: a client that does not read falls behind, its queue fills,
 and it is disconnected rather than holding memory without bound.
@@ -21,12 +22,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.api.entities.conversation import conversation_entities
 from app.api.entities.notification import notification_entities
 from app.api.entities.status import statuses
 from app.api.streaming.streams import PUBLIC_STREAMS, Stream
 from app.context import AppContext
+from app.models import Post, Visibility
 from app.services import events
+from app.services.content_filters import active_filters
+from app.services.conversations import ConversationService
+from app.services.errors import NotFound
+from app.services.lists import ListService
 from app.services.oauth import OAuthService
+from app.services.paged_lists import lists_showing
 from app.services.post_lists import posts_by_id, visible_post_ids
 from app.services.viewer import Viewer
 
@@ -154,6 +162,7 @@ class StreamingHub:
             await self._notification(event)
         elif isinstance(event, events.PostPublished):
             await self._published(event.post_id, "update")
+            await self._listed(event.post_id, "update")
         elif isinstance(event, events.PostEdited):
             await self._edited(event.post_id)
         elif isinstance(event, events.PostDeleted):
@@ -174,7 +183,31 @@ class StreamingHub:
             for connection, stream in self._subscribed(["user"])
             if connection.viewer.account_id == event.account_id
         ]
-        await self._send_status(targets, event.post_id, "update")
+        await self._send_status(targets, event.post_id, "update", filter_context="home")
+        direct = [
+            (connection, stream)
+            for connection, stream in self._subscribed(["direct"])
+            if connection.viewer.account_id == event.account_id
+        ]
+        if direct:
+            await self._conversation(direct, event.post_id)
+
+    async def _conversation(self, targets: list[tuple[Connection, Stream]], post_id: int) -> None:
+        """A direct post: its conversation, as /api/v1/conversations lists it, to each participant."""
+        rendered: dict[tuple[int | None, int | None], str | None] = {}
+        for connection, stream in targets:
+            key = connection.viewer_key
+            if key not in rendered:
+                try:
+                    found = await ConversationService(self.context, connection.viewer).containing(post_id)
+                except NotFound:
+                    rendered[key] = None  # not a direct post, or not one this viewer may see
+                else:
+                    entities = await conversation_entities(self.context, connection.viewer, [found])
+                    rendered[key] = json.dumps(entities[0])
+            payload = rendered[key]
+            if payload is not None:
+                connection.offer(Message(stream, "conversation", payload))
 
     async def _notification(self, event: events.NotificationAdded) -> None:
         targets = [
@@ -196,22 +229,25 @@ class StreamingHub:
             if payload is not None:
                 connection.offer(Message(stream, "notification", payload))
 
-    async def _send_status(self, targets: list[tuple[Connection, Stream]], post_id: int, name: str) -> None:
-        """Render the post once per distinct viewer who may see it, and queue it on each target."""
+    async def _send_status(
+        self, targets: list[tuple[Connection, Stream]], post_id: int, name: str, *, filter_context: str
+    ) -> None:
+        """Render the post once per distinct viewer who may see it (their content filters for
+        `filter_context` applied as the REST timelines apply them), and queue it on each target."""
         rendered: dict[tuple[int | None, int | None], str | None] = {}
         for connection, stream in targets:
             key = connection.viewer_key
             if key not in rendered:
-                rendered[key] = await self._status_for(connection.viewer, post_id)
+                rendered[key] = await self._status_for(connection.viewer, post_id, filter_context)
             payload = rendered[key]
             if payload is not None:
                 connection.offer(Message(stream, name, payload))
 
-    async def _status_for(self, viewer: Viewer, post_id: int) -> str | None:
+    async def _status_for(self, viewer: Viewer, post_id: int, filter_context: str) -> str | None:
         posts = await posts_by_id(self.context, viewer, [post_id])
         if not posts:
             return None
-        entities = await statuses(self.context, viewer, posts)
+        entities = await statuses(self.context, viewer, posts, filter_context=filter_context)
         return json.dumps(entities[0]) if entities else None
 
     async def _published(self, post_id: int, name: str) -> None:
@@ -224,7 +260,7 @@ class StreamingHub:
         if not targets:
             return
         posts = await posts_by_id(self.context, Viewer.nobody(), [post_id])
-        if not posts or posts[0].reblog_of_id is not None or posts[0].visibility != "public":
+        if not posts or posts[0].reblog_of_id is not None or posts[0].visibility != Visibility.PUBLIC:
             return
         post = posts[0]
         entities = await statuses(self.context, Viewer.nobody(), posts)
@@ -239,17 +275,59 @@ class StreamingHub:
             for connection, stream in targets
             if _belongs(stream, local=post.local, tags=tags, has_media=has_media)
         ]
-        allowed: dict[tuple[int | None, int | None], bool] = {}
+        # Per viewer: None when they may not see it, else the payload (their own render when
+        # one of their content filters for public timelines matches it).
+        shown: dict[tuple[int | None, int | None], str | None] = {}
         for connection, stream in matching:
             key = connection.viewer_key
-            if key not in allowed:
-                allowed[key] = bool(await visible_post_ids(self.context, connection.viewer, [post_id]))
-            if allowed[key]:
-                connection.offer(Message(stream, name, payload))
+            if key not in shown:
+                shown[key] = await self._public_payload_for(connection.viewer, post, payload)
+            viewer_payload = shown[key]
+            if viewer_payload is not None:
+                connection.offer(Message(stream, name, viewer_payload))
+
+    async def _public_payload_for(self, viewer: Viewer, post: Post, shared: str) -> str | None:
+        if not await visible_post_ids(self.context, viewer, [post.id]):
+            return None
+        if viewer.account is None or viewer.may_act_as(post.account_id):
+            return shared
+        async with self.context.sessions() as session:
+            filters = await active_filters(session, viewer.account.id, "public")
+        if not filters:
+            return shared
+        return await self._status_for(viewer, post.id, "public")
+
+    async def _listed(self, post_id: int, name: str) -> None:
+        """A post on the viewer's list streams whose lists show it (members, replies policy)."""
+        targets = self._subscribed(["list"])
+        if not targets:
+            return
+        by_viewer: dict[tuple[int | None, int | None], list[tuple[Connection, Stream]]] = {}
+        for connection, stream in targets:
+            by_viewer.setdefault(connection.viewer_key, []).append((connection, stream))
+        for group in by_viewer.values():
+            viewer = group[0][0].viewer
+            wanted = {stream.list_id for _, stream in group if stream.list_id is not None}
+            owned = []
+            for list_id in wanted:
+                try:
+                    owned.append(await ListService(self.context, viewer).get(list_id))
+                except NotFound:
+                    continue
+            showing = await lists_showing(self.context, viewer, post_id, owned)
+            if not showing:
+                continue
+            payload = await self._status_for(viewer, post_id, "home")
+            if payload is None:
+                continue
+            for connection, stream in group:
+                if stream.list_id in showing:
+                    connection.offer(Message(stream, name, payload))
 
     async def _edited(self, post_id: int) -> None:
-        await self._send_status(self._subscribed(["user"]), post_id, "status.update")
+        await self._send_status(self._subscribed(["user"]), post_id, "status.update", filter_context="home")
         await self._published(post_id, "status.update")
+        await self._listed(post_id, "status.update")
 
     def _deleted(self, post_id: int) -> None:
         """The id alone, on every stream that could have shown the post: it says nothing more than

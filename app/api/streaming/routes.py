@@ -20,9 +20,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from app.api.auth import INVALID_TOKEN, ApiCaller, api_caller, caller_of_token
 from app.api.streaming.hub import Connection, StreamingHub, hub_of
-from app.api.streaming.streams import StreamRefused, stream_for
+from app.api.streaming.streams import Stream, StreamRefused, stream_for
 from app.context import AppContext
 from app.dependencies import get_context
+from app.services.errors import NotFound
+from app.services.lists import ListService
 from app.services.viewer import Viewer
 
 router = APIRouter(prefix="/api/v1/streaming")
@@ -76,6 +78,7 @@ async def server_sent_events(
             tag=params.get("tag"),
             list_id=params.get("list"),
         )
+        await check_list(context, caller.viewer, stream)
     except StreamRefused as refused:
         return JSONResponse({"error": refused.message}, status_code=refused.status)
     hub = hub_of(request.app.state)
@@ -139,6 +142,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
     if websocket.query_params.get("stream"):
         try:
             first = _subscription(caller.viewer, dict(websocket.query_params))
+            await check_list(context, caller.viewer, first)
         except StreamRefused as refused:
             await _refuse(websocket, refused.status, refused.message)
             return
@@ -149,7 +153,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         connection.streams.add(first)
     sender = asyncio.create_task(_send_forever(websocket, hub, connection))
     try:
-        await _receive_forever(websocket, connection)
+        await _receive_forever(websocket, context, connection)
     except WebSocketDisconnect:
         pass
     finally:
@@ -157,6 +161,16 @@ async def websocket_stream(websocket: WebSocket) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender
         hub.close(connection)
+
+
+async def check_list(context: AppContext, viewer: Viewer, stream: Stream) -> None:
+    """A list stream opens only for one of the viewer's own lists."""
+    if stream.list_id is None:
+        return
+    try:
+        await ListService(context, viewer).get(stream.list_id)
+    except NotFound:
+        raise StreamRefused("Unknown list", 404) from None
 
 
 def _subscription(viewer: Viewer, fields: dict[str, Any]) -> Any:
@@ -169,7 +183,7 @@ def _subscription(viewer: Viewer, fields: dict[str, Any]) -> Any:
     )
 
 
-async def _receive_forever(websocket: WebSocket, connection: Connection) -> None:
+async def _receive_forever(websocket: WebSocket, context: AppContext, connection: Connection) -> None:
     """Subscribe and unsubscribe messages; a bad one is answered with an error and ignored."""
     while connection.closed_because is None:
         text = await websocket.receive_text()
@@ -183,6 +197,7 @@ async def _receive_forever(websocket: WebSocket, connection: Connection) -> None
             if not isinstance(fields, dict) or fields.get("type") not in ("subscribe", "unsubscribe"):
                 raise StreamRefused("Unknown message type: use subscribe or unsubscribe")
             stream = _subscription(connection.viewer, fields)
+            await check_list(context, connection.viewer, stream)
         except StreamRefused as refused:
             await websocket.send_text(json.dumps({"error": refused.message, "status": refused.status}))
             continue

@@ -70,7 +70,7 @@ async def account_statuses(
     )
     posts = await account_posts(context, caller.viewer, account, page_request(request), wanted)
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="account"),
         # Pinned posts come in one page: no Link, so a client does not page on.
         headers={}
         if wanted.pinned

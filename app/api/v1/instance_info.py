@@ -1,5 +1,5 @@
 """What apps read at login: /api/v1/instance, /api/v2/instance, and the small lists they ask for
-next (custom emojis, preferences, filters, announcements), empty where Herold has none yet.
+next (custom emojis, preferences, announcements), empty where Herold has none yet.
 
 The version: apps decide features from it. Mastodon.py cuts at the first space and refuses
 endpoints newer than the number; Ice Cubes reads the first three characters as a number (editing
@@ -23,6 +23,7 @@ from app.dependencies import get_context
 from app.services.account_lookup import account_by_acct
 from app.services.errors import NotFound
 from app.services.instance import InstanceService
+from app.services.media import MAX_ATTACHMENTS, media_limits
 from app.services.viewer import Viewer
 from app.services.web_push import vapid_public_key
 
@@ -53,18 +54,10 @@ def _configuration(context: AppContext, vapid_key: str) -> dict[str, Any]:
         "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
         "statuses": {
             "max_characters": settings.max_post_chars,
-            "max_media_attachments": 4,
+            "max_media_attachments": MAX_ATTACHMENTS,
             "characters_reserved_per_url": 23,
         },
-        "media_attachments": {
-            "supported_mime_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
-            "description_limit": 1500,
-            "image_size_limit": 16 * 1024 * 1024,
-            "image_matrix_limit": 33_177_600,
-            "video_size_limit": 99 * 1024 * 1024,
-            "video_frame_rate_limit": 120,
-            "video_matrix_limit": 8_294_400,
-        },
+        "media_attachments": media_limits(),
         "polls": {
             "max_options": 4,
             "max_characters_per_option": 50,
@@ -164,16 +157,6 @@ async def rules(context: AppContext = Depends(get_context)) -> JSONResponse:
 
 @router.get("/api/v1/custom_emojis")
 async def custom_emojis() -> JSONResponse:
-    return JSONResponse([])
-
-
-@router.get("/api/v1/filters")
-async def filters_v1(_caller: ApiCaller = Depends(scoped("read", "read:filters", user=True))) -> JSONResponse:
-    return JSONResponse([])
-
-
-@router.get("/api/v2/filters")
-async def filters_v2(_caller: ApiCaller = Depends(scoped("read", "read:filters", user=True))) -> JSONResponse:
     return JSONResponse([])
 
 

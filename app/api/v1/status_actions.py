@@ -79,6 +79,8 @@ async def edit(
         spoiler_text=params.text("spoiler_text"),
         sensitive=sensitive,
         language=language or None,
+        # Absent: the attachments stay; present (even empty): they are replaced, and the Update says so.
+        media_ids=params.texts("media_ids") if "media_ids" in params or "media_ids[]" in params else None,
     )
     return JSONResponse(await one_status(context, caller.viewer, edited))
 

@@ -89,6 +89,7 @@ async def create(
         sensitive=flag_param(params, "sensitive"),
         language=params.text("language"),
         in_reply_to=in_reply_to or None,
+        media_ids=params.texts("media_ids"),
         idempotency=claim,
     )
     return JSONResponse(await one_status(context, caller.viewer, post))
@@ -124,8 +125,8 @@ async def thread(
     ancestors, descendants = await thread_posts(context, post, caller.viewer)
     return JSONResponse(
         {
-            "ancestors": await statuses(context, caller.viewer, ancestors),
-            "descendants": await statuses(context, caller.viewer, descendants),
+            "ancestors": await statuses(context, caller.viewer, ancestors, filter_context="thread"),
+            "descendants": await statuses(context, caller.viewer, descendants, filter_context="thread"),
         }
     )
 

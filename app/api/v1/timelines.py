@@ -27,7 +27,7 @@ async def home(
 ) -> JSONResponse:
     posts = await home_posts(context, caller.viewer, page_request(request))
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="home"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
 
@@ -47,7 +47,7 @@ async def public(
         only_media=_flag(request, "only_media"),
     )
     return JSONResponse(
-        await statuses(context, caller.viewer, posts),
+        await statuses(context, caller.viewer, posts, filter_context="public"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
 

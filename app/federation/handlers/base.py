@@ -25,6 +25,11 @@ from app.services.read_cache import ReadCache
 MAX_NESTING = 1
 
 
+def actor_cache_key(uri: str) -> tuple[str, str]:
+    """Where an inbox processor's ReadCache keeps the account of the actor `uri`."""
+    return ("actor", uri)
+
+
 class Ignored(Exception):
     """The activity is understood and deliberately left alone; the message is kept with the inbox item."""
 
@@ -52,7 +57,7 @@ class Inbound:
             uri = self.activity.actor
             try:
                 if self.cache is not None:
-                    account = await self.cache.get(("actor", uri), lambda: resolver.fetch_actor(uri))
+                    account = await self.cache.get(actor_cache_key(uri), lambda: resolver.fetch_actor(uri))
                 else:
                     account = await resolver.fetch_actor(uri)
             except ResolveError as error:
