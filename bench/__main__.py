@@ -7,7 +7,9 @@
                                          `python -m bench NAME --help` for its options
 
 The served benchmarks (served-inbox, served-fanout) start `herold serve` as `make run` does and
-print PASS/FAIL for each of issue 16's goals; the exit status is 1 when any goal was missed. The
+print PASS/FAIL for each of issue 16's goals; served-reads (public reads beside bare aiohttp and
+FastAPI endpoints: issues 20 and 22) and served-viral (2,000 first-contact servers: issue 22) do
+the same on the default deployment (SQLite) only. The exit status is 1 when any goal was missed. The
 component ones (inbox, fanout, http-client: bench/bench_*.py) measure parts in isolation.
 """
 
@@ -24,9 +26,13 @@ HERE = Path(__file__).resolve().parent
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 SERVED = {"served-inbox": "bench.served_inbox", "served-fanout": "bench.served_fanout"}
+# Served benchmarks of the default deployment only (SQLite, as `make run`): issue 22's reads and
+# viral moment (and issue 20's read ceiling).
+SERVED_DEFAULT = {"served-reads": "bench.bench_reads", "served-viral": "bench.bench_viral"}
 COMPONENTS = {
     path.stem.removeprefix("bench_").replace("_", "-"): f"bench.{path.stem}"
     for path in sorted(HERE.glob("bench_*.py"))
+    if f"bench.{path.stem}" not in SERVED_DEFAULT.values()
 }
 
 
@@ -75,11 +81,13 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE.parent))
     if argv and not argv[0].startswith("-"):
         name, rest = argv[0], argv[1:]
-        if name in SERVED:
-            return 0 if _run(name, _served(SERVED[name], rest)) else 1
+        if name in SERVED or name in SERVED_DEFAULT:
+            module = SERVED.get(name) or SERVED_DEFAULT[name]
+            return 0 if _run(name, _served(module, rest)) else 1
         if name in COMPONENTS:
             return 0 if _run(name, _component(COMPONENTS[name], rest)) else 1
-        print(f"unknown benchmark {name!r}; one of: {', '.join([*SERVED, *COMPONENTS])}", file=sys.stderr)
+        known = ", ".join([*SERVED, *SERVED_DEFAULT, *COMPONENTS])
+        print(f"unknown benchmark {name!r}; one of: {known}", file=sys.stderr)
         return 2
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -89,6 +97,7 @@ def main(argv: list[str]) -> int:
     plan: list[tuple[str, Callable[[], int | None]]] = [
         (name, _served(module, options)) for name, module in SERVED.items()
     ]
+    plan += [(name, _served(module, options)) for name, module in SERVED_DEFAULT.items()]
     if _postgres_reachable():
         plan += [
             (f"{name} --postgres", _served(module, [*options, "--postgres", POSTGRES]))

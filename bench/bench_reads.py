@@ -379,14 +379,17 @@ async def run(args: argparse.Namespace) -> bool:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warm-up", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=64)
-    args = parser.parse_args()
+    parser.add_argument("--short", action="store_true", help="2 s per endpoint after 0.5 s of warm-up")
+    args = parser.parse_args(argv)
+    if args.short:
+        args.seconds, args.warm_up = 2.0, 0.5
     from app.runtime import run_event_loop
 
     passed = run_event_loop(run(args), "auto")

@@ -401,7 +401,7 @@ async def run(args: argparse.Namespace) -> bool:
     return all(checks.values())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -409,7 +409,7 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--short", action="store_true", help="200 servers, 100 followers, 10 s")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.short:
         args.servers, args.followers, args.window = 200, 100, 10.0
     if args.servers > 250 * 250:

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from tests.lab import DatabaseFactory
-from tests.ops.test_serve_layout import eventually, herold, web_and_worker
+from tests.ops.test_serve_layout import web_and_worker
 from tests.processes import ServerProcess, free_port, herold_env
+from tests.remote_actor import eventually, herold
 
 AS2 = {"Accept": "application/activity+json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
