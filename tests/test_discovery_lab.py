@@ -16,6 +16,7 @@ from sqlmodel import select
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.models import Account
 from app.services import accounts as account_service
+from app.services import events
 from app.services.accounts import AccountService
 from tests.lab import Instance, Lab
 
@@ -116,6 +117,8 @@ async def test_refresh_fetches_again(lab: Lab, pair: tuple[Instance, Instance]) 
         row = (await session.scalars(select(Account).where(Account.username == "bob"))).one()
         row.display_name = "Robert"
         session.add(row)
+        # As the profile settings do: b.test's public cache drops its copy of the actor.
+        events.announce(session, [events.AccountChanged(row.id)])
         await session.commit()
     made = len(lab.network.requests)
     refreshed = await resolver.resolve_handle("@bob@b.test", refresh=True)
