@@ -53,6 +53,8 @@ async def test_a_silent_worker_makes_the_instance_unready(instance: Instance) ->
 
 
 async def test_a_database_behind_the_code_is_not_ready(instance: Instance) -> None:
+    # Ready first (the embedded worker has beaten), so that the migrations are the one failure.
+    assert (await _ready(instance, want=200)).status_code == 200
     async with instance.context.sessions() as session:
         await session.execute(text("UPDATE alembic_version SET version_num = '0002'"))
         await session.commit()
