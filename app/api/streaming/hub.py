@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,20 +193,15 @@ class StreamingHub:
 
     async def _conversation(self, targets: list[tuple[Connection, Stream]], post_id: int) -> None:
         """A direct post: its conversation, as /api/v1/conversations lists it, to each participant."""
-        rendered: dict[tuple[int | None, int | None], str | None] = {}
-        for connection, stream in targets:
-            key = connection.viewer_key
-            if key not in rendered:
-                try:
-                    found = await ConversationService(self.context, connection.viewer).containing(post_id)
-                except NotFound:
-                    rendered[key] = None  # not a direct post, or not one this viewer may see
-                else:
-                    entities = await conversation_entities(self.context, connection.viewer, [found])
-                    rendered[key] = json.dumps(entities[0])
-            payload = rendered[key]
-            if payload is not None:
-                connection.offer(Message(stream, "conversation", payload))
+
+        async def render(viewer: Viewer) -> str | None:
+            try:
+                found = await ConversationService(self.context, viewer).containing(post_id)
+            except NotFound:
+                return None  # not a direct post, or not one this viewer may see
+            return json.dumps((await conversation_entities(self.context, viewer, [found]))[0])
+
+        await self._offer_each(targets, "conversation", render)
 
     async def _notification(self, event: events.NotificationAdded) -> None:
         targets = [
@@ -214,30 +209,39 @@ class StreamingHub:
             for connection, stream in self._subscribed(["user", "user:notification"])
             if connection.viewer.account_id == event.account_id
         ]
-        if not targets or event.notification_id is None:
+        notification_id = event.notification_id
+        if not targets or notification_id is None:
             return
-        rendered: dict[tuple[int | None, int | None], str | None] = {}
-        for connection, stream in targets:
-            key = connection.viewer_key
-            if key not in rendered:
-                entities = await notification_entities(
-                    self.context, connection.viewer, [event.notification_id]
-                )
-                rendered[key] = json.dumps(entities[0]) if entities else None
-            payload = rendered[key]
-            if payload is not None:
-                connection.offer(Message(stream, "notification", payload))
+
+        async def render(viewer: Viewer) -> str | None:
+            entities = await notification_entities(self.context, viewer, [notification_id])
+            return json.dumps(entities[0]) if entities else None
+
+        await self._offer_each(targets, "notification", render)
 
     async def _send_status(
         self, targets: list[tuple[Connection, Stream]], post_id: int, name: str, *, filter_context: str
     ) -> None:
-        """Render the post once per distinct viewer who may see it (their content filters for
-        `filter_context` applied as the REST timelines apply them), and queue it on each target."""
+        """The post to each target whose viewer may see it, with their content filters for
+        `filter_context` applied as the REST timelines apply them."""
+
+        async def render(viewer: Viewer) -> str | None:
+            return await self._status_for(viewer, post_id, filter_context)
+
+        await self._offer_each(targets, name, render)
+
+    async def _offer_each(
+        self,
+        targets: list[tuple[Connection, Stream]],
+        name: str,
+        render: Callable[[Viewer], Awaitable[str | None]],
+    ) -> None:
+        """Render once per distinct viewer (None: nothing for them) and queue it on each target."""
         rendered: dict[tuple[int | None, int | None], str | None] = {}
         for connection, stream in targets:
             key = connection.viewer_key
             if key not in rendered:
-                rendered[key] = await self._status_for(connection.viewer, post_id, filter_context)
+                rendered[key] = await render(connection.viewer)
             payload = rendered[key]
             if payload is not None:
                 connection.offer(Message(stream, name, payload))
@@ -274,16 +278,13 @@ class StreamingHub:
             for connection, stream in targets
             if _belongs(stream, local=post.local, tags=tags, has_media=has_media)
         ]
-        # Per viewer: None when they may not see it, else the payload (their own render when
-        # one of their content filters for public timelines matches it).
-        shown: dict[tuple[int | None, int | None], str | None] = {}
-        for connection, stream in matching:
-            key = connection.viewer_key
-            if key not in shown:
-                shown[key] = await self._public_payload_for(connection.viewer, post, payload)
-            viewer_payload = shown[key]
-            if viewer_payload is not None:
-                connection.offer(Message(stream, name, viewer_payload))
+        # Per viewer: nothing when they may not see it, else the shared payload (or their own
+        # render when one of their content filters for public timelines matches it).
+
+        async def render(viewer: Viewer) -> str | None:
+            return await self._public_payload_for(viewer, post, payload)
+
+        await self._offer_each(matching, name, render)
 
     async def _public_payload_for(self, viewer: Viewer, post: Post, shared: str) -> str | None:
         if not await visible_post_ids(self.context, viewer, [post.id]):
