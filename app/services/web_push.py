@@ -6,7 +6,7 @@ in the same transaction for every subscription of its account whose alerts want 
 never lost to a crash between the commit and the queueing; the worker encrypts and sends it
 (app/federation/web_push.py).
 
-The server's VAPID key pair is app.services.vapid_keys'.
+The server's VAPID key pair, which signs every message, is kept by app.services.vapid_keys.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ ALERTS = (
     "admin.sign_up",
     "admin.report",
 )
-ALERT_OF_KIND = {
+ALERT_OF_KIND: dict[str, str] = {
     NotificationType.MENTION: "mention",
     NotificationType.REPLY: "mention",
     NotificationType.REBLOG: "reblog",
@@ -55,7 +55,8 @@ ALERT_OF_KIND = {
     NotificationType.POLL: "poll",
     NotificationType.UPDATE: "update",
     NotificationType.REPORT: "admin.report",
-    "status": "status",
+    NotificationType.STATUS: "status",
+    NotificationType.SIGN_UP: "admin.sign_up",
 }
 POLICIES = ("all", "followed", "follower", "none")
 MAX_ENDPOINT = 2048
