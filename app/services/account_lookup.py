@@ -6,6 +6,9 @@ nor are sign-ups still waiting for an administrator's approval.
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -15,13 +18,17 @@ from app.services.errors import NotFound
 from app.services.viewer import Viewer
 
 
+def _waiting_sign_up(account: Any = Account) -> ColumnElement[bool]:
+    """The account is a sign-up still waiting for approval: nobody yet, as on Mastodon."""
+    return exists().where(col(User.account_id) == account.id, col(User.awaiting_approval).is_(True))
+
+
 async def _shown(session: AsyncSession, account: Account | None) -> Account:
     if account is None or account.deleted_at is not None or account.suspended_at is not None:
         raise NotFound("Record not found")
     if account.domain is None and await session.scalar(
-        select(User.id).where(col(User.account_id) == account.id, col(User.awaiting_approval).is_(True))
+        select(_waiting_sign_up()).where(col(Account.id) == account.id)
     ):
-        # A sign-up waiting for approval is nobody yet, as on Mastodon.
         raise NotFound("Record not found")
     return account
 
@@ -46,6 +53,7 @@ async def accounts_by_ids(context: AppContext, viewer: Viewer, account_ids: list
                         col(Account.id).in_(account_ids),
                         col(Account.deleted_at).is_(None),
                         col(Account.suspended_at).is_(None),
+                        ~_waiting_sign_up(),
                     )
                 )
             ).all()

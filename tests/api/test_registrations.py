@@ -122,6 +122,7 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
         waiting = (await session.scalars(select(Account).where(Account.username == "hopeful"))).one()
     assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 404
     assert (await client.get("/api/v1/accounts/lookup", params={"acct": "hopeful"})).status_code == 404
+    assert (await client.get("/api/v1/accounts", params={"id[]": [str(waiting.id)]})).json() == []
     team = await admin.get("/admin/staff")
     assert "I write for the newsletter" in team.text and "@hopeful" in team.text
     async with instance.context.sessions() as session:
@@ -129,6 +130,8 @@ async def test_approval_waits_in_admin_team_until_approved(lab: Lab) -> None:
     approved = await admin.post(f"/admin/sign-ups/{user.id}/approve")
     assert approved.status_code == 303
     assert (await client.get(f"/api/v1/accounts/{waiting.id}")).status_code == 200
+    listed = await client.get("/api/v1/accounts", params={"id[]": [str(waiting.id)]})
+    assert [account["acct"] for account in listed.json()] == ["hopeful"]
     assert (await client.get("/api/v1/accounts/verify_credentials", headers=waiting_token)).status_code == 200
     assert (await visitor.post("/login", {"username": "hopeful", "password": STRONG})).status_code == 303
 
