@@ -46,6 +46,24 @@ def integer(params: Params, name: str, *, minimum: int = 0, maximum: int = 2**31
     return number
 
 
+def nested(params: Params, *path: str) -> Any:
+    """A nested parameter as JSON sends it (`{"data": {"policy": …}}`) or as a form does
+    (`data[policy]`); None when neither is there."""
+    value: Any = params
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            break
+    if value is not None:
+        return value
+    return params.get(path[0] + "".join(f"[{key}]" for key in path[1:]))
+
+
+def truthy(value: Any) -> bool:
+    """A JSON boolean or a form's "true"/"1"/"on" (anything else is false)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() in TRUE)
+
+
 def id_value(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.common import api_id, api_time
-from app.api.params import WrongType, request_params
+from app.api.form_values import nested
+from app.api.params import Params, WrongType, request_params
 from app.context import AppContext
 from app.dependencies import get_context
 from app.models import Marker
@@ -40,12 +41,9 @@ async def read(
     return JSONResponse(_markers(await Markers(context, caller.viewer).read(names or TIMELINES)))
 
 
-def _position(params: dict[str, Any], name: str) -> int | None:
+def _position(params: Params, name: str) -> int | None:
     """`home[last_read_id]` from a form, or `{"home": {"last_read_id": …}}` from JSON."""
-    value = params.get(f"{name}[last_read_id]")
-    nested = params.get(name)
-    if value is None and isinstance(nested, dict):
-        value = nested.get("last_read_id")
+    value = nested(params, name, "last_read_id")
     if value is None:
         return None
     text = str(value)

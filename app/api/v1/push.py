@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, bearer_token, scoped
 from app.api.entities.common import api_id
+from app.api.form_values import nested, truthy
 from app.api.params import Params, WrongType, request_params
 from app.context import AppContext
 from app.dependencies import get_context
@@ -23,40 +24,21 @@ from app.services.web_push import (
 
 router = APIRouter(prefix="/api/v1/push")
 
-TRUE = ("true", "1", "on", "yes")
-
-
-def _at(params: Params, *path: str) -> Any:
-    """A nested parameter as JSON sends it ({"data": {"policy": …}}) or as a form does
-    (`data[policy]`)."""
-    value: Any = params
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            break
-    if value is not None:
-        return value
-    return params.get(path[0] + "".join(f"[{key}]" for key in path[1:]))
-
 
 def _text(params: Params, *path: str) -> str | None:
-    value = _at(params, *path)
+    value = nested(params, *path)
     if value is None or isinstance(value, str):
         return value
     raise WrongType(f"{path[0]}{''.join(f'[{key}]' for key in path[1:])}: must be a string")
 
 
-def _flag(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in TRUE)
-
-
 def _alerts(params: Params) -> dict[str, bool] | None:
-    found = {name: _at(params, "data", "alerts", name) for name in ALERTS}
-    given = {name: _flag(value) for name, value in found.items() if value is not None}
-    nested = _at(params, "data", "alerts")
-    if isinstance(nested, dict):
-        unknown = set(nested) - set(ALERTS)
-        given.update({name: _flag(nested[name]) for name in unknown})
+    found = {name: nested(params, "data", "alerts", name) for name in ALERTS}
+    given = {name: truthy(value) for name, value in found.items() if value is not None}
+    sent = nested(params, "data", "alerts")
+    if isinstance(sent, dict):
+        unknown = set(sent) - set(ALERTS)
+        given.update({name: truthy(sent[name]) for name in unknown})
     return given or None
 
 
@@ -107,7 +89,7 @@ async def subscribe(
             auth=auth,
             alerts=_alerts(params) or {},
             policy=_text(params, "data", "policy") or "all",
-            standard=_flag(_at(params, "subscription", "standard")),
+            standard=truthy(nested(params, "subscription", "standard")),
         ),
     )
     return JSONResponse(await _entity(context, row))
