@@ -93,7 +93,7 @@ class PublicCacheMiddleware:
         channel = self.context.channel
         if channel is not None:
             # What other processes committed and already sent is applied before answering.
-            channel.catch_up()
+            await channel.catch_up()
         found = self.cache.get(key)
         if found is None and key in self.making:
             # Someone is making this answer now: a stampede of first readers (a post going viral,
@@ -125,7 +125,7 @@ class PublicCacheMiddleware:
         async def send_after_events(message: Message) -> None:
             channel = self.context.channel
             if message["type"] == "http.response.start" and channel is not None:
-                channel.flush_now()
+                await channel.flush_now()
             await send(message)
 
         return send_after_events

@@ -66,6 +66,9 @@ RECONNECT_PAUSE = 0.25
 RECONNECT_PAUSE_LIMIT = 5.0
 # A connection that no longer answers (a dead network path) is noticed within this long.
 KEEPALIVE_INTERVAL = 10.0
+# The longest a write's answer waits for its events to leave, and a read for the catch-up round
+# trip, before going on without (only when the database is slow or gone).
+CATCH_UP_WAIT = 1.0
 
 
 class EventChannel:
@@ -114,16 +117,17 @@ class EventChannel:
         self._flush_scheduled = True
         self._loop.call_soon(self._flush)
 
-    def flush_now(self) -> None:
-        """Send what this loop turn announced now, not at the turn's end: the public cache calls it
-        before a write's answer leaves, so that the other processes hold its events before the
-        writer can ask any of them again."""
+    async def flush_now(self) -> None:
+        """Send what this loop turn announced now, not at the turn's end, and return once the
+        carrier holds it: the public cache awaits it before a write's answer leaves, so that the
+        other processes can hear its events before the writer can ask any of them again."""
         if self._events or self._wakes:
             self._flush()
 
-    def catch_up(self) -> None:
-        """Take in, now, whatever other processes have already sent (where the carrier allows:
-        datagrams waiting in the socket). The public cache calls it before answering from memory."""
+    async def catch_up(self) -> None:
+        """Take in whatever other processes sent before this call. The public cache awaits it
+        before answering from memory, so that an answer kept here is never older than a write
+        another process has already confirmed."""
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -262,7 +266,8 @@ class UnixDatagramChannel(EventChannel):
         # Only the processes with a socket here: a lone `herold serve` builds no events.
         return bool(self._list_peers())
 
-    def catch_up(self) -> None:
+    async def catch_up(self) -> None:
+        # A datagram is in this socket's buffer once its sendto returned: reading is enough.
         self._readable()
 
     def _readable(self) -> None:
@@ -399,8 +404,15 @@ class PostgresChannel(EventChannel):
         self._wake_posted = False
         self._empty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        # One statement at a time on the connection (the keep-alive and the notifications).
+        # One statement at a time on the connection (the keep-alive, the notifications, the
+        # catch-up round trips).
         self._using = asyncio.Lock()
+        # Messages posted and messages handed to the database, counted, for flush_now's wait.
+        self._posted = 0
+        self._handed = 0
+        self._handed_more = asyncio.Condition()
+        # The catch-up round trip that readers arriving now will share (not yet begun).
+        self._next_round_trip: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         await super().start()
@@ -428,6 +440,51 @@ class PostgresChannel(EventChannel):
     async def _drained(self) -> None:
         await self._empty.wait()
 
+    async def flush_now(self) -> None:
+        self._flush()
+        target = self._posted
+        if self._handed >= target:
+            return
+        # Bounded: with the database unreachable the answer leaves anyway (the other processes
+        # will hear EventsMissed once their connections are back, and drop what they kept).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATCH_UP_WAIT), self._handed_more:
+                await self._handed_more.wait_for(lambda: self._handed >= target)
+
+    async def catch_up(self) -> None:
+        """A round trip on the listening connection: PostgreSQL sends a listener what was notified
+        before a statement ends before it answers the statement, so once the round trip is back,
+        every event committed before this call has been handed to the bus. Readers arriving while
+        no round trip is waiting to begin start one; later ones share it, so a burst of reads costs
+        one round trip, not one each."""
+        if not self.receives or self.connection is None:
+            return
+        round_trip = self._next_round_trip
+        if round_trip is None:
+            round_trip = self._next_round_trip = asyncio.get_running_loop().create_future()
+            asyncio.create_task(self._round_trip(round_trip), name="event-channel:catch-up")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(round_trip), CATCH_UP_WAIT)
+
+    async def _round_trip(self, round_trip: asyncio.Future[None]) -> None:
+        try:
+            async with self._using:
+                # Begun now: readers from here on wait for the next one.
+                if self._next_round_trip is round_trip:
+                    self._next_round_trip = None
+                connection = self.connection
+                if connection is not None:
+                    with contextlib.suppress(Exception):  # lost: EventsMissed follows the reconnect
+                        await asyncio.wait_for(connection.execute("SELECT 1"), CATCH_UP_WAIT)
+            # asyncpg calls listeners with call_soon as it reads their messages: one turn lets the
+            # notifications that came before the answer reach the bus first.
+            await asyncio.sleep(0)
+        finally:
+            if self._next_round_trip is round_trip:
+                self._next_round_trip = None
+            if not round_trip.done():
+                round_trip.set_result(None)
+
     def _send(self, events: list[Event], wakes: list[str]) -> None:
         for message in self.encode(events, limit=NOTIFY_LIMIT) if events else []:
             self._post(EVENTS_CHANNEL, message.decode())
@@ -446,9 +503,11 @@ class PostgresChannel(EventChannel):
                 BACKLOG_LIMIT,
             )
             dropped, _ = self._outbox.popleft()
+            self._handed += 1  # never to be sent: nobody waits for it any longer
             if dropped == WAKE_CHANNEL:
                 self._wake_posted = False
         self._outbox.append((channel, payload))
+        self._posted += 1
         self._empty.clear()
         self._has_mail.set()
 
@@ -525,6 +584,7 @@ class PostgresChannel(EventChannel):
                 waking, self._waking, self._wake_posted = self._waking, set(), False
                 if not waking:
                     self._outbox.popleft()
+                    await self._count_handed()
                     continue
                 payload = json.dumps({"s": self.sender, "w": sorted(waking)}, separators=(",", ":"))
             try:
@@ -538,6 +598,12 @@ class PostgresChannel(EventChannel):
                     connection.terminate()
                 continue
             self._outbox.popleft()
+            await self._count_handed()
+
+    async def _count_handed(self) -> None:
+        self._handed += 1
+        async with self._handed_more:
+            self._handed_more.notify_all()
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self.received(payload)

@@ -68,6 +68,26 @@ async def test_what_one_process_commits_reaches_the_listeners_of_another(
     assert there.count(PostDeleted(post.id, alice.id)) == 1
 
 
+async def test_a_write_s_events_are_heard_by_a_reader_that_catches_up_after_it(
+    instance: Instance, other_process: AppContext
+) -> None:
+    # The public cache's promise: once the writer's flush_now has returned (its answer may leave),
+    # another process that catches up before answering from memory has heard the write, with no
+    # waiting beyond the two calls.
+    heard: list[Event] = []
+    instance.context.events.subscribe(heard.append)
+    alice = await local_account(instance, "alice")
+    writer, reader = other_process.channel, instance.context.channel
+    assert writer is not None and reader is not None
+    post = await PostingService(other_process).create(alice, "first")
+    for _ in range(5):
+        heard.clear()
+        await PostingService(other_process).edit(alice, post.id, "again")
+        await writer.flush_now()
+        await reader.catch_up()
+        assert PostEdited(post.id, alice.id) in heard
+
+
 async def test_a_command_wakes_the_worker_process(instance: Instance) -> None:
     # The lab instance runs a worker ("worker" channel); the CLI's context only sends.
     command = build_context(instance.settings, role="command")
