@@ -413,6 +413,7 @@ class PostgresChannel(EventChannel):
         self._handed_more = asyncio.Condition()
         # The catch-up round trip that readers arriving now will share (not yet begun).
         self._next_round_trip: asyncio.Future[None] | None = None
+        self._round_trips: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await super().start()
@@ -462,7 +463,10 @@ class PostgresChannel(EventChannel):
         round_trip = self._next_round_trip
         if round_trip is None:
             round_trip = self._next_round_trip = asyncio.get_running_loop().create_future()
-            asyncio.create_task(self._round_trip(round_trip), name="event-channel:catch-up")
+            task = asyncio.create_task(self._round_trip(round_trip), name="event-channel:catch-up")
+            # Held until done: the loop keeps only a weak reference to a task.
+            self._round_trips.add(task)
+            task.add_done_callback(self._round_trips.discard)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(round_trip), CATCH_UP_WAIT)
 
