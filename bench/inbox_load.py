@@ -339,10 +339,13 @@ async def _post(session: Any, url: str, host: str, signed: Signed, result: SendR
     result.latencies_ms.append((time.perf_counter() - started) * 1000)
 
 
-def client_session(limit: int) -> Any:
+def client_session(limit: int, source_address: str | None = None) -> Any:
+    """An aiohttp session of `limit` connections, from `source_address` (a loopback address) if
+    given: readers from several addresses are several people to the server's per-address limits."""
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+    local = (source_address, 0) if source_address else None
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, local_addr=local)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
 
 
