@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.relationship import relationship_entity
+from app.api.form_values import flag, truthy
 from app.api.ids import path_id
 from app.api.params import Params, WrongType, request_params
-from app.api.v1.account_params import TRUE_WORDS, acting, flag, id_list
+from app.api.v1.account_params import acting, id_list
 from app.api.v1.account_views import account_entities
 from app.context import AppContext
 from app.dependencies import get_context
@@ -46,7 +47,7 @@ async def show_relationships(
     context: AppContext = Depends(get_context),
     caller: ApiCaller = Depends(scoped("read", "read:follows", user=True)),
 ) -> JSONResponse:
-    with_suspended = (request.query_params.get("with_suspended") or "").lower() in TRUE_WORDS
+    with_suspended = truthy(request.query_params.get("with_suspended"))
     found = await relationships(context, caller.viewer, id_list(request), with_suspended=with_suspended)
     return JSONResponse([relationship_entity(item) for item in found])
 
@@ -92,7 +93,7 @@ async def follow(
     target = await _target(context, caller, account_id)
     languages = params.texts("languages") if ("languages" in params or "languages[]" in params) else None
     options = FollowOptions(
-        show_reblogs=flag(params, "reblogs"), notify=flag(params, "notify"), languages=languages
+        show_reblogs=flag(params, "reblogs", None), notify=flag(params, "notify", None), languages=languages
     )
     await FollowingService(context, caller.viewer).follow_account(acting(caller), target, options)
     return await _relationship_answer(context, caller.viewer, target)

@@ -11,10 +11,11 @@ from app.api.auth import ApiCaller, scoped
 from app.api.entities.common import api_time
 from app.api.entities.relationship import relationship_entity
 from app.api.entities.status import statuses
+from app.api.form_values import truthy
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
-from app.api.v1.account_params import TRUE_WORDS, acting
+from app.api.v1.account_params import acting
 from app.api.v1.account_views import account_entities
 from app.context import AppContext
 from app.dependencies import get_context
@@ -41,7 +42,7 @@ MAX_TAG = 100
 
 
 def _flag(request: Request, name: str) -> bool:
-    return (request.query_params.get(name) or "").lower() in TRUE_WORDS
+    return truthy(request.query_params.get(name))
 
 
 async def _accounts(request: Request, context: AppContext, page: AccountPage) -> JSONResponse:

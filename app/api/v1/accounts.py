@@ -14,9 +14,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import CredentialSource, credential_account_entity
+from app.api.form_values import flag
 from app.api.ids import path_id
 from app.api.params import Params, WrongType, request_params
-from app.api.v1.account_params import flag
 from app.api.v1.account_views import account_with_counts
 from app.context import AppContext
 from app.dependencies import get_context
@@ -155,10 +155,10 @@ async def update_credentials(
     display_name = _text_or_none(params, "display_name")
     note = _text_or_none(params, "note")
     fields = _fields(params)
-    locked = flag(params, "locked")
-    bot = flag(params, "bot")
-    discoverable = flag(params, "discoverable")
-    indexable = flag(params, "indexable")
+    locked = flag(params, "locked", None)
+    bot = flag(params, "bot", None)
+    discoverable = flag(params, "discoverable", None)
+    indexable = flag(params, "indexable", None)
     if any(value is not None for value in (display_name, note, fields, locked, bot, discoverable, indexable)):
         changes = ProfileChanges(
             display_name=display_name if display_name is not None else current.display_name,
@@ -188,7 +188,9 @@ async def update_credentials(
             user.id,
             PostingDefaults(
                 privacy=POSTING_PRIVACY[privacy] if privacy is not None else None,
-                sensitive=flag(Params(sensitive=sensitive), "sensitive") if sensitive is not None else None,
+                sensitive=flag(Params(sensitive=sensitive), "sensitive", None)
+                if sensitive is not None
+                else None,
                 language=language,
             ),
         )

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
+from app.api.form_values import flag
 from app.api.params import request_params
-from app.api.v1.account_params import flag
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import Forbidden

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.relationship import report_entity
+from app.api.form_values import flag
 from app.api.ids import MAX_ID
 from app.api.params import WrongType, request_params
-from app.api.v1.account_params import acting, flag
+from app.api.v1.account_params import acting
 from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_id
