@@ -88,6 +88,13 @@ async def test_update_credentials_as_a_form_with_pictures_and_as_json(instance: 
     # A post that names no audience or language takes the defaults, as on Mastodon.
     posted = await ok(await client.post("/api/v1/statuses", json={"status": "Defaults"}, headers=auth))
     assert posted["visibility"] == "private" and posted["language"] == "de"
+    assert posted["sensitive"] is True  # source[sensitive] above
+    chosen = await ok(
+        await client.post(
+            "/api/v1/statuses", json={"status": "Not this one", "sensitive": False}, headers=auth
+        )
+    )
+    assert chosen["sensitive"] is False
     preferences = await ok(await client.get("/api/v1/preferences", headers=auth))
     assert preferences["posting:default:visibility"] == "private"
     assert (

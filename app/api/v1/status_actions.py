@@ -18,9 +18,10 @@ from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_time
 from app.api.entities.status import media_entity
+from app.api.form_values import flag
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
-from app.api.v1.statuses import MAX_STATUS_BODY, acting_account, flag_param, one_status, visible_status
+from app.api.v1.statuses import MAX_STATUS_BODY, acting_account, one_status, visible_status
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import Forbidden, NotFound
@@ -70,7 +71,7 @@ async def edit(
         raise WrongType("status: is missing")
     if len(text) > MAX_STATUS_BODY:
         raise WrongType("status: is too long")
-    sensitive = flag_param(params, "sensitive") if "sensitive" in params else None
+    sensitive = flag(params, "sensitive", None)
     language = params.text("language")
     edited = await PostingService(context, caller.viewer).edit(
         await _owner(context, caller, post),

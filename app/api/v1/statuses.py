@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import PRIVACY_NAMES
 from app.api.entities.status import statuses
+from app.api.form_values import flag
 from app.api.ids import path_id
-from app.api.params import Params, WrongType, request_params
+from app.api.params import WrongType, request_params
 from app.context import AppContext
 from app.dependencies import get_context
 from app.models import Account, Post
@@ -30,18 +31,6 @@ public_read = scoped("read", "read:statuses", optional=True)
 # Mastodon's audience names → Herold's.
 VISIBILITIES = {"public": "public", "unlisted": "unlisted", "private": "followers", "direct": "direct"}
 MAX_STATUS_BODY = 100_000
-
-
-def flag_param(params: Params, name: str) -> bool:
-    value = params.get(name)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    text = params.text(name) or ""
-    if text.lower() in ("true", "1", "on", "yes"):
-        return True
-    if text.lower() in ("false", "0", "off", "no", ""):
-        return False
-    raise WrongType(f"{name}: must be true or false")
 
 
 async def visible_status(context: AppContext, viewer: Viewer, status_id: str) -> Post:
@@ -93,7 +82,8 @@ async def create(
         text,
         visibility=VISIBILITIES[visibility],
         spoiler_text=params.text("spoiler_text"),
-        sensitive=flag_param(params, "sensitive"),
+        # Unset, the login's default (source[sensitive]) applies, as Mastodon's PostStatusService does.
+        sensitive=bool(flag(params, "sensitive", defaults.default_sensitive if defaults else False)),
         language=params.text("language") or (defaults.default_language if defaults else None),
         in_reply_to=in_reply_to or None,
         media_ids=params.texts("media_ids"),
@@ -189,4 +179,4 @@ async def unreblog(
     )
 
 
-__all__ = ["acting_account", "flag_param", "one_status", "router", "visible_status"]
+__all__ = ["acting_account", "one_status", "router", "visible_status"]
