@@ -54,6 +54,10 @@ class Report(SQLModel, table=True):
     target_handle: str = Field(default="", max_length=512)
     post_ids: list[int] = json_field(list)
     comment: str = ""
+    # Mastodon's categories (spam, legal, violation, other); a Flag from another server says none.
+    category: str = Field(default="other", max_length=16)
+    # For a violation: which of this server's rules (their numbers in /api/v1/instance/rules).
+    rule_ids: list[int] = json_field(list)
     uri: str | None = Field(default=None, max_length=2048, unique=True)
     forwarded: bool = False
     created_at: datetime = timestamp()

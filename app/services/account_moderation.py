@@ -7,6 +7,7 @@ reported account's server as a `Flag` from the instance actor, so no staff membe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,8 @@ from app.services.timelines import insert_ignoring_duplicates
 from app.services.viewer import Viewer
 
 MAX_REPORT_COMMENT = 1000
+# Mastodon's report categories, which apps offer to choose from.
+REPORT_CATEGORIES = ("spam", "legal", "violation", "other")
 # Mastodon offers mutes of up to a week in its menus; a year bounds what an app may send.
 MAX_MUTE_SECONDS = 366 * 24 * 3600
 
@@ -224,8 +227,13 @@ class AccountModerationService:
         post_ids: list[int] | None = None,
         comment: str = "",
         forward: bool = False,
+        category: str = "other",
+        rule_ids: Sequence[int] = (),
     ) -> Report:
-        """Report `target` (and some of its posts) to this server's admins; `forward` also sends a Flag."""
+        """Report `target` (and some of its posts) to this server's admins; `forward` also sends a Flag.
+        `rule_ids` (numbers of this server's rules) are kept for a `violation` only, as on Mastodon."""
+        if category not in REPORT_CATEGORIES:
+            raise Invalid(f"category: must be one of {', '.join(REPORT_CATEGORIES)}")
         self.viewer.require_act_as(reporter)
         comment = comment.strip()[:MAX_REPORT_COMMENT]
         async with self.context.sessions() as session:
@@ -245,6 +253,8 @@ class AccountModerationService:
                 target_handle=target.acct,
                 post_ids=[post.id for post in posts],
                 comment=comment,
+                category=category,
+                rule_ids=sorted(set(rule_ids)) if category == "violation" else [],
                 forwarded=forward and target.domain is not None,
             )
             session.add(report)

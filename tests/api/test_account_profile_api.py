@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from app.models import Account, AuditLogEntry, Report
 from app.services import accounts as account_service
+from app.services.instance import InstanceAbout, InstanceService
 from app.services.posting import PostingService
 from tests.api.account_helpers import api_user, ok
 from tests.lab import Instance
@@ -213,3 +214,29 @@ async def test_report_an_account_with_posts(instance: Instance) -> None:
     assert (
         await client.post("/api/v1/reports", json={"account_id": "999999"}, headers=auth)
     ).status_code == 404
+
+
+async def test_a_violation_report_keeps_the_rules_it_names_for_the_admins(instance: Instance) -> None:
+    client = instance.client
+    _, auth = await api_user(instance, "alice")
+    bob, _ = await api_user(instance, "bob")
+    await InstanceService(instance.context).update_about(
+        InstanceAbout(name="Town Hall", description="", rules=["Be kind", "No advertising"])
+    )
+    rules = await ok(await client.get("/api/v1/instance/rules"))
+    advertising = next(rule["id"] for rule in rules if rule["text"] == "No advertising")
+    # A form, as Tusky sends it: rule_ids[] repeated.
+    report = await ok(
+        await client.post(
+            "/api/v1/reports",
+            data={"account_id": str(bob.id), "category": "violation", "rule_ids[]": [advertising]},
+            headers=auth,
+        )
+    )
+    assert report["category"] == "violation" and report["rule_ids"] == [advertising]
+    unknown = await client.post(
+        "/api/v1/reports",
+        json={"account_id": str(bob.id), "category": "violation", "rule_ids": ["7"]},
+        headers=auth,
+    )
+    assert unknown.status_code == 422 and "rule_ids" in unknown.json()["error"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from app.models import Account, Report, Role
+from app.models import Account, Report, Role, User
+from app.services.account_moderation import AccountModerationService
 from app.services.remote_accounts import RemoteAccountService
 from tests.federation.delivery_helpers import local_account
 from tests.lab import Lab
@@ -64,3 +65,17 @@ async def test_a_flag_keeps_naming_the_reported_account_and_survives_its_reporte
     async with a.context.sessions() as session:
         [report] = (await session.scalars(select(Report))).all()
     assert report.reporter_account_id is None and report.target_handle == "alice"
+
+
+async def test_the_queue_shows_a_report_s_category_and_the_rules_it_names(lab: Lab) -> None:
+    a = await lab.instance("a.test", embedded_worker=False)
+    admin = await logged_in(a, "boss", role=Role.ADMIN)
+    reporter = await local_account(a, "alice")
+    target = await local_account(a, "mallory")
+    async with a.context.sessions() as session:
+        user = (await session.scalars(select(User).where(User.account_id == reporter.id))).one()
+    await AccountModerationService(a.context).report(
+        user, reporter, target, comment="Adverts", category="violation", rule_ids=[2]
+    )
+    queue = (await admin.get("/admin/reports")).text
+    assert "Adverts" in queue and "Rule violation" in queue and "rules 2" in queue

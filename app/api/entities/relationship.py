@@ -31,17 +31,17 @@ def relationship_entity(relation: Relationship) -> dict[str, Any]:
     }
 
 
-def report_entity(context: AppContext, report: Report, target: Any, *, category: str) -> dict[str, Any]:
+def report_entity(context: AppContext, report: Report, target: Any) -> dict[str, Any]:
     return {
         "id": api_id(report.id),
         "action_taken": report.resolved_at is not None,
         "action_taken_at": api_time(report.resolved_at),
-        "category": category,
+        "category": report.category,
         "comment": report.comment,
         "forwarded": report.forwarded,
         "created_at": api_time(report.created_at),
         "status_ids": [str(post_id) for post_id in report.post_ids] or None,
-        "rule_ids": None,
+        "rule_ids": [str(rule_id) for rule_id in report.rule_ids] or None,
         "target_account": account_entity(context, target),
     }
 

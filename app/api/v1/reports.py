@@ -16,12 +16,11 @@ from app.api.v1.account_params import acting
 from app.context import AppContext
 from app.dependencies import get_context
 from app.services.account_lookup import account_by_id
-from app.services.account_moderation import MAX_REPORT_COMMENT, AccountModerationService
+from app.services.account_moderation import MAX_REPORT_COMMENT, REPORT_CATEGORIES, AccountModerationService
+from app.services.instance import InstanceService
 
 router = APIRouter(prefix="/api/v1")
 
-# Mastodon's categories; Herold keeps the comment, not the category, so any of them is accepted.
-CATEGORIES = ("spam", "legal", "violation", "other")
 MAX_REPORTED_STATUSES = 100
 
 
@@ -46,8 +45,13 @@ async def create_report(
     if len(comment) > MAX_REPORT_COMMENT:
         raise WrongType(f"comment: at most {MAX_REPORT_COMMENT} characters")
     category = params.text("category") or ("other" if comment else "spam")
-    if category not in CATEGORIES:
-        raise WrongType(f"category: must be one of {', '.join(CATEGORIES)}")
+    if category not in REPORT_CATEGORIES:
+        raise WrongType(f"category: must be one of {', '.join(REPORT_CATEGORIES)}")
+    rule_ids = params.texts("rule_ids")
+    rules = (await InstanceService(context).about()).rules
+    # The rules' ids are their numbers in /api/v1/instance/rules.
+    if not all(value.isdigit() and 1 <= int(value) <= len(rules) for value in rule_ids):
+        raise WrongType("rule_ids: must be ids of this server's rules (GET /api/v1/instance/rules)")
     if caller.viewer.user is None:
         raise WrongType("this method requires an authenticated user")
     target = await account_by_id(context, caller.viewer, int(raw_id))
@@ -58,8 +62,10 @@ async def create_report(
         post_ids=[int(value) for value in status_ids],
         comment=comment,
         forward=bool(flag(params, "forward", False)),
+        category=category,
+        rule_ids=[int(value) for value in rule_ids],
     )
-    return JSONResponse(report_entity(context, report, target, category=category))
+    return JSONResponse(report_entity(context, report, target))
 
 
 __all__ = ["router"]
