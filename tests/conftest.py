@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from tests.lab import DatabaseFactory, Instance, Lab, running_lab
 
@@ -34,4 +38,65 @@ async def lab(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[Lab]:
 @pytest.fixture
 async def instance(lab: Lab) -> Instance:
     """One instance on a.test (plain http, as the loopback lab runs)."""
+    return await lab.instance("a.test")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 HTTP endpoint on a loopback port (moto's server), for the object-store media tests."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_media_settings(s3_endpoint: str) -> dict[str, str]:
+    """Settings of an instance keeping its media in a new, empty bucket of the test S3 server."""
+    bucket = f"media-{secrets.token_hex(8)}"
+    settings = {
+        "s3_endpoint": s3_endpoint,
+        "s3_bucket": bucket,
+        "s3_region": "eu-central-1",
+        "s3_access_key_id": "test-key",
+        "s3_secret_access_key": "test-secret",
+        "s3_public_url": f"{s3_endpoint}/{bucket}",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="eu-central-1",
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",
+    )
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    # Readable by anyone, as the README tells administrators to set their bucket up.
+    client.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+        ),
+    )
+    return settings
+
+
+@pytest.fixture(params=["disk", "s3"])
+async def media_instance(request: pytest.FixtureRequest, lab: Lab) -> Instance:
+    """The instance on a.test, once keeping media on disk and once in the test S3 server's bucket:
+    media tests take it to prove both stores behave alike to apps and peers."""
+    if request.param == "s3":
+        return await lab.instance("a.test", **request.getfixturevalue("s3_media_settings"))
     return await lab.instance("a.test")

@@ -35,8 +35,8 @@ from app.services.image_processing import (
     fit_picture,
 )
 from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
-from app.services.media import precheck, process_file, store_outcome
-from app.services.media_store import MediaStore
+from app.services.media import precheck, process_file, store_outcome, stored_keys
+from app.services.media_store import SCRATCH_FOLDER
 from app.services.video_processing import VIDEO_SIZE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class CacheOutcome:
 class RemoteMediaCache:
     def __init__(self, context: AppContext) -> None:
         self.context = context
-        self.store = MediaStore(context)
+        self.store = context.media
 
     async def cache_post(self, post_id: int) -> CacheOutcome:
         """Copy the attachments of one remote post here (those not copied yet)."""
@@ -237,7 +237,7 @@ class RemoteMediaCache:
                 ).all()
                 if not batch:
                     return removed
-                keys = [key for media in batch for key in (media.file_path, media.preview_path) if key]
+                keys = stored_keys(batch)
                 await session.execute(
                     update(MediaAttachment)
                     .where(col(MediaAttachment.id).in_([media.id for media in batch]))
@@ -311,7 +311,7 @@ UNATTACHED_UPLOAD_LIFETIME = timedelta(days=1)
 
 
 async def remove_unattached_uploads(context: AppContext) -> int:
-    store = MediaStore(context)
+    store = context.media
     cutoff = utcnow() - UNATTACHED_UPLOAD_LIFETIME
     async with context.sessions() as session:
         stale = (
@@ -323,13 +323,17 @@ async def remove_unattached_uploads(context: AppContext) -> int:
                 )
             )
         ).all()
-        keys = [
-            key for media in stale for key in (media.file_path, media.preview_path, media.upload_path) if key
+        keys = stored_keys(stale)
+        waiting = [
+            media.upload_path.removeprefix(f"{SCRATCH_FOLDER}/") for media in stale if media.upload_path
         ]
         for media in stale:
             await session.delete(media)
         await session.commit()
     await store.delete(*keys)
+    for name in waiting:
+        with contextlib.suppress(ValueError):
+            await asyncio.to_thread(_unlink, store.scratch_path(name))
     return len(stale)
 
 

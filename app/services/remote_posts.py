@@ -38,6 +38,7 @@ from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.hashtags import tag_follower_ids
+from app.services.media import stored_keys_of_posts
 from app.services.moderation import is_silenced
 from app.services.notifications import (
     SenderReach,
@@ -369,6 +370,7 @@ class RemotePostService:
             return None
         if note.updated and post.edited_at and note.updated <= post.edited_at:
             return post  # an older Update arriving late
+        replaced_files: list[str] = []
         changed = (
             note.content_html != post.content_html
             or note.summary != post.summary
@@ -377,7 +379,8 @@ class RemotePostService:
             != list(
                 (
                     await session.scalars(
-                        select(MediaAttachment.url)
+                        # The original's address: a cached copy's `url` points here.
+                        select(func.coalesce(MediaAttachment.remote_url, MediaAttachment.url))
                         .where(col(MediaAttachment.post_id) == post.id)
                         .order_by(col(MediaAttachment.position))
                     )
@@ -402,6 +405,8 @@ class RemotePostService:
             post.edited_at = min(note.updated or utcnow(), utcnow())
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
             await tag_post(session, post.id, note.hashtags)
+            # Cached copies of the old attachments go from the store once this is committed.
+            replaced_files = await stored_keys_of_posts(session, col(Post.id) == post.id)
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
             for values in _media_values(post.id, author, note):
                 session.add(MediaAttachment(**values))
@@ -419,6 +424,7 @@ class RemotePostService:
                 session.add(poll)
         session.add(post)
         await session.commit()
+        await self.context.media.delete(*replaced_files)
         return post
 
     async def _notify_new_mentions(
@@ -468,10 +474,12 @@ class RemotePostService:
                 await _decrement(session, post.reblog_of_id, "reblogs_count")
             # Mentions, tags, media, polls, likes, boosts of it, timeline entries and notifications
             # go with it (ON DELETE CASCADE); replies keep their text and lose the link.
+            cached_files = await stored_keys_of_posts(session, col(Post.id) == post.id)
             await session.execute(delete(Post).where(col(Post.id) == post.id))
             events.announce(session, [events.PostDeleted(post.id, post.account_id)])
             await session.commit()
-            return True
+        await self.context.media.delete(*cached_files)
+        return True
 
     async def record_vote(self, note: NoteData, voter: Account) -> str | None:
         """Count a remote vote on a local poll; the reason it was not counted otherwise."""
