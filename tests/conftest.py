@@ -94,9 +94,16 @@ def s3_media_settings(s3_endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(params=["disk", "s3"])
-async def media_instance(request: pytest.FixtureRequest, lab: Lab) -> Instance:
-    """The instance on a.test, once keeping media on disk and once in the test S3 server's bucket:
-    media tests take it to prove both stores behave alike to apps and peers."""
+def media_store_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings keeping media on disk (none needed), then in a bucket of the test S3 server: media
+    tests take it to prove both stores behave alike to apps and peers."""
     if request.param == "s3":
-        return await lab.instance("a.test", **request.getfixturevalue("s3_media_settings"))
-    return await lab.instance("a.test")
+        settings: dict[str, str] = request.getfixturevalue("s3_media_settings")
+        return settings
+    return {}
+
+
+@pytest.fixture
+async def media_instance(lab: Lab, media_store_settings: dict[str, str]) -> Instance:
+    """The instance on a.test, with each media store in turn."""
+    return await lab.instance("a.test", **media_store_settings)
