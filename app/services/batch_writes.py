@@ -172,12 +172,12 @@ class WriteBatch:
         ]
         if timeline:
             await self._add_timeline_entries(session, timeline)
-        # Attachments of posts that reach a local timeline are copied here by the worker (it polls
-        # its jobs queue, so no wake-up is needed from inside the batch).
+        # Attachments and custom emoji of posts that reach a local timeline are copied here by the
+        # worker (it polls its jobs queue, so no wake-up is needed from inside the batch).
         caching = [
             new_row(BackgroundJob, id=new_id(), kind=REMOTE_MEDIA_CACHE, payload={"post_id": rows.post["id"]})
             for rows in kept
-            if rows.media and rows.readers
+            if (rows.media or rows.post.get("emojis")) and rows.readers
         ]
         if caching:
             await session.execute(dialect_insert(session, BackgroundJob), caching)

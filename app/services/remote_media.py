@@ -1,6 +1,6 @@
 """Copies of other servers' media, kept here so that readers' browsers never fetch from them.
 
-The attachments of a remote post that reaches a local timeline are fetched by the worker (a
+The attachments (and custom emoji, app.services.remote_emojis) of a remote post that reaches a local timeline are fetched by the worker (a
 `media.cache_remote` job queued with the post), through the one fetcher and its address guard,
 cut off at the size limit, sniffed and re-encoded by the same pipeline as uploads, and served from
 /media/cache/…; `url` and `preview_url` then point here and `remote_url` keeps the original. A
@@ -37,6 +37,7 @@ from app.services.image_processing import (
 from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
 from app.services.media import precheck, process_file, store_outcome, stored_keys
 from app.services.media_store import SCRATCH_FOLDER
+from app.services.remote_emojis import RemoteEmojiCache
 from app.services.video_processing import VIDEO_SIZE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class RemoteMediaCache:
         self.store = context.media
 
     async def cache_post(self, post_id: int) -> CacheOutcome:
-        """Copy the attachments of one remote post here (those not copied yet)."""
+        """Copy the attachments and custom emoji of one remote post here (those not copied yet)."""
         async with self.context.sessions() as session:
             post = await session.get(Post, post_id)
             author = await session.get(Account, post.account_id) if post is not None else None
@@ -76,6 +77,7 @@ class RemoteMediaCache:
         if post is None or author is None or author.domain is None or post.deleted_at is not None:
             return CacheOutcome(0, 0)
         await self.cache_pictures(author)
+        await RemoteEmojiCache(self.context).cache(post.emojis, author.domain)
         cached = refused = 0
         unavailable: list[str] = []
         for media in attachments:

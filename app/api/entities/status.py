@@ -12,10 +12,22 @@ from app.api.entities.media import media_entity
 from app.context import AppContext
 from app.models import Post
 from app.services.read_model import PostView, load_views
+from app.services.remote_emojis import ShownEmoji
 from app.services.viewer import Viewer
 
 # Herold's names for audiences → Mastodon's.
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
+
+
+def custom_emoji_entity(emoji: ShownEmoji) -> dict[str, Any]:
+    """Mastodon's CustomEmoji, pointing at the copy here; another server's emoji is never offered
+    in this server's picker."""
+    return {
+        "shortcode": emoji.shortcode,
+        "url": emoji.url,
+        "static_url": emoji.static_url,
+        "visible_in_picker": False,
+    }
 
 
 def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
@@ -56,7 +68,7 @@ def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
             for account in view.mentions
         ],
         "tags": [{"name": name, "url": context.urls.tag(name)} for name in view.tags],
-        "emojis": list(post.emojis),
+        "emojis": [custom_emoji_entity(emoji) for emoji in view.emojis],
         "card": None,
         "poll": None,
         "quote": None,
@@ -99,4 +111,4 @@ async def statuses(
     return [status_entity(context, view) for view in views]
 
 
-__all__ = ["VISIBILITY_NAMES", "media_entity", "status_entity", "statuses"]
+__all__ = ["VISIBILITY_NAMES", "custom_emoji_entity", "media_entity", "status_entity", "statuses"]

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_time
-from app.api.entities.status import media_entity
+from app.api.entities.status import custom_emoji_entity, media_entity
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
 from app.api.v1.statuses import MAX_STATUS_BODY, acting_account, flag_param, one_status, visible_status
@@ -115,7 +115,7 @@ async def history(
             "account": author,
             "poll": None,
             "media_attachments": media,
-            "emojis": list(post.emojis),
+            "emojis": [custom_emoji_entity(emoji) for emoji in view.emojis],
         }
 
     body = [version(row.content_html, row.summary, row.sensitive, row.created_at) for row in earlier]
