@@ -32,12 +32,14 @@ from app.models import (
     Post,
     PostEdit,
     PostTag,
+    TimelineEntry,
     Visibility,
 )
 from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.hashtags import tag_follower_ids
+from app.services.jobs import REMOTE_MEDIA_CACHE, queue_job_in
 from app.services.media import stored_keys_of_posts
 from app.services.moderation import is_silenced
 from app.services.notifications import (
@@ -410,6 +412,9 @@ class RemotePostService:
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
             for values in _media_values(post.id, author, note):
                 session.add(MediaAttachment(**values))
+            if (note.attachments or note.emojis) and await _on_a_local_timeline(session, post.id):
+                # The new attachments and emoji are copied here as the first version's were.
+                queue_job_in(session, REMOTE_MEDIA_CACHE, {"post_id": post.id})
             await self._notify_new_mentions(session, post, author, note)
             await self._notify_boosters(session, post, author)
             events.announce(session, [events.PostEdited(post.id, post.account_id)])
@@ -589,6 +594,12 @@ def _poll_values(post_id: int | None, note: NoteData) -> dict[str, Any]:
         "voters_count": note.poll.voters_count or 0,
         "votes_count": sum(votes for _title, votes in note.poll.options),
     }
+
+
+async def _on_a_local_timeline(session: AsyncSession, post_id: int) -> bool:
+    return (
+        await session.scalar(select(TimelineEntry.id).where(col(TimelineEntry.post_id) == post_id).limit(1))
+    ) is not None
 
 
 async def _decrement(session: AsyncSession, post_id: int, counter: str) -> None:

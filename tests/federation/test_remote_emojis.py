@@ -16,6 +16,7 @@ from tests.federation.inbox_peer import (
     BOB,
     Peer,
     PeerActor,
+    activity,
     create,
     deliver_and_process,
     follow_locally,
@@ -146,3 +147,25 @@ async def test_no_emoji_is_fetched_from_a_domain_whose_media_is_rejected(lab: La
     home = (await reader.get("/home")).text
     await reader.aclose()
     assert ":joker_disapprove:" in home and "custom-emoji" not in home
+
+
+async def test_an_edit_with_a_new_emoji_and_picture_is_copied_too(lab: Lab) -> None:
+    here, peer, bob, reader = await reader_of_bob(lab)
+    await reader.aclose()
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 6)))
+    await run_jobs(here)
+    picture = "http://remote.test/media_attachments/files/120/lighthouse.png"
+    peer.files[picture] = (png_bytes(), "image/png")
+    peer.files[DISAPPROVE] = (png_bytes((32, 32)), "image/png")
+    edited = pleroma_note(bob, 6)
+    edited.update(
+        updated="2024-05-01T13:00:00Z",
+        attachment=[{"type": "Document", "mediaType": "image/png", "url": picture, "name": "A lighthouse"}],
+    )
+    await deliver_and_process(here, peer, bob, activity(bob, "Update", edited, "update"))
+    await run_jobs(here)
+    status = await shown_status(here)
+    assert status["edited_at"] is not None
+    [media] = status["media_attachments"]
+    assert media["url"].startswith("http://a.test/media/cache/") and media["remote_url"] == picture
+    assert "joker_disapprove" in {emoji["shortcode"] for emoji in status["emojis"]}
