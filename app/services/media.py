@@ -386,6 +386,17 @@ class MediaService:
             raise NotFound("Record not found")
         return media
 
+    async def attached_to(self, owner: Account, post_id: int) -> list[MediaAttachment]:
+        """The attachments of a post of `owner`'s, in their order."""
+        self.viewer.require_act_as(owner)
+        async with self.context.sessions() as session:
+            found = await session.scalars(
+                select(MediaAttachment)
+                .where(col(MediaAttachment.post_id) == post_id, col(MediaAttachment.account_id) == owner.id)
+                .order_by(col(MediaAttachment.position))
+            )
+            return list(found.all())
+
     async def update(
         self,
         owner: Account,
