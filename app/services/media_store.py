@@ -58,7 +58,8 @@ def media_root(settings: Settings) -> Path:
 
 
 class MediaStoreError(OSError):
-    """A file could not be written to the store (disk full, object store unreachable or refusing)."""
+    """A file could not be written to the store (disk full, object store unreachable or refusing).
+    Not the sender's fault: the HTTP surfaces answer 503, and nothing of the upload is kept."""
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,17 @@ class DiskMediaStore(MediaStore):
         return resolved
 
     async def put(self, key: str, data: bytes) -> str:
-        await asyncio.to_thread(_write_atomically, self.local_path(key), data)
+        try:
+            await asyncio.to_thread(_write_atomically, self.local_path(key), data)
+        except OSError as error:
+            raise MediaStoreError(f"{key} could not be written: {error.strerror or error}") from None
         return key
 
     async def put_file(self, key: str, source: Path) -> str:
-        await asyncio.to_thread(_move, source, self.local_path(key))
+        try:
+            await asyncio.to_thread(_move, source, self.local_path(key))
+        except OSError as error:
+            raise MediaStoreError(f"{key} could not be written: {error.strerror or error}") from None
         return key
 
     async def delete(self, *keys: str | None) -> None:

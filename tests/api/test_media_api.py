@@ -32,7 +32,7 @@ from tests.api.media_helpers import (
     tiny_mp4,
 )
 from tests.api.test_client_api import bearer, post_status, token_for
-from tests.lab import Instance
+from tests.lab import Instance, Lab
 
 
 async def upload(
@@ -416,3 +416,23 @@ async def test_iphone_heic_and_avif_pictures_become_jpegs(
     assert answer.status_code == 200, answer.text
     media = answer.json()
     assert media["url"].endswith(".jpg") and media["meta"]["original"]["width"] == 64
+
+
+async def test_a_failing_object_store_answers_503_and_keeps_nothing(
+    lab: Lab, s3_media_settings: dict[str, str]
+) -> None:
+    missing = "bucket-nobody-made"
+    instance = await lab.instance(
+        "a.test",
+        **{
+            **s3_media_settings,
+            "s3_bucket": missing,
+            "s3_public_url": f"{s3_media_settings['s3_endpoint']}/{missing}",
+        },
+    )
+    token = await token_for(instance, "alice")
+    answer = await upload(instance, token, png_bytes(), description="Blue")
+    assert answer.status_code == 503, answer.text
+    assert "try again" in answer.json()["error"] and int(answer.headers["retry-after"]) > 0
+    root = media_root(instance.settings)
+    assert [path for path in root.rglob("*") if path.is_file()] == []
