@@ -436,3 +436,32 @@ async def test_a_failing_object_store_answers_503_and_keeps_nothing(
     assert "try again" in answer.json()["error"] and int(answer.headers["retry-after"]) > 0
     root = media_root(instance.settings)
     assert [path for path in root.rglob("*") if path.is_file()] == []
+
+
+async def test_a_new_avatar_is_served_from_the_store_and_replaces_the_old_file(
+    media_instance: Instance,
+) -> None:
+    instance = media_instance
+    token = await token_for(instance, "alice")
+
+    async def new_avatar(color: tuple[int, int, int]) -> str:
+        answer = await instance.client.patch(
+            "/api/v1/accounts/update_credentials",
+            files={"avatar": ("me.png", png_bytes((800, 600), color), "image/png")},
+            headers=bearer(token),
+        )
+        assert answer.status_code == 200, answer.text
+        url: str = answer.json()["avatar"]
+        assert url.startswith(f"{media_url_base(instance)}/profiles/")
+        return url
+
+    first = await new_avatar((200, 0, 0))
+    served = await fetch_media(instance, first)
+    assert served.status_code == 200 and served.headers["content-type"] in ("image/jpeg", "image/png")
+    assert Image.open(io.BytesIO(served.content)).size == (400, 400)
+    second = await new_avatar((0, 200, 0))
+    assert (await fetch_media(instance, second)).status_code == 200
+    assert (await fetch_media(instance, first)).status_code == 404
+    assert [name for name in await stored_files(instance) if name.startswith("profiles/")] == [
+        second.removeprefix(f"{media_url_base(instance)}/")
+    ]
