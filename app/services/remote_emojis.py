@@ -6,6 +6,10 @@ fetcher and address guard, cut off at EMOJI_SIZE_LIMIT, checked and re-encoded a
 domain whose media is rejected is never fetched from. One copy serves every post of that domain
 using the shortcode (Mastodon keys remote emoji the same way: shortcode and domain).
 
+The emoji of a remote account's name and bio are copied the same way with its avatar and header;
+their copies are noted on the account's `emojis` (`cached_url`), kept across refreshes of the actor
+while the picture stays the same.
+
 Pages and apps show only copies made here: an emoji not (yet) copied stays `:shortcode:` text, so
 a reader's browser or app never loads a picture from the other server.
 """
@@ -104,6 +108,38 @@ class RemoteEmojiCache:
                 copied += key is not None
         return copied
 
+    async def cache_profile(self, account: Account) -> None:
+        """Copy the emoji of a remote account's name and bio, and note the copies on its row."""
+        if account.domain is None or not account.emojis:
+            return
+        await self.cache(account.emojis, account.domain)
+        async with self.context.sessions() as session:
+            copies = {
+                emoji.shortcode: emoji.cached_url
+                for emoji in (
+                    await session.scalars(
+                        select(RemoteEmoji).where(
+                            col(RemoteEmoji.domain) == account.domain,
+                            col(RemoteEmoji.shortcode).in_(list(wanted_emojis(account.emojis))),
+                            col(RemoteEmoji.cached_url).is_not(None),
+                        )
+                    )
+                ).all()
+            }
+            stored = await session.get(Account, account.id)
+            if stored is None:
+                return
+            noted = [
+                {**entry, "cached_url": copies[entry["shortcode"]]}
+                if entry.get("shortcode") in copies
+                else entry
+                for entry in stored.emojis
+            ]
+            if noted != stored.emojis:
+                stored.emojis = noted
+                session.add(stored)
+                await session.commit()
+
     async def _copy(self, url: str, domain: str) -> tuple[str | None, str | None]:
         """The store key of a fresh copy of `url`, or why there is none."""
         policy = await self.context.domain_policy.current()
@@ -156,6 +192,30 @@ class RemoteEmojiCache:
         return True
 
 
+def profile_emojis(account: Account) -> list[ShownEmoji]:
+    """The copied emoji of a remote account's name and bio (kept on its `emojis` as `cached_url`)."""
+    return [
+        ShownEmoji(entry["shortcode"], entry["cached_url"], entry["cached_url"])
+        for entry in account.emojis
+        if isinstance(entry.get("cached_url"), str) and isinstance(entry.get("shortcode"), str)
+    ]
+
+
+def keep_copies(old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An actor's emoji as newly fetched, with the copies of those whose picture did not change."""
+    copies = {
+        (entry.get("shortcode"), entry.get("url")): entry["cached_url"]
+        for entry in old
+        if entry.get("cached_url")
+    }
+    return [
+        {**entry, "cached_url": copies[key]}
+        if (key := (entry.get("shortcode"), entry.get("url"))) in copies
+        else dict(entry)
+        for entry in new
+    ]
+
+
 async def shown_emojis(
     session: AsyncSession, posts: Iterable[tuple[Post, Account]]
 ) -> dict[int, list[ShownEmoji]]:
@@ -200,4 +260,12 @@ def _unlink(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["EMOJI_FOLDER", "RemoteEmojiCache", "ShownEmoji", "shown_emojis", "wanted_emojis"]
+__all__ = [
+    "EMOJI_FOLDER",
+    "RemoteEmojiCache",
+    "ShownEmoji",
+    "keep_copies",
+    "profile_emojis",
+    "shown_emojis",
+    "wanted_emojis",
+]

@@ -55,6 +55,19 @@ class CacheOutcome:
     refused: int
 
 
+def has_files_to_copy(account: Account) -> bool:
+    """Whether a remote account's avatar, header or name emoji are not copied here (from their
+    current pictures): its next post reaching a local timeline has them copied."""
+    if account.domain is None:
+        return False
+    pictures = any(
+        getattr(account, f"{kind}_url")
+        and getattr(account, f"{kind}_cached_from") != getattr(account, f"{kind}_url")
+        for kind in ("avatar", "header")
+    )
+    return pictures or any(not entry.get("cached_url") for entry in account.emojis)
+
+
 class RemoteMediaCache:
     def __init__(self, context: AppContext) -> None:
         self.context = context
@@ -176,6 +189,7 @@ class RemoteMediaCache:
                 await session.commit()
             await self.store.delete(old)
             copied += 1
+        await RemoteEmojiCache(self.context).cache_profile(account)
         if copied:
             await schedule_cleanup(self.context)
         return copied
@@ -353,6 +367,7 @@ __all__ = [
     "CacheLater",
     "CacheOutcome",
     "RemoteMediaCache",
+    "has_files_to_copy",
     "run_cleanup",
     "schedule_cleanup",
 ]

@@ -50,6 +50,7 @@ from app.services.notifications import (
     sender_reach,
 )
 from app.services.read_cache import ReadCache
+from app.services.remote_media import has_files_to_copy
 from app.services.timelines import (
     LocalFollower,
     hidden_from,
@@ -326,6 +327,7 @@ class RemotePostService:
             media=[new_row(MediaAttachment, **values) for values in _media_values(None, author, note)],
             poll=new_row(Poll, **_poll_values(None, note)) if note.poll is not None else None,
             parent_id=parent.id if parent else None,
+            author_files_to_copy=has_files_to_copy(author),
         )
         if not delivered:
             rows.delivered = False

@@ -169,3 +169,38 @@ async def test_an_edit_with_a_new_emoji_and_picture_is_copied_too(lab: Lab) -> N
     [media] = status["media_attachments"]
     assert media["url"].startswith("http://a.test/media/cache/") and media["remote_url"] == picture
     assert "joker_disapprove" in {emoji["shortcode"] for emoji in status["emojis"]}
+
+
+async def test_the_emoji_of_a_remote_name_are_copied_with_the_avatar(lab: Lab) -> None:
+    """Pleroma's actor names its emoji in `tag` (lemmy-assets/pleroma/objects/person.json)."""
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    person = rewrite(
+        load("lemmy-assets/pleroma/objects/person.json"), {"https://queer.hacktivis.me": "http://remote.test"}
+    )
+    bzh = "http://remote.test/emoji/custom/mastodon.xyz/bzh.png"
+    bob = peer.actor(BOB, name=person["name"], tag=person["tag"])
+    for tag in person["tag"]:
+        peer.files[tag["icon"]["url"]] = (png_bytes((24, 24)), "image/png")
+    account = await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    _, carol = await make_user(here, "carol")
+    await follow_locally(here, carol, bob.uri)
+
+    # Before the worker ran: the name's emoji stay text in the API, nothing points at remote.test.
+    entity = (await here.client.get(f"/api/v1/accounts/{account.id}")).json()
+    assert ":bzh:" in entity["display_name"] and entity["emojis"] == []
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 7)))
+    await run_jobs(here)
+
+    entity = (await here.client.get(f"/api/v1/accounts/{account.id}")).json()
+    by_code = {emoji["shortcode"]: emoji for emoji in entity["emojis"]}
+    assert {"bzh", "anarchy", "gentoo"} <= set(by_code)
+    assert by_code["bzh"]["url"].startswith("http://a.test/media/cache/emojis/")
+    assert by_code["bzh"]["visible_in_picker"] is False
+    assert peer.fetches(bzh) == 1
+    reader = Browser(new_client(here))
+    await reader.login("carol")
+    home = (await reader.get("/home")).text
+    await reader.aclose()
+    assert f'<img class="custom-emoji" src="{by_code["bzh"]["url"]}" alt=":bzh:"' in home

@@ -7,27 +7,16 @@ from typing import Any
 
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_id, api_time
+from app.api.entities.custom_emoji import custom_emoji_entity
 from app.api.entities.discovery import filter_result_entity
 from app.api.entities.media import media_entity
 from app.context import AppContext
 from app.models import Post
 from app.services.read_model import PostView, load_views
-from app.services.remote_emojis import ShownEmoji
 from app.services.viewer import Viewer
 
 # Herold's names for audiences → Mastodon's.
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
-
-
-def custom_emoji_entity(emoji: ShownEmoji) -> dict[str, Any]:
-    """Mastodon's CustomEmoji, pointing at the copy here; another server's emoji is never offered
-    in this server's picker."""
-    return {
-        "shortcode": emoji.shortcode,
-        "url": emoji.url,
-        "static_url": emoji.static_url,
-        "visible_in_picker": False,
-    }
 
 
 def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
@@ -111,4 +100,4 @@ async def statuses(
     return [status_entity(context, view) for view in views]
 
 
-__all__ = ["VISIBILITY_NAMES", "custom_emoji_entity", "media_entity", "status_entity", "statuses"]
+__all__ = ["VISIBILITY_NAMES", "media_entity", "status_entity", "statuses"]

@@ -17,7 +17,8 @@ from sqlmodel import col, select
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_time
-from app.api.entities.status import custom_emoji_entity, media_entity
+from app.api.entities.custom_emoji import custom_emoji_entity
+from app.api.entities.status import media_entity
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
 from app.api.v1.statuses import MAX_STATUS_BODY, acting_account, flag_param, one_status, visible_status
