@@ -10,8 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.lab import DatabaseFactory, Instance, Lab, running_lab
 
@@ -107,3 +112,33 @@ def media_store_settings(request: pytest.FixtureRequest) -> dict[str, str]:
 async def media_instance(lab: Lab, media_store_settings: dict[str, str]) -> Instance:
     """The instance on a.test, with each media store in turn."""
     return await lab.instance("a.test", **media_store_settings)
+
+
+def s3_gateway(endpoint: str) -> Starlette:
+    """An app passing reads on to the S3 server: a lab host standing in for the bucket's public
+    address (a CDN in front of it), so that other lab instances fetch from it as from the internet."""
+
+    async def forward(request: Request) -> Response:
+        async with httpx.AsyncClient() as client:
+            answer = await client.request(request.method, f"{endpoint}{request.url.path}")
+        kept = {
+            name: answer.headers[name]
+            for name in ("content-type", "cache-control", "etag")
+            if name in answer.headers
+        }
+        return Response(answer.content, status_code=answer.status_code, headers=kept)
+
+    return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "HEAD"])])
+
+
+@pytest.fixture
+def lab_media_store_settings(lab: Lab, media_store_settings: dict[str, str]) -> dict[str, str]:
+    """media_store_settings for a.test among other lab instances: in S3 mode the bucket is read at
+    http://media.a.test/<bucket>/…, a host of the lab network."""
+    if not media_store_settings:
+        return {}
+    lab.network.register("media.a.test", s3_gateway(media_store_settings["s3_endpoint"]))
+    return {
+        **media_store_settings,
+        "s3_public_url": f"http://media.a.test/{media_store_settings['s3_bucket']}",
+    }
