@@ -172,6 +172,8 @@ class RemoteMediaCache:
                 encoded, extension = await asyncio.to_thread(_fit_file, scratch, size)
             except (FetchError, MediaInvalid) as error:
                 log.info("the %s of %s was not cached: %s", kind, account.uri, error)
+                if _for_good(error):
+                    await self._note_uncopyable(account, kind, url)
                 continue
             finally:
                 await asyncio.to_thread(_unlink, scratch)
@@ -193,6 +195,21 @@ class RemoteMediaCache:
         if copied:
             await schedule_cleanup(self.context)
         return copied
+
+    async def _note_uncopyable(self, account: Account, kind: str, url: str) -> None:
+        """A picture that will not become copyable (not a picture, refused by its server) is not
+        fetched again for every post of its account: marked as tried, it is shown as the original,
+        until the account names another one."""
+        async with self.context.sessions() as session:
+            stored = await session.get(Account, account.id)
+            if stored is None or getattr(stored, f"{kind}_url") != url:
+                return
+            old = self.store.key_of_url(getattr(stored, f"{kind}_cached_url"))
+            setattr(stored, f"{kind}_cached_url", None)
+            setattr(stored, f"{kind}_cached_from", url)
+            session.add(stored)
+            await session.commit()
+        await self.store.delete(old)
 
     async def remove_pictures_older_than(self, days: float, *, avatars: bool, headers: bool) -> int:
         """Drop copies of remote avatars and/or headers made more than `days` ago."""
@@ -351,6 +368,13 @@ async def remove_unattached_uploads(context: AppContext) -> int:
         with contextlib.suppress(ValueError):
             await asyncio.to_thread(_unlink, store.scratch_path(name))
     return len(stale)
+
+
+def _for_good(error: Exception) -> bool:
+    """Whether fetching or checking a file failed in a way that trying again will not change."""
+    if isinstance(error, FetchError):
+        return error.unreachable is None and error.status is not None and 400 <= error.status < 500
+    return True
 
 
 def _fit_file(path: Path, size: tuple[int, int]) -> tuple[bytes, str]:

@@ -246,3 +246,37 @@ async def test_the_cached_copies_go_when_the_post_and_then_the_account_are_delet
     await deliver_and_process(here, peer, bob, gone)
     assert (await fetch_media(here, account.avatar_cached_url)).status_code == 404
     assert await stored_files(here) == []
+
+
+async def test_an_author_s_pictures_are_copied_with_a_text_post_and_a_bad_one_is_not_fetched_again(
+    lab: Lab,
+) -> None:
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB)
+    avatar_url = "http://remote.test/system/accounts/avatars/bob.png"
+    header_url = "http://remote.test/system/accounts/headers/bob.png"
+    bob.document["icon"] = {"type": "Image", "mediaType": "image/png", "url": avatar_url}
+    bob.document["image"] = {"type": "Image", "mediaType": "image/png", "url": header_url}
+    peer.files[avatar_url] = (png_bytes((400, 400)), "image/png")
+    peer.files[header_url] = (b"<html><script>alert(1)</script></html>", "image/png")  # a lie
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+
+    # A post with text only: the author's pictures are copied all the same.
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 8)))
+    await run_jobs(here)
+    [account] = await rows(here, Account, Account.uri == bob.uri)
+    assert account.avatar_shown and account.avatar_shown.startswith("http://a.test/media/cache/avatars/")
+    assert account.header_shown == header_url  # refused by the checks: the original, never a copy
+    assert peer.fetches(header_url) == 1
+
+    # The next post neither queues the copying again nor fetches the bad header once more.
+    async def copying_jobs() -> set[int]:
+        return {job.id for job in await rows(here, BackgroundJob) if job.kind == "media.cache_remote"}
+
+    before = await copying_jobs()
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 9)))
+    assert await copying_jobs() - before == set()
+    await run_jobs(here)
+    assert peer.fetches(header_url) == 1 and peer.fetches(avatar_url) == 1
