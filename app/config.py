@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     # Copies of other servers' media older than this are dropped by the worker's daily cleanup
     # (the originals are linked again); `herold media remove --days N` does the same by hand.
     media_cache_retention_days: int = Field(default=7, ge=1, le=36_500)
+    # An S3-compatible object store for media instead of DATA_DIR/media (app.services.media_store):
+    # on when S3_BUCKET is set. S3_ENDPOINT is empty for Amazon S3 itself, or the store's URL (MinIO,
+    # Garage, Ceph, R2, …); S3_PUBLIC_URL is where browsers and other servers read the files, a CDN
+    # or the bucket's own public address, and it is what every URL handed out starts with.
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_public_url: str = ""
+    # A canned ACL sent with every file ("public-read" for stores that want one); empty sends none,
+    # as buckets made public by a bucket policy (and AWS's default "ACLs disabled") require.
+    s3_acl: str = ""
     # Limited federation: only domains on the allowlist (admin page, `herold domains allow`) federate.
     limited_federation: bool = False
     # Secure mode, as Mastodon's: actors, posts and collections only for signed GETs.
@@ -176,7 +189,18 @@ class Settings(BaseSettings):
             or self.database_url.startswith("postgresql+asyncpg://")
         ):
             raise ValueError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        self.s3_endpoint = self.s3_endpoint.strip().rstrip("/")
+        self.s3_public_url = self.s3_public_url.strip().rstrip("/")
+        if self.s3_bucket and not self.s3_public_url.startswith(("https://", "http://")):
+            raise ValueError(
+                "S3_PUBLIC_URL must be set to the http(s) address files of the bucket are read from "
+                "when S3_BUCKET is set"
+            )
         return self
+
+    @property
+    def media_in_object_store(self) -> bool:
+        return bool(self.s3_bucket)
 
     @property
     def scheme(self) -> str:

@@ -25,6 +25,7 @@ from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
+from app.services.media_store import MediaStore, build_media_store
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
 from app.services.vapid_keys import VapidKeys
@@ -63,8 +64,11 @@ class AppContext:
     # waits behind the jobs and requests that share `engine`.
     heartbeat_engine: AsyncEngine | None = None
     heartbeat_sessions: SessionFactory = field(init=False)
+    # Where media files are kept: DATA_DIR/media or the S3-compatible bucket the settings name.
+    media: MediaStore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.media = build_media_store(self.settings, self.urls.base)
         self.domain_policy = DomainPolicyView(self.sessions, self.settings)
         if self.heartbeat_engine is None:
             self.heartbeat_engine = create_engine(self.settings, "heartbeat")
@@ -98,6 +102,7 @@ class AppContext:
             await close_channel(self.channel, self.events, self.work)
             self.channel = None
         await self.signer.aclose()
+        await self.media.aclose()
         await self.http.aclose()
         await self.engine.dispose()
         if self.heartbeat_engine is not None:

@@ -16,11 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.activitypub.negotiation import prefers_json
 from app.activitypub.verification import KeyFetchesBusy
 from app.services import errors as service_errors
+from app.services.media_store import MediaStoreError
 
 log = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait when the server is saturated (database pool, key fetches).
 BUSY_RETRY_AFTER = 5
+# Seconds an app waits before uploading again when the media store (a disk, a bucket) failed.
+MEDIA_STORE_RETRY_AFTER = 30
 
 
 class HttpError(Exception):
@@ -143,6 +146,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, error: RequestValidationError) -> Response:
         status = 422 if is_api_request(request) else 400
         return error_response(request, status, _describe_validation(error))
+
+    @app.exception_handler(MediaStoreError)
+    async def _media_store_error(request: Request, error: MediaStoreError) -> Response:
+        log.error("media store failed on %s %s: %s", request.method, request.url.path, error)
+        return error_response(
+            request,
+            503,
+            "the file could not be stored right now; try again in a while",
+            {"Retry-After": str(MEDIA_STORE_RETRY_AFTER)},
+        )
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(KeyFetchesBusy)

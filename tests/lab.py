@@ -21,6 +21,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.types import ASGIApp
 
 from app.config import Settings
 from app.context import AppContext
@@ -35,7 +36,7 @@ class HostRoutingTransport(httpx.AsyncBaseTransport):
         self.apps: dict[str, httpx.ASGITransport] = {}
         self.requests: list[httpx.Request] = []
 
-    def register(self, host: str, app: FastAPI) -> None:
+    def register(self, host: str, app: ASGIApp) -> None:
         self.apps[host] = httpx.ASGITransport(app=app)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

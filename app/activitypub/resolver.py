@@ -20,6 +20,7 @@ from app.models import Account
 from app.models.base import utcnow
 from app.services import events
 from app.services.accounts import AccountService
+from app.services.remote_emojis import keep_copies
 
 ACTOR_MAX_AGE = timedelta(hours=24)
 # user@host, where host may carry a port (127.0.0.2:9100) or be an IPv6 literal in brackets.
@@ -288,7 +289,7 @@ def _apply(account: Account, data: ActorData) -> None:
     account.fields = data.fields
     account.also_known_as = data.also_known_as
     account.moved_to_uri = data.moved_to_uri
-    account.emojis = data.emojis
+    account.emojis = keep_copies(account.emojis or [], data.emojis)
     account.fetched_at = utcnow()
     account.updated_at = utcnow()
     account.gone_at = None

@@ -4,6 +4,7 @@ from app.models.accounts import Account, AccountDelegate, ActorType, Role, User,
 from app.models.announcements import Announcement, AnnouncementDismissal, AnnouncementReaction
 from app.models.client_state import Bookmark, ConversationMute, IdempotencyKey, Marker
 from app.models.conversations import ConversationMark
+from app.models.emojis import RemoteEmoji
 from app.models.federation import (
     DeliveryJob,
     DomainHealth,
@@ -91,6 +92,7 @@ __all__ = [
     "PostTag",
     "PushSubscription",
     "Reaction",
+    "RemoteEmoji",
     "RepliesPolicy",
     "Report",
     "Role",

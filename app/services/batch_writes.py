@@ -78,6 +78,8 @@ class PostRows:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     # False for a post fetched only to complete a thread or a boost: nobody sent it to us.
     delivered: bool = True
+    # The author's avatar, header or name emoji are not copied here yet (app.services.remote_media).
+    author_files_to_copy: bool = False
 
 
 @dataclass
@@ -172,12 +174,12 @@ class WriteBatch:
         ]
         if timeline:
             await self._add_timeline_entries(session, timeline)
-        # Attachments of posts that reach a local timeline are copied here by the worker (it polls
-        # its jobs queue, so no wake-up is needed from inside the batch).
+        # Attachments and custom emoji of posts that reach a local timeline (and their authors'
+        # pictures and name emoji, until copied) are copied here by the worker (it polls its jobs queue, so no wake-up is needed from inside the batch).
         caching = [
             new_row(BackgroundJob, id=new_id(), kind=REMOTE_MEDIA_CACHE, payload={"post_id": rows.post["id"]})
             for rows in kept
-            if rows.media and rows.readers
+            if (rows.media or rows.post.get("emojis") or rows.author_files_to_copy) and rows.readers
         ]
         if caching:
             await session.execute(dialect_insert(session, BackgroundJob), caching)

@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
-from app.models import Account, InstanceSetting, MediaAttachment, MediaState
+from app.models import Account, InstanceSetting, MediaAttachment, MediaState, Post
 from app.models.base import new_id
 from app.services.errors import NotFound
 from app.services.image_processing import (
@@ -36,7 +38,7 @@ from app.services.image_processing import (
     sniff_image_format,
 )
 from app.services.jobs import MEDIA_CLEANUP, MEDIA_PROCESS, ensure_queued, queue_job
-from app.services.media_store import MediaStore
+from app.services.media_store import SCRATCH_FOLDER, MediaStore
 from app.services.video_processing import (
     AUDIO_TYPES,
     VIDEO_FRAME_RATE_LIMIT,
@@ -198,16 +200,24 @@ async def store_outcome(store: MediaStore, outcome: _Outcome, folder: str) -> di
     """Write a processed file and its preview under fresh unguessable keys; the row's new values."""
     token = secrets.token_hex(16)
     key = store.new_key(folder, outcome.extension, token=token)
+    preview_key = None
     try:
         if outcome.data is not None:
+            size = len(outcome.data)
             await store.put(key, outcome.data)
         elif outcome.path is not None:
-            await store.put_file(key, outcome.path)
-        preview_key = None
+            source = outcome.path
+            size = await asyncio.to_thread(lambda: source.stat().st_size)
+            await store.put_file(key, source)
+        else:
+            raise MediaInvalid("processing produced no file")
         if outcome.preview_data is not None and outcome.preview_extension is not None:
             preview_key = store.new_key(folder, outcome.preview_extension, token=token, suffix="-small")
             await store.put(preview_key, outcome.preview_data)
-        size = await asyncio.to_thread(lambda: store.path(key).stat().st_size)
+    except BaseException:
+        # Nothing half-stored: the file stays no longer than its preview could be written.
+        await store.delete(key, preview_key)
+        raise
     finally:
         await asyncio.to_thread(outcome.cleanup)
     return {
@@ -225,6 +235,23 @@ async def store_outcome(store: MediaStore, outcome: _Outcome, folder: str) -> di
         "state": MediaState.READY,
         "processing_error": None,
     }
+
+
+def stored_keys(attachments: Iterable[MediaAttachment]) -> list[str]:
+    """The store's keys of these attachments' files (uploads, or cached copies of remote ones)."""
+    return [key for media in attachments for key in (media.file_path, media.preview_path) if key]
+
+
+async def stored_keys_of_posts(session: AsyncSession, *post_conditions: Any) -> list[str]:
+    """The keys of the files of the posts matching `post_conditions`, read before they are deleted
+    (their rows go with the posts, ON DELETE CASCADE), to be removed from the store after the commit."""
+    attachments = await session.scalars(
+        select(MediaAttachment).where(
+            col(MediaAttachment.post_id).in_(select(Post.id).where(*post_conditions)),
+            or_(col(MediaAttachment.file_path).is_not(None), col(MediaAttachment.preview_path).is_not(None)),
+        )
+    )
+    return stored_keys(attachments.all())
 
 
 def with_focus(meta: dict[str, Any], media: MediaAttachment) -> dict[str, Any]:
@@ -258,7 +285,7 @@ class MediaService:
     def __init__(self, context: AppContext, viewer: Viewer | None = None) -> None:
         self.context = context
         self.viewer = viewer if viewer is not None else Viewer.system()
-        self.store = MediaStore(context)
+        self.store = context.media
 
     def scratch_dir(self) -> Path:
         return self.store.scratch_dir()
@@ -304,16 +331,19 @@ class MediaService:
                     session.add(media)
                     await session.commit()
                     await session.refresh(media)
+                # The raw upload is of no use once converted (and may hold the GPS position).
+                await asyncio.to_thread(_unlink, source)
                 return media
         except BaseException:
             await asyncio.to_thread(_unlink, source)
             raise
-        # The raw upload waits in the store's scratch folder for the worker.
-        media.upload_path = f"tmp/{source.name}" if source.parent == self.scratch_dir() else None
-        if media.upload_path is None:
-            key = f"tmp/upload-{secrets.token_hex(16)}"
-            await self.store.put_file(key, source)
-            media.upload_path = key
+        # The raw upload waits in the local scratch folder for the worker (in both stores: ffmpeg
+        # and Pillow read files).
+        if source.parent != self.scratch_dir():
+            waiting = self.store.scratch_path(f"upload-{secrets.token_hex(16)}")
+            await asyncio.to_thread(shutil.move, str(source), str(waiting))
+            source = waiting
+        media.upload_path = f"{SCRATCH_FOLDER}/{source.name}"
         async with self.context.sessions() as session:
             session.add(media)
             queue_job(self.context, session, MEDIA_PROCESS, {"media_id": media.id, "what": what})
@@ -328,7 +358,7 @@ class MediaService:
             media = await session.get(MediaAttachment, media_id)
         if media is None or media.state != MediaState.PROCESSING or not media.upload_path:
             return
-        source = self.store.path(media.upload_path)
+        source = self.store.scratch_path(media.upload_path.removeprefix(f"{SCRATCH_FOLDER}/"))
         values: dict[str, Any]
         try:
             outcome = await asyncio.to_thread(process_file, source, "image" if what == "image" else "av")
@@ -355,6 +385,17 @@ class MediaService:
         if media is None or media.account_id != owner.id:
             raise NotFound("Record not found")
         return media
+
+    async def attached_to(self, owner: Account, post_id: int) -> list[MediaAttachment]:
+        """The attachments of a post of `owner`'s, in their order."""
+        self.viewer.require_act_as(owner)
+        async with self.context.sessions() as session:
+            found = await session.scalars(
+                select(MediaAttachment)
+                .where(col(MediaAttachment.post_id) == post_id, col(MediaAttachment.account_id) == owner.id)
+                .order_by(col(MediaAttachment.position))
+            )
+            return list(found.all())
 
     async def update(
         self,
@@ -472,5 +513,7 @@ __all__ = [
     "parse_focus",
     "process_file",
     "store_outcome",
+    "stored_keys",
+    "stored_keys_of_posts",
     "with_focus",
 ]

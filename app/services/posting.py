@@ -44,8 +44,7 @@ from app.services.errors import RateLimited
 from app.services.hashtags import tag_follower_ids
 from app.services.idempotency import IdempotencyClaim
 from app.services.interactions import MAX_PINS, PostInteractions
-from app.services.media import claim_for_post
-from app.services.media_store import MediaStore
+from app.services.media import claim_for_post, stored_keys_of_posts
 from app.services.notifications import announces_to_followers, notify, notify_local_ids
 from app.services.post_access import PostingError, PostNotFound, PostView, add_to_timelines
 from app.services.text_format import URL_RE, extract_hashtags, extract_mentions, render_plain_text
@@ -362,12 +361,7 @@ class PostingService(PostInteractions):
             events.announce(session, [events.PostDeleted(stored.id, author.id)])
             await session.execute(delete(Pin).where(col(Pin.post_id) == stored.id))
             # Its files go with it (the store deletes them after the commit).
-            gone_media = (
-                await session.scalars(
-                    select(MediaAttachment).where(col(MediaAttachment.post_id) == stored.id)
-                )
-            ).all()
-            media_keys = [key for media in gone_media for key in (media.file_path, media.preview_path) if key]
+            media_keys = await stored_keys_of_posts(session, col(Post.id) == stored.id)
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == stored.id))
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == stored.id))
             await session.execute(
@@ -382,7 +376,7 @@ class PostingService(PostInteractions):
                     .values(replies_count=col(Post.replies_count) - 1)
                 )
             await session.commit()
-        await MediaStore(self.context).delete(*media_keys)
+        await self.context.media.delete(*media_keys)
         return stored
 
     # ------------------------------------------------------------------------------------------

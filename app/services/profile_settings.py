@@ -10,13 +10,11 @@ profile with `rel="me"`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +29,6 @@ from app.models.base import utcnow
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.image_processing import AVATAR_SIZE, HEADER_SIZE, MediaInvalid, fit_picture
-from app.services.media_store import media_root
 from app.services.text_format import URL_RE, render_plain_text
 from app.services.viewer import Viewer
 
@@ -42,6 +39,8 @@ MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 2_047
 MAX_ALIASES = 10
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+# The store's folder of local accounts' avatars and headers.
+PROFILE_FOLDER = "profiles"
 VERIFY_TIMEOUT = 5.0
 VERIFY_MAX_BYTES = 1024 * 1024
 
@@ -187,13 +186,12 @@ class ProfileSettingsService:
         size = AVATAR_SIZE if kind == "avatar" else HEADER_SIZE
         encoded, extension = await asyncio.to_thread(process_image, data, size)
         account = await self._load(account_id)
-        directory = media_root(self.context) / "profiles"
-        name = f"{account.id}-{kind}-{secrets.token_hex(8)}.{extension}"
+        key = f"{PROFILE_FOLDER}/{account.id}-{kind}-{secrets.token_hex(8)}.{extension}"
         try:
-            await asyncio.to_thread(_write_file, directory / name, encoded)
+            await self.context.media.put(key, encoded)
         except OSError as error:
-            raise ProfileError(f"the picture could not be stored: {error.strerror}") from None
-        url = f"{self.context.urls.base}/media/profiles/{name}"
+            raise ProfileError(f"the picture could not be stored: {error.strerror or error}") from None
+        url = self.context.media.url(key)
         async with self.context.sessions() as session:
             stored = await session.get(Account, account_id)
             assert stored is not None
@@ -206,7 +204,7 @@ class ProfileSettingsService:
             session.add(stored)
             await session.commit()
             await session.refresh(stored)
-        self._remove_own_file(old)
+        await self._remove_own_file(old)
         await self._changed(stored)
         return stored
 
@@ -225,7 +223,7 @@ class ProfileSettingsService:
             session.add(stored)
             await session.commit()
             await session.refresh(stored)
-        self._remove_own_file(old)
+        await self._remove_own_file(old)
         await self._changed(stored)
         return stored
 
@@ -318,13 +316,10 @@ class ProfileSettingsService:
 
         return list(await asyncio.gather(*(check(item) for item in fields)))
 
-    def _remove_own_file(self, url: str | None) -> None:
-        prefix = f"{self.context.urls.base}/media/profiles/"
-        if url and url.startswith(prefix):
-            name = url.removeprefix(prefix)
-            if "/" not in name and name and not name.startswith("."):
-                with contextlib.suppress(OSError):
-                    (media_root(self.context) / "profiles" / name).unlink(missing_ok=True)
+    async def _remove_own_file(self, url: str | None) -> None:
+        key = self.context.media.key_of_url(url)
+        if key is not None and key.startswith(f"{PROFILE_FOLDER}/"):
+            await self.context.media.delete(key)
 
 
 def field_value_html(value: str, *, hashtag_href: Callable[[str], str]) -> str:
@@ -388,10 +383,3 @@ def process_image(data: bytes, size: tuple[int, int]) -> tuple[bytes, str]:
         return fit_picture(data, size)
     except MediaInvalid as error:
         raise ProfileError(error.message) from None
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".part")
-    temporary.write_bytes(data)
-    temporary.replace(path)

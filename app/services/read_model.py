@@ -38,6 +38,7 @@ from app.models import (
     User,
 )
 from app.services.content_filters import ActiveFilters, FilterMatch, active_filters
+from app.services.remote_emojis import ShownEmoji, shown_emojis
 from app.services.viewer import Viewer
 from app.services.visibility import EVERYONE
 
@@ -55,6 +56,8 @@ class PostView:
     mentions: list[Account] = field(default_factory=list)
     # Lower-cased hashtag names, as stored.
     tags: list[str] = field(default_factory=list)
+    # The custom emoji of a remote post that are copied here (the others stay :shortcode: text).
+    emojis: list[ShownEmoji] = field(default_factory=list)
     poll: Poll | None = None
     reply_to: Account | None = None
     # The staff member who wrote an organisation's post: only for admins and the organisation's team.
@@ -187,6 +190,9 @@ class PostViewLoader:
         pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
         marks = await self._own_marks(post_ids)
         writers = await self._writers(post for _, post in shown)
+        emojis = await shown_emojis(
+            session, ((post, accounts[post.account_id]) for _, post in shown if post.account_id in accounts)
+        )
 
         views = []
         for item, post in shown:
@@ -202,6 +208,7 @@ class PostViewLoader:
                     media=contents[post.id].media,
                     mentions=contents[post.id].mentions,
                     tags=contents[post.id].tags,
+                    emojis=emojis.get(post.id, []),
                     poll=polls.get(post.id),
                     reply_to=accounts.get(post.in_reply_to_account_id)
                     if post.in_reply_to_account_id

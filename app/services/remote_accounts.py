@@ -28,6 +28,7 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.account_moderation import record_block
+from app.services.media import stored_keys_of_posts
 from app.services.notifications import notify
 from app.services.remote_posts import local_follower_ids
 
@@ -97,6 +98,16 @@ class RemoteAccountService:
             await events.announce_deleted_posts(session, col(Post.account_id) == account.id)
             # Its follows, likes and replies leave counts and pages everywhere.
             events.announce(session, [events.PublicContentChanged()])
+            # Cached copies of its media and pictures go from the store once this is committed.
+            cached_files: list[str | None] = list(
+                await stored_keys_of_posts(session, col(Post.account_id) == account.id)
+            )
+            gone = await session.get(Account, account.id)
+            if gone is not None:
+                cached_files += [
+                    self.context.media.key_of_url(url)
+                    for url in (gone.avatar_cached_url, gone.header_cached_url)
+                ]
             await session.execute(delete(Post).where(col(Post.account_id) == account.id))
             for model in (Favourite, Reaction, PollVote):
                 table: type[Favourite] | type[Reaction] | type[PollVote] = model
@@ -118,9 +129,19 @@ class RemoteAccountService:
             await session.execute(delete(Notification).where(col(Notification.from_account_id) == account.id))
             await self._recount(session, touched, polls)
             await session.execute(
-                update(Account).where(col(Account.id) == account.id).values(gone_at=utcnow())
+                update(Account)
+                .where(col(Account.id) == account.id)
+                .values(
+                    gone_at=utcnow(),
+                    avatar_cached_url=None,
+                    avatar_cached_from=None,
+                    header_cached_url=None,
+                    header_cached_from=None,
+                    pictures_cached_at=None,
+                )
             )
             await session.commit()
+        await self.context.media.delete(*cached_files)
 
     async def _posts_it_counted_on(self, session: AsyncSession, account: Account) -> set[int]:
         """Posts of others whose counters include something of `account`'s."""

@@ -1,6 +1,6 @@
 """Copies of other servers' media, kept here so that readers' browsers never fetch from them.
 
-The attachments of a remote post that reaches a local timeline are fetched by the worker (a
+The attachments (and custom emoji, app.services.remote_emojis) of a remote post that reaches a local timeline are fetched by the worker (a
 `media.cache_remote` job queued with the post), through the one fetcher and its address guard,
 cut off at the size limit, sniffed and re-encoded by the same pipeline as uploads, and served from
 /media/cache/…; `url` and `preview_url` then point here and `remote_url` keeps the original. A
@@ -35,8 +35,9 @@ from app.services.image_processing import (
     fit_picture,
 )
 from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
-from app.services.media import precheck, process_file, store_outcome
-from app.services.media_store import MediaStore
+from app.services.media import precheck, process_file, store_outcome, stored_keys
+from app.services.media_store import SCRATCH_FOLDER
+from app.services.remote_emojis import RemoteEmojiCache
 from app.services.video_processing import VIDEO_SIZE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,26 @@ class CacheOutcome:
     refused: int
 
 
+def has_files_to_copy(account: Account) -> bool:
+    """Whether a remote account's avatar, header or name emoji are not copied here (from their
+    current pictures): its next post reaching a local timeline has them copied."""
+    if account.domain is None:
+        return False
+    pictures = any(
+        getattr(account, f"{kind}_url")
+        and getattr(account, f"{kind}_cached_from") != getattr(account, f"{kind}_url")
+        for kind in ("avatar", "header")
+    )
+    return pictures or any(not entry.get("cached_url") for entry in account.emojis)
+
+
 class RemoteMediaCache:
     def __init__(self, context: AppContext) -> None:
         self.context = context
-        self.store = MediaStore(context)
+        self.store = context.media
 
     async def cache_post(self, post_id: int) -> CacheOutcome:
-        """Copy the attachments of one remote post here (those not copied yet)."""
+        """Copy the attachments and custom emoji of one remote post here (those not copied yet)."""
         async with self.context.sessions() as session:
             post = await session.get(Post, post_id)
             author = await session.get(Account, post.account_id) if post is not None else None
@@ -76,6 +90,7 @@ class RemoteMediaCache:
         if post is None or author is None or author.domain is None or post.deleted_at is not None:
             return CacheOutcome(0, 0)
         await self.cache_pictures(author)
+        await RemoteEmojiCache(self.context).cache(post.emojis, author.domain)
         cached = refused = 0
         unavailable: list[str] = []
         for media in attachments:
@@ -157,6 +172,8 @@ class RemoteMediaCache:
                 encoded, extension = await asyncio.to_thread(_fit_file, scratch, size)
             except (FetchError, MediaInvalid) as error:
                 log.info("the %s of %s was not cached: %s", kind, account.uri, error)
+                if _for_good(error):
+                    await self._note_uncopyable(account, kind, url)
                 continue
             finally:
                 await asyncio.to_thread(_unlink, scratch)
@@ -174,9 +191,25 @@ class RemoteMediaCache:
                 await session.commit()
             await self.store.delete(old)
             copied += 1
+        await RemoteEmojiCache(self.context).cache_profile(account)
         if copied:
             await schedule_cleanup(self.context)
         return copied
+
+    async def _note_uncopyable(self, account: Account, kind: str, url: str) -> None:
+        """A picture that will not become copyable (not a picture, refused by its server) is not
+        fetched again for every post of its account: marked as tried, it is shown as the original,
+        until the account names another one."""
+        async with self.context.sessions() as session:
+            stored = await session.get(Account, account.id)
+            if stored is None or getattr(stored, f"{kind}_url") != url:
+                return
+            old = self.store.key_of_url(getattr(stored, f"{kind}_cached_url"))
+            setattr(stored, f"{kind}_cached_url", None)
+            setattr(stored, f"{kind}_cached_from", url)
+            session.add(stored)
+            await session.commit()
+        await self.store.delete(old)
 
     async def remove_pictures_older_than(self, days: float, *, avatars: bool, headers: bool) -> int:
         """Drop copies of remote avatars and/or headers made more than `days` ago."""
@@ -237,7 +270,7 @@ class RemoteMediaCache:
                 ).all()
                 if not batch:
                     return removed
-                keys = [key for media in batch for key in (media.file_path, media.preview_path) if key]
+                keys = stored_keys(batch)
                 await session.execute(
                     update(MediaAttachment)
                     .where(col(MediaAttachment.id).in_([media.id for media in batch]))
@@ -311,7 +344,7 @@ UNATTACHED_UPLOAD_LIFETIME = timedelta(days=1)
 
 
 async def remove_unattached_uploads(context: AppContext) -> int:
-    store = MediaStore(context)
+    store = context.media
     cutoff = utcnow() - UNATTACHED_UPLOAD_LIFETIME
     async with context.sessions() as session:
         stale = (
@@ -323,14 +356,25 @@ async def remove_unattached_uploads(context: AppContext) -> int:
                 )
             )
         ).all()
-        keys = [
-            key for media in stale for key in (media.file_path, media.preview_path, media.upload_path) if key
+        keys = stored_keys(stale)
+        waiting = [
+            media.upload_path.removeprefix(f"{SCRATCH_FOLDER}/") for media in stale if media.upload_path
         ]
         for media in stale:
             await session.delete(media)
         await session.commit()
     await store.delete(*keys)
+    for name in waiting:
+        with contextlib.suppress(ValueError):
+            await asyncio.to_thread(_unlink, store.scratch_path(name))
     return len(stale)
+
+
+def _for_good(error: Exception) -> bool:
+    """Whether fetching or checking a file failed in a way that trying again will not change."""
+    if isinstance(error, FetchError):
+        return error.unreachable is None and error.status is not None and 400 <= error.status < 500
+    return True
 
 
 def _fit_file(path: Path, size: tuple[int, int]) -> tuple[bytes, str]:
@@ -347,6 +391,7 @@ __all__ = [
     "CacheLater",
     "CacheOutcome",
     "RemoteMediaCache",
+    "has_files_to_copy",
     "run_cleanup",
     "schedule_cleanup",
 ]

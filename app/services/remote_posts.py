@@ -32,12 +32,15 @@ from app.models import (
     Post,
     PostEdit,
     PostTag,
+    TimelineEntry,
     Visibility,
 )
 from app.models.base import new_id, utcnow
 from app.services import events
 from app.services.batch_writes import PostRows, WriteBatch, new_row
 from app.services.hashtags import tag_follower_ids
+from app.services.jobs import REMOTE_MEDIA_CACHE, queue_job_in
+from app.services.media import stored_keys_of_posts
 from app.services.moderation import is_silenced
 from app.services.notifications import (
     SenderReach,
@@ -47,6 +50,7 @@ from app.services.notifications import (
     sender_reach,
 )
 from app.services.read_cache import ReadCache
+from app.services.remote_media import has_files_to_copy
 from app.services.timelines import (
     LocalFollower,
     hidden_from,
@@ -323,6 +327,7 @@ class RemotePostService:
             media=[new_row(MediaAttachment, **values) for values in _media_values(None, author, note)],
             poll=new_row(Poll, **_poll_values(None, note)) if note.poll is not None else None,
             parent_id=parent.id if parent else None,
+            author_files_to_copy=has_files_to_copy(author),
         )
         if not delivered:
             rows.delivered = False
@@ -369,6 +374,7 @@ class RemotePostService:
             return None
         if note.updated and post.edited_at and note.updated <= post.edited_at:
             return post  # an older Update arriving late
+        replaced_files: list[str] = []
         changed = (
             note.content_html != post.content_html
             or note.summary != post.summary
@@ -377,7 +383,8 @@ class RemotePostService:
             != list(
                 (
                     await session.scalars(
-                        select(MediaAttachment.url)
+                        # The original's address: a cached copy's `url` points here.
+                        select(func.coalesce(MediaAttachment.remote_url, MediaAttachment.url))
                         .where(col(MediaAttachment.post_id) == post.id)
                         .order_by(col(MediaAttachment.position))
                     )
@@ -402,9 +409,14 @@ class RemotePostService:
             post.edited_at = min(note.updated or utcnow(), utcnow())
             await session.execute(delete(PostTag).where(col(PostTag.post_id) == post.id))
             await tag_post(session, post.id, note.hashtags)
+            # Cached copies of the old attachments go from the store once this is committed.
+            replaced_files = await stored_keys_of_posts(session, col(Post.id) == post.id)
             await session.execute(delete(MediaAttachment).where(col(MediaAttachment.post_id) == post.id))
             for values in _media_values(post.id, author, note):
                 session.add(MediaAttachment(**values))
+            if (note.attachments or note.emojis) and await _on_a_local_timeline(session, post.id):
+                # The new attachments and emoji are copied here as the first version's were.
+                queue_job_in(session, REMOTE_MEDIA_CACHE, {"post_id": post.id})
             await self._notify_new_mentions(session, post, author, note)
             await self._notify_boosters(session, post, author)
             events.announce(session, [events.PostEdited(post.id, post.account_id)])
@@ -419,6 +431,7 @@ class RemotePostService:
                 session.add(poll)
         session.add(post)
         await session.commit()
+        await self.context.media.delete(*replaced_files)
         return post
 
     async def _notify_new_mentions(
@@ -468,10 +481,12 @@ class RemotePostService:
                 await _decrement(session, post.reblog_of_id, "reblogs_count")
             # Mentions, tags, media, polls, likes, boosts of it, timeline entries and notifications
             # go with it (ON DELETE CASCADE); replies keep their text and lose the link.
+            cached_files = await stored_keys_of_posts(session, col(Post.id) == post.id)
             await session.execute(delete(Post).where(col(Post.id) == post.id))
             events.announce(session, [events.PostDeleted(post.id, post.account_id)])
             await session.commit()
-            return True
+        await self.context.media.delete(*cached_files)
+        return True
 
     async def record_vote(self, note: NoteData, voter: Account) -> str | None:
         """Count a remote vote on a local poll; the reason it was not counted otherwise."""
@@ -581,6 +596,12 @@ def _poll_values(post_id: int | None, note: NoteData) -> dict[str, Any]:
         "voters_count": note.poll.voters_count or 0,
         "votes_count": sum(votes for _title, votes in note.poll.options),
     }
+
+
+async def _on_a_local_timeline(session: AsyncSession, post_id: int) -> bool:
+    return (
+        await session.scalar(select(TimelineEntry.id).where(col(TimelineEntry.post_id) == post_id).limit(1))
+    ) is not None
 
 
 async def _decrement(session: AsyncSession, post_id: int, counter: str) -> None:

@@ -92,8 +92,8 @@ async def _compose_page(
             "error": error,
             "warning": warning,
             "preview": preview,
-            "slots": slots if slots is not None else _blank_slots([]),
-            "accepted_types": ",".join(media_limits()["supported_mime_types"]),
+            "slots": slots if slots is not None else with_blank_slots([]),
+            "accepted_types": accepted_types(),
             "descriptions_required": await MediaService(context).descriptions_required(),
             "preview_length": visible_length(values.get("text", "")) + len(values.get("spoiler_text", "")),
             "languages": POST_LANGUAGES,
@@ -143,6 +143,11 @@ async def compose_form(
 
 
 MEDIA_SLOTS = 4
+# Flagged before publishing (a post or an edit) where descriptions are not required.
+UNDESCRIBED_WARNING = N_(
+    "Some attachments have no description. Readers who cannot see them learn nothing "
+    "about them; add a description, or confirm that you publish without."
+)
 
 
 @dataclass
@@ -156,14 +161,17 @@ class MediaSlot:
     focus: str = "0.00,0.00"
 
 
-async def _slots(
+async def upload_slots(
     request: Request, context: AppContext, viewer: Viewer, owner: Account, form: FormData
 ) -> list[MediaSlot]:
-    """Upload the files of this form (and re-read those of an earlier round); MediaInvalid names
-    the picture that was refused."""
+    """Upload the files of this form (and re-read, with their new description and focal point,
+    those of an earlier round or already on the post); a place whose "remove" box is ticked is
+    left empty. MediaInvalid names the picture that was refused."""
     service = MediaService(context, viewer)
     slots = []
     for index in range(MEDIA_SLOTS):
+        if form.get(f"remove_{index}"):
+            continue
         slot = MediaSlot(
             index,
             description=str(form.get(f"description_{index}") or "")[: MAX_DESCRIPTION + 1],
@@ -190,6 +198,16 @@ async def _slots(
     return slots
 
 
+def slots_of(attachments: list[MediaAttachment]) -> list[MediaSlot]:
+    """A post's attachments in their places, the free places after them."""
+    return with_blank_slots([MediaSlot(index, media=media) for index, media in enumerate(attachments)])
+
+
+def accepted_types() -> str:
+    """The file inputs' `accept`: the types the media pipeline takes."""
+    return ",".join(media_limits()["supported_mime_types"])
+
+
 async def _to_scratch(service: MediaService, upload: StarletteUpload) -> Path:
     """The form parser's spooled copy, moved to the media scratch folder under a name of ours."""
     path = service.scratch_dir() / f"upload-{secrets.token_hex(16)}"
@@ -203,7 +221,7 @@ async def _to_scratch(service: MediaService, upload: StarletteUpload) -> Path:
     return path
 
 
-def _blank_slots(slots: list[MediaSlot]) -> list[MediaSlot]:
+def with_blank_slots(slots: list[MediaSlot]) -> list[MediaSlot]:
     taken = {slot.index for slot in slots if slot.media is not None}
     return sorted(
         [slot for slot in slots if slot.media is not None]
@@ -254,7 +272,7 @@ async def compose(
             error=None if warning else message,
             warning=message if warning else None,
             status_code=status_code,
-            slots=_blank_slots(slots),
+            slots=with_blank_slots(slots),
         )
         page.headers.update(headers or {})
         return page
@@ -275,7 +293,7 @@ async def compose(
     if visibility not in VISIBILITIES:
         return await refused(translate(request, N_("Choose who can see the post.")), 400)
     try:
-        slots = await _slots(request, context, viewer, chosen, form)
+        slots = await upload_slots(request, context, viewer, chosen, form)
     except MediaInvalid as error:
         return await refused(error.message, 422)
     attached = [slot.media for slot in slots if slot.media is not None]
@@ -288,24 +306,14 @@ async def compose(
             values=values,
             reply_to=reply_to,
             preview=preview,
-            slots=_blank_slots(slots),
+            slots=with_blank_slots(slots),
         )
     undescribed = [media for media in attached if not media.description]
     required = await MediaService(context).descriptions_required()
     # Where descriptions are required, PostingService refuses the post; elsewhere the author confirms.
     if undescribed and not required and not field("without_descriptions"):
         # Flagged before posting: the author confirms, or adds what is missing.
-        return await refused(
-            translate(
-                request,
-                N_(
-                    "Some attachments have no description. Readers who cannot see them learn nothing "
-                    "about them; add a description, or confirm that you publish without."
-                ),
-            ),
-            400,
-            warning=True,
-        )
+        return await refused(translate(request, UNDESCRIBED_WARNING), 400, warning=True)
     try:
         post = await PostingService(context, viewer).create(
             chosen,

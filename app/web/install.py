@@ -21,7 +21,7 @@ def install_web(app: FastAPI, context: AppContext, templates_dir: Path) -> None:
     app.state.templates = build_templates(templates_dir, context, app.state.catalogs)
     install_session_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware, https=context.settings.scheme == "https")
-    directory = media_root(context)
+    directory = media_root(context.settings)
     with contextlib.suppress(OSError):  # reported when an upload is stored, not at start-up
         directory.mkdir(parents=True, exist_ok=True)
     # Files under /media are served by a route that sends only allowlisted types (app.web.media_files).

@@ -10,9 +10,19 @@ from app.dependencies import get_context
 from app.http_errors import BadRequest, Forbidden, NotFound
 from app.i18n import N_
 from app.models import Account, Post
+from app.services.image_processing import MediaInvalid
+from app.services.media import MediaService
 from app.services.post_lists import thread_posts
 from app.services.posting import PostingError, PostingService
-from app.web.compose_pages import POST_LANGUAGES
+from app.web.compose_pages import (
+    POST_LANGUAGES,
+    UNDESCRIBED_WARNING,
+    MediaSlot,
+    accepted_types,
+    slots_of,
+    upload_slots,
+    with_blank_slots,
+)
 from app.web.notices import redirect
 from app.web.post_views import account_by_id, build_cards
 from app.web.session import Viewer, current_user, safe_next
@@ -65,6 +75,37 @@ async def _managed_post(
     return post, author
 
 
+async def _edit_page(
+    request: Request,
+    context: AppContext,
+    viewer: Viewer,
+    post: Post,
+    author: Account,
+    *,
+    values: dict[str, str],
+    slots: list[MediaSlot],
+    error: str | None = None,
+    warning: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "staff/edit.html",
+        {
+            "post": post,
+            "author": author,
+            "values": values,
+            "error": error,
+            "warning": warning,
+            "languages": POST_LANGUAGES,
+            "slots": slots,
+            "accepted_types": accepted_types(),
+            "descriptions_required": await MediaService(context, viewer).descriptions_required(),
+        },
+        status_code=status_code,
+    )
+
+
 @router.get("/posts/{post_id}/edit")
 async def edit_form(
     request: Request,
@@ -77,11 +118,11 @@ async def edit_form(
         "text": post.content_source or "",
         "spoiler_text": post.summary or "",
         "language": post.language or "",
+        "sensitive": "1" if post.sensitive else "",
     }
-    return render(
-        request,
-        "staff/edit.html",
-        {"post": post, "author": author, "values": values, "error": None, "languages": POST_LANGUAGES},
+    attachments = await MediaService(context, viewer).attached_to(author, post.id)
+    return await _edit_page(
+        request, context, viewer, post, author, values=values, slots=slots_of(attachments)
     )
 
 
@@ -89,31 +130,70 @@ async def edit_form(
 async def edit(
     request: Request,
     post_id: str,
-    text: str = Form(""),
-    spoiler_text: str = Form(""),
-    language: str = Form(""),
     context: AppContext = Depends(get_context),
     viewer: Viewer = Depends(current_user),
 ) -> Response:
+    """Text, content warning, language, and the attachments: kept (with a new description or focal
+    point), removed, or added, as in the composer."""
     post, author = await _managed_post(request, context, viewer, post_id)
+    # Read here rather than as Form() parameters: new files come as uploads in the same form.
+    form = await request.form()
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else ""
+
+    values = {
+        "text": field("text"),
+        "spoiler_text": field("spoiler_text"),
+        "language": field("language"),
+        "sensitive": "1" if field("sensitive") else "",
+    }
+    slots: list[MediaSlot] = []
+
+    async def refused(message: str, status_code: int, *, warning: bool = False) -> Response:
+        # The form comes back with what was typed and what was uploaded.
+        return await _edit_page(
+            request,
+            context,
+            viewer,
+            post,
+            author,
+            values=values,
+            slots=with_blank_slots(slots),
+            error=None if warning else message,
+            warning=message if warning else None,
+            status_code=status_code,
+        )
+
+    try:
+        slots = await upload_slots(request, context, viewer, author, form)
+    except MediaInvalid as error:
+        return await refused(error.message, 422)
+    attached = [slot.media for slot in slots if slot.media is not None]
+    required = await MediaService(context, viewer).descriptions_required()
+    if (
+        any(not media.description for media in attached)
+        and not required
+        and not field("without_descriptions")
+    ):
+        return await refused(translate(request, UNDESCRIBED_WARNING), 400, warning=True)
+    # A form without the attachment fields (an older page, a script) leaves them as they are.
+    with_media_fields = "description_0" in form
     try:
         await PostingService(context, viewer).edit(
-            author, post.id, text, spoiler_text=spoiler_text or None, language=language or None
+            author,
+            post.id,
+            values["text"],
+            spoiler_text=values["spoiler_text"] or None,
+            sensitive=bool(values["sensitive"]) if with_media_fields else None,
+            language=values["language"] or None,
+            media_ids=[media.id for media in attached] if with_media_fields else None,
         )
     except PostingError as error:
-        values = {"text": text, "spoiler_text": spoiler_text, "language": language}
-        return render(
-            request,
-            "staff/edit.html",
-            {
-                "post": post,
-                "author": author,
-                "values": values,
-                "error": str(error),
-                "languages": POST_LANGUAGES,
-            },
-            status_code=400,
-        )
+        return await refused(str(error), 400)
+    except MediaInvalid as error:
+        return await refused(error.message, 422)
     return redirect(f"/posts/{post.id}", "edited")
 
 

@@ -26,7 +26,9 @@ from app.i18n import LOCALE_NAMES, Catalogs, negotiate
 from app.services.domain_blocks import domain_label
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.moderation import DomainPolicy
+from app.services.remote_emojis import profile_emojis
 from app.web.cookies import set_anon_csrf_cookie, set_session_cookie
+from app.web.custom_emoji import html_with_emojis, text_with_emojis
 from app.web.notices import NOTICES
 
 
@@ -95,6 +97,9 @@ def build_templates(directory: Path, context: AppContext, catalogs: Catalogs) ->
     environment.globals["embeds_media"] = embeds_media
     environment.filters["datetime"] = localized_datetime
     environment.filters["http_url"] = http_url
+    environment.filters["with_emojis"] = html_with_emojis
+    environment.filters["text_with_emojis"] = text_with_emojis
+    environment.globals["profile_emojis"] = profile_emojis
     environment.filters["domain_label"] = domain_label
     environment.filters["plaintext"] = lambda html, limit=300: _shorten(html_to_plain_text(html or ""), limit)
     environment.globals["static_version"] = __version__

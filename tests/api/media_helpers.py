@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import subprocess
 from pathlib import Path
 
+import httpx
 from PIL import Image
+
+from app.services.media_store import S3MediaStore, media_root
+from tests.lab import Instance
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -98,3 +103,29 @@ def tiny_audio(directory: Path) -> bytes:
         check=True,
     )
     return target.read_bytes()
+
+
+async def fetch_media(instance: Instance, url: str) -> httpx.Response:
+    """GET a media URL as a browser would: from the instance itself, or from the object store's
+    public address."""
+    if url.startswith(instance.base_url + "/"):
+        return await instance.client.get(url.removeprefix(instance.base_url))
+    async with httpx.AsyncClient() as client:
+        return await client.get(url)
+
+
+async def stored_files(instance: Instance) -> list[str]:
+    """Every file the instance keeps: in its store (disk or bucket) and in the local scratch folder."""
+    root = media_root(instance.settings)
+    found = (
+        [str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()] if root.is_dir() else []
+    )
+    store = instance.context.media
+    if isinstance(store, S3MediaStore):
+
+        def listed() -> list[str]:
+            pages = store.client().get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+        found += await asyncio.to_thread(listed)
+    return sorted(found)

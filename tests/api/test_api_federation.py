@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import httpx
 from PIL import Image
 from sqlmodel import select
 
@@ -128,8 +129,10 @@ async def test_api_edit_and_pin_federate_as_the_web_ui_does(lab: Lab) -> None:
     assert [host for host, _, _ in delivered_of_type(lab, "Remove")] == ["c.test"]
 
 
-async def test_an_app_posts_a_picture_and_a_remote_follower_gets_it_without_gps(lab: Lab) -> None:
-    a = await lab.instance("a.test", embedded_worker=False)
+async def test_an_app_posts_a_picture_and_a_remote_follower_gets_it_without_gps(
+    lab: Lab, lab_media_store_settings: dict[str, str]
+) -> None:
+    a = await lab.instance("a.test", embedded_worker=False, **lab_media_store_settings)
     c = await lab.instance("c.test", embedded_worker=False)
     alice = await local_account(a, "alice")
     carol = await local_account(c, "carol")
@@ -161,8 +164,11 @@ async def test_an_app_posts_a_picture_and_a_remote_follower_gets_it_without_gps(
     assert attachment.blurhash == media["blurhash"] and (attachment.width, attachment.height) == (80, 120)
     # c.test keeps a copy (its worker fetched it from a.test), and neither file has the GPS position.
     assert attachment.state == "ready" and attachment.url.startswith("http://c.test/media/cache/")
-    for instance, url in ((a, media["url"]), (c, attachment.url)):
-        served = await instance.client.get("/" + url.split("/", 3)[3])
-        assert served.status_code == 200
-        picture = Image.open(io.BytesIO(served.content))
-        assert not picture.getexif().get_ifd(GPS_IFD) and b"Exif" not in served.content
+    if lab_media_store_settings:
+        assert media["url"].startswith(lab_media_store_settings["s3_public_url"] + "/attachments/")
+    async with httpx.AsyncClient(transport=lab.network) as browser:
+        for url in (media["url"], attachment.url):
+            served = await browser.get(url)
+            assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+            picture = Image.open(io.BytesIO(served.content))
+            assert not picture.getexif().get_ifd(GPS_IFD) and b"Exif" not in served.content

@@ -23,14 +23,16 @@ from tests.api.media_helpers import (
     GPS_IFD,
     animated_gif,
     bomb_png,
+    fetch_media,
     jpeg_with_gps,
     noisy_png,
     png_bytes,
+    stored_files,
     tiny_audio,
     tiny_mp4,
 )
 from tests.api.test_client_api import bearer, post_status, token_for
-from tests.lab import Instance
+from tests.lab import Instance, Lab
 
 
 async def upload(
@@ -51,6 +53,11 @@ async def upload(
     )
 
 
+def media_url_base(instance: Instance) -> str:
+    """Where the instance's media URLs start: its own /media, or the object store's public address."""
+    return instance.settings.s3_public_url or f"{instance.base_url}/media"
+
+
 async def wait_until_processed(instance: Instance, token: str, media_id: str) -> Any:
     async with asyncio.timeout(30):
         while True:
@@ -60,7 +67,8 @@ async def wait_until_processed(instance: Instance, token: str, media_id: str) ->
             await asyncio.sleep(0.1)
 
 
-async def test_a_jpeg_with_gps_is_served_oriented_and_without_any_metadata(instance: Instance) -> None:
+async def test_a_jpeg_with_gps_is_served_oriented_and_without_any_metadata(media_instance: Instance) -> None:
+    instance = media_instance
     token = await token_for(instance, "alice")
     answer = await upload(
         instance, token, jpeg_with_gps((64, 32)), description="A red square", focus="0.5,-0.25"
@@ -73,24 +81,33 @@ async def test_a_jpeg_with_gps_is_served_oriented_and_without_any_metadata(insta
     assert media["meta"]["original"] == {"width": 32, "height": 64, "size": "32x64", "aspect": 0.5}
     assert media["meta"]["small"]["width"] == 32
     assert media["meta"]["focus"] == {"x": 0.5, "y": -0.25}
-    assert media["url"].startswith("http://a.test/media/attachments/")
+    assert media["url"].startswith(f"{media_url_base(instance)}/attachments/")
     assert media["preview_url"] != media["url"] and media["remote_url"] is None
 
-    served = await instance.client.get(media["url"].removeprefix("http://a.test"))
+    served = await fetch_media(instance, media["url"])
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/jpeg"
-    assert served.headers["x-content-type-options"] == "nosniff"
-    assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert "immutable" in served.headers["cache-control"]
+    if not instance.settings.media_in_object_store:
+        # From Herold's own origin a file must never be able to act as a page; the bucket is another origin.
+        assert served.headers["x-content-type-options"] == "nosniff"
+        assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    else:
+        # A /media/ URL handed out before the switch to the bucket leads to the same name there.
+        key = media["url"].removeprefix(f"{media_url_base(instance)}/")
+        earlier = await instance.client.get(f"/media/{key}")
+        assert earlier.status_code == 301 and earlier.headers["location"] == media["url"]
     picture = Image.open(io.BytesIO(served.content))
     assert picture.size == (32, 64)
     exif = picture.getexif()
     assert not exif and not exif.get_ifd(GPS_IFD)
     assert b"Exif" not in served.content and b"SERIAL-123456" not in served.content
-    assert (await instance.client.get(media["preview_url"].removeprefix("http://a.test"))).status_code == 200
+    preview = await fetch_media(instance, media["preview_url"])
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
 
 
-async def test_a_post_carries_its_attachments_to_the_api_and_the_note(instance: Instance) -> None:
+async def test_a_post_carries_its_attachments_to_the_api_and_the_note(media_instance: Instance) -> None:
+    instance = media_instance
     token = await token_for(instance, "alice")
     first = (await upload(instance, token, png_bytes(), name="one.png", description="One")).json()
     second = (await upload(instance, token, jpeg_with_gps(), focus="-1,1")).json()
@@ -178,19 +195,20 @@ async def test_the_attachment_rules_of_a_post(instance: Instance) -> None:
     ],
 )
 async def test_bad_files_are_refused_with_a_message_and_leave_nothing(
-    instance: Instance, name: str, data: bytes, declared: str, message: str
+    media_instance: Instance, name: str, data: bytes, declared: str, message: str
 ) -> None:
+    instance = media_instance
     token = await token_for(instance, "alice")
     answer = await upload(instance, token, data, name=name, declared=declared)
     assert answer.status_code == 422, answer.text
     assert message in answer.json()["error"], answer.text
-    leftovers = [path for path in media_root(instance.context).rglob("*") if path.is_file()]
-    assert leftovers == []
+    assert await stored_files(instance) == []
 
 
 async def test_an_upload_over_the_limit_is_cut_off_while_streaming(
-    instance: Instance, monkeypatch: pytest.MonkeyPatch
+    media_instance: Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    instance = media_instance
     monkeypatch.setattr("app.api.v1.media.UPLOAD_LIMIT", 256 * 1024)
     token = await token_for(instance, "alice")
     boundary = "herold-boundary"
@@ -213,10 +231,11 @@ async def test_an_upload_over_the_limit_is_cut_off_while_streaming(
         headers={**bearer(token), "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert answer.status_code == 422 and "larger than the limit" in answer.json()["error"]
-    assert [path for path in media_root(instance.context).rglob("*") if path.is_file()] == []
+    assert await stored_files(instance) == []
 
 
-async def test_a_large_picture_is_processed_by_the_worker(instance: Instance) -> None:
+async def test_a_large_picture_is_processed_by_the_worker(media_instance: Instance) -> None:
+    instance = media_instance
     token = await token_for(instance, "alice")
     answer = await upload(instance, token, noisy_png((1400, 1100)), name="big.png", declared="image/png")
     assert answer.status_code == 202, answer.text
@@ -233,7 +252,10 @@ async def test_a_large_picture_is_processed_by_the_worker(instance: Instance) ->
     ready = await wait_until_processed(instance, token, media["id"])
     assert ready.status_code == 200
     assert ready.json()["meta"]["original"]["width"] == 1400 and ready.json()["url"]
-    assert [path.name for path in (media_root(instance.context) / "tmp").iterdir()] == []
+    assert [path.name for path in (media_root(instance.settings) / "tmp").iterdir()] == []
+    processed = await fetch_media(instance, ready.json()["url"])
+    assert processed.status_code == 200 and processed.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(processed.content)).size == (1400, 1100)
 
     # The older endpoint waits for the same file.
     waited = await upload(instance, token, noisy_png((1400, 1100)), version="v1", declared="image/png")
@@ -270,7 +292,7 @@ async def test_instance_advertises_the_limits_the_pipeline_enforces(instance: In
 
 
 async def test_media_files_are_served_only_as_the_types_written(instance: Instance) -> None:
-    root = media_root(instance.context)
+    root = media_root(instance.settings)
     (root / "attachments" / "ab").mkdir(parents=True)
     (root / "attachments" / "ab" / "page.html").write_text("<script>alert(1)</script>")
     (root / "attachments" / "ab" / "drawing.svg").write_text("<svg/>")
@@ -334,22 +356,26 @@ async def test_a_playlist_pretending_to_be_a_video_is_refused(instance: Instance
     assert answer.status_code == 422
 
 
-async def test_deleting_a_post_deletes_its_files_and_unattached_uploads_expire(instance: Instance) -> None:
+async def test_deleting_a_post_deletes_its_files_and_unattached_uploads_expire(
+    media_instance: Instance,
+) -> None:
+    instance = media_instance
     token = await token_for(instance, "alice")
     media = (await upload(instance, token, png_bytes(), description="Blue")).json()
     status = await post_status(instance.client, token, "Soon gone", media_ids=[media["id"]])
-    path = media["url"].removeprefix("http://a.test")
-    assert (await instance.client.get(path)).status_code == 200
+    assert (await fetch_media(instance, media["url"])).status_code == 200
     deleted = await instance.client.delete(f"/api/v1/statuses/{status['id']}", headers=bearer(token))
     assert deleted.status_code == 200
-    assert (await instance.client.get(path)).status_code == 404
+    assert (await fetch_media(instance, media["url"])).status_code == 404
+    assert (await fetch_media(instance, media["preview_url"])).status_code == 404
 
     stray = (await upload(instance, token, png_bytes())).json()
     async with instance.context.sessions() as session:
         await session.execute(update(MediaAttachment).values(created_at=utcnow() - timedelta(days=2)))
         await session.commit()
     assert await remove_unattached_uploads(instance.context) == 1
-    assert (await instance.client.get(stray["url"].removeprefix("http://a.test"))).status_code == 404
+    assert (await fetch_media(instance, stray["url"])).status_code == 404
+    assert await stored_files(instance) == []
 
 
 async def test_an_edit_replaces_the_attachments(instance: Instance) -> None:
@@ -390,3 +416,52 @@ async def test_iphone_heic_and_avif_pictures_become_jpegs(
     assert answer.status_code == 200, answer.text
     media = answer.json()
     assert media["url"].endswith(".jpg") and media["meta"]["original"]["width"] == 64
+
+
+async def test_a_failing_object_store_answers_503_and_keeps_nothing(
+    lab: Lab, s3_media_settings: dict[str, str]
+) -> None:
+    missing = "bucket-nobody-made"
+    instance = await lab.instance(
+        "a.test",
+        **{
+            **s3_media_settings,
+            "s3_bucket": missing,
+            "s3_public_url": f"{s3_media_settings['s3_endpoint']}/{missing}",
+        },
+    )
+    token = await token_for(instance, "alice")
+    answer = await upload(instance, token, png_bytes(), description="Blue")
+    assert answer.status_code == 503, answer.text
+    assert "try again" in answer.json()["error"] and int(answer.headers["retry-after"]) > 0
+    root = media_root(instance.settings)
+    assert [path for path in root.rglob("*") if path.is_file()] == []
+
+
+async def test_a_new_avatar_is_served_from_the_store_and_replaces_the_old_file(
+    media_instance: Instance,
+) -> None:
+    instance = media_instance
+    token = await token_for(instance, "alice")
+
+    async def new_avatar(color: tuple[int, int, int]) -> str:
+        answer = await instance.client.patch(
+            "/api/v1/accounts/update_credentials",
+            files={"avatar": ("me.png", png_bytes((800, 600), color), "image/png")},
+            headers=bearer(token),
+        )
+        assert answer.status_code == 200, answer.text
+        url: str = answer.json()["avatar"]
+        assert url.startswith(f"{media_url_base(instance)}/profiles/")
+        return url
+
+    first = await new_avatar((200, 0, 0))
+    served = await fetch_media(instance, first)
+    assert served.status_code == 200 and served.headers["content-type"] in ("image/jpeg", "image/png")
+    assert Image.open(io.BytesIO(served.content)).size == (400, 400)
+    second = await new_avatar((0, 200, 0))
+    assert (await fetch_media(instance, second)).status_code == 200
+    assert (await fetch_media(instance, first)).status_code == 404
+    assert [name for name in await stored_files(instance) if name.startswith("profiles/")] == [
+        second.removeprefix(f"{media_url_base(instance)}/")
+    ]

@@ -281,10 +281,10 @@ ALICE = "http://a.test/users/alice"
 BOB = "http://remote.test/users/bob"
 
 
-async def home_of_alice(lab: Lab) -> tuple[Instance, Account]:
+async def home_of_alice(lab: Lab, **overrides: Any) -> tuple[Instance, Account]:
     """a.test with a local alice. Its worker does not run on its own: the test runs it
     (process_inbox, run_worker) when it wants deliveries handled."""
-    instance = await lab.instance("a.test", embedded_worker=False)
+    instance = await lab.instance("a.test", embedded_worker=False, **overrides)
     return instance, await local_account(instance, "alice")
 
 

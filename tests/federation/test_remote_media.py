@@ -13,7 +13,7 @@ import pytest
 from app.models import Account, BackgroundJob, BlockSeverity, MediaAttachment, MediaState, Post
 from app.services.domain_blocks import DomainBlockService
 from app.services.remote_media import RemoteMediaCache
-from tests.api.media_helpers import jpeg_with_gps, png_bytes, tiny_mp4
+from tests.api.media_helpers import fetch_media, jpeg_with_gps, png_bytes, stored_files, tiny_mp4
 from tests.federation.inbox_peer import (
     BOB,
     Peer,
@@ -26,7 +26,7 @@ from tests.federation.inbox_peer import (
     rows,
 )
 from tests.federation.test_background_jobs import run_jobs
-from tests.lab import Lab
+from tests.lab import Instance, Lab
 from tests.web.helpers import Browser, make_user, new_client
 
 
@@ -44,8 +44,14 @@ def document(url: str, media_type: str, name: str | None, **extra: Any) -> dict[
     }
 
 
-async def test_a_followed_accounts_pictures_are_cached_and_shown_from_here(lab: Lab, tmp_path: Path) -> None:
-    here, alice = await home_of_alice(lab)
+def cache_url_base(instance: Instance) -> str:
+    return f"{instance.settings.s3_public_url or instance.base_url + '/media'}/cache"
+
+
+async def test_a_followed_accounts_pictures_are_cached_and_shown_from_here(
+    lab: Lab, media_store_settings: dict[str, str]
+) -> None:
+    here, alice = await home_of_alice(lab, **media_store_settings)
     peer = Peer(lab).host("remote.test").host("files.remote.test")
     bob = peer.actor(BOB)
     await known_actor(here, bob)
@@ -70,13 +76,15 @@ async def test_a_followed_accounts_pictures_are_cached_and_shown_from_here(lab: 
 
     media = {m.remote_url: m for m in await rows(here, MediaAttachment)}
     harbour = media[f"{base}/1.jpg"]
-    assert harbour.state == MediaState.READY and harbour.url.startswith("http://a.test/media/cache/")
+    assert harbour.state == MediaState.READY and harbour.url.startswith(
+        f"{cache_url_base(here)}/attachments/"
+    )
     assert harbour.preview_url and harbour.cached_at is not None
     assert harbour.description == "The harbour at dawn"
     assert media[f"{base}/2.png"].state == MediaState.READY
     for refused in (f"{base}/3.png", f"{base}/4.jpg"):
         assert media[refused].state == MediaState.REMOTE and media[refused].processing_error
-    served = await here.client.get(harbour.url.removeprefix("http://a.test"))
+    served = await fetch_media(here, harbour.url)
     assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
     assert b"Exif" not in served.content
 
@@ -101,7 +109,8 @@ async def test_a_followed_accounts_pictures_are_cached_and_shown_from_here(lab: 
     assert await RemoteMediaCache(here.context).remove_older_than(-1) == 2
     status = (await here.client.get(f"/api/v1/statuses/{post.id}")).json()
     assert status["media_attachments"][0]["url"] == f"{base}/1.jpg"
-    assert not (Path(here.context.settings.data_dir) / "media" / harbour.file_path).exists()
+    assert (await fetch_media(here, harbour.url)).status_code == 404
+    assert await stored_files(here) == []
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
@@ -147,8 +156,10 @@ async def test_nothing_is_fetched_from_a_domain_whose_media_is_rejected(lab: Lab
     assert media.state == MediaState.REMOTE and media.url == url
 
 
-async def test_a_remote_accounts_pictures_are_cached_with_its_post(lab: Lab) -> None:
-    here, alice = await home_of_alice(lab)
+async def test_a_remote_accounts_pictures_are_cached_with_its_post(
+    lab: Lab, media_store_settings: dict[str, str]
+) -> None:
+    here, alice = await home_of_alice(lab, **media_store_settings)
     peer = Peer(lab).host("remote.test")
     bob = peer.actor(BOB)
     avatar_url = "http://remote.test/system/accounts/avatars/bob.png"
@@ -166,11 +177,11 @@ async def test_a_remote_accounts_pictures_are_cached_with_its_post(lab: Lab) -> 
     )
     await run_jobs(here)
     [account] = await rows(here, Account, Account.uri == bob.uri)
-    assert account.avatar_shown and account.avatar_shown.startswith("http://a.test/media/cache/avatars/")
-    assert account.header_shown and account.header_shown.startswith("http://a.test/media/cache/headers/")
+    assert account.avatar_shown and account.avatar_shown.startswith(f"{cache_url_base(here)}/avatars/")
+    assert account.header_shown and account.header_shown.startswith(f"{cache_url_base(here)}/headers/")
     entity = (await here.client.get(f"/api/v1/accounts/{account.id}")).json()
     assert entity["avatar"] == account.avatar_shown and entity["header"] == account.header_shown
-    served = await here.client.get(account.avatar_shown.removeprefix("http://a.test"))
+    served = await fetch_media(here, account.avatar_shown)
     assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"  # opaque: a JPEG
 
     # A new picture on the other side: the stale copy is no longer shown.
@@ -186,3 +197,86 @@ async def test_a_remote_accounts_pictures_are_cached_with_its_post(lab: Lab) -> 
     assert removed == 1
     [account] = await rows(here, Account, Account.uri == bob.uri)
     assert account.header_shown == header_url and account.avatar_cached_url
+
+
+async def test_the_cached_copies_go_when_the_post_and_then_the_account_are_deleted(
+    lab: Lab, media_store_settings: dict[str, str]
+) -> None:
+    here, alice = await home_of_alice(lab, **media_store_settings)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB)
+    avatar_url = "http://remote.test/system/accounts/avatars/bob.png"
+    bob.document["icon"] = {"type": "Image", "mediaType": "image/png", "url": avatar_url}
+    peer.files[avatar_url] = (png_bytes((400, 400)), "image/png")
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    url = "http://remote.test/media_attachments/files/114/boat.png"
+    peer.files[url] = (png_bytes(), "image/png")
+    created = create(bob, note(bob, 5, attachment=[document(url, "image/png", "A boat")]))
+    await deliver_and_process(here, peer, bob, created)
+    await run_jobs(here)
+    [media] = await rows(here, MediaAttachment)
+    [account] = await rows(here, Account, Account.uri == bob.uri)
+    assert media.state == MediaState.READY and account.avatar_cached_url
+    assert (await fetch_media(here, media.url)).status_code == 200
+
+    # Mastodon's Delete of a post: a Tombstone in place of the Note.
+    deletion = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{created['object']['id']}#delete",
+        "type": "Delete",
+        "actor": bob.uri,
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "object": {"id": created["object"]["id"], "type": "Tombstone", "atomUri": created["object"]["id"]},
+    }
+    await deliver_and_process(here, peer, bob, deletion)
+    assert (await fetch_media(here, media.url)).status_code == 404
+    assert (await fetch_media(here, media.preview_url or "")).status_code == 404
+    assert (await fetch_media(here, account.avatar_cached_url)).status_code == 200
+
+    # The actor deleting itself takes its cached avatar along.
+    gone = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{bob.uri}#delete",
+        "type": "Delete",
+        "actor": bob.uri,
+        "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        "object": bob.uri,
+    }
+    await deliver_and_process(here, peer, bob, gone)
+    assert (await fetch_media(here, account.avatar_cached_url)).status_code == 404
+    assert await stored_files(here) == []
+
+
+async def test_an_author_s_pictures_are_copied_with_a_text_post_and_a_bad_one_is_not_fetched_again(
+    lab: Lab,
+) -> None:
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB)
+    avatar_url = "http://remote.test/system/accounts/avatars/bob.png"
+    header_url = "http://remote.test/system/accounts/headers/bob.png"
+    bob.document["icon"] = {"type": "Image", "mediaType": "image/png", "url": avatar_url}
+    bob.document["image"] = {"type": "Image", "mediaType": "image/png", "url": header_url}
+    peer.files[avatar_url] = (png_bytes((400, 400)), "image/png")
+    peer.files[header_url] = (b"<html><script>alert(1)</script></html>", "image/png")  # a lie
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+
+    # A post with text only: the author's pictures are copied all the same.
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 8)))
+    await run_jobs(here)
+    [account] = await rows(here, Account, Account.uri == bob.uri)
+    assert account.avatar_shown and account.avatar_shown.startswith("http://a.test/media/cache/avatars/")
+    assert account.header_shown == header_url  # refused by the checks: the original, never a copy
+    assert peer.fetches(header_url) == 1
+
+    # The next post neither queues the copying again nor fetches the bad header once more.
+    async def copying_jobs() -> set[int]:
+        return {job.id for job in await rows(here, BackgroundJob) if job.kind == "media.cache_remote"}
+
+    before = await copying_jobs()
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 9)))
+    assert await copying_jobs() - before == set()
+    await run_jobs(here)
+    assert peer.fetches(header_url) == 1 and peer.fetches(avatar_url) == 1

@@ -87,3 +87,71 @@ async def test_the_admin_can_require_descriptions(instance: Instance) -> None:
     )
     assert described.status_code == 303
     await admin.aclose()
+
+
+async def test_editing_a_post_keeps_redescribes_removes_and_adds_attachments(instance: Instance) -> None:
+    alice = await logged_in(instance, "alice")
+    await alice.get("/compose")
+    posted = await alice.post(
+        "/compose",
+        {
+            "text": "Two pictures",
+            "author": "alice",
+            "visibility": "public",
+            "description_0": "The stand",
+            "description_1": "A blue square",
+        },
+        files={
+            "file_0": ("stand.jpg", jpeg_with_gps(), "image/jpeg"),
+            "file_1": ("b.png", png_bytes(), "image/png"),
+        },
+    )
+    post_path = posted.headers["location"].split("?")[0]
+    form = await alice.get(f"{post_path}/edit")
+    assert 'enctype="multipart/form-data"' in form.text
+    kept = dict(re.findall(r'name="media_id_(\d)" value="(\d+)"', form.text))
+    assert set(kept) == {"0", "1"}
+    assert (
+        "The stand</textarea>" in form.text
+        and 'name="remove_1"' in form.text
+        and 'name="file_2"' in form.text
+    )
+
+    # Without a description for the new picture, the edit is flagged first, as a new post would be.
+    fields = {
+        "text": "Two pictures, one changed",
+        "media_id_0": kept["0"],
+        "description_0": "The stand, from the left",
+        "focus_0": "0.50,0.50",
+        "media_id_1": kept["1"],
+        "description_1": "A blue square",
+        "remove_1": "1",
+    }
+    flagged = await alice.post(
+        f"{post_path}/edit", fields, files={"file_2": ("c.png", png_bytes(color=(200, 200, 0)), "image/png")}
+    )
+    assert flagged.status_code == 400 and 'name="without_descriptions"' in flagged.text
+    new_id = re.search(r'name="media_id_2" value="(\d+)"', flagged.text)
+    assert new_id, "the new picture comes back with the form"
+    saved = await alice.post(
+        f"{post_path}/edit", {**fields, "media_id_2": new_id.group(1), "description_2": "A yellow square"}
+    )
+    assert saved.status_code == 303, saved.text[-2000:]
+
+    page = (await alice.get(post_path)).text
+    assert 'alt="The stand, from the left"' in page and 'alt="A yellow square"' in page
+    assert 'alt="A blue square"' not in page
+    status = (await instance.client.get(f"/api/v1/statuses/{post_path.rsplit('/', 1)[-1]}")).json()
+    assert [media["description"] for media in status["media_attachments"]] == [
+        "The stand, from the left",
+        "A yellow square",
+    ]
+    assert status["media_attachments"][0]["meta"]["focus"] == {"x": 0.5, "y": 0.5}
+    assert status["edited_at"] is not None
+
+    # An edit from a form without the attachment fields changes the text only.
+    text_only = await alice.post(f"{post_path}/edit", {"text": "Only the text changed"})
+    assert text_only.status_code == 303
+    status = (await instance.client.get(f"/api/v1/statuses/{post_path.rsplit('/', 1)[-1]}")).json()
+    assert len(status["media_attachments"]) == 2 and "Only the text changed" in status["content"]
+    await alice.aclose()

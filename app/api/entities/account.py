@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.api.entities.common import api_id, api_time
+from app.api.entities.custom_emoji import custom_emoji_entity
 from app.context import AppContext
 from app.models import Account, ActorType
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.profile_settings import POSTING_PRIVACY
+from app.services.remote_emojis import profile_emojis
 
 # Herold's audiences → Mastodon's names for them.
 PRIVACY_NAMES = {herold: mastodon for mastodon, herold in POSTING_PRIVACY.items()}
@@ -49,7 +51,7 @@ def account_entity(context: AppContext, account: Account) -> dict[str, Any]:
         "last_status_at": account.last_post_at.date().isoformat() if account.last_post_at else None,
         "hide_collections": False,
         "noindex": not account.indexable,
-        "emojis": list(account.emojis),
+        "emojis": [custom_emoji_entity(emoji) for emoji in profile_emojis(account)],
         "roles": [],
         "fields": [
             {

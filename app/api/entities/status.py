@@ -7,6 +7,7 @@ from typing import Any
 
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_id, api_time
+from app.api.entities.custom_emoji import custom_emoji_entity
 from app.api.entities.discovery import filter_result_entity
 from app.api.entities.media import media_entity
 from app.context import AppContext
@@ -56,7 +57,7 @@ def _post_entity(context: AppContext, view: PostView) -> dict[str, Any]:
             for account in view.mentions
         ],
         "tags": [{"name": name, "url": context.urls.tag(name)} for name in view.tags],
-        "emojis": list(post.emojis),
+        "emojis": [custom_emoji_entity(emoji) for emoji in view.emojis],
         "card": None,
         "poll": None,
         "quote": None,

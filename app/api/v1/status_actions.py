@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.account import account_entity
 from app.api.entities.common import api_time
+from app.api.entities.custom_emoji import custom_emoji_entity
 from app.api.entities.status import media_entity
 from app.api.form_values import flag
 from app.api.pagination import link_header, page_request
@@ -116,7 +117,7 @@ async def history(
             "account": author,
             "poll": None,
             "media_attachments": media,
-            "emojis": list(post.emojis),
+            "emojis": [custom_emoji_entity(emoji) for emoji in view.emojis],
         }
 
     body = [version(row.content_html, row.summary, row.sensitive, row.created_at) for row in earlier]
