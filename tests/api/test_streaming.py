@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from app.api.streaming.hub import QUEUE_LIMIT, TOO_SLOW, Message, StreamingHub
 from app.api.streaming.streams import Stream
+from app.cli import _uvicorn_config
 from app.models import Account, OAuthAccessToken, Visibility
 from app.models.base import utcnow
 from app.services.account_moderation import AccountModerationService
@@ -49,11 +50,12 @@ class Served:
 
 @pytest.fixture
 async def served(instance: Instance) -> AsyncIterator[Served]:
-    """The lab instance's app behind a real uvicorn on a loopback port (its lifespan already runs)."""
+    """The lab instance's app behind a real uvicorn on a loopback port, configured as `herold serve`
+    configures it (its lifespan already runs)."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(instance.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
+    config = _uvicorn_config(instance.app, instance.context.settings)
+    config.host, config.port, config.lifespan, config.log_level = "127.0.0.1", port, "off", "warning"
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -231,6 +233,18 @@ async def test_refusals_say_what_is_wrong(served: Served) -> None:
         assert refused.value.status == 401
 
 
+async def test_websocket_messages_are_not_compressed(served: Served) -> None:
+    """Browsers offer permessage-deflate; the server declines, as Mastodon's does, unless
+    WEBSOCKET_COMPRESSION is set: compressing would keep zlib's state for every idle connection."""
+    assert served.instance.context.settings.websocket_compression is False
+    _, token = await person(served.instance, "alice")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={token}", compress=15) as socket,
+    ):
+        assert socket.compress == 0
+
+
 async def test_a_revoked_token_closes_its_connections(served: Served) -> None:
     instance = served.instance
     _, token = await person(instance, "alice")
@@ -265,7 +279,7 @@ async def test_a_client_that_falls_behind_is_dropped_not_buffered(instance: Inst
             connection.offer(Message(stream, "update", str(number)))
         assert connection.closed_because == TOO_SLOW
         # What was waiting is dropped; the reader sees the end at once.
-        assert connection.queue.qsize() == 1 and connection.queue.get_nowait() is None
+        assert connection.take() == ()
     finally:
         hub.close(connection)
 

@@ -8,8 +8,10 @@ SQL form of the visibility rule says its viewer may see it (blocks, mutes and hi
 included) and, like the REST timelines, with the viewer's content filters applied (hidden, or
 marked `filtered`); a status is rendered once per distinct viewer, not once per connection.
 
-Each connection has a bounded queue: a client that does not read falls behind, its queue fills,
-and it is disconnected rather than holding memory without bound.
+A connection's messages wait in a bounded line: a client that does not read falls behind, its
+line fills, and it is disconnected rather than holding memory without bound. An idle connection
+holds no line and no task of its own (see Connection): a server's connections are mostly idle, and
+what each one holds is what bench/bench_streaming.py measures per connection.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,27 +53,44 @@ TOKEN_GONE = "The access token was revoked"  # noqa: S105 (a message, not a secr
 
 @dataclass(frozen=True)
 class Message:
-    """One event on one stream: `payload` is already the JSON string (or the bare id of `delete`)."""
+    """One event on one stream: `payload` is already the JSON string (or the bare id of `delete`);
+    None for the events that carry nothing (`filters_changed`)."""
 
     stream: Stream
     event: str
-    payload: str
+    payload: str | None
 
     def websocket_text(self) -> str:
-        return json.dumps({"stream": self.stream.label, "event": self.event, "payload": self.payload})
+        body: dict[str, Any] = {"stream": self.stream.label, "event": self.event}
+        if self.payload is not None:
+            body["payload"] = self.payload
+        return json.dumps(body)
 
     def sse_text(self) -> str:
-        return f"event: {self.event}\ndata: {self.payload}\n\n"
+        # Mastodon's streaming server writes an absent payload as JavaScript prints it, and the
+        # clients (Mastodon.py among them) expect that word.
+        payload = "undefined" if self.payload is None else self.payload
+        return f"event: {self.event}\ndata: {payload}\n\n"
+
+
+def _nothing_to_wake() -> None:
+    return None
 
 
 @dataclass(eq=False)
 class Connection:
-    """One open streaming connection (an SSE response or a WebSocket) and what it subscribed to."""
+    """One open streaming connection (an SSE response or a WebSocket) and what it subscribed to.
+
+    Messages wait in `waiting` only while there are some: an idle connection holds no queue. The
+    transport sets `wake`, called when something waits or the connection closed; it then `take`s
+    what waits and sends it (the WebSocket in a task that lives only while it has something to
+    send)."""
 
     viewer: Viewer
     token_id: int | None
+    wake: Callable[[], None] = _nothing_to_wake
     streams: set[Stream] = field(default_factory=set)
-    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    waiting: deque[Message] | None = None
     closed_because: str | None = None
 
     @property
@@ -80,19 +100,26 @@ class Connection:
     def offer(self, message: Message) -> None:
         if self.closed_because is not None:
             return
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if self.waiting is None:
+            self.waiting = deque()
+        elif len(self.waiting) >= QUEUE_LIMIT:
             self.close(TOO_SLOW)
+            return
+        self.waiting.append(message)
+        self.wake()
+
+    def take(self) -> deque[Message] | tuple[()]:
+        """What waits to be sent, in order (nothing once the connection is closed)."""
+        waiting, self.waiting = self.waiting, None
+        return waiting if waiting is not None else ()
 
     def close(self, reason: str) -> None:
-        """Ends the connection: its reader sees None after what is already queued is dropped."""
+        """Ends the connection: what waits is dropped, and the transport, woken, says why."""
         if self.closed_because is not None:
             return
         self.closed_because = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.waiting = None
+        self.wake()
 
 
 class StreamingHub:
@@ -107,8 +134,10 @@ class StreamingHub:
 
     # Connections come and go --------------------------------------------------------------
 
-    def open(self, viewer: Viewer, token_id: int | None) -> Connection:
-        connection = Connection(viewer, token_id)
+    def open(
+        self, viewer: Viewer, token_id: int | None, wake: Callable[[], None] = _nothing_to_wake
+    ) -> Connection:
+        connection = Connection(viewer, token_id, wake)
         self.connections.add(connection)
         self.context.metrics.streaming_connections.inc()
         if self._unsubscribe is None:
