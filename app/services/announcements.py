@@ -2,6 +2,9 @@
 active (between their optional start and end), each read (dismissed) and reacted to per account.
 
 Reactions take a Unicode emoji; Herold has no custom emoji, so any other name is unknown.
+Publishing, withdrawing and reacting are announced after commit (app.services.events): the apps'
+`user` streams carry them as Mastodon's `announcement`, `announcement.delete` and
+`announcement.reaction`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Announcement, AnnouncementDismissal, AnnouncementReaction
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid, NotFound
 from app.services.viewer import Viewer
 
@@ -104,6 +108,8 @@ class Announcements:
         )
         async with self.context.sessions() as session:
             session.add(announcement)
+            await session.flush()
+            events.announce(session, [events.AnnouncementPublished(announcement.id)])
             await session.commit()
             await session.refresh(announcement)
         return announcement
@@ -113,7 +119,9 @@ class Announcements:
         async with self.context.sessions() as session:
             for table in (AnnouncementReaction, AnnouncementDismissal):
                 await session.execute(delete(table).where(col(table.announcement_id) == announcement_id))
-            await session.execute(delete(Announcement).where(col(Announcement.id) == announcement_id))
+            gone = await session.execute(delete(Announcement).where(col(Announcement.id) == announcement_id))
+            if getattr(gone, "rowcount", 0):
+                events.announce(session, [events.AnnouncementWithdrawn(announcement_id)])
             await session.commit()
 
     # ------------------------------------------------------------------------------------------
@@ -198,6 +206,7 @@ class Announcements:
         async with self.context.sessions() as session:
             try:
                 session.add(AnnouncementReaction(announcement_id=announcement_id, account_id=me, name=name))
+                events.announce(session, [events.AnnouncementReacted(announcement_id, name)])
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
@@ -206,13 +215,15 @@ class Announcements:
         me = self._account_id()
         await self._active_one(announcement_id)
         async with self.context.sessions() as session:
-            await session.execute(
+            taken_back = await session.execute(
                 delete(AnnouncementReaction).where(
                     col(AnnouncementReaction.announcement_id) == announcement_id,
                     col(AnnouncementReaction.account_id) == me,
                     col(AnnouncementReaction.name) == name,
                 )
             )
+            if getattr(taken_back, "rowcount", 0):
+                events.announce(session, [events.AnnouncementReacted(announcement_id, name)])
             await session.commit()
 
 

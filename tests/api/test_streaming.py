@@ -19,7 +19,7 @@ from sqlalchemy import update
 from app.api.streaming.hub import QUEUE_LIMIT, TOO_SLOW, Message, StreamingHub
 from app.api.streaming.streams import Stream
 from app.cli import _uvicorn_config
-from app.models import Account, OAuthAccessToken, Visibility
+from app.models import Account, OAuthAccessToken, Role, Visibility
 from app.models.base import utcnow
 from app.services.account_moderation import AccountModerationService
 from app.services.following import FollowingService
@@ -28,7 +28,7 @@ from app.services.posting import PostingService
 from app.services.viewer import Viewer
 from tests.lab import Instance
 from tests.processes import free_port
-from tests.web.helpers import make_user
+from tests.web.helpers import logged_in, make_user
 
 EVENT_WAIT = 5.0
 
@@ -379,3 +379,108 @@ async def test_a_thousand_idle_websockets_on_one_process_all_get_the_post(served
             break
         await asyncio.sleep(0.05)
     assert not served.hub.connections
+
+
+async def wait_for_connections(served: Served, count: int) -> None:
+    for _ in range(100):
+        if len(served.hub.connections) == count:
+            return
+        await asyncio.sleep(0.02)
+    assert len(served.hub.connections) == count
+
+
+async def test_filters_changed_reaches_the_owners_user_streams_only(served: Served) -> None:
+    """As Mastodon: `filters_changed`, without payload, on the owner's `user` streams whenever a
+    filter, its keywords or its posts change through either filters API."""
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    _, bob_token = await person(instance, "bob")
+    headers = {"Authorization": f"Bearer {token}"}
+    changed = {"stream": ["user"], "event": "filters_changed"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user", headers=headers) as socket,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={bob_token}") as bobs,
+        session.ws_connect(f"{served.ws_url}?stream=user:notification&access_token={token}") as notifications,
+        httpx.AsyncClient(base_url=served.base_url, timeout=10, headers=headers) as api,
+        api.stream("GET", "/api/v1/streaming/user") as sse,
+    ):
+        await wait_for_connections(served, 4)
+        reader = SseReader(sse)
+        created = await api.post(
+            "/api/v2/filters",
+            json={"title": "Spoilers", "context": ["home"], "keywords_attributes": [{"keyword": "finale"}]},
+        )
+        assert created.status_code == 200, created.text
+        assert await next_json(socket) == changed
+        # Server-Sent Events write the absent payload as Mastodon's server does.
+        assert await reader.next_event() == ("filters_changed", "undefined")
+
+        filter_id = created.json()["id"]
+        added = await api.post(f"/api/v2/filters/{filter_id}/keywords", json={"keyword": "ending"})
+        assert added.status_code == 200, added.text
+        assert await next_json(socket) == changed
+        v1 = await api.post("/api/v1/filters", data={"phrase": "cake", "context[]": "home"})
+        assert v1.status_code == 200, v1.text
+        assert await next_json(socket) == changed
+        assert (await api.delete(f"/api/v2/filters/{filter_id}")).status_code == 200
+        assert await next_json(socket) == changed
+        # A refused change changes nothing and says nothing.
+        assert (await api.delete(f"/api/v2/filters/{filter_id}")).status_code == 404
+        await nothing_more(socket)
+        await nothing_more(bobs, 0.1)
+        await nothing_more(notifications, 0.1)
+
+
+async def test_announcements_reach_every_user_stream(served: Served) -> None:
+    """An admin publishes in Admin → Announcements: every `user` stream gets `announcement`, then
+    `announcement.reaction` when someone reacts and `announcement.delete` when it is withdrawn."""
+    instance = served.instance
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    _, token = await person(instance, "alice")
+    _, bob_token = await person(instance, "bob")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={token}") as socket,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={bob_token}") as bobs,
+        session.ws_connect(f"{served.ws_url}?stream=public:local&access_token={token}") as public,
+    ):
+        await wait_for_connections(served, 3)
+        assert (
+            await admin.post("/admin/announcements", {"text": "Maintenance on #Friday"})
+        ).status_code == 303
+        for reader in (socket, bobs):
+            message = await next_json(reader)
+            assert message["stream"] == ["user"] and message["event"] == "announcement"
+            announcement = json.loads(message["payload"])
+            assert "Maintenance on" in announcement["content"] and announcement["reactions"] == []
+        # One that starts later is not in force: the apps hear of it no sooner than they show it.
+        await admin.post("/admin/announcements", {"text": "Later", "starts_at": "2999-01-01T10:00"})
+        await nothing_more(socket, 0.3)
+
+        announcement_id = announcement["id"]
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as api:
+            reacted = await api.put(
+                f"/api/v1/announcements/{announcement_id}/reactions/👍",
+                headers={"Authorization": f"Bearer {bob_token}"},
+            )
+            assert reacted.status_code == 200, reacted.text
+        for reader in (socket, bobs):
+            message = await next_json(reader)
+            assert message["event"] == "announcement.reaction"
+            assert json.loads(message["payload"]) == {
+                "name": "👍",
+                "count": 1,
+                "announcement_id": announcement_id,
+            }
+
+        page = await admin.post(f"/admin/announcements/{announcement_id}/delete")
+        assert page.status_code == 303
+        for reader in (socket, bobs):
+            assert await next_json(reader) == {
+                "stream": ["user"],
+                "event": "announcement.delete",
+                "payload": announcement_id,
+            }
+        await nothing_more(public, 0.1)
+    await admin.aclose()

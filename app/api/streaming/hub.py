@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.api.entities.announcement import announcement_entity, reaction_event_payload
 from app.api.entities.conversation import conversation_entities
 from app.api.entities.notification import notification_entities
 from app.api.entities.status import statuses
@@ -31,6 +32,7 @@ from app.api.streaming.streams import PUBLIC_STREAMS, Stream
 from app.context import AppContext
 from app.models import Post, Visibility
 from app.services import events
+from app.services.announcements import Announcements, AnnouncementView
 from app.services.content_filters import active_filters
 from app.services.conversations import ConversationService
 from app.services.errors import NotFound
@@ -195,6 +197,14 @@ class StreamingHub:
             await self._edited(event.post_id)
         elif isinstance(event, events.PostDeleted):
             self._deleted(event.post_id)
+        elif isinstance(event, events.FiltersChanged):
+            self._to_user_streams("filters_changed", None, account_id=event.account_id)
+        elif isinstance(event, events.AnnouncementPublished):
+            await self._announcement(event.announcement_id)
+        elif isinstance(event, events.AnnouncementReacted):
+            await self._announcement_reaction(event)
+        elif isinstance(event, events.AnnouncementWithdrawn):
+            self._to_user_streams("announcement.delete", str(event.announcement_id))
 
     def _subscribed(self, names: Iterable[str]) -> list[tuple[Connection, Stream]]:
         wanted = set(names)
@@ -365,6 +375,33 @@ class StreamingHub:
             for stream in connection.streams:
                 if stream.name != "user:notification":
                     connection.offer(Message(stream, "delete", str(post_id)))
+
+    # What Mastodon sends on the `user` stream alone --------------------------------------------
+
+    def _to_user_streams(self, name: str, payload: str | None, *, account_id: int | None = None) -> None:
+        """`name` on the `user` streams of `account_id` (None: of every account)."""
+        for connection, stream in self._subscribed(["user"]):
+            if account_id is None or connection.viewer.account_id == account_id:
+                connection.offer(Message(stream, name, payload))
+
+    async def _announcement_in_force(self, announcement_id: int) -> AnnouncementView | None:
+        """The announcement as everyone sees it (nobody's read flag or reactions: Mastodon streams
+        one rendering to all), or None while it is not in force (it starts later, or is gone)."""
+        if not self._subscribed(["user"]):
+            return None
+        views = await Announcements(self.context, Viewer.nobody()).active()
+        return next((view for view in views if view.announcement.id == announcement_id), None)
+
+    async def _announcement(self, announcement_id: int) -> None:
+        view = await self._announcement_in_force(announcement_id)
+        if view is not None:
+            self._to_user_streams("announcement", json.dumps(announcement_entity(self.context, view)))
+
+    async def _announcement_reaction(self, event: events.AnnouncementReacted) -> None:
+        view = await self._announcement_in_force(event.announcement_id)
+        if view is not None:
+            payload = json.dumps(reaction_event_payload(view, event.name))
+            self._to_user_streams("announcement.reaction", payload)
 
     # Revoked tokens -------------------------------------------------------------------------
 
