@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 500
 HEARTBEAT_SECONDS = 15.0
 TOKEN_CHECK_SECONDS = 5.0
+# WebSocket handshakes looking up their token at once (per process). When every app reconnects at
+# once (after a restart), the rest wait their turn here instead of taking every database connection
+# from the API's requests; one handshake's lookup takes a few milliseconds.
+HANDSHAKES_AT_ONCE = 4
 # Why a connection was closed by the server, as the client is told.
 TOO_SLOW = "The client fell behind: too many events waiting"
 TOKEN_GONE = "The access token was revoked"  # noqa: S105 (a message, not a secret)
@@ -130,6 +134,7 @@ class StreamingHub:
         self.connections: set[Connection] = set()
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.token_check_seconds = TOKEN_CHECK_SECONDS
+        self.handshakes = asyncio.Semaphore(HANDSHAKES_AT_ONCE)
         self._events: asyncio.Queue[events.Event] = asyncio.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -145,8 +145,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
     Reached through StreamingSocketEntrance, past the router: everything this coroutine and its
     callers hold stays alive with the connection."""
     context: AppContext = websocket.app.state.context
+    hub = hub_of(websocket.app.state)
     try:
-        found = await _websocket_caller(websocket, context)
+        async with hub.handshakes:
+            found = await _websocket_caller(websocket, context)
     except PoolTimeout:
         # Every database connection busy: the client comes back, as an HTTP client would.
         await _refuse(websocket, 503, BUSY_MESSAGE, {"Retry-After": str(BUSY_RETRY_AFTER)})
@@ -155,7 +157,6 @@ async def websocket_stream(websocket: WebSocket) -> None:
         return
     viewer, token_id, first = found
     await websocket.accept(subprotocol=_websocket_token(websocket)[1])
-    hub = hub_of(websocket.app.state)
     writer = _SocketWriter(websocket)
     connection = writer.connection = hub.open(viewer, token_id, wake=writer.wake)
     if first is not None:
