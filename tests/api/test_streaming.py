@@ -369,6 +369,9 @@ async def test_a_thousand_idle_websockets_on_one_process_all_get_the_post(served
                     break
                 await asyncio.sleep(0.05)
             assert len(served.hub.connections) == 1000
+            # An idle connection has one task (uvicorn's, which reads it) and nothing waiting.
+            assert len(asyncio.all_tasks()) < 1100
+            assert all(connection.waiting is None for connection in served.hub.connections)
             post_id = await post(instance, carol, "To everyone at once")
             messages = await asyncio.gather(*(next_json(socket, timeout=30) for socket in sockets))
             assert {json.loads(message["payload"])["id"] for message in messages} == {str(post_id)}

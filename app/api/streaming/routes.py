@@ -146,9 +146,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
     callers hold stays alive with the connection."""
     context: AppContext = websocket.app.state.context
     hub = hub_of(websocket.app.state)
+    token, subprotocol = _websocket_token(websocket)
     try:
         async with hub.handshakes:
-            found = await _websocket_caller(websocket, context)
+            found = await _websocket_caller(websocket, context, token)
     except PoolTimeout:
         # Every database connection busy: the client comes back, as an HTTP client would.
         await _refuse(websocket, 503, BUSY_MESSAGE, {"Retry-After": str(BUSY_RETRY_AFTER)})
@@ -156,7 +157,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
     if found is None:
         return
     viewer, token_id, first = found
-    await websocket.accept(subprotocol=_websocket_token(websocket)[1])
+    await websocket.accept(subprotocol=subprotocol)
     writer = _SocketWriter(websocket)
     connection = writer.connection = hub.open(viewer, token_id, wake=writer.wake)
     if first is not None:
@@ -171,11 +172,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
 
 
 async def _websocket_caller(
-    websocket: WebSocket, context: AppContext
+    websocket: WebSocket, context: AppContext, token: str | None
 ) -> tuple[Viewer, int | None, Stream | None] | None:
     """The viewer, their token's id and the stream named in the URL; None when refused (the
     refusal sent). The token's rows are not kept: an open connection needs no more than this."""
-    token, _ = _websocket_token(websocket)
     caller = await caller_of_token(context, token) if token else None
     if caller is None:
         await _refuse(websocket, 401, INVALID_TOKEN if token else "Missing access token")
@@ -219,6 +219,8 @@ class _SocketWriter:
             # ends (and `task` is cleared) with nothing left, with no await in between.
             while messages := connection.take():
                 for message in messages:
+                    if connection.closed_because is not None:
+                        break  # what was taken before the end is dropped, as what was waiting
                     await self.websocket.send_text(message.websocket_text())
             if connection.closed_because is not None:
                 reason = connection.closed_because
@@ -267,6 +269,10 @@ async def _receive_forever(websocket: WebSocket, context: AppContext, connection
             await check_list(context, connection.viewer, stream)
         except StreamRefused as refused:
             await websocket.send_text(json.dumps({"error": refused.message, "status": refused.status}))
+            continue
+        except PoolTimeout:
+            # A list subscription found every database connection busy: the client may ask again.
+            await websocket.send_text(json.dumps({"error": BUSY_MESSAGE, "status": 503}))
             continue
         if fields["type"] == "subscribe":
             connection.streams.add(stream)
