@@ -2,9 +2,9 @@
 active (between their optional start and end), each read (dismissed) and reacted to per account.
 
 Reactions take a Unicode emoji; Herold has no custom emoji, so any other name is unknown.
-Publishing, withdrawing and reacting are announced after commit (app.services.events): the apps'
-`user` streams carry them as Mastodon's `announcement`, `announcement.delete` and
-`announcement.reaction`.
+Publishing (or, for one published to start later, its start), withdrawing and reacting are
+announced after commit (app.services.events): the apps' `user` streams carry them as Mastodon's
+`announcement`, `announcement.delete` and `announcement.reaction`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.models import Announcement, AnnouncementDismissal, AnnouncementReaction
 from app.models.base import utcnow
 from app.services import events
 from app.services.errors import Invalid, NotFound
+from app.services.jobs import ANNOUNCEMENT_START, queue_job
 from app.services.viewer import Viewer
 
 MAX_TEXT = 5000
@@ -109,10 +110,29 @@ class Announcements:
         async with self.context.sessions() as session:
             session.add(announcement)
             await session.flush()
-            events.announce(session, [events.AnnouncementPublished(announcement.id)])
+            if starts_at is not None and starts_at > utcnow():
+                # The apps show it from its start (see active), and hear of it then.
+                queue_job(
+                    self.context,
+                    session,
+                    ANNOUNCEMENT_START,
+                    {"announcement_id": announcement.id},
+                    run_at=starts_at,
+                )
+            else:
+                events.announce(session, [events.AnnouncementPublished(announcement.id)])
             await session.commit()
             await session.refresh(announcement)
         return announcement
+
+    async def announce_start(self, announcement_id: int) -> None:
+        """An announcement published in advance comes into force (the ANNOUNCEMENT_START job):
+        it is announced now, unless it was withdrawn meanwhile."""
+        async with self.context.sessions() as session:
+            if await session.get(Announcement, announcement_id) is None:
+                return
+            events.announce(session, [events.AnnouncementPublished(announcement_id)])
+            await session.commit()
 
     async def withdraw(self, announcement_id: int) -> None:
         self.viewer.require_admin()

@@ -8,21 +8,25 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.api.streaming.hub import QUEUE_LIMIT, TOO_SLOW, Message, StreamingHub
 from app.api.streaming.streams import Stream
 from app.cli import _uvicorn_config
-from app.models import Account, OAuthAccessToken, Role, Visibility
+from app.federation.jobs import start_announcement
+from app.models import Account, BackgroundJob, OAuthAccessToken, Role, Visibility
 from app.models.base import utcnow
 from app.services.account_moderation import AccountModerationService
+from app.services.announcements import Announcements
 from app.services.following import FollowingService
+from app.services.jobs import ANNOUNCEMENT_START
 from app.services.oauth import OAuthService
 from app.services.posting import PostingService
 from app.services.viewer import Viewer
@@ -457,9 +461,23 @@ async def test_announcements_reach_every_user_stream(served: Served) -> None:
             assert message["stream"] == ["user"] and message["event"] == "announcement"
             announcement = json.loads(message["payload"])
             assert "Maintenance on" in announcement["content"] and announcement["reactions"] == []
-        # One that starts later is not in force: the apps hear of it no sooner than they show it.
+        # One that starts later is not in force: the apps hear of it when it starts, from a job
+        # the worker runs then.
         await admin.post("/admin/announcements", {"text": "Later", "starts_at": "2999-01-01T10:00"})
         await nothing_more(socket, 0.3)
+        async with instance.context.sessions() as db:
+            job = (
+                await db.scalars(select(BackgroundJob).where(BackgroundJob.kind == ANNOUNCEMENT_START))
+            ).one()
+        assert job.next_attempt_at.year == 2999
+        soon = await Announcements(instance.context, Viewer.system()).publish(
+            "Soon", starts_at=utcnow() + timedelta(seconds=0.5)
+        )
+        await nothing_more(socket, 0.6)
+        await start_announcement(instance.context, {"announcement_id": soon.id})
+        later = await next_json(socket)
+        assert later["event"] == "announcement" and json.loads(later["payload"])["id"] == str(soon.id)
+        assert (await next_json(bobs))["event"] == "announcement"
 
         announcement_id = announcement["id"]
         async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as api:
