@@ -284,6 +284,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1,::1",
         server_header=False,
+        ws_per_message_deflate=settings.websocket_compression,
     )
 
 

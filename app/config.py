@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # How many web processes `herold serve` runs (app.ops.supervisor); None: one per core, at most
     # MAX_DEFAULT_WEB_PROCESSES. 1 keeps everything, the embedded worker included, in one process.
     web_processes: int | None = Field(default=None, ge=1, le=64)
+    # Compress WebSocket messages (permessage-deflate) for clients that offer it, as browsers do.
+    # Off, as in Mastodon's streaming server: each compressing connection keeps its zlib state,
+    # some 40 KB of memory per idle connection (bench/bench_streaming.py), for events of a few KB.
+    websocket_compression: bool = False
     # The event loop of every command: uvloop (libuv, in C) when installed, which it is with
     # uvicorn[standard]; "asyncio" for the standard library's, e.g. to debug or profile.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"

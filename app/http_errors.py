@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Seconds a client is asked to wait when the server is saturated (database pool, key fetches).
 BUSY_RETRY_AFTER = 5
+BUSY_MESSAGE = "the server is busy; retry in a few seconds"
 # Seconds an app waits before uploading again when the media store (a disk, a bucket) failed.
 MEDIA_STORE_RETRY_AFTER = 30
 
@@ -120,9 +121,7 @@ def busy_response(request: Request, error: Exception) -> Response:
     log.warning(
         "saturated on %s %s (%s); answered 503", request.method, request.url.path, type(error).__name__
     )
-    return error_response(
-        request, 503, "the server is busy; retry in a few seconds", {"Retry-After": str(BUSY_RETRY_AFTER)}
-    )
+    return error_response(request, 503, BUSY_MESSAGE, {"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 def install_error_handlers(app: FastAPI) -> None:

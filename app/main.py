@@ -18,6 +18,7 @@ from app.activitypub.routes import router as activitypub_router
 from app.api.middleware import ClientApiMiddleware
 from app.api.routes import router as api_router
 from app.api.streaming.hub import StreamingHub
+from app.api.streaming.routes import StreamingSocketEntrance
 from app.cache_middleware import PublicCacheMiddleware
 from app.config import Settings
 from app.context import AppContext, build_context
@@ -84,6 +85,9 @@ def create_app(
     # (the proxy logs it; herold_public_cache_hits_total counts it). A miss passes through both,
     # and the security headers are in what was kept.
     app.add_middleware(PublicCacheMiddleware, context=context)
+    # Outside even that, for what holds on longest: the streaming API's WebSockets go straight to
+    # their handler, and an idle connection keeps no middleware waiting (one comparison for the rest).
+    app.add_middleware(StreamingSocketEntrance)
     # First: deliveries are the busiest requests, and routes are matched in order.
     app.include_router(inbox_router)
     app.include_router(health_router)

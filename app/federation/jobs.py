@@ -28,9 +28,17 @@ from app.federation.web_push import PushRefused, PushRetry, send_web_push
 from app.models import BackgroundJob, JobState
 from app.models.base import utcnow
 from app.queue_names import JOBS_QUEUE
-from app.services.jobs import ACCOUNT_REFRESH, MEDIA_CLEANUP, MEDIA_PROCESS, REMOTE_MEDIA_CACHE
+from app.services.announcements import Announcements
+from app.services.jobs import (
+    ACCOUNT_REFRESH,
+    ANNOUNCEMENT_START,
+    MEDIA_CLEANUP,
+    MEDIA_PROCESS,
+    REMOTE_MEDIA_CACHE,
+)
 from app.services.media import MediaService
 from app.services.remote_media import CacheLater, RemoteMediaCache, run_cleanup
+from app.services.viewer import Viewer
 from app.services.web_push import PUSH_SEND
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,14 @@ async def clean_media_cache(context: AppContext, payload: dict[str, Any]) -> Non
     await run_cleanup(context)
 
 
+async def start_announcement(context: AppContext, payload: dict[str, Any]) -> None:
+    """An announcement published to start later comes into force: its streams hear of it now."""
+    announcement_id = payload.get("announcement_id")
+    if not isinstance(announcement_id, int):
+        raise JobFailed("the payload names no announcement")
+    await Announcements(context, Viewer.system()).announce_start(announcement_id)
+
+
 async def send_push(context: AppContext, payload: dict[str, Any]) -> None:
     """One Web Push message to one subscription (app.federation.web_push)."""
     try:
@@ -109,6 +125,7 @@ HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
         MEDIA_PROCESS: process_media,
         REMOTE_MEDIA_CACHE: cache_remote_media,
         MEDIA_CLEANUP: clean_media_cache,
+        ANNOUNCEMENT_START: start_announcement,
     }
 )
 

@@ -29,6 +29,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 TRACE = 5
 # Requests that probes make every few seconds: logged at DEBUG, so they do not bury the rest.
 _QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+# A token in a URL's query (streaming apps send it so): the name, then the value to blank.
+_TOKEN_IN_URL = re.compile(r"([?&]access_token=)[^&\s\"]+")
 # The attributes every LogRecord has; anything else on a record was passed as `extra`.
 _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -47,6 +49,20 @@ def request_id_from(header: str | None) -> str:
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id.get()
+        return True
+
+
+class TokenInUrlFilter(logging.Filter):
+    """Blanks `access_token` values in what uvicorn logs: its line for each accepted WebSocket
+    carries the URL with its query, where streaming apps put their token (Herold's own access
+    line has the path alone)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_URL.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
         return True
 
 
@@ -112,6 +128,7 @@ def configure_logging(log_format: str, level: str) -> None:
     handler = StandardErrorHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(TokenInUrlFilter())
     root.addHandler(handler)
     # uvicorn's level below DEBUG, which LOG_LEVEL offers too.
     logging.addLevelName(TRACE, "TRACE")

@@ -2,6 +2,9 @@
 active (between their optional start and end), each read (dismissed) and reacted to per account.
 
 Reactions take a Unicode emoji; Herold has no custom emoji, so any other name is unknown.
+Publishing (or, for one published to start later, its start), withdrawing and reacting are
+announced after commit (app.services.events): the apps' `user` streams carry them as Mastodon's
+`announcement`, `announcement.delete` and `announcement.reaction`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from sqlmodel import col, select
 from app.context import AppContext
 from app.models import Announcement, AnnouncementDismissal, AnnouncementReaction
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid, NotFound
+from app.services.jobs import ANNOUNCEMENT_START, queue_job
 from app.services.viewer import Viewer
 
 MAX_TEXT = 5000
@@ -104,16 +109,39 @@ class Announcements:
         )
         async with self.context.sessions() as session:
             session.add(announcement)
+            await session.flush()
+            if starts_at is not None and starts_at > utcnow():
+                # The apps show it from its start (see active), and hear of it then.
+                queue_job(
+                    self.context,
+                    session,
+                    ANNOUNCEMENT_START,
+                    {"announcement_id": announcement.id},
+                    run_at=starts_at,
+                )
+            else:
+                events.announce(session, [events.AnnouncementPublished(announcement.id)])
             await session.commit()
             await session.refresh(announcement)
         return announcement
+
+    async def announce_start(self, announcement_id: int) -> None:
+        """An announcement published in advance comes into force (the ANNOUNCEMENT_START job):
+        it is announced now, unless it was withdrawn meanwhile."""
+        async with self.context.sessions() as session:
+            if await session.get(Announcement, announcement_id) is None:
+                return
+            events.announce(session, [events.AnnouncementPublished(announcement_id)])
+            await session.commit()
 
     async def withdraw(self, announcement_id: int) -> None:
         self.viewer.require_admin()
         async with self.context.sessions() as session:
             for table in (AnnouncementReaction, AnnouncementDismissal):
                 await session.execute(delete(table).where(col(table.announcement_id) == announcement_id))
-            await session.execute(delete(Announcement).where(col(Announcement.id) == announcement_id))
+            gone = await session.execute(delete(Announcement).where(col(Announcement.id) == announcement_id))
+            if getattr(gone, "rowcount", 0):
+                events.announce(session, [events.AnnouncementWithdrawn(announcement_id)])
             await session.commit()
 
     # ------------------------------------------------------------------------------------------
@@ -198,6 +226,7 @@ class Announcements:
         async with self.context.sessions() as session:
             try:
                 session.add(AnnouncementReaction(announcement_id=announcement_id, account_id=me, name=name))
+                events.announce(session, [events.AnnouncementReacted(announcement_id, name)])
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
@@ -206,13 +235,15 @@ class Announcements:
         me = self._account_id()
         await self._active_one(announcement_id)
         async with self.context.sessions() as session:
-            await session.execute(
+            taken_back = await session.execute(
                 delete(AnnouncementReaction).where(
                     col(AnnouncementReaction.announcement_id) == announcement_id,
                     col(AnnouncementReaction.account_id) == me,
                     col(AnnouncementReaction.name) == name,
                 )
             )
+            if getattr(taken_back, "rowcount", 0):
+                events.announce(session, [events.AnnouncementReacted(announcement_id, name)])
             await session.commit()
 
 

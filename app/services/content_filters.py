@@ -32,6 +32,7 @@ from app.models import (
     Post,
 )
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Invalid, NotFound
 from app.services.viewer import Viewer
 
@@ -233,6 +234,10 @@ class FilterService:
             raise NotFound("Record not found")
         return self.viewer.account.id
 
+    def _changed(self, session: AsyncSession) -> None:
+        """Every write of the owner's filters: their apps hear `filters_changed` once it commits."""
+        events.announce(session, [events.FiltersChanged(self._owner_id())])
+
     async def all(self) -> list[FilterDetails]:
         owner = self._owner_id()
         async with self.context.sessions() as session:
@@ -290,6 +295,7 @@ class FilterService:
             session.add(row)
             await session.flush()
             session.add_all(new_keywords)
+            self._changed(session)
             await session.commit()
         return await self.get(row.id)
 
@@ -338,6 +344,7 @@ class FilterService:
                     stored.keyword = _keyword(change.keyword) if change.keyword else stored.keyword
                     stored.whole_word = change.whole_word
                     session.add(stored)
+            self._changed(session)
             await session.commit()
         return await self.get(filter_id)
 
@@ -351,6 +358,7 @@ class FilterService:
                 delete(FilterStatus).where(col(FilterStatus.filter_id) == current.filter.id)
             )
             await session.execute(delete(ContentFilter).where(col(ContentFilter.id) == current.filter.id))
+            self._changed(session)
             await session.commit()
 
     # Keywords and posts one at a time (the API's /keywords and /statuses sub-resources) ------
@@ -362,6 +370,7 @@ class FilterService:
         row = FilterKeyword(filter_id=current.filter.id, keyword=_keyword(keyword), whole_word=whole_word)
         async with self.context.sessions() as session:
             session.add(row)
+            self._changed(session)
             await session.commit()
             await session.refresh(row)
         return row
@@ -387,6 +396,7 @@ class FilterService:
             if whole_word is not None:
                 stored.whole_word = whole_word
             session.add(stored)
+            self._changed(session)
             await session.commit()
             await session.refresh(stored)
             return stored
@@ -395,6 +405,7 @@ class FilterService:
         row, _ = await self.keyword(keyword_id)
         async with self.context.sessions() as session:
             await session.execute(delete(FilterKeyword).where(col(FilterKeyword.id) == row.id))
+            self._changed(session)
             await session.commit()
 
     async def add_status(self, filter_id: int, post: Post) -> FilterStatus:
@@ -405,6 +416,7 @@ class FilterService:
         row = FilterStatus(filter_id=current.filter.id, post_id=post.id)
         async with self.context.sessions() as session:
             session.add(row)
+            self._changed(session)
             await session.commit()
             await session.refresh(row)
         return row
@@ -422,6 +434,7 @@ class FilterService:
         row = await self.status(status_id)
         async with self.context.sessions() as session:
             await session.execute(delete(FilterStatus).where(col(FilterStatus.id) == row.id))
+            self._changed(session)
             await session.commit()
 
 

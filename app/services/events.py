@@ -1,7 +1,8 @@
 """After-commit events: what a transaction wrote that someone may be waiting to hear about.
 
-Every new post, timeline entry, notification, post edit, post deletion and profile change, and
-every other change to what the public pages show (pins, follows, blocks), is announced here by the
+Every new post, timeline entry, notification, post edit, post deletion and profile change, every
+change to an account's content filters or to the announcements, and every other change to what
+the public pages show (pins, follows, blocks), is announced here by the
 code that writes it, in the writing transaction; the announcements reach the instance's listeners
 (`AppContext.events`) once that transaction commits, and never if it rolls back. This is the one
 place streaming, Web Push and the public-document cache (app.public_cache) listen.
@@ -105,6 +106,32 @@ class PublicContentChanged:
 
 
 @dataclass(frozen=True)
+class FiltersChanged:
+    """An account's content filters changed (a filter, its keywords or its posts): its apps,
+    told on its `user` streams, fetch them again."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class AnnouncementPublished:
+    announcement_id: int
+
+
+@dataclass(frozen=True)
+class AnnouncementWithdrawn:
+    announcement_id: int
+
+
+@dataclass(frozen=True)
+class AnnouncementReacted:
+    """A reaction `name` on an announcement was added or taken back: its count changed."""
+
+    announcement_id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class EventsMissed:
     """Events of other processes may have been lost (the channel between processes was down):
     whatever a listener derived from earlier events may be stale."""
@@ -120,6 +147,10 @@ Event = (
     | AccountChanged
     | FollowsChanged
     | PublicContentChanged
+    | FiltersChanged
+    | AnnouncementPublished
+    | AnnouncementWithdrawn
+    | AnnouncementReacted
 )
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel):

@@ -1,6 +1,7 @@
 """Mastodon.py's `stream_user` against a real `herold serve` with two web processes and its worker
 process: the mention a remote server delivered to the inbox (processed by the worker process),
-and a post written by another process (the command line), reach the app's open stream."""
+a post written by another process (the command line), a filter created and an announcement
+published through whichever web process took the request, reach the app's open stream."""
 
 from __future__ import annotations
 
@@ -15,8 +16,19 @@ from mastodon import Mastodon, StreamListener
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, free_port, herold_env
 from tests.remote_actor import Remote, eventually, herold, remote
+from tests.web.helpers import csrf_from
 
 __all__ = ["remote"]  # the fixture, used by name below
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+async def log_in(client: httpx.AsyncClient, username: str, password: str) -> None:
+    page = await client.get("/login")
+    answer = await client.post(
+        "/login", data={"csrf_token": csrf_from(page.text), "username": username, "password": password}
+    )
+    assert answer.status_code == 303, answer.text
 
 
 class Collected(StreamListener):  # type: ignore[misc]
@@ -29,6 +41,12 @@ class Collected(StreamListener):  # type: ignore[misc]
 
     def on_notification(self, notification: Any) -> None:
         self.events.put(("notification", notification))
+
+    def on_filters_changed(self) -> None:
+        self.events.put(("filters_changed", None))
+
+    def on_announcement(self, announcement: Any) -> None:
+        self.events.put(("announcement", announcement))
 
 
 async def next_event(listener: Collected, kind: str, seconds: float = 30.0) -> Any:
@@ -62,6 +80,7 @@ async def test_stream_user_gets_a_remote_mention_and_a_post_from_another_process
     for name in ("alice", "bob"):
         await herold(["accounts", "create", name, "--password", "correct horse battery staple"], env)
     await herold(["follow", "alice", f"@bob@{domain}"], env)
+    await herold(["accounts", "create", "boss", "--role", "admin", "--password", ADMIN_PASSWORD], env)
     token = (await herold(["tokens", "create", "alice", "--scopes", "read write follow"], env)).strip()
     token = token.splitlines()[-1]
     server = ServerProcess(["serve"], env, tmp_path / "serve.log")
@@ -108,6 +127,30 @@ async def test_stream_user_gets_a_remote_mention_and_a_post_from_another_process
         await herold(["post", "bob", "Minutes of today's meeting are online"], env)
         update = await next_event(listener, "update")
         assert update.account.acct == "bob" and "Minutes of today" in update.content
+
+        # Alice's app adds a filter, and an administrator publishes an announcement in the web
+        # interface: each request reaches one web process or the other.
+        async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+            created = await client.post(
+                "/api/v2/filters",
+                json={
+                    "title": "Spoilers",
+                    "context": ["home"],
+                    "keywords_attributes": [{"keyword": "finale"}],
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert created.status_code == 200, created.text
+            assert await next_event(listener, "filters_changed") is None
+            await log_in(client, "boss", ADMIN_PASSWORD)
+            page = await client.get("/admin/announcements")
+            published = await client.post(
+                "/admin/announcements",
+                data={"csrf_token": csrf_from(page.text), "text": "Fire drill at noon"},
+            )
+            assert published.status_code == 303, published.text
+        announcement = await next_event(listener, "announcement")
+        assert "Fire drill at noon" in announcement.content and announcement.reactions == []
     finally:
         if handle is not None:
             handle.close()

@@ -8,26 +8,31 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.api.streaming.hub import QUEUE_LIMIT, TOO_SLOW, Message, StreamingHub
 from app.api.streaming.streams import Stream
-from app.models import Account, OAuthAccessToken, Visibility
+from app.cli import _uvicorn_config
+from app.federation.jobs import start_announcement
+from app.models import Account, BackgroundJob, OAuthAccessToken, Role, Visibility
 from app.models.base import utcnow
 from app.services.account_moderation import AccountModerationService
+from app.services.announcements import Announcements
 from app.services.following import FollowingService
+from app.services.jobs import ANNOUNCEMENT_START
 from app.services.oauth import OAuthService
 from app.services.posting import PostingService
 from app.services.viewer import Viewer
 from tests.lab import Instance
 from tests.processes import free_port
-from tests.web.helpers import make_user
+from tests.web.helpers import logged_in, make_user
 
 EVENT_WAIT = 5.0
 
@@ -49,11 +54,12 @@ class Served:
 
 @pytest.fixture
 async def served(instance: Instance) -> AsyncIterator[Served]:
-    """The lab instance's app behind a real uvicorn on a loopback port (its lifespan already runs)."""
+    """The lab instance's app behind a real uvicorn on a loopback port, configured as `herold serve`
+    configures it (its lifespan already runs)."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(instance.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
+    config = _uvicorn_config(instance.app, instance.context.settings)
+    config.host, config.port, config.lifespan, config.log_level = "127.0.0.1", port, "off", "warning"
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -231,6 +237,18 @@ async def test_refusals_say_what_is_wrong(served: Served) -> None:
         assert refused.value.status == 401
 
 
+async def test_websocket_messages_are_not_compressed(served: Served) -> None:
+    """Browsers offer permessage-deflate; the server declines, as Mastodon's does, unless
+    WEBSOCKET_COMPRESSION is set: compressing would keep zlib's state for every idle connection."""
+    assert served.instance.context.settings.websocket_compression is False
+    _, token = await person(served.instance, "alice")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={token}", compress=15) as socket,
+    ):
+        assert socket.compress == 0
+
+
 async def test_a_revoked_token_closes_its_connections(served: Served) -> None:
     instance = served.instance
     _, token = await person(instance, "alice")
@@ -265,7 +283,7 @@ async def test_a_client_that_falls_behind_is_dropped_not_buffered(instance: Inst
             connection.offer(Message(stream, "update", str(number)))
         assert connection.closed_because == TOO_SLOW
         # What was waiting is dropped; the reader sees the end at once.
-        assert connection.queue.qsize() == 1 and connection.queue.get_nowait() is None
+        assert connection.take() == ()
     finally:
         hub.close(connection)
 
@@ -355,6 +373,9 @@ async def test_a_thousand_idle_websockets_on_one_process_all_get_the_post(served
                     break
                 await asyncio.sleep(0.05)
             assert len(served.hub.connections) == 1000
+            # An idle connection has one task (uvicorn's, which reads it) and nothing waiting.
+            assert len(asyncio.all_tasks()) < 1100
+            assert all(connection.waiting is None for connection in served.hub.connections)
             post_id = await post(instance, carol, "To everyone at once")
             messages = await asyncio.gather(*(next_json(socket, timeout=30) for socket in sockets))
             assert {json.loads(message["payload"])["id"] for message in messages} == {str(post_id)}
@@ -365,3 +386,122 @@ async def test_a_thousand_idle_websockets_on_one_process_all_get_the_post(served
             break
         await asyncio.sleep(0.05)
     assert not served.hub.connections
+
+
+async def wait_for_connections(served: Served, count: int) -> None:
+    for _ in range(100):
+        if len(served.hub.connections) == count:
+            return
+        await asyncio.sleep(0.02)
+    assert len(served.hub.connections) == count
+
+
+async def test_filters_changed_reaches_the_owners_user_streams_only(served: Served) -> None:
+    """As Mastodon: `filters_changed`, without payload, on the owner's `user` streams whenever a
+    filter, its keywords or its posts change through either filters API."""
+    instance = served.instance
+    _, token = await person(instance, "alice")
+    _, bob_token = await person(instance, "bob")
+    headers = {"Authorization": f"Bearer {token}"}
+    changed = {"stream": ["user"], "event": "filters_changed"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user", headers=headers) as socket,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={bob_token}") as bobs,
+        session.ws_connect(f"{served.ws_url}?stream=user:notification&access_token={token}") as notifications,
+        httpx.AsyncClient(base_url=served.base_url, timeout=10, headers=headers) as api,
+        api.stream("GET", "/api/v1/streaming/user") as sse,
+    ):
+        await wait_for_connections(served, 4)
+        reader = SseReader(sse)
+        created = await api.post(
+            "/api/v2/filters",
+            json={"title": "Spoilers", "context": ["home"], "keywords_attributes": [{"keyword": "finale"}]},
+        )
+        assert created.status_code == 200, created.text
+        assert await next_json(socket) == changed
+        # Server-Sent Events write the absent payload as Mastodon's server does.
+        assert await reader.next_event() == ("filters_changed", "undefined")
+
+        filter_id = created.json()["id"]
+        added = await api.post(f"/api/v2/filters/{filter_id}/keywords", json={"keyword": "ending"})
+        assert added.status_code == 200, added.text
+        assert await next_json(socket) == changed
+        v1 = await api.post("/api/v1/filters", data={"phrase": "cake", "context[]": "home"})
+        assert v1.status_code == 200, v1.text
+        assert await next_json(socket) == changed
+        assert (await api.delete(f"/api/v2/filters/{filter_id}")).status_code == 200
+        assert await next_json(socket) == changed
+        # A refused change changes nothing and says nothing.
+        assert (await api.delete(f"/api/v2/filters/{filter_id}")).status_code == 404
+        await nothing_more(socket)
+        await nothing_more(bobs, 0.1)
+        await nothing_more(notifications, 0.1)
+
+
+async def test_announcements_reach_every_user_stream(served: Served) -> None:
+    """An admin publishes in Admin → Announcements: every `user` stream gets `announcement`, then
+    `announcement.reaction` when someone reacts and `announcement.delete` when it is withdrawn."""
+    instance = served.instance
+    admin = await logged_in(instance, "boss", role=Role.ADMIN)
+    _, token = await person(instance, "alice")
+    _, bob_token = await person(instance, "bob")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={token}") as socket,
+        session.ws_connect(f"{served.ws_url}?stream=user&access_token={bob_token}") as bobs,
+        session.ws_connect(f"{served.ws_url}?stream=public:local&access_token={token}") as public,
+    ):
+        await wait_for_connections(served, 3)
+        assert (
+            await admin.post("/admin/announcements", {"text": "Maintenance on #Friday"})
+        ).status_code == 303
+        for reader in (socket, bobs):
+            message = await next_json(reader)
+            assert message["stream"] == ["user"] and message["event"] == "announcement"
+            announcement = json.loads(message["payload"])
+            assert "Maintenance on" in announcement["content"] and announcement["reactions"] == []
+        # One that starts later is not in force: the apps hear of it when it starts, from a job
+        # the worker runs then.
+        await admin.post("/admin/announcements", {"text": "Later", "starts_at": "2999-01-01T10:00"})
+        await nothing_more(socket, 0.3)
+        async with instance.context.sessions() as db:
+            job = (
+                await db.scalars(select(BackgroundJob).where(BackgroundJob.kind == ANNOUNCEMENT_START))
+            ).one()
+        assert job.next_attempt_at.year == 2999
+        soon = await Announcements(instance.context, Viewer.system()).publish(
+            "Soon", starts_at=utcnow() + timedelta(seconds=0.5)
+        )
+        await nothing_more(socket, 0.6)
+        await start_announcement(instance.context, {"announcement_id": soon.id})
+        later = await next_json(socket)
+        assert later["event"] == "announcement" and json.loads(later["payload"])["id"] == str(soon.id)
+        assert (await next_json(bobs))["event"] == "announcement"
+
+        announcement_id = announcement["id"]
+        async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as api:
+            reacted = await api.put(
+                f"/api/v1/announcements/{announcement_id}/reactions/👍",
+                headers={"Authorization": f"Bearer {bob_token}"},
+            )
+            assert reacted.status_code == 200, reacted.text
+        for reader in (socket, bobs):
+            message = await next_json(reader)
+            assert message["event"] == "announcement.reaction"
+            assert json.loads(message["payload"]) == {
+                "name": "👍",
+                "count": 1,
+                "announcement_id": announcement_id,
+            }
+
+        page = await admin.post(f"/admin/announcements/{announcement_id}/delete")
+        assert page.status_code == 303
+        for reader in (socket, bobs):
+            assert await next_json(reader) == {
+                "stream": ["user"],
+                "event": "announcement.delete",
+                "payload": announcement_id,
+            }
+        await nothing_more(public, 0.1)
+    await admin.aclose()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.ops.logs import RequestIdFilter, TextFormatter, current_request_id
+from app.ops.logs import RequestIdFilter, TextFormatter, TokenInUrlFilter, current_request_id
 from tests.lab import DatabaseFactory, Instance
 from tests.processes import ServerProcess, free_port, herold_env
 
@@ -28,6 +28,26 @@ async def test_request_id_is_taken_from_a_valid_header_or_made(instance: Instanc
     missing = await instance.client.get("/no/such/page")
     assert missing.status_code == 404
     assert missing.headers["x-request-id"]
+
+
+def test_a_token_in_a_websocket_url_is_not_logged() -> None:
+    """uvicorn logs each accepted WebSocket with its URL, where streaming apps put their token."""
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/api/v1/streaming?stream=user&access_token=Zx9-secret_token"),
+        None,
+    )
+    assert TokenInUrlFilter().filter(record)
+    line = record.getMessage()
+    assert "Zx9-secret_token" not in line
+    assert (
+        line
+        == '127.0.0.1:5000 - "WebSocket /api/v1/streaming?stream=user&access_token=[redacted]" [accepted]'
+    )
 
 
 def test_text_lines_keep_a_traceback_on_the_line() -> None:

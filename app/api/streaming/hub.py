@@ -8,8 +8,10 @@ SQL form of the visibility rule says its viewer may see it (blocks, mutes and hi
 included) and, like the REST timelines, with the viewer's content filters applied (hidden, or
 marked `filtered`); a status is rendered once per distinct viewer, not once per connection.
 
-Each connection has a bounded queue: a client that does not read falls behind, its queue fills,
-and it is disconnected rather than holding memory without bound.
+A connection's messages wait in a bounded line: a client that does not read falls behind, its
+line fills, and it is disconnected rather than holding memory without bound. An idle connection
+holds no line and no task of its own (see Connection): a server's connections are mostly idle, and
+what each one holds is what bench/bench_streaming.py measures per connection.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.api.entities.announcement import announcement_entity, reaction_event_payload
 from app.api.entities.conversation import conversation_entities
 from app.api.entities.notification import notification_entities
 from app.api.entities.status import statuses
@@ -28,6 +32,7 @@ from app.api.streaming.streams import PUBLIC_STREAMS, Stream
 from app.context import AppContext
 from app.models import Post, Visibility
 from app.services import events
+from app.services.announcements import Announcements, AnnouncementView
 from app.services.content_filters import active_filters
 from app.services.conversations import ConversationService
 from app.services.errors import NotFound
@@ -43,6 +48,10 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 500
 HEARTBEAT_SECONDS = 15.0
 TOKEN_CHECK_SECONDS = 5.0
+# WebSocket handshakes looking up their token at once (per process). When every app reconnects at
+# once (after a restart), the rest wait their turn here instead of taking every database connection
+# from the API's requests; one handshake's lookup takes a few milliseconds.
+HANDSHAKES_AT_ONCE = 4
 # Why a connection was closed by the server, as the client is told.
 TOO_SLOW = "The client fell behind: too many events waiting"
 TOKEN_GONE = "The access token was revoked"  # noqa: S105 (a message, not a secret)
@@ -50,27 +59,44 @@ TOKEN_GONE = "The access token was revoked"  # noqa: S105 (a message, not a secr
 
 @dataclass(frozen=True)
 class Message:
-    """One event on one stream: `payload` is already the JSON string (or the bare id of `delete`)."""
+    """One event on one stream: `payload` is already the JSON string (or the bare id of `delete`);
+    None for the events that carry nothing (`filters_changed`)."""
 
     stream: Stream
     event: str
-    payload: str
+    payload: str | None
 
     def websocket_text(self) -> str:
-        return json.dumps({"stream": self.stream.label, "event": self.event, "payload": self.payload})
+        body: dict[str, Any] = {"stream": self.stream.label, "event": self.event}
+        if self.payload is not None:
+            body["payload"] = self.payload
+        return json.dumps(body)
 
     def sse_text(self) -> str:
-        return f"event: {self.event}\ndata: {self.payload}\n\n"
+        # Mastodon's streaming server writes an absent payload as JavaScript prints it, and the
+        # clients (Mastodon.py among them) expect that word.
+        payload = "undefined" if self.payload is None else self.payload
+        return f"event: {self.event}\ndata: {payload}\n\n"
+
+
+def _nothing_to_wake() -> None:
+    return None
 
 
 @dataclass(eq=False)
 class Connection:
-    """One open streaming connection (an SSE response or a WebSocket) and what it subscribed to."""
+    """One open streaming connection (an SSE response or a WebSocket) and what it subscribed to.
+
+    Messages wait in `waiting` only while there are some: an idle connection holds no queue. The
+    transport sets `wake`, called when something waits or the connection closed; it then `take`s
+    what waits and sends it (the WebSocket in a task that lives only while it has something to
+    send)."""
 
     viewer: Viewer
     token_id: int | None
+    wake: Callable[[], None] = _nothing_to_wake
     streams: set[Stream] = field(default_factory=set)
-    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    waiting: deque[Message] | None = None
     closed_because: str | None = None
 
     @property
@@ -80,19 +106,26 @@ class Connection:
     def offer(self, message: Message) -> None:
         if self.closed_because is not None:
             return
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if self.waiting is None:
+            self.waiting = deque()
+        elif len(self.waiting) >= QUEUE_LIMIT:
             self.close(TOO_SLOW)
+            return
+        self.waiting.append(message)
+        self.wake()
+
+    def take(self) -> deque[Message] | tuple[()]:
+        """What waits to be sent, in order (nothing once the connection is closed)."""
+        waiting, self.waiting = self.waiting, None
+        return waiting if waiting is not None else ()
 
     def close(self, reason: str) -> None:
-        """Ends the connection: its reader sees None after what is already queued is dropped."""
+        """Ends the connection: what waits is dropped, and the transport, woken, says why."""
         if self.closed_because is not None:
             return
         self.closed_because = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.waiting = None
+        self.wake()
 
 
 class StreamingHub:
@@ -101,14 +134,17 @@ class StreamingHub:
         self.connections: set[Connection] = set()
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.token_check_seconds = TOKEN_CHECK_SECONDS
+        self.handshakes = asyncio.Semaphore(HANDSHAKES_AT_ONCE)
         self._events: asyncio.Queue[events.Event] = asyncio.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # Connections come and go --------------------------------------------------------------
 
-    def open(self, viewer: Viewer, token_id: int | None) -> Connection:
-        connection = Connection(viewer, token_id)
+    def open(
+        self, viewer: Viewer, token_id: int | None, wake: Callable[[], None] = _nothing_to_wake
+    ) -> Connection:
+        connection = Connection(viewer, token_id, wake)
         self.connections.add(connection)
         self.context.metrics.streaming_connections.inc()
         if self._unsubscribe is None:
@@ -166,6 +202,14 @@ class StreamingHub:
             await self._edited(event.post_id)
         elif isinstance(event, events.PostDeleted):
             self._deleted(event.post_id)
+        elif isinstance(event, events.FiltersChanged):
+            self._to_user_streams("filters_changed", None, account_id=event.account_id)
+        elif isinstance(event, events.AnnouncementPublished):
+            await self._announcement(event.announcement_id)
+        elif isinstance(event, events.AnnouncementReacted):
+            await self._announcement_reaction(event)
+        elif isinstance(event, events.AnnouncementWithdrawn):
+            self._to_user_streams("announcement.delete", str(event.announcement_id))
 
     def _subscribed(self, names: Iterable[str]) -> list[tuple[Connection, Stream]]:
         wanted = set(names)
@@ -336,6 +380,33 @@ class StreamingHub:
             for stream in connection.streams:
                 if stream.name != "user:notification":
                     connection.offer(Message(stream, "delete", str(post_id)))
+
+    # What Mastodon sends on the `user` stream alone --------------------------------------------
+
+    def _to_user_streams(self, name: str, payload: str | None, *, account_id: int | None = None) -> None:
+        """`name` on the `user` streams of `account_id` (None: of every account)."""
+        for connection, stream in self._subscribed(["user"]):
+            if account_id is None or connection.viewer.account_id == account_id:
+                connection.offer(Message(stream, name, payload))
+
+    async def _announcement_in_force(self, announcement_id: int) -> AnnouncementView | None:
+        """The announcement as everyone sees it (nobody's read flag or reactions: Mastodon streams
+        one rendering to all), or None while it is not in force (it starts later, or is gone)."""
+        if not self._subscribed(["user"]):
+            return None
+        views = await Announcements(self.context, Viewer.nobody()).active()
+        return next((view for view in views if view.announcement.id == announcement_id), None)
+
+    async def _announcement(self, announcement_id: int) -> None:
+        view = await self._announcement_in_force(announcement_id)
+        if view is not None:
+            self._to_user_streams("announcement", json.dumps(announcement_entity(self.context, view)))
+
+    async def _announcement_reaction(self, event: events.AnnouncementReacted) -> None:
+        view = await self._announcement_in_force(event.announcement_id)
+        if view is not None:
+            payload = json.dumps(reaction_event_payload(view, event.name))
+            self._to_user_streams("announcement.reaction", payload)
 
     # Revoked tokens -------------------------------------------------------------------------
 

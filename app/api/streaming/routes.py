@@ -10,24 +10,27 @@ the connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import INVALID_TOKEN, ApiCaller, api_caller, caller_of_token
 from app.api.streaming.hub import Connection, StreamingHub, hub_of
 from app.api.streaming.streams import Stream, StreamRefused, stream_for
 from app.context import AppContext
 from app.dependencies import get_context
+from app.http_errors import BUSY_MESSAGE, BUSY_RETRY_AFTER
 from app.services.errors import NotFound
 from app.services.lists import ListService
 from app.services.viewer import Viewer
 
-router = APIRouter(prefix="/api/v1/streaming")
+WEBSOCKET_PATH = "/api/v1/streaming"
+router = APIRouter(prefix=WEBSOCKET_PATH)
 
 # The Server-Sent Events paths and the streams they open.
 SSE_PATHS = {
@@ -82,27 +85,30 @@ async def server_sent_events(
     except StreamRefused as refused:
         return JSONResponse({"error": refused.message}, status_code=refused.status)
     hub = hub_of(request.app.state)
-    connection = hub.open(caller.viewer, caller.holder.token.id if caller.holder else None)
+    ready = asyncio.Event()
+    connection = hub.open(caller.viewer, caller.holder.token.id if caller.holder else None, wake=ready.set)
     connection.streams.add(stream)
     return StreamingResponse(
-        _sse_body(hub, connection),
+        _sse_body(hub, connection, ready),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse_body(hub: StreamingHub, connection: Connection) -> AsyncIterator[str]:
+async def _sse_body(hub: StreamingHub, connection: Connection, ready: asyncio.Event) -> AsyncIterator[str]:
     try:
         yield ":)\n\n"
         while True:
             try:
-                message = await asyncio.wait_for(connection.queue.get(), hub.heartbeat_seconds)
+                await asyncio.wait_for(ready.wait(), hub.heartbeat_seconds)
             except TimeoutError:
                 yield ":thump\n\n"
                 continue
-            if message is None:
+            ready.clear()
+            for message in connection.take():
+                yield message.sse_text()
+            if connection.closed_because is not None:
                 return
-            yield message.sse_text()
     finally:
         hub.close(connection)
 
@@ -121,46 +127,109 @@ def _websocket_token(websocket: WebSocket) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def _refuse(websocket: WebSocket, status: int, message: str) -> None:
+async def _refuse(
+    websocket: WebSocket, status: int, message: str, headers: dict[str, str] | None = None
+) -> None:
     """Refuse the upgrade with an HTTP answer (Mastodon answers 401 so), where the server can."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse({"error": message}, status_code=status))
+        await websocket.send_denial_response(
+            JSONResponse({"error": message}, status_code=status, headers=headers)
+        )
     else:
         await websocket.close(code=4000 + status, reason=message)
 
 
-@router.websocket("")
-@router.websocket("/")
 async def websocket_stream(websocket: WebSocket) -> None:
+    """One WebSocket of the streaming API, for as long as it is open.
+
+    Reached through StreamingSocketEntrance, past the router: everything this coroutine and its
+    callers hold stays alive with the connection."""
     context: AppContext = websocket.app.state.context
+    hub = hub_of(websocket.app.state)
     token, subprotocol = _websocket_token(websocket)
+    try:
+        async with hub.handshakes:
+            found = await _websocket_caller(websocket, context, token)
+    except PoolTimeout:
+        # Every database connection busy: the client comes back, as an HTTP client would.
+        await _refuse(websocket, 503, BUSY_MESSAGE, {"Retry-After": str(BUSY_RETRY_AFTER)})
+        return
+    if found is None:
+        return
+    viewer, token_id, first = found
+    await websocket.accept(subprotocol=subprotocol)
+    writer = _SocketWriter(websocket)
+    connection = writer.connection = hub.open(viewer, token_id, wake=writer.wake)
+    if first is not None:
+        connection.streams.add(first)
+    try:
+        await _receive_forever(websocket, context, connection)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        writer.stop()
+        hub.close(connection)
+
+
+async def _websocket_caller(
+    websocket: WebSocket, context: AppContext, token: str | None
+) -> tuple[Viewer, int | None, Stream | None] | None:
+    """The viewer, their token's id and the stream named in the URL; None when refused (the
+    refusal sent). The token's rows are not kept: an open connection needs no more than this."""
     caller = await caller_of_token(context, token) if token else None
     if caller is None:
         await _refuse(websocket, 401, INVALID_TOKEN if token else "Missing access token")
-        return
-    first: Any = None
+        return None
+    first: Stream | None = None
     if websocket.query_params.get("stream"):
         try:
             first = _subscription(caller.viewer, dict(websocket.query_params))
             await check_list(context, caller.viewer, first)
         except StreamRefused as refused:
             await _refuse(websocket, refused.status, refused.message)
-            return
-    await websocket.accept(subprotocol=subprotocol)
-    hub = hub_of(websocket.app.state)
-    connection = hub.open(caller.viewer, caller.holder.token.id if caller.holder else None)
-    if first is not None:
-        connection.streams.add(first)
-    sender = asyncio.create_task(_send_forever(websocket, hub, connection))
-    try:
-        await _receive_forever(websocket, context, connection)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
-        hub.close(connection)
+            return None
+    return caller.viewer, caller.holder.token.id if caller.holder else None, first
+
+
+class _SocketWriter:
+    """Sends what waits on a WebSocket connection, from a task that lives only while there is
+    something to send: an idle connection has no task of its own besides the one that reads."""
+
+    __slots__ = ("connection", "task", "websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.connection: Connection | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._send_waiting())
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _send_waiting(self) -> None:
+        connection = self.connection
+        assert connection is not None
+        try:
+            # Messages offered while one is sent wait for the next round of this loop; the task
+            # ends (and `task` is cleared) with nothing left, with no await in between.
+            while messages := connection.take():
+                for message in messages:
+                    if connection.closed_because is not None:
+                        break  # what was taken before the end is dropped, as what was waiting
+                    await self.websocket.send_text(message.websocket_text())
+            if connection.closed_because is not None:
+                reason = connection.closed_because
+                await self.websocket.send_text(json.dumps({"error": reason, "status": 410}))
+                await self.websocket.close(code=1008 if "token" in reason else 1013, reason=reason[:120])
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client is gone: the reading side ends the connection
+        finally:
+            self.task = None
 
 
 async def check_list(context: AppContext, viewer: Viewer, stream: Stream) -> None:
@@ -173,7 +242,7 @@ async def check_list(context: AppContext, viewer: Viewer, stream: Stream) -> Non
         raise StreamRefused("Unknown list", 404) from None
 
 
-def _subscription(viewer: Viewer, fields: dict[str, Any]) -> Any:
+def _subscription(viewer: Viewer, fields: dict[str, Any]) -> Stream:
     name = fields.get("stream")
     return stream_for(
         viewer,
@@ -201,27 +270,34 @@ async def _receive_forever(websocket: WebSocket, context: AppContext, connection
         except StreamRefused as refused:
             await websocket.send_text(json.dumps({"error": refused.message, "status": refused.status}))
             continue
+        except PoolTimeout:
+            # A list subscription found every database connection busy: the client may ask again.
+            await websocket.send_text(json.dumps({"error": BUSY_MESSAGE, "status": 503}))
+            continue
         if fields["type"] == "subscribe":
             connection.streams.add(stream)
         else:
             connection.streams.discard(stream)
 
 
-async def _send_forever(websocket: WebSocket, hub: StreamingHub, connection: Connection) -> None:
-    while True:
-        try:
-            message = await asyncio.wait_for(connection.queue.get(), hub.heartbeat_seconds)
-        except TimeoutError:
-            # Nothing to send: uvicorn's own ping frames (every 20 s) keep proxies from closing
-            # an idle WebSocket, so the wait just starts again.
-            continue
-        if message is None:
-            reason = connection.closed_because or ""
-            with contextlib.suppress(Exception):
-                await websocket.send_text(json.dumps({"error": reason, "status": 410}))
-                await websocket.close(code=1008 if "token" in reason else 1013, reason=reason[:120])
+class StreamingSocketEntrance:
+    """ASGI middleware, outermost of the app's own: a WebSocket to /api/v1/streaming goes straight
+    to websocket_stream.
+
+    Every layer a connection passes through waits, suspended, for as long as the connection is
+    open: the HTTP middleware (which lets WebSockets through untouched), the exception handlers
+    and FastAPI's router kept some 13 KB per idle connection alive (tracemalloc, 1,000 connections;
+    bench/bench_streaming.py). Nothing on that way applies to a WebSocket: the handler authenticates
+    and refuses by itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"].rstrip("/") == WEBSOCKET_PATH:
+            await websocket_stream(WebSocket(scope, receive, send))
             return
-        await websocket.send_text(message.websocket_text())
+        await self.app(scope, receive, send)
 
 
-__all__ = ["router"]
+__all__ = ["StreamingSocketEntrance", "router", "websocket_stream"]
