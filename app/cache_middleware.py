@@ -90,11 +90,13 @@ class PublicCacheMiddleware:
             accept,
             negotiate(language.decode("latin-1")) if language else "",
         )
-        channel = self.context.channel
-        if channel is not None:
-            # What other processes committed and already sent is applied before answering.
-            await channel.catch_up()
         found = self.cache.get(key)
+        channel = self.context.channel
+        if found is not None and channel is not None:
+            # Before answering from memory, what other processes committed and already sent is
+            # applied (it may drop this very answer). A miss reads the database: nothing to wait for.
+            await channel.catch_up()
+            found = self.cache.get(key)
         if found is None and key in self.making:
             # Someone is making this answer now: a stampede of first readers (a post going viral,
             # a page that just expired) waits for that one instead of making it 64 times.

@@ -407,7 +407,8 @@ class PostgresChannel(EventChannel):
         # One statement at a time on the connection (the keep-alive, the notifications, the
         # catch-up round trips).
         self._using = asyncio.Lock()
-        # Messages posted and messages handed to the database, counted, for flush_now's wait.
+        # Event messages posted and handed to the database, counted, for flush_now's wait (wake-ups
+        # for the workers are not waited for: no answer's freshness depends on them).
         self._posted = 0
         self._handed = 0
         self._handed_more = asyncio.Condition()
@@ -507,11 +508,13 @@ class PostgresChannel(EventChannel):
                 BACKLOG_LIMIT,
             )
             dropped, _ = self._outbox.popleft()
-            self._handed += 1  # never to be sent: nobody waits for it any longer
+            if dropped == EVENTS_CHANNEL:
+                self._handed += 1  # never to be sent: a writer waiting for it times out
             if dropped == WAKE_CHANNEL:
                 self._wake_posted = False
         self._outbox.append((channel, payload))
-        self._posted += 1
+        if channel == EVENTS_CHANNEL:
+            self._posted += 1
         self._empty.clear()
         self._has_mail.set()
 
@@ -588,7 +591,6 @@ class PostgresChannel(EventChannel):
                 waking, self._waking, self._wake_posted = self._waking, set(), False
                 if not waking:
                     self._outbox.popleft()
-                    await self._count_handed()
                     continue
                 payload = json.dumps({"s": self.sender, "w": sorted(waking)}, separators=(",", ":"))
             try:
@@ -602,7 +604,8 @@ class PostgresChannel(EventChannel):
                     connection.terminate()
                 continue
             self._outbox.popleft()
-            await self._count_handed()
+            if channel == EVENTS_CHANNEL:
+                await self._count_handed()
 
     async def _count_handed(self) -> None:
         self._handed += 1
