@@ -27,7 +27,7 @@ from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
-from app.services.rendered_posts import RenderedPosts
+from app.services.renderings import Renderings
 from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
 
@@ -58,9 +58,9 @@ class AppContext:
     domain_policy: DomainPolicyView = field(init=False)
     # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
     public_cache: PublicCache = field(init=False)
-    # What each post looks like to every reader (the client API's statuses without the reader's
-    # flags), kept per post version and dropped by the events above.
-    rendered_posts: RenderedPosts = field(default_factory=RenderedPosts)
+    # What each post and account looks like to every reader (the client API's statuses without
+    # the reader's flags, its accounts), kept per post version and dropped by the events above.
+    renderings: Renderings = field(default_factory=Renderings)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -80,7 +80,7 @@ class AppContext:
         self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
         if self.public_cache.enabled:
             self.events.subscribe(self.public_cache.on_event)
-        self.events.subscribe(self.rendered_posts.on_event)
+        self.events.subscribe(self.renderings.on_event)
 
     @property
     def user_agent(self) -> str:

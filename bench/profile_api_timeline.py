@@ -68,7 +68,7 @@ async def measure(path: str, token: str, requests: int, profiler: cProfile.Profi
             profiler.disable()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         print(
-            f"{requests} × GET {path}: {seconds * 1000 / requests:.2f} ms wall, "
+            f"{requests} times GET {path}: {seconds * 1000 / requests:.2f} ms wall, "
             f"{cpu * 1000 / requests:.2f} ms CPU each{' (profiled)' if profiler else ''}; "
             f"load average {' '.join(f'{value:.2f}' for value in os.getloadavg())}"
         )

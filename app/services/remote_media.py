@@ -27,6 +27,7 @@ from app.activitypub.fetcher import Fetcher, FetchError
 from app.context import AppContext
 from app.models import Account, MediaAttachment, MediaState, Post
 from app.models.base import utcnow
+from app.services import events
 from app.services.image_processing import (
     AVATAR_SIZE,
     HEADER_SIZE,
@@ -171,6 +172,8 @@ class RemoteMediaCache:
                 setattr(stored, f"{kind}_cached_from", url)
                 stored.pictures_cached_at = utcnow()
                 session.add(stored)
+                # Kept API entities name the old copy, which is deleted below.
+                events.announce(session, [events.AccountChanged(stored.id)])
                 await session.commit()
             await self.store.delete(old)
             copied += 1
@@ -205,6 +208,7 @@ class RemoteMediaCache:
                 if not account.avatar_cached_url and not account.header_cached_url:
                     account.pictures_cached_at = None
                 session.add(account)
+                events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         await self.store.delete(*keys)
         return removed

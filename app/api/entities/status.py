@@ -15,7 +15,7 @@ from app.api.entities.common import api_id, api_time
 from app.api.entities.discovery import filter_result_entity
 from app.api.entities.media import media_entity
 from app.context import AppContext
-from app.models import Account, MediaAttachment, Post
+from app.models import MediaAttachment, Post
 from app.services.content_filters import FilterMatch, active_filters
 from app.services.read_model import (
     PostContents,
@@ -32,15 +32,17 @@ from app.services.viewer import Viewer
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
 
 
-# The rendered_posts kind of what is kept here: the Status entity without the reader's part.
-RENDERING = "api-status"
+# What is kept in context.renderings: the Status entity without the reader's part, and the Account entity.
+STATUS_RENDERING = "api-status"
+ACCOUNT_RENDERING = "api-account"
 
 
 @dataclass(frozen=True)
 class _SharedStatus:
     """What a post's Status entity is for every reader (kept in context.rendered_posts), and the
-    media the reader's content filters read. `entity` holds every key, in Mastodon's order; those
-    that depend on the reader or change often (counts, account, flags) are filled per request."""
+        media the reader's content filters read. `entity` holds every key, in Mastodon's order; those
+        that depend on the reader or change with every like (counts, flags) and the account (kept
+    apart, as several posts share it) are filled per request."""
 
     entity: dict[str, Any]
     media: list[MediaAttachment]
@@ -150,13 +152,17 @@ async def statuses(
     edited since), their media, mentions and hashtags."""
     if not posts:
         return []
-    rendered = context.rendered_posts
+    renderings = context.renderings
+    if context.channel is not None:
+        # What other processes committed and already sent (an edited profile) is applied first.
+        await context.channel.catch_up()
+    post_ticket, account_ticket = renderings.posts.ticket(), renderings.accounts.ticket()
     async with context.sessions() as session:
         shown = await shown_posts(session, posts)
         originals = list({post.id: post for _, post in shown}.values())
         shared: dict[int, _SharedStatus] = {}
         for post in originals:
-            kept = rendered.get(RENDERING, post.id, post.edited_at)
+            kept = renderings.posts.get(STATUS_RENDERING, post.id, post.edited_at)
             if kept is not None:
                 shared[post.id] = kept
         missing = [post for post in originals if post.id not in shared]
@@ -164,25 +170,23 @@ async def statuses(
             contents = await load_contents(session, [post.id for post in missing])
             for post in missing:
                 shared[post.id] = _shared_status(context, post, contents[post.id])
-                rendered.put(RENDERING, post.id, post.edited_at, shared[post.id])
-        accounts = await accounts_by_id(
-            session, {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
-        )
+                renderings.posts.put(STATUS_RENDERING, post.id, shared[post.id], post_ticket, post.edited_at)
+        accounts: dict[int, dict[str, Any]] = {}
+        wanted = {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
+        for account_id in wanted:
+            kept = renderings.accounts.get(ACCOUNT_RENDERING, account_id)
+            if kept is not None:
+                accounts[account_id] = kept
+        if wanted - accounts.keys():
+            for account in (await accounts_by_id(session, wanted - accounts.keys())).values():
+                accounts[account.id] = account_entity(context, account)
+                renderings.accounts.put(ACCOUNT_RENDERING, account.id, accounts[account.id], account_ticket)
         marks = await post_marks(session, viewer, [post.id for post in originals])
         filters = (
             await active_filters(session, viewer.account.id, filter_context)
             if filter_context is not None and viewer.account is not None
             else None
         )
-    # Each account's entity once per page, however many of its posts the page holds.
-    account_entities: dict[int, dict[str, Any]] = {}
-
-    def account_of(account: Account) -> dict[str, Any]:
-        entity = account_entities.get(account.id)
-        if entity is None:
-            entity = account_entities[account.id] = account_entity(context, account)
-        return entity
-
     entities = []
     for item, post in shown:
         author = accounts.get(post.account_id)
@@ -197,8 +201,8 @@ async def statuses(
                 continue
             filtered = matches
         manageable = post.local and viewer.account is not None and viewer.may_act_as(post.account_id)
-        entity = _post_entity(found, post, account_of(author), marks, filtered, manageable)
-        entities.append(entity if item is post else _boost_entity(item, account_of(booster), entity))
+        entity = _post_entity(found, post, author, marks, filtered, manageable)
+        entities.append(entity if item is post else _boost_entity(item, booster, entity))
     return entities
 
 
