@@ -16,6 +16,7 @@ from app.api.entities.notification import NOTIFICATION_TYPES, notification_group
 from app.api.entities.status import statuses
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType
+from app.api.responses import FastJSONResponse
 from app.api.v1.notifications import check_policy_update, count_limit, notification_filter, policy_entity
 from app.context import AppContext
 from app.dependencies import get_context
@@ -79,7 +80,7 @@ async def grouped(
         page_request(request, default_limit=40, max_limit=80),
         grouped=_grouped_types(request),
     )
-    return JSONResponse(
+    return FastJSONResponse(
         await _body(context, caller, page),
         headers=link_header(request, context.settings.base_url, page.page_ids),
     )
