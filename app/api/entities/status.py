@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.api.entities.account import account_entity
+from app.api.entities.account import kept_account_entities
 from app.api.entities.common import api_id, api_time
 from app.api.entities.discovery import filter_result_entity
 from app.api.entities.media import media_entity
@@ -20,7 +20,6 @@ from app.services.content_filters import FilterMatch, active_filters
 from app.services.read_model import (
     PostContents,
     PostMarks,
-    accounts_by_id,
     filter_matches,
     load_contents,
     post_marks,
@@ -32,9 +31,8 @@ from app.services.viewer import Viewer
 VISIBILITY_NAMES = {"public": "public", "unlisted": "unlisted", "followers": "private", "direct": "direct"}
 
 
-# What is kept in context.renderings: the Status entity without the reader's part, and the Account entity.
+# What context.renderings keeps of a post: its Status entity without the reader's part.
 STATUS_RENDERING = "api-status"
-ACCOUNT_RENDERING = "api-account"
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ async def statuses(
     if context.channel is not None:
         # What other processes committed and already sent (an edited profile) is applied first.
         await context.channel.catch_up()
-    post_ticket, account_ticket = renderings.posts.ticket(), renderings.accounts.ticket()
+    post_ticket = renderings.posts.ticket()
     async with context.sessions() as session:
         shown = await shown_posts(session, posts)
         originals = list({post.id: post for _, post in shown}.values())
@@ -171,16 +169,9 @@ async def statuses(
             for post in missing:
                 shared[post.id] = _shared_status(context, post, contents[post.id])
                 renderings.posts.put(STATUS_RENDERING, post.id, shared[post.id], post_ticket, post.edited_at)
-        accounts: dict[int, dict[str, Any]] = {}
-        wanted = {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
-        for account_id in wanted:
-            kept = renderings.accounts.get(ACCOUNT_RENDERING, account_id)
-            if kept is not None:
-                accounts[account_id] = kept
-        if wanted - accounts.keys():
-            for account in (await accounts_by_id(session, wanted - accounts.keys())).values():
-                accounts[account.id] = account_entity(context, account)
-                renderings.accounts.put(ACCOUNT_RENDERING, account.id, accounts[account.id], account_ticket)
+        accounts = await kept_account_entities(
+            context, session, {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
+        )
         marks = await post_marks(session, viewer, [post.id for post in originals])
         filters = (
             await active_filters(session, viewer.account.id, filter_context)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
+from app.api.entities.account import account_entity, kept_account_entity
 from app.api.entities.notification import NOTIFICATION_TYPES, notification_group_entity
 from app.api.entities.status import statuses
 from app.api.pagination import link_header, page_request
@@ -60,7 +60,7 @@ async def _body(context: AppContext, caller: ApiCaller, page: GroupedPage) -> di
     named = {int(account_id) for group in groups for account_id in group["sample_account_ids"]}
     return {
         "accounts": [
-            account_entity(context, account)
+            kept_account_entity(context, account)
             for account_id, account in page.accounts.items()
             if account_id in named
         ],
