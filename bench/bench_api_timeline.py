@@ -1,12 +1,16 @@
 """Client API reads: the home timeline (and notifications) as apps poll them, next to a ceiling.
 
-    python bench/bench_api_timeline.py [--requests 2000] [--concurrency 32] [--database-url URL]
+    python bench/bench_api_timeline.py [--requests 1500] [--concurrency 32] [--database-url URL]
+
+With --database-url (a PostgreSQL server), the data goes into a new database there, dropped at
+the end; without, into SQLite in a temporary directory.
 
 A database with 50,000 statuses by 1,000 accounts the reader follows (each in the reader's home
 timeline, as fan-out put them there; one in ten followers-only, one in five with a hashtag or a
 mention) and 2,000 notifications. Then two servers, each a real process:
 
-- Herold as users run it: `herold serve` (its embedded worker included);
+- Herold as users run it: `herold serve` in one web process (its embedded worker included), as
+  the ceiling is one process;
 - the ceiling: the same FastAPI app (create_app, every middleware: request ids, CORS, rate-limit
   headers, token lookup skipped) in the same uvicorn configuration, with one more route that
   answers a fixed 40-status JSON body (taken from Herold's own home answer) without the database.
