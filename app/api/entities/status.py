@@ -1,8 +1,8 @@
 """Mastodon's Status entity, from the read model's queries (those the web pages' views use).
 
 Apps poll their timelines all day: the part of each entity that is the same for every reader is
-rendered once per post version and kept (app.services.rendered_posts); each request reads the
-page's accounts, counts and the reader's own marks fresh and adds them."""
+rendered once per post version and kept (app.services.renderings), as is each account's entity;
+each request reads the page's counts and the reader's own marks fresh and adds them."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ STATUS_RENDERING = "api-status"
 
 @dataclass(frozen=True)
 class _SharedStatus:
-    """What a post's Status entity is for every reader (kept in context.rendered_posts), and the
-        media the reader's content filters read. `entity` holds every key, in Mastodon's order; those
-        that depend on the reader or change with every like (counts, flags) and the account (kept
+    """What a post's Status entity is for every reader (kept in context.renderings), and the
+    media the reader's content filters read. `entity` holds every key, in Mastodon's order; those
+    that depend on the reader or change with every like (counts, flags) and the account (kept
     apart, as several posts share it) are filled per request."""
 
     entity: dict[str, Any]
