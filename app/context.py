@@ -28,6 +28,7 @@ from app.services.events import EventBus
 from app.services.media_store import MediaStore, build_media_store
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
+from app.services.renderings import Renderings
 from app.services.vapid_keys import VapidKeys
 from app.urls import LocalUrls
 
@@ -58,6 +59,9 @@ class AppContext:
     domain_policy: DomainPolicyView = field(init=False)
     # Ready answers for anonymous readers (PUBLIC_CACHE_MB), dropped by the events above.
     public_cache: PublicCache = field(init=False)
+    # What each post and account looks like to every reader (the client API's statuses without
+    # the reader's flags, its accounts), kept per post version and dropped by the events above.
+    renderings: Renderings = field(default_factory=Renderings)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -80,6 +84,7 @@ class AppContext:
         self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
         if self.public_cache.enabled:
             self.events.subscribe(self.public_cache.on_event)
+        self.events.subscribe(self.renderings.on_event)
 
     @property
     def user_agent(self) -> str:

@@ -1,12 +1,16 @@
 """Client API reads: the home timeline (and notifications) as apps poll them, next to a ceiling.
 
-    python bench/bench_api_timeline.py [--requests 2000] [--concurrency 32] [--database-url URL]
+    python bench/bench_api_timeline.py [--requests 1500] [--concurrency 32] [--database-url URL]
+
+With --database-url (a PostgreSQL server), the data goes into a new database there, dropped at
+the end; without, into SQLite in a temporary directory.
 
 A database with 50,000 statuses by 1,000 accounts the reader follows (each in the reader's home
 timeline, as fan-out put them there; one in ten followers-only, one in five with a hashtag or a
 mention) and 2,000 notifications. Then two servers, each a real process:
 
-- Herold as users run it: `herold serve` (its embedded worker included);
+- Herold as users run it: `herold serve` in one web process (its embedded worker included), as
+  the ceiling is one process;
 - the ceiling: the same FastAPI app (create_app, every middleware: request ids, CORS, rate-limit
   headers, token lookup skipped) in the same uvicorn configuration, with one more route that
   answers a fixed 40-status JSON body (taken from Herold's own home answer) without the database.
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.processes import cpu_seconds
+from bench.served import _admin_sql
 
 GOAL_RATIO = 0.25
 GOAL_P99_MS = 100.0
@@ -84,6 +90,9 @@ def _env(workdir: Path, database_url: str, port: int) -> dict[str, str]:
         HOST="127.0.0.1",
         LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
+        # One web process, as the ceiling is one: on a 2-core machine `herold serve` would otherwise
+        # start two (and a worker), and the comparison, and the CPU counted, would be of unlike things.
+        WEB_PROCESSES="1",
     )
     return env
 
@@ -297,15 +306,14 @@ async def _load(url: str, tokens: list[str], requests: int, concurrency: int, se
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    remaining = requests
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def client(token: str) -> None:
-            nonlocal remaining
+        async def client(token: str, quota: int) -> None:
+            # A fixed share per client (its token's), not a shared counter: a fast client would
+            # otherwise spend more than its token has left in the rate-limit window and meet 429s.
             headers = {"Authorization": f"Bearer {token}"}
-            while remaining > 0:
-                remaining -= 1
+            for _ in range(quota):
                 started = time.perf_counter()
                 async with session.get(url, headers=headers) as response:
                     await response.read()
@@ -314,7 +322,12 @@ async def _load(url: str, tokens: list[str], requests: int, concurrency: int, se
 
         cpu_before = cpu_seconds(server_pid)
         started = time.perf_counter()
-        await asyncio.gather(*(client(tokens[index]) for index in range(concurrency)))
+        await asyncio.gather(
+            *(
+                client(tokens[index], requests // concurrency + (index < requests % concurrency))
+                for index in range(concurrency)
+            )
+        )
         seconds = time.perf_counter() - started
         cpu = cpu_seconds(server_pid) - cpu_before
     return LoadResult(requests, statuses.get(200, 0), seconds, latencies, statuses, cpu)
@@ -357,7 +370,8 @@ def main() -> None:
     parser.add_argument(
         "--database-url",
         default="",
-        help="a PostgreSQL database to fill (default: SQLite in a temporary dir)",
+        help="a PostgreSQL server (postgresql+asyncpg://user@host:port/db) to fill a new database on, "
+        "dropped at the end (default: SQLite in a temporary dir)",
     )
     parser.add_argument("--serve-ceiling", metavar="BODY", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -367,7 +381,14 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="herold-bench-api-"))
     port, ceiling_port = _free_port(), _free_port()
-    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'herold.db'}"
+    # On PostgreSQL, a database of its own on the server named (dropped at the end): the one named
+    # may hold other data, and the reader's username must be free.
+    scratch_database = f"herold_bench_api_{uuid.uuid4().hex[:12]}" if args.database_url else None
+    if scratch_database is not None:
+        _admin_sql(args.database_url, f'CREATE DATABASE "{scratch_database}"')
+        database_url = args.database_url.rsplit("/", 1)[0] + f"/{scratch_database}"
+    else:
+        database_url = f"sqlite+aiosqlite:///{workdir / 'herold.db'}"
     backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
     env = _env(workdir, database_url, port)
     servers: list[subprocess.Popen[bytes]] = []
@@ -448,6 +469,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+        if scratch_database is not None:
+            _admin_sql(args.database_url, f'DROP DATABASE IF EXISTS "{scratch_database}" WITH (FORCE)')
 
     print(
         f"\n{args.requests} requests per round, {args.rounds} rounds alternating, best round shown; "

@@ -132,6 +132,14 @@ class AnnouncementReacted:
 
 
 @dataclass(frozen=True)
+class PostCopiesChanged:
+    """Copies of a remote post's attachments or custom emoji were made here, or dropped: whatever
+    shows the post (kept API renderings) names the files it knew of until it hears of it."""
+
+    post_id: int
+
+
+@dataclass(frozen=True)
 class EventsMissed:
     """Events of other processes may have been lost (the channel between processes was down):
     whatever a listener derived from earlier events may be stale."""
@@ -151,6 +159,7 @@ Event = (
     | AnnouncementPublished
     | AnnouncementWithdrawn
     | AnnouncementReacted
+    | PostCopiesChanged
 )
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel):

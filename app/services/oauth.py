@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -385,26 +386,31 @@ class OAuthService:
             return None
         now = utcnow()
         async with self.context.sessions() as session:
+            # One query for the token, its app, its person and the account it acts as (every API
+            # request asks); the person's own account is read apart only for an organisation's token.
             row = (
                 await session.execute(
-                    select(OAuthAccessToken, OAuthApplication)
+                    sql_select(OAuthAccessToken, OAuthApplication, User, Account)
                     .join(OAuthApplication, col(OAuthApplication.id) == col(OAuthAccessToken.application_id))
-                    .where(OAuthAccessToken.token_hash == secret_hash(token))
+                    .outerjoin(User, col(User.id) == col(OAuthAccessToken.user_id))
+                    .outerjoin(Account, col(Account.id) == col(OAuthAccessToken.account_id))
+                    .where(col(OAuthAccessToken.token_hash) == secret_hash(token))
                 )
             ).first()
             if row is None or row[0].revoked_at is not None:
                 return None
-            access, application = row
-            user = own = acting = None
+            access, application = row[0], row[1]
+            user: User | None = None
+            own: Account | None = None
+            acting: Account | None = None
             if access.user_id is not None:
-                user = await session.get(User, access.user_id)
+                user, acting = row[2], row[3]
                 if user is None or user.disabled_at is not None or user.awaiting_approval:
                     return None
-                own = await session.get(Account, user.account_id)
-                acting = (
-                    own
-                    if access.account_id == user.account_id
-                    else await session.get(Account, access.account_id)
+                own = (
+                    acting
+                    if user.account_id == access.account_id
+                    else await session.get(Account, user.account_id)
                 )
                 for account in (own, acting):
                     if account is None or account.deleted_at is not None or account.suspended_at is not None:

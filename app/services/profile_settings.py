@@ -26,6 +26,7 @@ from app.federation.publisher import Publisher
 from app.i18n import supported
 from app.models import Account, ActorType, User
 from app.models.base import utcnow
+from app.services import events
 from app.services.errors import Forbidden, Invalid
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.image_processing import AVATAR_SIZE, HEADER_SIZE, MediaInvalid, fit_picture
@@ -275,8 +276,10 @@ class ProfileSettingsService:
     async def _changed(self, account: Account) -> None:
         """Followers' servers learn of the new profile from an Update of the actor, as Mastodon sends."""
         async with self.context.sessions() as session:
-            if await Publisher(self.context).profile_updated(session, account):
-                await session.commit()
+            # Whatever shows the account (kept API entities, cached pages) drops what it made of it.
+            events.announce(session, [events.AccountChanged(account.id)])
+            await Publisher(self.context).profile_updated(session, account)
+            await session.commit()
         if self.on_change is not None:
             await self.on_change(account)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, literal, union_all
+from sqlalchemy import BindParameter, bindparam, func, literal, union_all
 from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -87,11 +87,15 @@ class PostView:
 
 
 @dataclass(frozen=True)
-class _OwnMarks:
+class PostMarks:
+    """Which posts of a page the viewer's account liked, boosted, bookmarked or muted the thread
+    of, and which are pinned (by their author: any pin of a post is its author's)."""
+
     liked: set[int] = field(default_factory=set)
     boosted: set[int] = field(default_factory=set)
     bookmarked: set[int] = field(default_factory=set)
     muted: set[int] = field(default_factory=set)
+    pinned: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -145,14 +149,24 @@ def apply_filters(views: Sequence[PostView], filters: ActiveFilters, viewer: Vie
     own posts are never filtered."""
     kept = []
     for view in views:
-        if viewer.may_act_as(view.post.account_id):
-            kept.append(view)
+        matches = filter_matches(filters, viewer, view.post, view.media)
+        if matches is None:
             continue
-        matches = filters.match(view.post, view.media)
-        if any(match.hides for match in matches):
-            continue
-        kept.append(replace(view, filtered=tuple(matches)) if matches else view)
+        kept.append(replace(view, filtered=matches) if matches else view)
     return kept
+
+
+def filter_matches(
+    filters: ActiveFilters, viewer: Viewer, post: Post, media: Sequence[MediaAttachment]
+) -> tuple[FilterMatch, ...] | None:
+    """The viewer's filters `post` matches; None when a `hide` filter matched (it is left out).
+    The viewer's own posts are never filtered."""
+    if viewer.may_act_as(post.account_id):
+        return ()
+    matches = filters.match(post, media)
+    if any(match.hides for match in matches):
+        return None
+    return tuple(matches)
 
 
 class PostViewLoader:
@@ -164,31 +178,19 @@ class PostViewLoader:
 
     async def load(self, items: Sequence[Post]) -> list[PostView]:
         session = self.session
-        boosted_ids = {item.reblog_of_id for item in items if item.reblog_of_id}
-        originals = await self._posts(boosted_ids)
-        shown: list[tuple[Post, Post]] = []
-        for item in items:
-            if item.reblog_of_id:
-                original = originals.get(item.reblog_of_id)
-                if original is None or original.deleted_at is not None:
-                    continue
-                shown.append((item, original))
-            else:
-                shown.append((item, item))
+        shown = await shown_posts(session, items)
         if not shown:
             return []
         post_ids = list(dict.fromkeys(post.id for _, post in shown))
         account_ids = {post.account_id for _, post in shown} | {item.account_id for item, _ in shown}
         account_ids |= {post.in_reply_to_account_id for _, post in shown if post.in_reply_to_account_id}
-        accounts = await self._accounts(account_ids)
+        accounts = await accounts_by_id(session, account_ids)
         contents = await load_contents(session, post_ids)
         polls = {
             poll.post_id: poll
             for poll in (await session.scalars(select(Poll).where(col(Poll.post_id).in_(post_ids)))).all()
         }
-        # A post is pinned by its author only, so any pin of it is the author's.
-        pinned = set((await session.scalars(select(Pin.post_id).where(col(Pin.post_id).in_(post_ids)))).all())
-        marks = await self._own_marks(post_ids)
+        marks = await post_marks(session, self.viewer, post_ids)
         writers = await self._writers(post for _, post in shown)
         emojis = await shown_emojis(
             session, ((post, accounts[post.account_id]) for _, post in shown if post.account_id in accounts)
@@ -216,7 +218,7 @@ class PostViewLoader:
                     written_by=_writer(writers, post),
                     liked=post.id in marks.liked,
                     boosted=post.id in marks.boosted,
-                    pinned=post.id in pinned,
+                    pinned=post.id in marks.pinned,
                     bookmarked=post.id in marks.bookmarked,
                     muted=post.id in marks.muted,
                     manageable=post.local
@@ -225,49 +227,6 @@ class PostViewLoader:
                 )
             )
         return views
-
-    async def _posts(self, post_ids: set[int]) -> dict[int, Post]:
-        if not post_ids:
-            return {}
-        rows = await self.session.scalars(select(Post).where(col(Post.id).in_(post_ids)))
-        return {post.id: post for post in rows.all()}
-
-    async def _accounts(self, account_ids: set[int]) -> dict[int, Account]:
-        rows = await self.session.scalars(select(Account).where(col(Account.id).in_(account_ids)))
-        return {account.id: account for account in rows.all()}
-
-    async def _own_marks(self, post_ids: list[int]) -> _OwnMarks:
-        """The posts the viewer's account liked, boosted and bookmarked, and those in threads it
-        muted: one query, however many kinds of mark there are."""
-        if self.viewer.account is None:
-            return _OwnMarks()
-        me = self.viewer.account.id
-        liked = sql_select(literal("liked"), col(Favourite.post_id)).where(
-            col(Favourite.account_id) == me, col(Favourite.post_id).in_(post_ids)
-        )
-        boosted = sql_select(literal("boosted"), col(Post.reblog_of_id)).where(
-            col(Post.account_id) == me, col(Post.reblog_of_id).in_(post_ids), col(Post.deleted_at).is_(None)
-        )
-        bookmarked = sql_select(literal("bookmarked"), col(Bookmark.post_id)).where(
-            col(Bookmark.account_id) == me, col(Bookmark.post_id).in_(post_ids)
-        )
-        muted = (
-            sql_select(literal("muted"), col(Post.id))
-            .join(
-                ConversationMute,
-                col(ConversationMute.conversation_uri)
-                == func.coalesce(col(Post.conversation_uri), col(Post.uri)),
-            )
-            .where(col(ConversationMute.account_id) == me, col(Post.id).in_(post_ids))
-        )
-        marks = _OwnMarks()
-        rows: list[Any] = list(
-            (await self.session.execute(union_all(liked, boosted, bookmarked, muted))).all()
-        )
-        for mark, post_id in rows:
-            if post_id is not None:
-                getattr(marks, mark).add(post_id)
-        return marks
 
     async def _writers(self, posts: Iterable[Post]) -> dict[int, Account]:
         """The staff behind organisations' posts, for viewers allowed to know (admins, the team)."""
@@ -287,6 +246,74 @@ class PostViewLoader:
             .where(col(User.id).in_(writer_ids))
         )
         return {user_id: account for user_id, account in rows.all()}
+
+
+async def shown_posts(session: AsyncSession, items: Sequence[Post]) -> list[tuple[Post, Post]]:
+    """Each item listed with the post it shows: itself, or for a boost the boosted post (a boost
+    whose post is gone is left out). One query when the page holds boosts, none otherwise."""
+    boosted_ids = {item.reblog_of_id for item in items if item.reblog_of_id}
+    originals: dict[int, Post] = {}
+    if boosted_ids:
+        rows = await session.scalars(select(Post).where(col(Post.id).in_(boosted_ids)))
+        originals = {post.id: post for post in rows.all()}
+    shown: list[tuple[Post, Post]] = []
+    for item in items:
+        if item.reblog_of_id:
+            original = originals.get(item.reblog_of_id)
+            if original is None or original.deleted_at is not None:
+                continue
+            shown.append((item, original))
+        else:
+            shown.append((item, item))
+    return shown
+
+
+async def accounts_by_id(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, Account]:
+    rows = await session.scalars(select(Account).where(col(Account.id).in_(set(account_ids))))
+    return {account.id: account for account in rows.all()}
+
+
+async def post_marks(session: AsyncSession, viewer: Viewer, post_ids: Sequence[int]) -> PostMarks:
+    """The pins of `post_ids`, and those the viewer's account liked, boosted and bookmarked, and
+    those in threads it muted: one query, however many kinds of mark there are."""
+    marks = PostMarks()
+    if not post_ids:
+        return marks
+    # One parameter for the five lists: expanded once, not five times.
+    ids: BindParameter[list[int]] = bindparam("page_post_ids", list(post_ids), expanding=True)
+    pinned = sql_select(literal("pinned"), col(Pin.post_id)).where(col(Pin.post_id).in_(ids))
+    kinds: list[Any] = [pinned]
+    if viewer.account is not None:
+        me = viewer.account.id
+        kinds.append(
+            sql_select(literal("liked"), col(Favourite.post_id)).where(
+                col(Favourite.account_id) == me, col(Favourite.post_id).in_(ids)
+            )
+        )
+        kinds.append(
+            sql_select(literal("boosted"), col(Post.reblog_of_id)).where(
+                col(Post.account_id) == me, col(Post.reblog_of_id).in_(ids), col(Post.deleted_at).is_(None)
+            )
+        )
+        kinds.append(
+            sql_select(literal("bookmarked"), col(Bookmark.post_id)).where(
+                col(Bookmark.account_id) == me, col(Bookmark.post_id).in_(ids)
+            )
+        )
+        kinds.append(
+            sql_select(literal("muted"), col(Post.id))
+            .join(
+                ConversationMute,
+                col(ConversationMute.conversation_uri)
+                == func.coalesce(col(Post.conversation_uri), col(Post.uri)),
+            )
+            .where(col(ConversationMute.account_id) == me, col(Post.id).in_(ids))
+        )
+    rows: list[Any] = list((await session.execute(union_all(*kinds))).all())
+    for mark, post_id in rows:
+        if post_id is not None:
+            getattr(marks, mark).add(post_id)
+    return marks
 
 
 async def _media(session: AsyncSession, post_ids: list[int]) -> dict[int, list[MediaAttachment]]:
@@ -334,4 +361,16 @@ def _writer(writers: dict[int, Account], post: Post) -> Account | None:
     return writer if writer is not None and writer.id != post.account_id else None
 
 
-__all__ = ["PostContents", "PostView", "PostViewLoader", "apply_filters", "load_contents", "load_views"]
+__all__ = [
+    "PostContents",
+    "PostMarks",
+    "PostView",
+    "PostViewLoader",
+    "accounts_by_id",
+    "apply_filters",
+    "filter_matches",
+    "load_contents",
+    "load_views",
+    "post_marks",
+    "shown_posts",
+]

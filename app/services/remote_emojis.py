@@ -35,6 +35,7 @@ from app.activitypub.fetcher import Fetcher, FetchError
 from app.context import AppContext
 from app.models import Account, Post, RemoteEmoji
 from app.models.base import utcnow
+from app.services import events
 from app.services.image_processing import EMOJI_SIZE_LIMIT, MediaInvalid, emoji_picture
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ class RemoteEmojiCache:
             if noted != stored.emojis:
                 stored.emojis = noted
                 session.add(stored)
+                # Kept API entities of the account show its emoji as text until they hear of it.
+                events.announce(session, [events.AccountChanged(stored.id)])
                 await session.commit()
 
     async def _copy(self, url: str, domain: str) -> tuple[str | None, str | None]:

@@ -27,6 +27,7 @@ from app.activitypub.fetcher import Fetcher, FetchError
 from app.context import AppContext
 from app.models import Account, MediaAttachment, MediaState, Post
 from app.models.base import utcnow
+from app.services import events
 from app.services.image_processing import (
     AVATAR_SIZE,
     HEADER_SIZE,
@@ -90,7 +91,9 @@ class RemoteMediaCache:
         if post is None or author is None or author.domain is None or post.deleted_at is not None:
             return CacheOutcome(0, 0)
         await self.cache_pictures(author)
-        await RemoteEmojiCache(self.context).cache(post.emojis, author.domain)
+        if await RemoteEmojiCache(self.context).cache(post.emojis, author.domain):
+            # The copies are committed; a rendering of the post kept before shows the emoji as text.
+            self.context.events.deliver([events.PostCopiesChanged(post.id)])
         cached = refused = 0
         unavailable: list[str] = []
         for media in attachments:
@@ -147,6 +150,8 @@ class RemoteMediaCache:
             for name, value in values.items():
                 setattr(stored, name, value)
             session.add(stored)
+            if stored.post_id is not None:
+                events.announce(session, [events.PostCopiesChanged(stored.post_id)])
             await session.commit()
         return True
 
@@ -188,6 +193,8 @@ class RemoteMediaCache:
                 setattr(stored, f"{kind}_cached_from", url)
                 stored.pictures_cached_at = utcnow()
                 session.add(stored)
+                # Kept API entities name the old copy, which is deleted below.
+                events.announce(session, [events.AccountChanged(stored.id)])
                 await session.commit()
             await self.store.delete(old)
             copied += 1
@@ -208,6 +215,8 @@ class RemoteMediaCache:
             setattr(stored, f"{kind}_cached_url", None)
             setattr(stored, f"{kind}_cached_from", url)
             session.add(stored)
+            if old is not None:  # kept API entities name the copy deleted below
+                events.announce(session, [events.AccountChanged(stored.id)])
             await session.commit()
         await self.store.delete(old)
 
@@ -238,6 +247,7 @@ class RemoteMediaCache:
                 if not account.avatar_cached_url and not account.header_cached_url:
                     account.pictures_cached_at = None
                 session.add(account)
+                events.announce(session, [events.AccountChanged(account.id)])
             await session.commit()
         await self.store.delete(*keys)
         return removed
@@ -284,6 +294,8 @@ class RemoteMediaCache:
                         file_size=0,
                     )
                 )
+                post_ids = {media.post_id for media in batch if media.post_id is not None}
+                events.announce(session, [events.PostCopiesChanged(post_id) for post_id in sorted(post_ids)])
                 await session.commit()
             await self.store.delete(*keys)
             removed += len(batch)

@@ -38,13 +38,18 @@ async def test_home_public_and_notifications_grouped_or_not_cost_the_same_for_5_
         )
 
     for path in ("/api/v1/timelines/home", "/api/v1/timelines/public", "/api/v1/notifications"):
-        costs = {}
-        for limit in (5, 40):
-            with counted_statements(instance) as statements:
-                answer = await instance.client.get(path, params={"limit": limit}, headers=alice_auth)
-            assert answer.status_code == 200 and len(answer.json()) == limit, (path, answer.text[:200])
-            costs[limit] = len(statements)
-        assert costs[5] == costs[40], (path, costs)
+        # The first reads render the statuses (and keep them); the next are made from what was kept.
+        for reading in ("rendering", "kept"):
+            costs = {}
+            for limit in (5, 40):
+                with counted_statements(instance) as statements:
+                    answer = await instance.client.get(path, params={"limit": limit}, headers=alice_auth)
+                assert answer.status_code == 200 and len(answer.json()) == limit, (path, answer.text[:200])
+                costs[limit] = len(statements)
+            assert costs[5] == costs[40], (path, reading, costs)
+        if path == "/api/v1/timelines/home":
+            # The token (one query), the viewer's organisations, the page, the reader's marks, filters.
+            assert costs[40] == 5, costs
 
     # Grouped: forty likes of forty posts make forty groups; a page of 5 or 40 costs the same.
     grouped_costs = {}

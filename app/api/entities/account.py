@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.entities.common import api_id, api_time
 from app.api.entities.custom_emoji import custom_emoji_entity
@@ -11,6 +14,7 @@ from app.context import AppContext
 from app.models import Account, ActorType
 from app.services.html_sanitizer import html_to_plain_text
 from app.services.profile_settings import POSTING_PRIVACY
+from app.services.read_model import accounts_by_id
 from app.services.remote_emojis import profile_emojis
 
 # Herold's audiences → Mastodon's names for them.
@@ -20,6 +24,41 @@ PRIVACY_NAMES = {herold: mastodon for mastodon, herold in POSTING_PRIVACY.items(
 def _picture(context: AppContext, url: str | None, default: str) -> str:
     # Never null: Ivory and Ice Cubes fail on a missing avatar; serve our default picture.
     return url or f"{context.settings.base_url}/static/{default}"
+
+
+# What context.renderings keeps of an account: its entity (dropped by AccountChanged and the other
+# events that change what it shows; see app.services.renderings).
+ACCOUNT_RENDERING = "api-account"
+
+
+async def kept_account_entities(
+    context: AppContext, session: AsyncSession, account_ids: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """The entities of these accounts: those kept, and the others read in one query and kept.
+    Shared by every page that shows them: never change one."""
+    store = context.renderings.accounts
+    # Taken before the rows are read: an entity made from a row that changed meanwhile is not kept.
+    ticket = store.ticket()
+    found: dict[int, dict[str, Any]] = {}
+    missing = set()
+    for account_id in account_ids:
+        kept = store.get(ACCOUNT_RENDERING, account_id)
+        if kept is None:
+            missing.add(account_id)
+        else:
+            found[account_id] = kept
+    if missing:
+        for account in (await accounts_by_id(session, missing)).values():
+            found[account.id] = account_entity(context, account)
+            store.put(ACCOUNT_RENDERING, account.id, found[account.id], ticket)
+    return found
+
+
+def kept_account_entity(context: AppContext, account: Account) -> dict[str, Any]:
+    """The account's entity: the kept one when there is one (as valid as the row at hand), or made
+    from the row. Shared: never change it."""
+    kept: dict[str, Any] | None = context.renderings.accounts.get(ACCOUNT_RENDERING, account.id)
+    return kept if kept is not None else account_entity(context, account)
 
 
 def account_entity(context: AppContext, account: Account) -> dict[str, Any]:
@@ -105,4 +144,11 @@ def credential_account_entity(
     return entity
 
 
-__all__ = ["CredentialSource", "account_entity", "credential_account_entity"]
+__all__ = [
+    "ACCOUNT_RENDERING",
+    "CredentialSource",
+    "account_entity",
+    "credential_account_entity",
+    "kept_account_entities",
+    "kept_account_entity",
+]

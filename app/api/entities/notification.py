@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.api.entities.account import account_entity
+from app.api.entities.account import kept_account_entity
 from app.api.entities.common import api_id, api_time
 from app.api.entities.status import statuses
 from app.context import AppContext
@@ -46,7 +46,7 @@ def notification_entity(
         "type": STORED_TO_API[row.type],
         "group_key": f"ungrouped-{row.id}",
         "created_at": api_time(row.created_at),
-        "account": account_entity(context, sender),
+        "account": kept_account_entity(context, sender),
         **({"status": status} if status is not None else {}),
     }
 

@@ -17,6 +17,7 @@ from app.api.entities.status import statuses
 from app.api.ids import path_id
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType, request_params
+from app.api.responses import FastJSONResponse
 from app.context import AppContext
 from app.dependencies import get_context
 from app.http_errors import NotFound
@@ -83,7 +84,7 @@ async def notifications(
         from_account_id=only.from_account_id,
     )
     body = await notification_list(context, caller.viewer, entries)
-    return JSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
+    return FastJSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
 
 
 @router.get("/unread_count")

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.status import statuses
 from app.api.pagination import link_header, page_request
+from app.api.responses import FastJSONResponse
 from app.context import AppContext
 from app.dependencies import get_context
 from app.services.paged_lists import home_posts, public_posts
@@ -26,7 +27,7 @@ async def home(
     caller: ApiCaller = Depends(scoped("read", "read:statuses", user=True)),
 ) -> JSONResponse:
     posts = await home_posts(context, caller.viewer, page_request(request))
-    return JSONResponse(
+    return FastJSONResponse(
         await statuses(context, caller.viewer, posts, filter_context="home"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )
@@ -46,7 +47,7 @@ async def public(
         remote=_flag(request, "remote"),
         only_media=_flag(request, "only_media"),
     )
-    return JSONResponse(
+    return FastJSONResponse(
         await statuses(context, caller.viewer, posts, filter_context="public"),
         headers=link_header(request, context.settings.base_url, [post.id for post in posts]),
     )

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity
+from app.api.entities.account import account_entity, kept_account_entity
 from app.api.entities.notification import NOTIFICATION_TYPES, notification_group_entity
 from app.api.entities.status import statuses
 from app.api.pagination import link_header, page_request
 from app.api.params import WrongType
+from app.api.responses import FastJSONResponse
 from app.api.v1.notifications import check_policy_update, count_limit, notification_filter, policy_entity
 from app.context import AppContext
 from app.dependencies import get_context
@@ -59,7 +60,7 @@ async def _body(context: AppContext, caller: ApiCaller, page: GroupedPage) -> di
     named = {int(account_id) for group in groups for account_id in group["sample_account_ids"]}
     return {
         "accounts": [
-            account_entity(context, account)
+            kept_account_entity(context, account)
             for account_id, account in page.accounts.items()
             if account_id in named
         ],
@@ -79,7 +80,7 @@ async def grouped(
         page_request(request, default_limit=40, max_limit=80),
         grouped=_grouped_types(request),
     )
-    return JSONResponse(
+    return FastJSONResponse(
         await _body(context, caller, page),
         headers=link_header(request, context.settings.base_url, page.page_ids),
     )
