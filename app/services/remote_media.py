@@ -65,9 +65,14 @@ def has_files_to_copy(account: Account) -> bool:
         and getattr(account, f"{kind}_cached_from") != getattr(account, f"{kind}_url")
         for kind in ("avatar", "header")
     )
-    # Only emoji the copier takes (wanted_emojis): one it never copies (a shortcode outside
-    # Mastodon's letters, digits and _) would otherwise queue a job with every post of its author.
-    copied = {entry.get("shortcode") for entry in account.emojis if entry.get("cached_url")}
+    # Only emoji the copier takes (wanted_emojis) and has not tried in vain (failed_from): one it
+    # never copies would otherwise queue a job with every post of its author.
+    copied = {
+        entry.get("shortcode")
+        for entry in account.emojis
+        if entry.get("cached_url")
+        or (entry.get("failed_from") and entry.get("failed_from") == entry.get("url"))
+    }
     return pictures or any(shortcode not in copied for shortcode in wanted_emojis(account.emojis))
 
 
