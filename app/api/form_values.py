@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.api.ids import MAX_ID
+from app.api.ids import MAX_ID, is_number
 from app.api.params import Params, WrongType
 
 TRUE = {"true", "1", "on", "yes", "t"}
@@ -37,7 +37,7 @@ def integer(params: Params, name: str, *, minimum: int = 0, maximum: int = 2**31
         raise WrongType(f"{name}: must be a number")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and is_number(value.strip().removeprefix("-")):
         number = int(value.strip())
     else:
         raise WrongType(f"{name}: must be a number")
@@ -67,7 +67,7 @@ def truthy(value: Any) -> bool:
 def id_value(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit() and 0 < int(value) <= MAX_ID:
+    if isinstance(value, str) and is_number(value) and 0 < int(value) <= MAX_ID:
         return int(value)
     raise WrongType(f"{name}: must be an id (a string of digits)")
 

@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,11 +191,16 @@ class S3MediaStore(MediaStore):
             ),
         }
         self._client: Any = None
+        # The first calls arrive in several threads at once: one client is built, not one each
+        # (a second would be dropped with its connection pool still open).
+        self._client_lock = threading.Lock()
 
     def client(self) -> Any:
         """Made on first use (in a worker thread: building it reads the SDK's API descriptions)."""
         if self._client is None:
-            self._client = boto3.session.Session().client("s3", **self._client_options)
+            with self._client_lock:
+                if self._client is None:
+                    self._client = boto3.session.Session().client("s3", **self._client_options)
         return self._client
 
     def _object_headers(self, key: str) -> dict[str, str]:

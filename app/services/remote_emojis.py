@@ -115,24 +115,28 @@ class RemoteEmojiCache:
             return
         await self.cache(account.emojis, account.domain)
         async with self.context.sessions() as session:
-            copies = {
-                emoji.shortcode: emoji.cached_url
-                for emoji in (
-                    await session.scalars(
-                        select(RemoteEmoji).where(
-                            col(RemoteEmoji.domain) == account.domain,
-                            col(RemoteEmoji.shortcode).in_(list(wanted_emojis(account.emojis))),
-                            col(RemoteEmoji.cached_url).is_not(None),
-                        )
+            known = (
+                await session.scalars(
+                    select(RemoteEmoji).where(
+                        col(RemoteEmoji.domain) == account.domain,
+                        col(RemoteEmoji.shortcode).in_(list(wanted_emojis(account.emojis))),
                     )
-                ).all()
-            }
+                )
+            ).all()
+            copies = {emoji.shortcode: emoji.cached_url for emoji in known if emoji.cached_url}
+            # A picture that could not be copied is noted as tried (`failed_from`), so that every
+            # post of the account does not queue the copying again; the note goes with the next
+            # refresh of the actor (keep_copies keeps copies only), which tries it once more.
+            failed = {emoji.shortcode: emoji.image_url for emoji in known if emoji.failure}
             stored = await session.get(Account, account.id)
             if stored is None:
                 return
             noted = [
                 {**entry, "cached_url": copies[entry["shortcode"]]}
                 if entry.get("shortcode") in copies
+                else {**entry, "failed_from": entry["url"]}
+                if entry.get("url") is not None
+                and failed.get(str(entry.get("shortcode"))) == entry.get("url")
                 else entry
                 for entry in stored.emojis
             ]

@@ -38,7 +38,7 @@ from app.services.image_processing import (
 from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
 from app.services.media import precheck, process_file, store_outcome, stored_keys
 from app.services.media_store import SCRATCH_FOLDER
-from app.services.remote_emojis import RemoteEmojiCache
+from app.services.remote_emojis import RemoteEmojiCache, wanted_emojis
 from app.services.video_processing import VIDEO_SIZE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,15 @@ def has_files_to_copy(account: Account) -> bool:
         and getattr(account, f"{kind}_cached_from") != getattr(account, f"{kind}_url")
         for kind in ("avatar", "header")
     )
-    return pictures or any(not entry.get("cached_url") for entry in account.emojis)
+    # Only emoji the copier takes (wanted_emojis) and has not tried in vain (failed_from): one it
+    # never copies would otherwise queue a job with every post of its author.
+    copied = {
+        entry.get("shortcode")
+        for entry in account.emojis
+        if entry.get("cached_url")
+        or (entry.get("failed_from") and entry.get("failed_from") == entry.get("url"))
+    }
+    return pictures or any(shortcode not in copied for shortcode in wanted_emojis(account.emojis))
 
 
 class RemoteMediaCache:

@@ -24,6 +24,7 @@ from app.services.media import MAX_DESCRIPTION, MediaService, media_limits
 from app.services.posting import PostingError, PostingService, visible_length
 from app.services.staff import StaffService
 from app.services.text_format import render_plain_text
+from app.web.ids import parse_id
 from app.web.notices import redirect
 from app.web.post_views import account_by_id, build_cards
 from app.web.session import Viewer, current_user
@@ -185,9 +186,9 @@ async def upload_slots(
                 slot.media = await service.upload(
                     owner, path, description=slot.description, focus=slot.focus, wait=True
                 )
-            elif earlier.isdigit():
+            elif (media_id := parse_id(earlier)) is not None:
                 slot.media = await service.update(
-                    owner, int(earlier), description=slot.description, focus=slot.focus
+                    owner, media_id, description=slot.description, focus=slot.focus
                 )
         except MediaInvalid as error:
             message = translate(request, N_("Picture %(number)s: %(problem)s"))

@@ -240,3 +240,8 @@ async def test_a_violation_report_keeps_the_rules_it_names_for_the_admins(instan
         headers=auth,
     )
     assert unknown.status_code == 422 and "rule_ids" in unknown.json()["error"]
+    # '²' is a digit to str.isdigit() but not a number to int(): refused, not a 500.
+    for field, value in (("rule_ids", ["²"]), ("status_ids", ["²"]), ("account_id", "²")):
+        body = {"account_id": str(bob.id), "category": "violation", field: value}
+        odd = await client.post("/api/v1/reports", json=body, headers=auth)
+        assert odd.status_code == 422 and field in odd.json()["error"], odd.text

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from app.models import BlockSeverity, Post
+from app.models import BackgroundJob, BlockSeverity, Post
 from app.services.domain_blocks import DomainBlockService
 from tests.api.media_helpers import fetch_media, png_bytes
 from tests.federation.inbox_peer import (
@@ -204,3 +204,24 @@ async def test_the_emoji_of_a_remote_name_are_copied_with_the_avatar(lab: Lab) -
     home = (await reader.get("/home")).text
     await reader.aclose()
     assert f'<img class="custom-emoji" src="{by_code["bzh"]["url"]}" alt=":bzh:"' in home
+
+
+async def test_a_name_emoji_that_cannot_be_copied_is_not_queued_again_with_every_post(lab: Lab) -> None:
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    bad = "http://remote.test/emoji/custom/bad.png"
+    tag = [{"type": "Emoji", "name": ":bad:", "icon": {"type": "Image", "url": bad}}]
+    bob = peer.actor(BOB, name="Bob :bad:", tag=tag)
+    peer.files[bad] = (b"<html><script>alert(1)</script></html>", "image/png")  # a lie
+    await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 7)))
+    await run_jobs(here)
+    assert peer.fetches(bad) == 1
+
+    async def copying_jobs() -> set[int]:
+        return {job.id for job in await rows(here, BackgroundJob) if job.kind == "media.cache_remote"}
+
+    before = await copying_jobs()
+    await deliver_and_process(here, peer, bob, create(bob, note(bob, 8)))
+    assert await copying_jobs() - before == set()

@@ -12,7 +12,7 @@ import pytest
 
 from app.models import Account, BackgroundJob, BlockSeverity, MediaAttachment, MediaState, Post
 from app.services.domain_blocks import DomainBlockService
-from app.services.remote_media import RemoteMediaCache
+from app.services.remote_media import RemoteMediaCache, has_files_to_copy
 from tests.api.media_helpers import fetch_media, jpeg_with_gps, png_bytes, stored_files, tiny_mp4
 from tests.federation.inbox_peer import (
     BOB,
@@ -280,3 +280,18 @@ async def test_an_author_s_pictures_are_copied_with_a_text_post_and_a_bad_one_is
     assert await copying_jobs() - before == set()
     await run_jobs(here)
     assert peer.fetches(header_url) == 1 and peer.fetches(avatar_url) == 1
+
+
+def test_an_emoji_the_copier_never_takes_does_not_ask_for_a_copy_with_every_post() -> None:
+    emoji = {"shortcode": "blob-cat", "url": "https://remote.test/emoji/blob-cat.png"}
+    account = Account(
+        username="bob", domain="remote.test", uri="https://remote.test/users/bob", emojis=[emoji]
+    )
+    assert not has_files_to_copy(account)
+    account.emojis = [emoji, {"shortcode": "blob_cat", "url": "https://remote.test/emoji/blob_cat.png"}]
+    assert has_files_to_copy(account)
+    account.emojis = [
+        emoji,
+        {**account.emojis[1], "cached_url": "https://local.test/media/cache/emojis/x.png"},
+    ]
+    assert not has_files_to_copy(account)

@@ -155,3 +155,18 @@ async def test_editing_a_post_keeps_redescribes_removes_and_adds_attachments(ins
     status = (await instance.client.get(f"/api/v1/statuses/{post_path.rsplit('/', 1)[-1]}")).json()
     assert len(status["media_attachments"]) == 2 and "Only the text changed" in status["content"]
     await alice.aclose()
+
+
+async def test_an_attachment_id_that_is_not_a_plain_number_is_ignored(instance: Instance) -> None:
+    # '²' passes str.isdigit() but not int(); a 20-digit id does not fit PostgreSQL's BIGINT.
+    alice = await logged_in(instance, "alice")
+    await alice.get("/compose")
+    posted = await alice.post("/compose", {"text": "Words only", "author": "alice", "visibility": "public"})
+    post_path = posted.headers["location"].split("?")[0]
+    await alice.get(f"{post_path}/edit")
+    for odd in ("²", "9" * 20):
+        answer = await alice.post(
+            f"{post_path}/edit", {"text": "Still words", "media_id_0": odd, "description_0": "x"}
+        )
+        assert answer.status_code == 303, answer.text[-2000:]
+    await alice.aclose()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from app.api.auth import ApiCaller, scoped
 from app.api.entities.relationship import report_entity
 from app.api.form_values import flag
-from app.api.ids import MAX_ID
+from app.api.ids import MAX_ID, is_number
 from app.api.params import WrongType, request_params
 from app.api.v1.account_params import acting
 from app.context import AppContext
@@ -34,12 +34,12 @@ async def create_report(
 ) -> JSONResponse:
     params = await request_params(request)
     raw_id = params.text("account_id") or ""
-    if not raw_id.isdigit() or int(raw_id) > MAX_ID:
+    if not is_number(raw_id) or int(raw_id) > MAX_ID:
         raise WrongType("account_id: must be the id of an account")
     status_ids = params.texts("status_ids")
     if len(status_ids) > MAX_REPORTED_STATUSES:
         raise WrongType(f"status_ids: at most {MAX_REPORTED_STATUSES}")
-    if not all(value.isdigit() and int(value) <= MAX_ID for value in status_ids):
+    if not all(is_number(value) and int(value) <= MAX_ID for value in status_ids):
         raise WrongType("status_ids: must be ids")
     comment = params.text("comment") or ""
     if len(comment) > MAX_REPORT_COMMENT:
@@ -50,7 +50,7 @@ async def create_report(
     rule_ids = params.texts("rule_ids")
     rules = (await InstanceService(context).about()).rules
     # The rules' ids are their numbers in /api/v1/instance/rules.
-    if not all(value.isdigit() and 1 <= int(value) <= len(rules) for value in rule_ids):
+    if not all(is_number(value) and 1 <= int(value) <= len(rules) for value in rule_ids):
         raise WrongType("rule_ids: must be ids of this server's rules (GET /api/v1/instance/rules)")
     if caller.viewer.user is None:
         raise WrongType("this method requires an authenticated user")
