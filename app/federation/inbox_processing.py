@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activitypub.parsers import MAX_URL_LENGTH, InvalidObject, authority, parse_activity
 from app.activitypub.resolver import ActorResolver
 from app.context import AppContext
+from app.db import write_session
 from app.federation.handlers.base import Ignored, Inbound, actor_cache_key
 from app.federation.handlers.dispatch import dispatch
 from app.federation.queue import QueueSpec
@@ -194,7 +195,7 @@ class InboxProcessor:
         return None
 
     async def _commit(self, writes: WriteBatch, finished: list[tuple[InboxItem, str | None]]) -> None:
-        async with self.context.sessions() as session:
+        async with write_session(self.context.write_sessions) as session:
             try:
                 await writes.apply(session, tag_ids=self.tag_ids)
             except Exception:

@@ -18,6 +18,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlmodel import col
 
 from app.context import AppContext
+from app.db import write_session
 from app.models import JobState
 from app.models.base import utcnow
 
@@ -75,7 +76,7 @@ async def claim_jobs(
         .returning(table)
         .execution_options(synchronize_session=False)
     )
-    async with context.sessions() as session:
+    async with write_session(context.write_sessions) as session:
         rows = list((await session.scalars(statement)).all())
         await session.commit()
     return rows
