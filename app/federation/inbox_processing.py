@@ -208,17 +208,21 @@ class InboxProcessor:
 
 async def _mark_done(session: AsyncSession, finished: list[tuple[InboxItem, str | None]]) -> None:
     table = table_of(InboxItem)
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("item_id"))
-        .values(
-            state=JobState.DONE.value,
-            processed_at=utcnow(),
-            locked_until=None,
-            last_error=bindparam("outcome"),
-        ),
-        [{"item_id": item.id, "outcome": outcome} for item, outcome in finished],
-    )
+    done = {"state": JobState.DONE.value, "processed_at": utcnow(), "locked_until": None}
+    # The handled items (most of them) in one statement; an UPDATE per row, as the ignored ones
+    # with their reasons need, costs its parameters' processing once per row, inside the write
+    # transaction.
+    handled = [item.id for item, outcome in finished if outcome is None]
+    if handled:
+        await session.execute(update(table).where(table.c.id.in_(handled)).values(last_error=None, **done))
+    ignored = [{"item_id": item.id, "outcome": outcome} for item, outcome in finished if outcome is not None]
+    if ignored:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("item_id"))
+            .values(last_error=bindparam("outcome"), **done),
+            ignored,
+        )
 
 
 def _actor_uri(payload: object) -> str | None:

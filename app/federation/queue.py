@@ -66,20 +66,28 @@ def due_jobs(model: type[Any], *, now: datetime, limit: int) -> Select[Any]:
 async def claim_jobs(
     context: AppContext, model: type[Job], *, limit: int, lease: timedelta, holder: str | None = None
 ) -> list[Job]:
-    """Lease up to `limit` due jobs of `model` for `holder`, as ORM objects."""
+    """Lease up to `limit` due jobs of `model` for `holder`, as ORM objects.
+
+    The lease's transaction returns only the ids: the rows (an inbox item's payload is a few
+    kilobytes of JSON to decode) are read after it has committed, so that building them does
+    not keep SQLite's one write lock from the inbox's inserts (app.db.write_session).
+    """
     now = utcnow()
     table: Any = model
     statement = (
         update(table)
         .where(col(table.id).in_(due_jobs(table, now=now, limit=limit).scalar_subquery()))
         .values(locked_until=now + lease, locked_by=holder)
-        .returning(table)
+        .returning(col(table.id))
         .execution_options(synchronize_session=False)
     )
     async with write_session(context.write_sessions) as session:
-        rows = list((await session.scalars(statement)).all())
+        ids = list((await session.scalars(statement)).all())
         await session.commit()
-    return rows
+    if not ids:
+        return []
+    async with context.sessions() as session:
+        return list((await session.scalars(select(table).where(col(table.id).in_(ids)))).all())
 
 
 async def count_ready(context: AppContext, model: type[Job]) -> int:
