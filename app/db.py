@@ -166,7 +166,11 @@ def create_write_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
 async def write_session(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session from `factory` (the write engine's) for one short write transaction, which the
     caller commits. On SQLite the write lock is taken first: BEGIN IMMEDIATE, tried again every
-    millisecond while another process holds it, the event loop free meanwhile."""
+    millisecond while another process holds it, the event loop free meanwhile.
+
+    Execute through the session: AsyncConnection.execute insists that its driver waited at least
+    once and refuses the SQLite connection here (sqlalchemy.exc.AwaitRequired), which never does.
+    """
     async with factory() as session:
         connection = await session.connection()
         if connection.dialect.name == "sqlite":
