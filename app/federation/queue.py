@@ -70,7 +70,9 @@ async def claim_jobs(
 
     The lease's transaction returns only the ids: the rows (an inbox item's payload is a few
     kilobytes of JSON to decode) are read after it has committed, so that building them does
-    not keep SQLite's one write lock from the inbox's inserts (app.db.write_session).
+    not keep SQLite's one write lock from the inbox's inserts (app.db.write_session). They are
+    read on the same connection: a read that found no connection free would leave the jobs
+    leased to nobody until the lease ran out.
     """
     now = utcnow()
     table: Any = model
@@ -84,9 +86,8 @@ async def claim_jobs(
     async with write_session(context.write_sessions) as session:
         ids = list((await session.scalars(statement)).all())
         await session.commit()
-    if not ids:
-        return []
-    async with context.sessions() as session:
+        if not ids:
+            return []
         return list((await session.scalars(select(table).where(col(table.id).in_(ids)))).all())
 
 
