@@ -18,7 +18,7 @@ from app.activitypub.signatures import KeyCache
 from app.activitypub.signing_process import SigningProcess
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
-from app.db import EngineRole, SessionFactory, create_engine, create_session_factory
+from app.db import EngineRole, SessionFactory, create_engine, create_session_factory, create_write_engine
 from app.federation.signals import WorkSignals
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
@@ -70,6 +70,11 @@ class AppContext:
     heartbeat_sessions: SessionFactory = field(init=False)
     # Where media files are kept: DATA_DIR/media or the S3-compatible bucket the settings name.
     media: MediaStore = field(init=False)
+    # For app.db.write_session: short write transactions on the busiest paths (inbox rows, the
+    # worker's claims and batches). On SQLite a connection of its own (see create_write_engine);
+    # elsewhere `engine`.
+    write_engine: AsyncEngine = field(init=False)
+    write_sessions: SessionFactory = field(init=False)
 
     def __post_init__(self) -> None:
         self.media = build_media_store(self.settings, self.urls.base)
@@ -77,10 +82,14 @@ class AppContext:
         if self.heartbeat_engine is None:
             self.heartbeat_engine = create_engine(self.settings, "heartbeat")
         self.heartbeat_sessions = create_session_factory(self.heartbeat_engine)
-        # Every session of this instance finds the instance's bus in its `info` (app.services.events).
-        self.sessions.configure(
-            info={**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
+        self.write_engine = create_write_engine(self.settings, self.engine)
+        self.write_sessions = (
+            self.sessions if self.write_engine is self.engine else create_session_factory(self.write_engine)
         )
+        # Every session of this instance finds the instance's bus in its `info` (app.services.events).
+        info = {**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
+        self.sessions.configure(info=info)
+        self.write_sessions.configure(info=info)
         self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
         if self.public_cache.enabled:
             self.events.subscribe(self.public_cache.on_event)
@@ -110,6 +119,8 @@ class AppContext:
         await self.media.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
         if self.heartbeat_engine is not None:
             await self.heartbeat_engine.dispose()
 

@@ -49,7 +49,7 @@ from app.activitypub.verification import (
     request_verifier,
 )
 from app.context import AppContext
-from app.db import dialect_insert
+from app.db import dialect_insert, write_session
 from app.federation.handlers import HANDLED_TYPES
 from app.http_errors import BUSY_RETRY_AFTER
 from app.models import Account, InboxItem, JobState
@@ -172,7 +172,7 @@ class InboxWriter:
             self.context.work.notify(INBOX_QUEUE)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        async with self.context.sessions() as session:
+        async with write_session(self.context.write_sessions) as session:
             statement = dialect_insert(session, InboxItem).on_conflict_do_nothing(
                 index_elements=["activity_uri"]
             )

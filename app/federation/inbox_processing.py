@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activitypub.parsers import MAX_URL_LENGTH, InvalidObject, authority, parse_activity
 from app.activitypub.resolver import ActorResolver
 from app.context import AppContext
+from app.db import write_session
 from app.federation.handlers.base import Ignored, Inbound, actor_cache_key
 from app.federation.handlers.dispatch import dispatch
 from app.federation.queue import QueueSpec
@@ -194,7 +195,7 @@ class InboxProcessor:
         return None
 
     async def _commit(self, writes: WriteBatch, finished: list[tuple[InboxItem, str | None]]) -> None:
-        async with self.context.sessions() as session:
+        async with write_session(self.context.write_sessions) as session:
             try:
                 await writes.apply(session, tag_ids=self.tag_ids)
             except Exception:
@@ -207,17 +208,21 @@ class InboxProcessor:
 
 async def _mark_done(session: AsyncSession, finished: list[tuple[InboxItem, str | None]]) -> None:
     table = table_of(InboxItem)
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("item_id"))
-        .values(
-            state=JobState.DONE.value,
-            processed_at=utcnow(),
-            locked_until=None,
-            last_error=bindparam("outcome"),
-        ),
-        [{"item_id": item.id, "outcome": outcome} for item, outcome in finished],
-    )
+    done = {"state": JobState.DONE.value, "processed_at": utcnow(), "locked_until": None}
+    # The handled items (most of them) in one statement; an UPDATE per row, as the ignored ones
+    # with their reasons need, costs its parameters' processing once per row, inside the write
+    # transaction.
+    handled = [item.id for item, outcome in finished if outcome is None]
+    if handled:
+        await session.execute(update(table).where(table.c.id.in_(handled)).values(last_error=None, **done))
+    ignored = [{"item_id": item.id, "outcome": outcome} for item, outcome in finished if outcome is not None]
+    if ignored:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("item_id"))
+            .values(last_error=bindparam("outcome"), **done),
+            ignored,
+        )
 
 
 def _actor_uri(payload: object) -> str | None:

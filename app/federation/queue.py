@@ -18,6 +18,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlmodel import col
 
 from app.context import AppContext
+from app.db import write_session
 from app.models import JobState
 from app.models.base import utcnow
 
@@ -65,20 +66,29 @@ def due_jobs(model: type[Any], *, now: datetime, limit: int) -> Select[Any]:
 async def claim_jobs(
     context: AppContext, model: type[Job], *, limit: int, lease: timedelta, holder: str | None = None
 ) -> list[Job]:
-    """Lease up to `limit` due jobs of `model` for `holder`, as ORM objects."""
+    """Lease up to `limit` due jobs of `model` for `holder`, as ORM objects.
+
+    The lease's transaction returns only the ids: the rows (an inbox item's payload is a few
+    kilobytes of JSON to decode) are read after it has committed, so that building them does
+    not keep SQLite's one write lock from the inbox's inserts (app.db.write_session). They are
+    read on the same connection: a read that found no connection free would leave the jobs
+    leased to nobody until the lease ran out.
+    """
     now = utcnow()
     table: Any = model
     statement = (
         update(table)
         .where(col(table.id).in_(due_jobs(table, now=now, limit=limit).scalar_subquery()))
         .values(locked_until=now + lease, locked_by=holder)
-        .returning(table)
+        .returning(col(table.id))
         .execution_options(synchronize_session=False)
     )
-    async with context.sessions() as session:
-        rows = list((await session.scalars(statement)).all())
+    async with write_session(context.write_sessions) as session:
+        ids = list((await session.scalars(statement)).all())
         await session.commit()
-    return rows
+        if not ids:
+            return []
+        return list((await session.scalars(select(table).where(col(table.id).in_(ids)))).all())
 
 
 async def count_ready(context: AppContext, model: type[Job]) -> int:
