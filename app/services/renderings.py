@@ -34,11 +34,14 @@ from typing import Any
 
 from app.services import events
 
-# Entries kept per kind of subject: a few hundred readers' timelines' worth (a few KB each).
-DEFAULT_LIMIT = 20_000
+# Entries kept per kind of subject: a hundred readers' pages of 40 (a few KB each). The soak
+# (10 minutes of federation traffic and a timeline read a second) grew each web process by the
+# 20,000 entries allowed before, most of them long expired.
+DEFAULT_LIMIT = 5_000
 DEFAULT_TTL = 60.0
-# Past this many remembered drops, forget them all and refuse renderings begun before.
-_MAX_REMEMBERED_DROPS = 50_000
+# Past this many remembered drops, forget them all and refuse renderings begun before (a rendering
+# takes milliseconds; at 400 drops a second, 5,000 is over ten seconds of them).
+_MAX_REMEMBERED_DROPS = 5_000
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,20 @@ class RenderingStore:
         if ticket < self._floor or self._dropped_at.get(subject_id, -1) > ticket:
             return
         key = (rendering, subject_id)
-        self._entries[key] = _Entry(version, self._clock() + self._ttl, value)
+        now = self._clock()
+        self._entries[key] = _Entry(version, now + self._ttl, value)
         self._entries.move_to_end(key)
         self._by_subject.setdefault(subject_id, set()).add(rendering)
         while len(self._entries) > self._limit:
             self._remove(next(iter(self._entries)))
+        # Expired entries leave as new ones come, not only when the limit pushes them out: the
+        # least recently used come first, and they are the first to expire (an entry expires a
+        # fixed time after it was made), so a store holds about a minute's worth.
+        while self._entries:
+            oldest = next(iter(self._entries))
+            if self._entries[oldest].expires_at > now:
+                break
+            self._remove(oldest)
 
     def forget(self, subject_id: int) -> None:
         self._generation += 1

@@ -67,3 +67,14 @@ def test_least_recently_used_renderings_go_first_beyond_the_limit() -> None:
     kept.posts.put("status", 3, 3, kept.posts.ticket())
     assert kept.posts.get("status", 2) is None
     assert kept.posts.get("status", 1) == 1 and kept.posts.get("status", 3) == 3
+
+
+def test_expired_renderings_leave_as_new_ones_come_not_only_at_the_limit() -> None:
+    # A server reading a new page a second keeps about a minute of them, not the limit's worth.
+    clock = Clock()
+    kept = Renderings(ttl=60.0, clock=clock)
+    for post_id in range(1000):
+        kept.posts.put("status", post_id, post_id, kept.posts.ticket())
+        clock.now += 1.0
+    assert len(kept.posts) <= 61
+    assert kept.posts.get("status", 999) == 999 and kept.posts.get("status", 900) is None
