@@ -34,6 +34,7 @@ from app.services import events
 from app.services.accounts import AccountService
 from app.services.domain_blocks import normalize_domain
 from app.services.errors import Forbidden, Invalid
+from app.services.instance import InstanceService
 from app.services.timelines import insert_ignoring_duplicates
 from app.services.viewer import Viewer
 
@@ -234,6 +235,11 @@ class AccountModerationService:
         `rule_ids` (numbers of this server's rules) are kept for a `violation` only, as on Mastodon."""
         if category not in REPORT_CATEGORIES:
             raise Invalid(f"category: must be one of {', '.join(REPORT_CATEGORIES)}")
+        if rule_ids:
+            # A rule's id is its number in /api/v1/instance/rules.
+            rules = (await InstanceService(self.context).about()).rules
+            if not all(1 <= rule_id <= len(rules) for rule_id in rule_ids):
+                raise Invalid("rule_ids: must be ids of this server's rules (GET /api/v1/instance/rules)")
         self.viewer.require_act_as(reporter)
         comment = comment.strip()[:MAX_REPORT_COMMENT]
         async with self.context.sessions() as session:

@@ -6,6 +6,7 @@ from sqlmodel import select
 
 from app.models import Account, Report, Role, User
 from app.services.account_moderation import AccountModerationService
+from app.services.instance import InstanceAbout, InstanceService
 from app.services.remote_accounts import RemoteAccountService
 from tests.federation.delivery_helpers import local_account
 from tests.lab import Lab
@@ -74,6 +75,9 @@ async def test_the_queue_shows_a_report_s_category_and_the_rules_it_names(lab: L
     target = await local_account(a, "mallory")
     async with a.context.sessions() as session:
         user = (await session.scalars(select(User).where(User.account_id == reporter.id))).one()
+    await InstanceService(a.context).update_about(
+        InstanceAbout(name="Town Hall", description="", rules=["Be kind", "No advertising"])
+    )
     await AccountModerationService(a.context).report(
         user, reporter, target, comment="Adverts", category="violation", rule_ids=[2]
     )
