@@ -156,8 +156,9 @@ async def statuses(
     if not posts:
         return []
     renderings = context.renderings
-    if context.channel is not None:
-        # What other processes committed and already sent (an edited profile) is applied first.
+    if context.channel is not None and (len(renderings.posts) or len(renderings.accounts)):
+        # What other processes committed and already sent (an edited profile) is applied first;
+        # with nothing kept there is nothing it could make stale (on PostgreSQL a round trip saved).
         await context.channel.catch_up()
     post_ticket = renderings.posts.ticket()
     async with context.sessions() as session:
