@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from app import json_text
 from app.config import Settings
 from app.models.base import table_of
 
@@ -64,6 +65,10 @@ def pool_sizes(settings: Settings, role: EngineRole) -> tuple[int, int]:
     return 10, 10
 
 
+# JSON columns (activity payloads) written and read with orjson (app.json_text).
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text.dumps, "json_deserializer": json_text.loads}
+
+
 def create_engine(settings: Settings, role: EngineRole = "serve") -> AsyncEngine:
     size, overflow = pool_sizes(settings, role)
     # A request waits this long for a connection at most, then is answered 503 with Retry-After
@@ -75,11 +80,12 @@ def create_engine(settings: Settings, role: EngineRole = "serve") -> AsyncEngine
             settings.database_url,
             # Several tasks share the file; let SQLite wait for a lock instead of failing at once.
             connect_args={"timeout": 30},
+            **JSON_CODEC,
             **pool,
         )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(settings.database_url, pool_pre_ping=True, **pool)
+    return create_async_engine(settings.database_url, pool_pre_ping=True, **JSON_CODEC, **pool)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -145,6 +151,7 @@ def create_write_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
     write_engine = create_async_engine(
         settings.database_url.replace("sqlite+aiosqlite:", "sqlite+herold_onloop:", 1),
         poolclass=AsyncAdaptedQueuePool,
+        **JSON_CODEC,
         pool_size=1,
         max_overflow=0,
         pool_timeout=WRITE_LOCK_TIMEOUT,

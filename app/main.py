@@ -22,7 +22,7 @@ from app.api.streaming.routes import StreamingSocketEntrance
 from app.cache_middleware import PublicCacheMiddleware
 from app.config import Settings
 from app.context import AppContext, build_context
-from app.federation.inbox import router as inbox_router
+from app.federation.inbox import InboxEntrance
 from app.federation.worker import build_worker
 from app.http_errors import install_error_handlers
 from app.ops.first_start import prepare_instance
@@ -71,12 +71,25 @@ def create_app(
                     await worker_task
             await context.aclose()
 
-    app = FastAPI(title="Herold", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Herold",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks looked up the tracer provider (through os.environ) on
+        # every request, some 4 % of a web process's CPU under deliveries; Herold's metrics are
+        # its Prometheus ones (app/ops/metrics.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.context = context
     app.state.schema_head = SchemaHead()
     # The open streaming connections and the events they wait for (app/api/streaming).
     streaming = app.state.streaming = StreamingHub(context)
     install_error_handlers(app)
+    # Innermost of the middleware (added first): deliveries skip FastAPI's routing, not the app's
+    # own layers around it.
+    app.add_middleware(InboxEntrance)
     install_web(app, context, TEMPLATES_DIR)
     app.add_middleware(ClientApiMiddleware)
     # Outermost but for the public cache: every request gets its id before anything logs.
@@ -88,8 +101,6 @@ def create_app(
     # Outside even that, for what holds on longest: the streaming API's WebSockets go straight to
     # their handler, and an idle connection keeps no middleware waiting (one comparison for the rest).
     app.add_middleware(StreamingSocketEntrance)
-    # First: deliveries are the busiest requests, and routes are matched in order.
-    app.include_router(inbox_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(wellknown_router)

@@ -6,6 +6,7 @@ them; `publicKey` an object or a list; `icon` an Image or a list); the quirks en
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass, field
@@ -48,6 +49,21 @@ class InvalidObject(ValueError):
 def authority(url: str) -> str:
     """Host with port (when not the scheme's default) of a URL, as it goes in a Host header: lower
     case, an internationalised name in punycode (as domain blocks store it). The origin we compare."""
+    return _origin(url)[1]
+
+
+def same_origin(first: str, second: str) -> bool:
+    try:
+        return _origin(first) == _origin(second)
+    except InvalidObject:
+        return False
+
+
+# A pure function of its argument, asked four times for every delivery the inbox takes, mostly
+# about the same few thousand actors and keys: remembered (bounded; errors are not remembered).
+@functools.lru_cache(maxsize=8192)
+def _origin(url: str) -> tuple[str, str]:
+    """(scheme, authority) of an http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidObject(f"{url!r} is not an http(s) URL")
@@ -59,14 +75,7 @@ def authority(url: str) -> str:
         host = ascii_hostname(parts.hostname)
     except UnicodeError:
         raise InvalidObject(f"{url!r} has a host name that cannot be one") from None
-    return host_header(host, port, parts.scheme)
-
-
-def same_origin(first: str, second: str) -> bool:
-    try:
-        return urlsplit(first).scheme == urlsplit(second).scheme and authority(first) == authority(second)
-    except InvalidObject:
-        return False
+    return parts.scheme, host_header(host, port, parts.scheme)
 
 
 def as_list(value: Any) -> list[Any]:

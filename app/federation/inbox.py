@@ -20,15 +20,17 @@ single SQLite file keep up with a busy inbox.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app import json_text
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.activitypub.parsers import (
     MAX_URL_LENGTH,
@@ -66,7 +68,7 @@ MAX_JSON_DEPTH = 64
 # Rows committed in one transaction at most; more wait for the next one.
 MAX_BATCH = 256
 
-router = APIRouter()
+PERSONAL_INBOX = re.compile(r"/users/([^/]+)/inbox")
 
 
 class InboxRefusal(Exception):
@@ -80,14 +82,43 @@ class InboxRefusal(Exception):
         self.headers = headers
 
 
-@router.post("/inbox", include_in_schema=False)
-async def shared_inbox(request: Request) -> Response:
-    return await inbox_receiver(request).receive(request, username=None)
+class InboxEntrance:
+    """ASGI middleware, innermost of the app's own: a request to `/inbox` or `/users/NAME/inbox`
+    goes straight to the receiver.
 
+    Deliveries are the busiest requests a server gets, and FastAPI's way to an endpoint (its
+    exception and exit-stack layers, matching the path against every route, solving the endpoint's
+    parameters, wrapping the answer) cost the web process about a sixth of each delivery's CPU
+    (py-spy under bench/served_inbox.py), none of it needed here: the receiver answers every
+    refusal itself. The app's own middleware still apply (request id and access log, metrics,
+    the public cache's event wait, security headers), and an error nobody expected still reaches
+    Starlette's error middleware, which answers 500.
+    """
 
-@router.post("/users/{username}/inbox", include_in_schema=False)
-async def personal_inbox(request: Request, username: str) -> Response:
-    return await inbox_receiver(request).receive(request, username=username)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == "/inbox":
+            username = None
+        elif path.startswith("/users/") and (match := PERSONAL_INBOX.fullmatch(path)) is not None:
+            username = match.group(1)
+        else:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        if scope["method"] != "POST":
+            response = JSONResponse(
+                {"error": "an inbox only takes POST"}, status_code=405, headers={"Allow": "POST"}
+            )
+        else:
+            request = Request(scope, receive)
+            response = await inbox_receiver(request).receive(request, username=username)
+        await response(scope, receive, send)
 
 
 def inbox_receiver(request: Request) -> InboxReceiver:
@@ -365,7 +396,7 @@ def _parse_body(body: bytes) -> tuple[ActivityData, dict[str, Any]]:
         # PostgreSQL text cannot hold NUL; no real activity carries one.
         raise InboxRefusal(400, "body contains a NUL character")
     try:
-        document = json.loads(body)
+        document = json_text.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InboxRefusal(400, f"body is not valid JSON: {error}") from None
     except RecursionError:
