@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from app.activitypub.delivery_connections import Target
 from app.context import AppContext
+from app.db import write_session
 from app.federation.delivery_policy import Outcome
 from app.federation.queue import due_jobs
 from app.models import DeliveryJob
@@ -75,7 +76,9 @@ async def claim_deliveries(
         .values(locked_until=until, locked_by=holder)
         .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
     )
-    async with context.sessions() as session:
+    # On SQLite through the write connection: the lease is taken and committed without the loop
+    # turning in between, so the write lock is not held while the worker runs other deliveries.
+    async with write_session(context.write_sessions) as session:
         rows = (await session.execute(statement)).all()
         await session.commit()
     # By position: the row holds `_CLAIMED_COLUMNS`, which mypy cannot count.

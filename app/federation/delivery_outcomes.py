@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, text, update
-from sqlmodel import col
 
 from app.context import AppContext
+from app.db import write_session
 from app.federation.delivery_claims import ClaimedDelivery
 from app.federation.domain_health import DomainHealthBook
 from app.models import DeliveryJob, JobState
@@ -69,13 +69,16 @@ class _Outcome:
     failed_host: str | None = None
 
 
+_JOBS = table_of(DeliveryJob)
+# On the table, not the model: executed with many rows, a plain executemany (the ORM would make it
+# a bulk update by primary key, which takes no further WHERE).
 _WRITE_ONE = (
-    update(DeliveryJob)
+    update(_JOBS)
     .where(
-        col(DeliveryJob.id) == bindparam("job_id"),
+        _JOBS.c.id == bindparam("job_id"),
         # Only while our lease holds: had it run out and another worker taken the job over, that
         # worker's result is the one that counts.
-        col(DeliveryJob.locked_until) == bindparam("lease"),
+        _JOBS.c.locked_until == bindparam("lease"),
     )
     .values(
         state=bindparam("new_state"),
@@ -117,20 +120,22 @@ class OutcomeWriter:
             else:
                 singles.append({"job_id": item.job_id, "lease": item.lease, **item.values})
         written, counted = 0, True
-        table = table_of(DeliveryJob)
-        async with self.context.sessions() as session:
-            # On the connection: plain UPDATEs, none of the ORM's bulk-update machinery.
-            connection = await session.connection()
-            if connection.dialect.name == "postgresql":
+        table = _JOBS
+        # On SQLite through the write connection (app.db.write_session): the transaction's
+        # statements and its commit run without the worker's loop turning in between, so the
+        # write lock is held for SQLite's own work only, not while a fan-out's other deliveries
+        # run; the inbox's writes in the web processes wait for it that much less.
+        async with write_session(self.context.write_sessions) as session:
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
                 # Visible to every worker at once, durable a moment later (PostgreSQL flushes its
                 # log within 0.6 s): under a busy disk the commit no longer waits for the flush,
                 # so an outcome is on record right after its answer and a worker killed now
                 # repeats only what was answered in the last moments. Only a crash of PostgreSQL
                 # itself could lose such a commit, and then the delivery is made once more, which
                 # at-least-once delivery allows (inboxes ignore an activity id they already have).
-                await connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             for (lease, status), ids in groups.items():
-                result = await connection.execute(
+                result = await session.execute(
                     update(table)
                     .where(table.c.id.in_(ids), table.c.locked_until == lease)
                     .values(
@@ -144,7 +149,7 @@ class OutcomeWriter:
                 )
                 written += getattr(result, "rowcount", 0)
             if singles:
-                result = await connection.execute(_WRITE_ONE, singles)
+                result = await session.execute(_WRITE_ONE, singles)
                 rowcount = getattr(result, "rowcount", -1)
                 # Not every driver counts the rows of an executemany (asyncpg does not).
                 counted = rowcount >= 0

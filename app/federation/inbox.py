@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -71,6 +72,18 @@ MAX_BATCH = 256
 PERSONAL_INBOX = re.compile(r"/users/([^/]+)/inbox")
 
 
+@dataclass(frozen=True)
+class InboxRoute:
+    """What FastAPI's router leaves in scope["route"]: request metrics are labelled by its `path`,
+    the route's template, never the raw path."""
+
+    path: str
+
+
+SHARED_INBOX_ROUTE = InboxRoute("/inbox")
+PERSONAL_INBOX_ROUTE = InboxRoute("/users/{username}/inbox")
+
+
 class InboxRefusal(Exception):
     """Answered as `{"error": message}` with `status_code` (JSON whatever the client accepts: peers
     are programs)."""
@@ -105,8 +118,10 @@ class InboxEntrance:
         path: str = scope["path"]
         if path == "/inbox":
             username = None
+            scope["route"] = SHARED_INBOX_ROUTE
         elif path.startswith("/users/") and (match := PERSONAL_INBOX.fullmatch(path)) is not None:
             username = match.group(1)
+            scope["route"] = PERSONAL_INBOX_ROUTE
         else:
             await self.app(scope, receive, send)
             return
