@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # How far the worker process yields the cores to the web processes when both want them: its
     # niceness above theirs (nice(2), 0 to 19; its signing process inherits it). Incoming requests
     # are answered first; the worker's processing and deliveries use what is left.
-    worker_niceness: int = Field(default=10, ge=0, le=19)
+    worker_niceness: int = Field(default=0, ge=0, le=19)
     # Compress WebSocket messages (permessage-deflate) for clients that offer it, as browsers do.
     # Off, as in Mastodon's streaming server: each compressing connection keeps its zlib state,
     # some 40 KB of memory per idle connection (bench/bench_streaming.py), for events of a few KB.
