@@ -20,7 +20,7 @@ from app.db import EngineRole
 from app.models import Account, ActorType, Role, User
 from app.ops.logs import configure_logging
 from app.ops.metrics_registry import enable_multiprocess_metrics
-from app.runtime import lower_priority, run_event_loop, tune_garbage_collection
+from app.runtime import run_event_loop, tune_garbage_collection
 from app.services.accounts import AccountError, AccountService
 from app.services.errors import ServiceError
 
@@ -375,7 +375,6 @@ async def _run_worker(settings: Settings, lifeline: int | None = None) -> int:
         return 0
 
     enable_multiprocess_metrics(settings.data_dir)
-    lower_priority(settings.worker_niceness)
     return await _with_context(settings, work, role="worker")
 
 

@@ -65,10 +65,6 @@ class Settings(BaseSettings):
     # How many web processes `herold serve` runs (app.ops.supervisor); None: one per core, at most
     # MAX_DEFAULT_WEB_PROCESSES. 1 keeps everything, the embedded worker included, in one process.
     web_processes: int | None = Field(default=None, ge=1, le=64)
-    # How far the worker process yields the cores to the web processes when both want them: its
-    # niceness above theirs (nice(2), 0 to 19; its signing process inherits it). Incoming requests
-    # are answered first; the worker's processing and deliveries use what is left.
-    worker_niceness: int = Field(default=0, ge=0, le=19)
     # Compress WebSocket messages (permessage-deflate) for clients that offer it, as browsers do.
     # Off, as in Mastodon's streaming server: each compressing connection keeps its zlib state,
     # some 40 KB of memory per idle connection (bench/bench_streaming.py), for events of a few KB.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
@@ -29,15 +28,6 @@ def tune_garbage_collection() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 20, 20)
-
-
-def lower_priority(steps: int) -> None:
-    """Make this process yield the cores to its siblings when both want them: `steps` above the
-    niceness it started with (nice(2); children started later, such as the signing process,
-    inherit it). Relative, so that a server started with a niceness of its own keeps its processes
-    in the same order."""
-    if steps > 0:
-        os.nice(steps)
 
 
 def run_event_loop(main: Coroutine[Any, Any, Result], kind: Literal["auto", "uvloop", "asyncio"]) -> Result:

@@ -224,3 +224,15 @@ def test_the_process_does_not_outlive_a_parent_killed_with_sigkill() -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+async def test_the_signing_process_yields_the_cores_to_its_parent(
+    signer: SigningProcess, keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]
+) -> None:
+    # A fan-out's signatures wait when requests want the CPU: the child runs at a lower priority
+    # than the worker that started it, and still signs.
+    pid = await _started(signer)
+    [signature] = await signer.sign_many(_pem(keys[0]), [b"date: now"])
+    keys[0].public_key().verify(signature, b"date: now", padding.PKCS1v15(), hashes.SHA256())
+    parent = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, parent + signing_process.SIGNING_NICENESS)
