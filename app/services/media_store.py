@@ -29,10 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -170,6 +166,10 @@ class S3MediaStore(MediaStore):
     S3-compatible store). Its calls block, so each runs in a thread; its client is thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
+        # Imported here, only by an instance that uses an object store: boto3 and botocore add
+        # some 23 MB to every process that imports them, and 0.1 s to every command's start.
+        from botocore.config import Config
+
         super().__init__(settings, settings.s3_public_url)
         self.bucket = settings.s3_bucket
         self.acl = settings.s3_acl
@@ -200,6 +200,8 @@ class S3MediaStore(MediaStore):
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
+                    import boto3
+
                     self._client = boto3.session.Session().client("s3", **self._client_options)
         return self._client
 
@@ -262,6 +264,8 @@ class S3MediaStore(MediaStore):
             self._client = None
 
     async def _call(self, work: Any, key: str) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return await asyncio.to_thread(work)
         except (BotoCoreError, ClientError) as error:
