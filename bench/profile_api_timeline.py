@@ -27,7 +27,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_api_timeline import HEROLD, _env, _free_port, _seed
+from bench.bench_api_timeline import HEROLD, _free_port, _seed
+
+SECRET = "bench-secret-key-long-enough-to-sign-things"
+
+
+def _env(workdir: Path, database_url: str, port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HEROLD_", "TEST_"))}
+    env.update(
+        DATA_DIR=str(workdir),
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        LOCAL_DOMAIN=f"127.0.0.1:{port}",
+        HTTPS="false",
+        PORT=str(port),
+        HOST="127.0.0.1",
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
 
 
 async def measure(path: str, token: str, requests: int, profiler: cProfile.Profile | None) -> None:
