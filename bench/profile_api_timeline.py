@@ -64,6 +64,10 @@ async def measure(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
     ):
+        # One token for thousands of requests: the API's 300 in 5 minutes would answer most with 429.
+        from app.services.rate_limits import RateLimiter
+
+        app.state.context.rate_limits.api_requests = RateLimiter(10**9, 5 * 60)
         for _ in range(20):
             answer = await client.get(path, headers=headers)
             assert answer.status_code == 200, answer.text[:300]
@@ -85,9 +89,10 @@ async def measure(
             if profiler is not None:
                 profiler.enable()
             for _ in range(requests):
-                await client.get(path, headers=headers)
+                answer = await client.get(path, headers=headers)
             if profiler is not None:
                 profiler.disable()
+            assert answer.status_code == 200, answer.text[:300]
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             if best is None or cpu < best[1]:
                 best = (seconds, cpu)
