@@ -35,7 +35,11 @@ class KeptFilters:
     """Compiled filters by (account id, context), for one instance in this process."""
 
     def __init__(
-        self, *, ttl: float = DEFAULT_TTL, limit: int = DEFAULT_LIMIT, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        limit: int = DEFAULT_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
         self._limit = limit
