@@ -69,6 +69,8 @@ KEEPALIVE_INTERVAL = 10.0
 # The longest a write's answer waits for its events to leave, and a read for the catch-up round
 # trip, before going on without (only when the database is slow or gone).
 CATCH_UP_WAIT = 1.0
+# The most datagrams a reader's catch-up takes in before giving up on being sure (SQLite).
+CATCH_UP_BATCH = 4096
 
 
 class EventChannel:
@@ -269,22 +271,35 @@ class UnixDatagramChannel(EventChannel):
         # Only the processes with a socket here: a lone `herold serve` builds no events.
         return bool(self._list_peers())
 
-    async def catch_up(self) -> bool:
-        # A datagram is in this socket's buffer once its sendto returned: reading is enough.
-        self._readable()
-        return self._receiver is not None
+    async def flush_now(self) -> None:
+        # A datagram a peer's full buffer refused waits in the backlog: the write's answer must not
+        # leave before it is in every peer's buffer (a revoked token still kept there), so wait
+        # for the backlog, bounded as on PostgreSQL.
+        self._flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CATCH_UP_WAIT
+        while self._backlog and loop.time() < deadline:  # noqa: ASYNC110 (the retries are timed)
+            await asyncio.sleep(RETRY_PAUSE)
 
-    def _readable(self) -> None:
+    async def catch_up(self) -> bool:
+        # A datagram is in this socket's buffer once its sendto returned: reading it all is enough.
+        # Only a buffer read to its end counts: what is still behind a full batch may be the
+        # revocation of a token this process keeps.
+        return self._receiver is not None and self._readable(CATCH_UP_BATCH)
+
+    def _readable(self, batch: int = 256) -> bool:
+        """Read up to `batch` datagrams; True once the socket was found empty."""
         receiver = self._receiver
         # A bounded batch per turn, so that a flood of messages never holds the loop for long.
-        for _ in range(256):
+        for _ in range(batch):
             if receiver is None:
-                return
+                return False
             try:
                 data = receiver.recv(65536)
             except (BlockingIOError, InterruptedError):
-                return
+                return True
             self.received(data)
+        return False
 
     def _list_peers(self) -> list[tuple[str, bool]]:
         try:
