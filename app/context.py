@@ -18,13 +18,22 @@ from app.activitypub.signatures import KeyCache
 from app.activitypub.signing_process import SigningProcess
 from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
-from app.db import EngineRole, SessionFactory, create_engine, create_session_factory, create_write_engine
+from app.db import (
+    EngineRole,
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    create_write_engine,
+    sync_session_class,
+)
 from app.federation.signals import WorkSignals
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
 from app.queue_names import JOBS_QUEUE, WAKE_JOBS_INFO_KEY
 from app.services.events import EventBus
+from app.services.kept_callers import KeptCallers, watch_writes
+from app.services.kept_filters import KeptFilters
 from app.services.media_store import MediaStore, build_media_store
 from app.services.moderation import DomainPolicyView
 from app.services.rate_limits import RateLimits
@@ -62,6 +71,10 @@ class AppContext:
     # What each post and account looks like to every reader (the client API's statuses without
     # the reader's flags, its accounts), kept per post version and dropped by the events above.
     renderings: Renderings = field(default_factory=Renderings)
+    # Bearer tokens resolved (who each speaks for), dropped by every write to what they are made of.
+    callers: KeptCallers = field(default_factory=KeptCallers)
+    # Each reader's content filters, compiled, dropped by FiltersChanged.
+    filters: KeptFilters = field(default_factory=KeptFilters)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -90,10 +103,17 @@ class AppContext:
         info = {**self.events.session_info(), WAKE_JOBS_INFO_KEY: lambda: self.work.notify(JOBS_QUEUE)}
         self.sessions.configure(info=info)
         self.write_sessions.configure(info=info)
+        for factory in {
+            id(self.sessions): self.sessions,
+            id(self.write_sessions): self.write_sessions,
+        }.values():
+            watch_writes(sync_session_class(factory))
         self.public_cache = PublicCache(limit_bytes=self.settings.public_cache_mb * 1024 * 1024)
         if self.public_cache.enabled:
             self.events.subscribe(self.public_cache.on_event)
         self.events.subscribe(self.renderings.on_event)
+        self.events.subscribe(self.callers.on_event)
+        self.events.subscribe(self.filters.on_event)
 
     @property
     def user_agent(self) -> str:

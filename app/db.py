@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 # SQLAlchemy's own AsyncSession: SQLModel's subclass deprecates execute(), which we use for updates.
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from app import json_text
@@ -201,7 +202,18 @@ async def _take_write_lock(connection: Any) -> None:
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    # A Session class of its own per factory: hooks listening to an instance's sessions
+    # (app.services.kept_callers) hear that instance's only, not every Session in the process.
+    own_class = type("InstanceSession", (Session,), {})
+    return async_sessionmaker(
+        engine, class_=AsyncSession, expire_on_commit=False, sync_session_class=own_class
+    )
+
+
+def sync_session_class(factory: SessionFactory) -> type[Session]:
+    """The Session class behind `factory`'s AsyncSessions (to listen to their events)."""
+    own_class: type[Session] = factory.kw["sync_session_class"]
+    return own_class
 
 
 def dialect_insert(session: AsyncSession, model: Any) -> Any:

@@ -27,10 +27,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_api_timeline import HEROLD, _env, _free_port, _seed
+from bench.bench_api_timeline import HEROLD, _free_port, _seed
+
+SECRET = "bench-secret-key-long-enough-to-sign-things"
 
 
-async def measure(path: str, token: str, requests: int, profiler: cProfile.Profile | None) -> None:
+def _env(workdir: Path, database_url: str, port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HEROLD_", "TEST_"))}
+    env.update(
+        DATA_DIR=str(workdir),
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        LOCAL_DOMAIN=f"127.0.0.1:{port}",
+        HTTPS="false",
+        PORT=str(port),
+        HOST="127.0.0.1",
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def measure(
+    path: str, token: str, requests: int, profiler: cProfile.Profile | None, batches: int = 1
+) -> None:
     import httpx
     from sqlalchemy import event
 
@@ -44,6 +64,10 @@ async def measure(path: str, token: str, requests: int, profiler: cProfile.Profi
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
     ):
+        # One token for thousands of requests: the API's 300 in 5 minutes would answer most with 429.
+        from app.services.rate_limits import RateLimiter
+
+        app.state.context.rate_limits.api_requests = RateLimiter(10**9, 5 * 60)
         for _ in range(20):
             answer = await client.get(path, headers=headers)
             assert answer.status_code == 200, answer.text[:300]
@@ -59,16 +83,23 @@ async def measure(path: str, token: str, requests: int, profiler: cProfile.Profi
         print(f"{len(statements)} SQL statements per request:")
         for statement in statements:
             print("  ", " ".join(statement.split())[:160])
-        started, cpu_started = time.perf_counter(), time.process_time()
-        if profiler is not None:
-            profiler.enable()
-        for _ in range(requests):
-            await client.get(path, headers=headers)
-        if profiler is not None:
-            profiler.disable()
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        best: tuple[float, float] | None = None
+        for _batch in range(batches):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
+            for _ in range(requests):
+                answer = await client.get(path, headers=headers)
+            if profiler is not None:
+                profiler.disable()
+            assert answer.status_code == 200, answer.text[:300]
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            if best is None or cpu < best[1]:
+                best = (seconds, cpu)
+        assert best is not None
+        seconds, cpu = best
         print(
-            f"{requests} times GET {path}: {seconds * 1000 / requests:.2f} ms wall, "
+            f"{requests} times GET {path}, best of {batches} batches: {seconds * 1000 / requests:.2f} ms wall, "
             f"{cpu * 1000 / requests:.2f} ms CPU each{' (profiled)' if profiler else ''}; "
             f"load average {' '.join(f'{value:.2f}' for value in os.getloadavg())}"
         )
@@ -80,6 +111,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--batches", type=int, default=1, help="batches of --requests; the best is shown")
     parser.add_argument("--out", help="write the profile here (for snakeviz or pstats)")
     parser.add_argument("--top", type=int, default=45)
     args = parser.parse_args()
@@ -95,7 +127,8 @@ def main() -> None:
         os.environ.update(env)
         token = asyncio.run(_seed(1))[0]
         profiler = None if args.no_profile else cProfile.Profile()
-        asyncio.run(measure(args.path, token, args.requests, profiler))
+        for path in args.path.split(","):
+            asyncio.run(measure(path, token, args.requests, profiler, args.batches))
         if profiler is not None:
             if args.out:
                 profiler.dump_stats(args.out)

@@ -13,7 +13,7 @@ from app.dependencies import get_context
 from app.http_errors import Forbidden, HttpError, Unauthorized
 from app.models import OAuthApplication
 from app.services import errors as service_errors
-from app.services.oauth import OAuthService, TokenHolder
+from app.services.oauth import OAuthService, TokenHolder, secret_hash
 from app.services.viewer import Viewer, person_viewer
 
 INVALID_TOKEN = "The access token is invalid"  # noqa: S105 (a message, not a secret)
@@ -57,20 +57,46 @@ async def api_caller(request: Request, context: AppContext = Depends(get_context
 
 
 async def caller_of_token(context: AppContext, token: str) -> ApiCaller | None:
-    """Who `token` speaks for, or None when it is not (or no longer) valid."""
+    """Who `token` speaks for, or None when it is not (or no longer) valid.
+
+    Kept in the process once resolved (app.services.kept_callers), and taken from there only
+    after this process has heard every change the others had announced: a revoked token, a
+    suspended account, a disabled login are refused at once in every process."""
+    if not token or len(token) > 200:
+        return None
+    kept = context.callers
+    token_hash = secret_hash(token)
+    channel = context.channel
+    caught_up = channel is not None and await channel.catch_up()
+    if caught_up:
+        found: ApiCaller | None = kept.get(token_hash)
+        if found is not None:
+            return found
+    ticket = kept.ticket()
     holder = await OAuthService(context).token_holder(token)
     if holder is None:
         return None
     if holder.user is None or holder.own_account is None:
-        return ApiCaller(Viewer(scopes=holder.scopes), holder)
-    try:
-        viewer = await person_viewer(
-            context, holder.user, holder.own_account, acting_as=holder.acting_account, scopes=holder.scopes
-        )
-    except service_errors.Forbidden:
-        # The organisation's team no longer includes this person: the token is dead.
-        return None
-    return ApiCaller(viewer, holder)
+        caller = ApiCaller(Viewer(scopes=holder.scopes), holder)
+    else:
+        try:
+            viewer = await person_viewer(
+                context,
+                holder.user,
+                holder.own_account,
+                acting_as=holder.acting_account,
+                scopes=holder.scopes,
+            )
+        except service_errors.Forbidden:
+            # The organisation's team no longer includes this person: the token is dead.
+            return None
+        caller = ApiCaller(viewer, holder)
+    if caught_up:
+        accounts = {
+            account.id for account in (holder.own_account, holder.acting_account) if account is not None
+        }
+        kept.put(token_hash, caller, accounts | caller.viewer.acting_ids, ticket)
+    return caller
 
 
 def scoped(*scopes: str, user: bool = False, optional: bool = False) -> Callable[..., Awaitable[ApiCaller]]:

@@ -69,6 +69,8 @@ KEEPALIVE_INTERVAL = 10.0
 # The longest a write's answer waits for its events to leave, and a read for the catch-up round
 # trip, before going on without (only when the database is slow or gone).
 CATCH_UP_WAIT = 1.0
+# The most datagrams a reader's catch-up takes in before giving up on being sure (SQLite).
+CATCH_UP_BATCH = 4096
 
 
 class EventChannel:
@@ -124,10 +126,13 @@ class EventChannel:
         if self._events or self._wakes:
             self._flush()
 
-    async def catch_up(self) -> None:
+    async def catch_up(self) -> bool:
         """Take in whatever other processes sent before this call. The public cache awaits it
         before answering from memory, so that an answer kept here is never older than a write
-        another process has already confirmed."""
+        another process has already confirmed. False when that could not be made sure of (no
+        connection to the others, or it did not answer in time): what must never be stale (a
+        resolved token) is then read from the database."""
+        return False
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -266,21 +271,35 @@ class UnixDatagramChannel(EventChannel):
         # Only the processes with a socket here: a lone `herold serve` builds no events.
         return bool(self._list_peers())
 
-    async def catch_up(self) -> None:
-        # A datagram is in this socket's buffer once its sendto returned: reading is enough.
-        self._readable()
+    async def flush_now(self) -> None:
+        # A datagram a peer's full buffer refused waits in the backlog: the write's answer must not
+        # leave before it is in every peer's buffer (a revoked token still kept there), so wait
+        # for the backlog, bounded as on PostgreSQL.
+        self._flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CATCH_UP_WAIT
+        while self._backlog and loop.time() < deadline:  # noqa: ASYNC110 (the retries are timed)
+            await asyncio.sleep(RETRY_PAUSE)
 
-    def _readable(self) -> None:
+    async def catch_up(self) -> bool:
+        # A datagram is in this socket's buffer once its sendto returned: reading it all is enough.
+        # Only a buffer read to its end counts: what is still behind a full batch may be the
+        # revocation of a token this process keeps.
+        return self._receiver is not None and self._readable(CATCH_UP_BATCH)
+
+    def _readable(self, batch: int = 256) -> bool:
+        """Read up to `batch` datagrams; True once the socket was found empty."""
         receiver = self._receiver
         # A bounded batch per turn, so that a flood of messages never holds the loop for long.
-        for _ in range(256):
+        for _ in range(batch):
             if receiver is None:
-                return
+                return False
             try:
                 data = receiver.recv(65536)
             except (BlockingIOError, InterruptedError):
-                return
+                return True
             self.received(data)
+        return False
 
     def _list_peers(self) -> list[tuple[str, bool]]:
         try:
@@ -413,7 +432,7 @@ class PostgresChannel(EventChannel):
         self._handed = 0
         self._handed_more = asyncio.Condition()
         # The catch-up round trip that readers arriving now will share (not yet begun).
-        self._next_round_trip: asyncio.Future[None] | None = None
+        self._next_round_trip: asyncio.Future[bool] | None = None
         self._round_trips: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -453,14 +472,14 @@ class PostgresChannel(EventChannel):
             async with asyncio.timeout(CATCH_UP_WAIT), self._handed_more:
                 await self._handed_more.wait_for(lambda: self._handed >= target)
 
-    async def catch_up(self) -> None:
+    async def catch_up(self) -> bool:
         """A round trip on the listening connection: PostgreSQL sends a listener what was notified
         before a statement ends before it answers the statement, so once the round trip is back,
         every event committed before this call has been handed to the bus. Readers arriving while
         no round trip is waiting to begin start one; later ones share it, so a burst of reads costs
         one round trip, not one each."""
         if not self.receives or self.connection is None:
-            return
+            return False
         round_trip = self._next_round_trip
         if round_trip is None:
             round_trip = self._next_round_trip = asyncio.get_running_loop().create_future()
@@ -468,10 +487,14 @@ class PostgresChannel(EventChannel):
             # Held until done: the loop keeps only a weak reference to a task.
             self._round_trips.add(task)
             task.add_done_callback(self._round_trips.discard)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(round_trip), CATCH_UP_WAIT)
+        try:
+            answered: bool = await asyncio.wait_for(asyncio.shield(round_trip), CATCH_UP_WAIT)
+        except TimeoutError:
+            return False
+        return answered
 
-    async def _round_trip(self, round_trip: asyncio.Future[None]) -> None:
+    async def _round_trip(self, round_trip: asyncio.Future[bool]) -> None:
+        answered = False
         try:
             async with self._using:
                 # Begun now: readers from here on wait for the next one.
@@ -481,6 +504,7 @@ class PostgresChannel(EventChannel):
                 if connection is not None:
                     with contextlib.suppress(Exception):  # lost: EventsMissed follows the reconnect
                         await asyncio.wait_for(connection.execute("SELECT 1"), CATCH_UP_WAIT)
+                        answered = self.connection is connection
             # asyncpg calls listeners with call_soon as it reads their messages: one turn lets the
             # notifications that came before the answer reach the bus first.
             await asyncio.sleep(0)
@@ -488,7 +512,7 @@ class PostgresChannel(EventChannel):
             if self._next_round_trip is round_trip:
                 self._next_round_trip = None
             if not round_trip.done():
-                round_trip.set_result(None)
+                round_trip.set_result(answered)
 
     def _send(self, events: list[Event], wakes: list[str]) -> None:
         for message in self.encode(events, limit=NOTIFY_LIMIT) if events else []:

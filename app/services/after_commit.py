@@ -31,13 +31,22 @@ T = TypeVar("T")
 def after_commit(session: AsyncSession, key: Hashable, callback: Callable[[], None]) -> None:
     """Run `callback` after the current transaction commits; a second callback under the same
     `key` in the same transaction is dropped (one wake-up per queue, however many jobs)."""
-    _callbacks(session.sync_session).setdefault(key, callback)
+    after_commit_of(session.sync_session, key, callback)
+
+
+def after_commit_of(sync: Session, key: Hashable, callback: Callable[[], None]) -> None:
+    """`after_commit` for the sync Session itself (from SQLAlchemy's session hooks)."""
+    _callbacks(sync).setdefault(key, callback)
 
 
 def transaction_value(session: AsyncSession, key: Hashable, factory: Callable[[], T]) -> T:
     """A value that lives as long as the current transaction (what it is about to announce),
     made by `factory` on first use; the next transaction starts without it."""
-    sync = session.sync_session
+    return transaction_value_of(session.sync_session, key, factory)
+
+
+def transaction_value_of(sync: Session, key: Hashable, factory: Callable[[], T]) -> T:
+    """`transaction_value` for the sync Session itself."""
     _callbacks(sync)
     values: dict[Hashable, Any] = sync.info.setdefault(_VALUES, {})
     if key not in values:

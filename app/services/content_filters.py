@@ -137,6 +137,34 @@ class ActiveFilters:
         return list(matches.values())
 
 
+async def kept_active_filters(
+    app: AppContext, session: AsyncSession, account_id: int, context: str, *, fresh: bool
+) -> ActiveFilters:
+    """`active_filters`, kept in the process (app.services.kept_filters) when `fresh`: the caller
+    has taken in the other processes' events just before."""
+    kept = app.filters
+    if fresh:
+        found: ActiveFilters | None = kept.get(account_id, context)
+        if found is not None:
+            return found
+    ticket = kept.ticket()
+    now = utcnow()
+    rows = (
+        await session.scalars(
+            select(ContentFilter).where(
+                col(ContentFilter.account_id) == account_id,
+                or_(col(ContentFilter.expires_at).is_(None), col(ContentFilter.expires_at) > now),
+            )
+        )
+    ).all()
+    chosen = [row for row in rows if context in row.contexts]
+    compiled = ActiveFilters(await _details(session, chosen) if chosen else [])
+    if fresh:
+        ends = [row.expires_at for row in chosen if row.expires_at is not None]
+        kept.put(account_id, context, compiled, min(ends) if ends else None, ticket)
+    return compiled
+
+
 async def active_filters(session: AsyncSession, account_id: int, context: str) -> ActiveFilters:
     """The account's unexpired filters for `context`, with their keywords and posts (three queries)."""
     now = utcnow()

@@ -140,6 +140,17 @@ class PostCopiesChanged:
 
 
 @dataclass(frozen=True)
+class CredentialsChanged:
+    """Something a bearer token's validity or its viewer is made of changed: a token or an app
+    (revoked, deleted), a person (role, login disabled or approved, password), a local account
+    (suspended, deleted, its profile), an organisation's team. Announced for every such write by
+    app.services.kept_callers, which watches the sessions; whoever keeps resolved tokens drops
+    those of `account_ids`, or all of them when it is empty."""
+
+    account_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class EventsMissed:
     """Events of other processes may have been lost (the channel between processes was down):
     whatever a listener derived from earlier events may be stale."""
@@ -160,6 +171,7 @@ Event = (
     | AnnouncementWithdrawn
     | AnnouncementReacted
     | PostCopiesChanged
+    | CredentialsChanged
 )
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel):

@@ -16,8 +16,16 @@ import pytest
 from sqlalchemy import text
 
 from app.context import AppContext, build_context
+from app.ops import event_channel
 from app.ops.event_channel import PostgresChannel, UnixDatagramChannel, socket_directory
-from app.services.events import Event, EventsMissed, PostDeleted, PostEdited, TimelineEntryAdded
+from app.services.events import (
+    CredentialsChanged,
+    Event,
+    EventsMissed,
+    PostDeleted,
+    PostEdited,
+    TimelineEntryAdded,
+)
 from app.services.posting import PostingService
 from tests.federation.inbox_peer import local_account
 from tests.lab import Instance
@@ -175,3 +183,59 @@ async def test_a_burst_larger_than_one_message_arrives_whole_and_in_order(
     while len(heard) < len(burst) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     assert heard == burst
+
+
+async def test_sqlite_a_catch_up_is_sure_only_once_every_waiting_datagram_is_read(
+    instance: Instance, other_process: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kept token is honoured only after a catch-up that says it saw everything: a revocation
+    # queued behind more datagrams than one batch takes must be heard, or the catch-up must say
+    # no. (Batches are made small here: this machine's sockets queue 10 datagrams, many queue 512.)
+    if not instance.settings.is_sqlite:
+        pytest.skip("the Unix sockets carry events on SQLite only")
+    monkeypatch.setattr(event_channel, "CATCH_UP_BATCH", 3)
+    reader, writer = other_process.channel, instance.context.channel
+    assert isinstance(reader, UnixDatagramChannel) and isinstance(writer, UnixDatagramChannel)
+    heard: list[Event] = []
+    other_process.events.subscribe(heard.append)
+    # Sent without yielding to the loop: all of it waits in the reader's buffer.
+    for number in range(4):
+        writer.publish([TimelineEntryAdded(1, number)])
+        writer._flush()
+    writer.publish([CredentialsChanged((7,))])
+    writer._flush()
+    assert not writer._backlog
+    assert not await reader.catch_up()
+    assert await reader.catch_up()
+    assert CredentialsChanged((7,)) in heard
+
+
+async def test_sqlite_a_write_s_answer_waits_for_the_datagrams_a_full_peer_refused(
+    instance: Instance, other_process: AppContext
+) -> None:
+    if not instance.settings.is_sqlite:
+        pytest.skip("the Unix sockets carry events on SQLite only")
+    reader, writer = other_process.channel, instance.context.channel
+    assert isinstance(reader, UnixDatagramChannel) and isinstance(writer, UnixDatagramChannel)
+    assert reader._receiver is not None
+    heard: list[Event] = []
+    other_process.events.subscribe(heard.append)
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(reader._receiver.fileno())
+    try:
+        # The reader's buffer fills up (it is busy); what no longer fits waits in the backlog.
+        for number in range(100_000):
+            writer.publish([TimelineEntryAdded(1, number)])
+            writer._flush()
+            if writer._backlog:
+                break
+        assert writer._backlog
+        writer.publish([CredentialsChanged((7,))])
+        answer_may_leave = asyncio.create_task(writer.flush_now())
+        await asyncio.sleep(0.1)
+        assert not answer_may_leave.done()
+    finally:
+        loop.add_reader(reader._receiver.fileno(), reader._readable)
+    await asyncio.wait_for(answer_may_leave, ARRIVAL)
+    assert await reader.catch_up()
+    assert CredentialsChanged((7,)) in heard

@@ -17,7 +17,7 @@ from app.api.entities.discovery import filter_result_entity
 from app.api.entities.media import media_entity
 from app.context import AppContext
 from app.models import MediaAttachment, Post
-from app.services.content_filters import FilterMatch, active_filters
+from app.services.content_filters import FilterMatch, kept_active_filters
 from app.services.read_model import (
     PostContents,
     PostMarks,
@@ -156,10 +156,13 @@ async def statuses(
     if not posts:
         return []
     renderings = context.renderings
-    if context.channel is not None and (len(renderings.posts) or len(renderings.accounts)):
-        # What other processes committed and already sent (an edited profile) is applied first;
-        # with nothing kept there is nothing it could make stale (on PostgreSQL a round trip saved).
-        await context.channel.catch_up()
+    filtering = filter_context is not None and viewer.account is not None
+    fresh = False
+    if context.channel is not None and (len(renderings.posts) or len(renderings.accounts) or filtering):
+        # What other processes committed and already sent (an edited profile, a changed filter) is
+        # applied first; with nothing kept or to keep there is nothing it could make stale (on
+        # PostgreSQL a round trip saved).
+        fresh = await context.channel.catch_up()
     post_ticket = renderings.posts.ticket()
     async with context.sessions() as session:
         shown = await shown_posts(session, posts)
@@ -186,7 +189,7 @@ async def statuses(
         )
         marks = await post_marks(session, viewer, [post.id for post in originals])
         filters = (
-            await active_filters(session, viewer.account.id, filter_context)
+            await kept_active_filters(context, session, viewer.account.id, filter_context, fresh=fresh)
             if filter_context is not None and viewer.account is not None
             else None
         )

@@ -1,0 +1,197 @@
+"""Bearer tokens already resolved, kept in the process: every API request of an app asks who its
+token speaks for, and the answer (token, app, person, accounts, the organisations they act for)
+cost two statements and a fifth of a home timeline's CPU.
+
+What it must never do is honour a token after it stopped being valid, in any process. So:
+- every write to what a token's answer is made of (its row or its app's, the person's, a local
+  account's, an organisation's team) is seen here, by the sessions themselves (`watch_writes`:
+  SQLAlchemy's flush and ORM statement hooks, not the goodwill of each service), and announced
+  after commit as `CredentialsChanged`; the event channel carries it to the other processes, and
+  a write's answer leaves only once it has been handed over (app.cache_middleware);
+- a reader uses what is kept only after taking in what the other processes sent
+  (`EventChannel.catch_up`), and only when that catch-up could be made (on PostgreSQL, while the
+  listening connection answers): otherwise it reads the database, as before;
+- a resolution begun before a change it may predate is not kept (the tickets of
+  app.services.renderings), EventsMissed drops everything, and nothing lives beyond `ttl`
+  seconds (a write made outside the ORM, by hand in SQL, is seen within that long).
+A token's `last_used_at` is refreshed when its resolution is made again, at most `ttl` later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from app.models import Account, AccountDelegate, OAuthAccessToken, OAuthApplication, User
+from app.models.base import table_of
+from app.services import events
+from app.services.after_commit import after_commit_of, transaction_value_of
+
+DEFAULT_TTL = 30.0
+DEFAULT_LIMIT = 10_000
+# Columns a bulk UPDATE may set without changing what a token's answer is: the token's last use
+# (written by the resolution itself), an account's counts (its posts' events drop them anyway).
+_HARMLESS_UPDATES = {
+    "oauth_access_token": frozenset({"last_used_at"}),
+    "account": frozenset({"posts_count", "last_post_at", "followers_count", "following_count"}),
+}
+_WATCHED_TABLES = frozenset(
+    table_of(model).name for model in (OAuthAccessToken, OAuthApplication, User, Account, AccountDelegate)
+)
+_PENDING_KEY = "herold.credentials_changed"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    expires_at: float
+    account_ids: frozenset[int]
+    value: Any
+
+
+class KeptCallers:
+    """Resolved tokens by their hash, for one instance in this process."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        limit: int = DEFAULT_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl
+        self._limit = limit
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Bumped by every drop: a resolution begun (`ticket`) before it is not kept.
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token_hash: str) -> Any | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            del self._entries[token_hash]
+            return None
+        return entry.value
+
+    def ticket(self) -> int:
+        """Taken before the rows a resolution is made from are read; `put` needs it."""
+        return self._generation
+
+    def put(self, token_hash: str, value: Any, account_ids: Iterable[int], ticket: int) -> None:
+        if ticket != self._generation:
+            return
+        self._entries[token_hash] = _Entry(self._clock() + self._ttl, frozenset(account_ids), value)
+        self._entries.move_to_end(token_hash)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    def forget_accounts(self, account_ids: Iterable[int]) -> None:
+        self._generation += 1
+        dropped = set(account_ids)
+        for token_hash in [key for key, entry in self._entries.items() if entry.account_ids & dropped]:
+            del self._entries[token_hash]
+
+    def on_event(self, item: events.Event) -> None:
+        """The event bus listener (this process's commits and the other processes' alike)."""
+        match item:
+            case events.CredentialsChanged(account_ids=account_ids):
+                if account_ids:
+                    self.forget_accounts(account_ids)
+                else:
+                    self.clear()
+            case events.EventsMissed():
+                self.clear()
+            case events.AccountChanged(account_id=account_id) | events.PostPublished(account_id=account_id):
+                # What the viewer's own account shows (its profile, its count of posts).
+                if self._entries:
+                    self.forget_accounts([account_id])
+            case events.PostDeleted(account_id=account_id) | events.PostEdited(account_id=account_id):
+                if self._entries:
+                    self.forget_accounts([account_id])
+            case _:
+                pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Seeing the writes
+
+
+def watch_writes(session_class: type[Session]) -> None:
+    """Announce `CredentialsChanged` for every committed write of the tables a token's answer is
+    read from, made through sessions of `session_class` (one per instance's session factory)."""
+    if not event.contains(session_class, "after_flush", _after_flush):
+        event.listen(session_class, "after_flush", _after_flush)
+        event.listen(session_class, "do_orm_execute", _on_statement)
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    account_ids: set[int] = set()
+    everything = False
+    for instance in (*session.dirty, *session.deleted):
+        if isinstance(instance, Account):
+            if instance.domain is None:
+                account_ids.add(instance.id)
+        elif isinstance(instance, User):
+            account_ids.add(instance.account_id)
+        elif isinstance(instance, OAuthAccessToken | OAuthApplication | AccountDelegate):
+            everything = True
+    for instance in session.new:
+        if isinstance(instance, AccountDelegate):
+            everything = True
+    if everything:
+        _pending(session, None)
+    elif account_ids:
+        _pending(session, account_ids)
+
+
+def _on_statement(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    statement: Any = state.statement
+    table = getattr(statement, "table", None)
+    name = getattr(table, "name", None)
+    if name not in _WATCHED_TABLES:
+        return
+    if state.is_update:
+        values = getattr(statement, "_values", None)
+        harmless = _HARMLESS_UPDATES.get(name)
+        if harmless and values and all(getattr(key, "key", key) in harmless for key in values):
+            return
+    _pending(state.session, None)
+
+
+def _pending(session: Session, account_ids: set[int] | None) -> None:
+    """Remember what this transaction changed; announced once, after it commits."""
+    bus: events.EventBus | None = session.info.get(events.SESSION_INFO_KEY)
+    if bus is None:
+        return
+    changed: dict[str, Any] = transaction_value_of(session, _PENDING_KEY, dict)
+    if not changed:
+        after_commit_of(session, _PENDING_KEY, lambda: bus.deliver([_event(changed)]))
+    if account_ids is None:
+        changed["all"] = True
+    else:
+        changed.setdefault("ids", set()).update(account_ids)
+
+
+def _event(changed: dict[str, Any]) -> events.CredentialsChanged:
+    if changed.get("all"):
+        return events.CredentialsChanged()
+    return events.CredentialsChanged(tuple(sorted(changed.get("ids", ()))))
+
+
+__all__ = ["KeptCallers", "watch_writes"]
