@@ -19,8 +19,9 @@ from app.context import AppContext, build_context
 from app.db import EngineRole
 from app.models import Account, ActorType, Role, User
 from app.ops.logs import configure_logging
+from app.ops.memory_trace import start_memory_trace
 from app.ops.metrics_registry import enable_multiprocess_metrics
-from app.runtime import run_event_loop, tune_garbage_collection
+from app.runtime import run_event_loop, tune_garbage_collection, tune_memory_allocator
 from app.services.accounts import AccountError, AccountService
 from app.services.errors import ServiceError
 
@@ -246,6 +247,8 @@ async def cmd_accounts_approve(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.malloc_tuning:
+        tune_memory_allocator()
     if args.child == "web":
         return await _serve_web_child(args, settings)
     if args.child == "worker":
@@ -262,6 +265,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.main import create_app
 
     # WEB_PROCESSES=1: one process answers and runs the embedded worker beside the requests.
+    start_memory_trace("web")
     enable_multiprocess_metrics(settings.data_dir)
     app = create_app(settings)
     tune_garbage_collection()
@@ -328,6 +332,7 @@ async def _serve_web_child(args: argparse.Namespace, settings: Settings) -> int:
     from app.main import create_app
     from app.ops.supervisor import SETUP_TOKEN_ENV, watch_lifeline
 
+    start_memory_trace("web")
     enable_multiprocess_metrics(settings.data_dir)
     # The worker runs in a process of its own.
     settings.embedded_worker = False
@@ -349,6 +354,8 @@ async def _serve_worker_child(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    if settings.malloc_tuning:
+        tune_memory_allocator()
     return await _run_worker(settings)
 
 
@@ -374,6 +381,7 @@ async def _run_worker(settings: Settings, lifeline: int | None = None) -> int:
             return 0
         return 0
 
+    start_memory_trace("worker")
     enable_multiprocess_metrics(settings.data_dir)
     return await _with_context(settings, work, role="worker")
 

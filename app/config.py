@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # The event loop of every command: uvloop (libuv, in C) when installed, which it is with
     # uvicorn[standard]; "asyncio" for the standard library's, e.g. to debug or profile.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    # glibc's malloc in `herold serve` and `herold worker`: two arenas, and the free pages inside
+    # them handed back every 30 s (app.runtime.tune_memory_allocator); false for glibc's defaults.
+    malloc_tuning: bool = True
     instance_name: str = "Herold"
     instance_description: str = "An organisation's corner of the fediverse."
     # Who may sign up: "closed" (staff are invited, the default), "approval" (anyone may ask; an

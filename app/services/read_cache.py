@@ -36,8 +36,7 @@ class ReadCache:
             future: asyncio.Future[Any] = asyncio.ensure_future(load())
             self._entries[key] = (now + self._ttl, future)
             self._entries.move_to_end(key)
-            while len(self._entries) > self._limit:
-                self._entries.popitem(last=False)
+            self._prune(now)
         else:
             future = found[1]
         if future.done():
@@ -52,10 +51,10 @@ class ReadCache:
         in one query, answered here one key at a time)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.set_result(value)
-        self._entries[key] = (self._clock() + self._ttl, future)
+        now = self._clock()
+        self._entries[key] = (now + self._ttl, future)
         self._entries.move_to_end(key)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
+        self._prune(now)
 
     def fresh(self, key: Hashable) -> bool:
         """Whether `key` has an answer (or a read under way) that is not stale."""
@@ -64,3 +63,19 @@ class ReadCache:
 
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _prune(self, now: float) -> None:
+        """Past the limit the oldest go; and expired entries go as new ones come, not only at the
+        limit: the worker's cache (2 s) otherwise held 10,000 answers, most long stale, with the
+        rows they were read from. Entries are in the order they were stored, each expiring `ttl`
+        after, so the expired ones are at the front."""
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+        while self._entries:
+            expires_at, _future = next(iter(self._entries.values()))
+            if expires_at > now:
+                break
+            self._entries.popitem(last=False)
