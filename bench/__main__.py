@@ -28,7 +28,11 @@ POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 SERVED = {"served-inbox": "bench.served_inbox", "served-fanout": "bench.served_fanout"}
 # Served benchmarks of the default deployment only (SQLite, as `make run`): issue 22's reads and
 # viral moment (and issue 20's read ceiling).
-SERVED_DEFAULT = {"served-reads": "bench.bench_reads", "served-viral": "bench.bench_viral"}
+SERVED_DEFAULT = {
+    "served-reads": "bench.bench_reads",
+    "served-viral": "bench.bench_viral",
+    "served-media": "bench.served_media",
+}
 COMPONENTS = {
     path.stem.removeprefix("bench_").replace("_", "-"): f"bench.{path.stem}"
     for path in sorted(HERE.glob("bench_*.py"))
