@@ -20,6 +20,7 @@ from app.activitypub.transport import build_client, build_transport
 from app.config import Settings
 from app.db import EngineRole, SessionFactory, create_engine, create_session_factory, create_write_engine
 from app.federation.signals import WorkSignals
+from app.ops.background_cpu import BackgroundCpu
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
@@ -62,6 +63,8 @@ class AppContext:
     # What each post and account looks like to every reader (the client API's statuses without
     # the reader's flags, its accounts), kept per post version and dropped by the events above.
     renderings: Renderings = field(default_factory=Renderings)
+    # Pillow's work that nobody waits for (the worker copying remote media): few threads, nice 10.
+    background_cpu: BackgroundCpu = field(default_factory=BackgroundCpu)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -116,6 +119,7 @@ class AppContext:
             await close_channel(self.channel, self.events, self.work)
             self.channel = None
         await self.signer.aclose()
+        self.background_cpu.close()
         await self.media.aclose()
         await self.http.aclose()
         await self.engine.dispose()

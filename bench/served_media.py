@@ -134,10 +134,13 @@ class Origin:
     def __init__(self, count: int) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.channel, remote = spawn.Pipe()
-        self.process = spawn.Process(target=_serve_origin, args=(count, remote), daemon=True)
+        # Not a daemon: it makes the pictures in a pool of its own first.
+        self.process = spawn.Process(target=_serve_origin, args=(count, remote))
         self.process.start()
-        if not self.channel.poll(300):
-            raise RuntimeError("the picture origin did not start")
+        deadline = time.monotonic() + 300
+        while not self.channel.poll(1):
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the picture origin did not start")
         self.port, self.bytes, self.kinds = self.channel.recv()
 
     def url(self, number: int) -> str:

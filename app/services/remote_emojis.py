@@ -165,7 +165,7 @@ class RemoteEmojiCache:
             final_url = await Fetcher(self.context).download(url, scratch, limit=EMOJI_SIZE_LIMIT)
             if not policy.embeds_media(domain, final_url):
                 return None, "media of this domain are rejected"
-            encoded = await asyncio.to_thread(_emoji_file, scratch)
+            encoded = await self.context.background_cpu.run(_emoji_file, scratch)
         except (FetchError, MediaInvalid) as error:
             log.info("custom emoji %s of %s not cached: %s", url, domain, error)
             return None, str(error)[:1000]

@@ -142,7 +142,10 @@ class RemoteMediaCache:
             try:
                 size = await asyncio.to_thread(lambda: scratch.stat().st_size)
                 what = await asyncio.to_thread(precheck, scratch, size)
-                outcome = await asyncio.to_thread(process_file, scratch, "image" if what == "image" else "av")
+                # Nobody waits for it: in the background threads, after requests (app.ops.background_cpu).
+                outcome = await self.context.background_cpu.run(
+                    process_file, scratch, "image" if what == "image" else "av"
+                )
             except MediaInvalid as error:
                 await self._refused(media, error.message)
                 return False
@@ -184,7 +187,7 @@ class RemoteMediaCache:
                 final_url = await Fetcher(self.context).download(url, scratch, limit=IMAGE_SIZE_LIMIT)
                 if not policy.embeds_media(account.domain, final_url):
                     continue
-                encoded, extension = await asyncio.to_thread(_fit_file, scratch, size)
+                encoded, extension = await self.context.background_cpu.run(_fit_file, scratch, size)
             except (FetchError, MediaInvalid) as error:
                 log.info("the %s of %s was not cached: %s", kind, account.uri, error)
                 if _for_good(error):
