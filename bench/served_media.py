@@ -265,10 +265,17 @@ async def send_paced(
         started = time.perf_counter()
 
         async def one(prepared: Prepared, due: float) -> None:
-            async with session.post(
-                url, data=prepared.body, headers={**prepared.headers, "Host": host}
-            ) as answer:
-                await answer.read()
+            headers = {**prepared.headers, "Host": host}
+            for attempt in range(3):
+                try:
+                    async with session.post(url, data=prepared.body, headers=headers) as answer:
+                        await answer.read()
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # A kept-alive connection the server closed as it was reused (its idle
+                    # timeout, between paced requests): sent again on a new one, the time counted.
+                    if attempt == 2:
+                        raise
             result.answers.append((due - started, (time.perf_counter() - due) * 1000, answer.status))
 
         tasks = []
