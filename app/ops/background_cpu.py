@@ -5,9 +5,9 @@ The worker copies the pictures of every remote post that reaches a local timelin
 decoded, scaled, re-encoded, previewed and blurhashed by Pillow (100-200 ms of CPU for a photo).
 Run with `asyncio.to_thread`, as many run at once as the jobs queue claims (8), and on a small
 machine they take every core from the web processes answering the inbox and the apps. Here at
-most half the cores' worth of threads do it, each at nice 10 (Linux lets a thread lower its own
-priority), so the scheduler gives requests the cores first; work a person waits for (an upload
-processed during its request) stays on `asyncio.to_thread`.
+most half the cores' worth of threads do it, each 10 nice levels below its process (Linux lets a
+thread lower its own priority), so the scheduler gives requests the cores first; work a person
+waits for (an upload processed during its request) stays on `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ def _lower_priority() -> None:
     # Per thread on Linux (setpriority on a thread id); elsewhere the whole process would be
     # reniced, which must not happen to a web process: skipped.
     if hasattr(threading, "get_native_id") and os.uname().sysname == "Linux":
+        thread = threading.get_native_id()
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+            # Relative to the process's own niceness: a server started at nice 5 runs these at 15.
+            os.setpriority(
+                os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS)
+            )
 
 
 class BackgroundCpu:
