@@ -638,12 +638,15 @@ async def cmd_media_usage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_media_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.remote_emojis import RemoteEmojiCache
     from app.services.remote_media import RemoteMediaCache
 
     async def work(context: AppContext) -> int:
         cache = RemoteMediaCache(context)
         attachments = await cache.remove_older_than(args.days)
         print(f"removed {attachments} cached remote attachments older than {args.days} days")
+        emojis = await RemoteEmojiCache(context).remove_older_than(args.days)
+        print(f"removed {emojis} cached remote custom emoji older than {args.days} days")
         if args.avatars or args.headers:
             pictures = await cache.remove_pictures_older_than(
                 args.days, avatars=args.avatars, headers=args.headers
@@ -893,7 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
     media_usage.set_defaults(handler=cmd_media_usage)
     media_remove = media.add_parser(
         "remove",
-        help="drop cached copies of remote attachments older than --days (like tootctl media remove)",
+        help="drop cached copies of remote attachments and custom emoji older than --days (like tootctl media remove)",
     )
     media_remove.add_argument(
         "--days",

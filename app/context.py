@@ -27,6 +27,7 @@ from app.db import (
     sync_session_class,
 )
 from app.federation.signals import WorkSignals
+from app.ops.background_cpu import BackgroundCpu
 from app.ops.event_channel import EventChannel, ProcessKind, close_channel, open_channel
 from app.ops.metrics_registry import Metrics
 from app.public_cache import PublicCache
@@ -75,6 +76,8 @@ class AppContext:
     callers: KeptCallers = field(default_factory=KeptCallers)
     # Each reader's content filters, compiled, dropped by FiltersChanged.
     filters: KeptFilters = field(default_factory=KeptFilters)
+    # Pillow's work that nobody waits for (the worker copying remote media): few threads, nice 10.
+    background_cpu: BackgroundCpu = field(default_factory=BackgroundCpu)
     # Carries `events` and `work` to and from the instance's other processes, once opened.
     channel: EventChannel | None = None
     # The worker heartbeat's own connection (a pool of one, opened on its first beat): a beat never
@@ -136,6 +139,7 @@ class AppContext:
             await close_channel(self.channel, self.events, self.work)
             self.channel = None
         await self.signer.aclose()
+        self.background_cpu.close()
         await self.media.aclose()
         await self.http.aclose()
         await self.engine.dispose()

@@ -228,7 +228,9 @@ class PublicCache:
                 self.invalidate((account_tag(account_id), follows_tag(account_id)))
             case events.FollowsChanged(account_ids=account_ids):
                 self.invalidate([follows_tag(account_id) for account_id in account_ids])
-            case events.PublicContentChanged() | events.EventsMissed():
+            case events.PostCopiesChanged(post_id=post_id):
+                self.invalidate((post_tag(post_id),))
+            case events.PublicContentChanged() | events.EventsMissed() | events.EmojiCopiesChanged():
                 # EventsMissed: another process's changes may not have reached us.
                 self.clear()
             case _:

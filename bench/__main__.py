@@ -8,8 +8,9 @@
 
 The served benchmarks (served-inbox, served-fanout) start `herold serve` as `make run` does and
 print PASS/FAIL for each of issue 16's goals; served-reads (public reads beside bare aiohttp and
-FastAPI endpoints: issues 20 and 22) and served-viral (2,000 first-contact servers: issue 22) do
-the same on the default deployment (SQLite) only. The exit status is 1 when any goal was missed. The
+FastAPI endpoints: issues 20 and 22), served-viral (2,000 first-contact servers: issue 22) and
+served-media (the inbox while the worker caches 200 remote pictures: issue 18) do the same on the
+default deployment (SQLite) only. The exit status is 1 when any goal was missed. The
 component ones (inbox, fanout, http-client: bench/bench_*.py) measure parts in isolation.
 """
 
@@ -27,8 +28,12 @@ POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 SERVED = {"served-inbox": "bench.served_inbox", "served-fanout": "bench.served_fanout"}
 # Served benchmarks of the default deployment only (SQLite, as `make run`): issue 22's reads and
-# viral moment (and issue 20's read ceiling).
-SERVED_DEFAULT = {"served-reads": "bench.bench_reads", "served-viral": "bench.bench_viral"}
+# viral moment (and issue 20's read ceiling), issue 18's inbox while remote pictures are cached.
+SERVED_DEFAULT = {
+    "served-reads": "bench.bench_reads",
+    "served-viral": "bench.bench_viral",
+    "served-media": "bench.served_media",
+}
 COMPONENTS = {
     path.stem.removeprefix("bench_").replace("_", "-"): f"bench.{path.stem}"
     for path in sorted(HERE.glob("bench_*.py"))

@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image, ImageFilter, ImageOps
 
+from bench.verdicts import Verdicts
+
 CPU_GOAL = 1.3
 RSS_GOAL_MB = 150
 
@@ -130,7 +132,7 @@ def _measure(target: Any, data: bytes) -> tuple[float, float]:
     return found
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--megapixels", type=float, default=12.0)
@@ -150,8 +152,12 @@ def main() -> None:
     print(
         f"upload through the API until ready:          {upload[0] * 1000:7.0f} ms CPU, peak RSS +{upload[1]:.0f} MB"
     )
-    print(f"CPU {ratio:.2f}x the ceiling (goal <= {CPU_GOAL}x); RSS growth goal <= {RSS_GOAL_MB} MB")
+    verdicts = Verdicts()
+    verdicts.check("12 MP upload: CPU vs Pillow alone", ratio, "<=", CPU_GOAL, "{:.2f}x")
+    verdicts.check("12 MP upload: peak RSS growth, MB", upload[1], "<=", RSS_GOAL_MB, "{:.0f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return verdicts.summary()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

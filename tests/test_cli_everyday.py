@@ -96,4 +96,6 @@ async def test_media_usage_and_remove(cli_env: dict[str, str]) -> None:
     removed = run_herold(["media", "remove", "--days", "3", "--avatars", "--headers"], cli_env)
     assert removed.returncode == 0, removed.stderr
     assert "removed 0 cached remote attachments older than 3 days" in removed.stdout
+    assert "removed 0 cached remote custom emoji older than 3 days" in removed.stdout
+    assert '"cache/emojis"' in usage.stdout
     assert "removed 0 cached remote profile pictures" in removed.stdout

@@ -33,11 +33,12 @@ from app.services.jobs import (
     ACCOUNT_REFRESH,
     ANNOUNCEMENT_START,
     MEDIA_CLEANUP,
+    MEDIA_CLEAR_DOMAIN,
     MEDIA_PROCESS,
     REMOTE_MEDIA_CACHE,
 )
 from app.services.media import MediaService
-from app.services.remote_media import CacheLater, RemoteMediaCache, run_cleanup
+from app.services.remote_media import CacheLater, RemoteMediaCache, clear_domain, run_cleanup
 from app.services.viewer import Viewer
 from app.services.web_push import PUSH_SEND
 
@@ -100,6 +101,14 @@ async def clean_media_cache(context: AppContext, payload: dict[str, Any]) -> Non
     await run_cleanup(context)
 
 
+async def clear_domain_media(context: AppContext, payload: dict[str, Any]) -> None:
+    """Drop every cached copy of a domain's media (a domain block rejects them, or suspends it)."""
+    domain = payload.get("domain")
+    if not isinstance(domain, str) or not domain:
+        raise JobFailed("the payload names no domain")
+    await clear_domain(context, domain)
+
+
 async def start_announcement(context: AppContext, payload: dict[str, Any]) -> None:
     """An announcement published to start later comes into force: its streams hear of it now."""
     announcement_id = payload.get("announcement_id")
@@ -125,6 +134,7 @@ HANDLERS: Mapping[str, JobHandler] = MappingProxyType(
         MEDIA_PROCESS: process_media,
         REMOTE_MEDIA_CACHE: cache_remote_media,
         MEDIA_CLEANUP: clean_media_cache,
+        MEDIA_CLEAR_DOMAIN: clear_domain_media,
         ANNOUNCEMENT_START: start_announcement,
     }
 )

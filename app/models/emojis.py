@@ -24,6 +24,9 @@ class RemoteEmoji(SQLModel, table=True):
     # The copy here (a PNG still) and the picture it was made from; None until copied.
     cached_url: str | None = Field(default=None, max_length=2048)
     cached_from: str | None = Field(default=None, max_length=2048)
+    # When the copy was made: copies older than MEDIA_CACHE_RETENTION_DAYS are dropped with the
+    # other cached remote media (and made again when a post names the emoji).
+    cached_at: datetime | None = timestamp(nullable=True)
     # Why `image_url` could not be copied (not a picture, too large, unreachable); None once copied.
     failure: str | None = Field(default=None, max_length=1024)
     updated_at: datetime = timestamp()

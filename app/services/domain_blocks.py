@@ -40,6 +40,8 @@ from app.models import (
 from app.models.base import utcnow
 from app.services import events
 from app.services.errors import Forbidden, Invalid
+from app.services.jobs import MEDIA_CLEAR_DOMAIN, queue_job
+from app.services.media import stored_keys_of_posts
 from app.services.moderation import covering_domains, local_hosts, on_domain
 from app.services.viewer import Viewer
 
@@ -57,6 +59,8 @@ class SuspensionEffects:
     follows_severed: int = 0
     accounts_purged: int = 0
     deliveries_dropped: int = 0
+    # Store keys of the purged accounts' cached media and pictures, deleted after the commit.
+    cached_files: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,9 @@ class DomainBlockService:
         async with self.context.sessions() as session:
             row = await session.scalar(select(DomainBlock).where(col(DomainBlock.domain) == name))
             newly_suspended = level == BlockSeverity.SUSPEND and (row is None or row.severity != level)
+            # Copies of its media made so far go (Mastodon's ClearDomainMediaService), in the worker.
+            rejected_before = row is not None and (row.reject_media or row.severity == BlockSeverity.SUSPEND)
+            clears_media = (reject_media or level == BlockSeverity.SUSPEND) and not rejected_before
             created = row is None
             if row is None:
                 row = DomainBlock(domain=name)
@@ -242,10 +249,14 @@ class DomainBlockService:
                     "accounts_purged": effects.accounts_purged,
                 },
             )
+            if clears_media:
+                queue_job(self.context, session, MEDIA_CLEAR_DOMAIN, {"domain": name})
             events.announce(session, [events.PublicContentChanged()])
             await session.commit()
             await session.refresh(row)
         self.context.domain_policy.invalidate()
+        # The purged accounts' cached files (their rows are gone with them).
+        await self.context.media.delete(*effects.cached_files)
         return row, effects
 
     async def unblock(self, domain: str, *, by: User | None = None) -> bool:
@@ -390,7 +401,16 @@ class DomainBlockService:
             # Posts, follows, notifications, timeline entries and favourites go with them (ON DELETE CASCADE);
             # reports about them stay for the admins, naming them by the uri and handle they keep.
             await events.announce_deleted_posts(session, col(Post.account_id).in_(by_id))
+            cached_files: list[str | None] = list(
+                await stored_keys_of_posts(session, col(Post.account_id).in_(by_id))
+            )
+            store = self.context.media
+            for account in by_id.values():
+                cached_files += [
+                    store.key_of_url(url) for url in (account.avatar_cached_url, account.header_cached_url)
+                ]
             await session.execute(delete(Account).where(col(Account.id).in_(by_id)))
+            return SuspensionEffects(severed, len(by_id), dropped, tuple(cached_files))
         return SuspensionEffects(severed, len(by_id), dropped)
 
     async def _accounts_on(self, session: AsyncSession, domain: str) -> list[Account]:

@@ -151,6 +151,15 @@ class CredentialsChanged:
 
 
 @dataclass(frozen=True)
+class EmojiCopiesChanged:
+    """Copies of these domains' custom emoji were dropped or replaced (the retention ran out, the
+    domain's media came to be rejected, a new picture replaced the old): every post of theirs
+    naming one may show a file that is gone, and which posts name which emoji is not kept."""
+
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EventsMissed:
     """Events of other processes may have been lost (the channel between processes was down):
     whatever a listener derived from earlier events may be stale."""
@@ -172,6 +181,7 @@ Event = (
     | AnnouncementReacted
     | PostCopiesChanged
     | CredentialsChanged
+    | EmojiCopiesChanged
 )
 Listener = Callable[[Event], None]
 # Every kind of event by its name, for carrying events between processes (app.ops.event_channel):

@@ -25,6 +25,8 @@ MEDIA_PROCESS = "media.process"
 REMOTE_MEDIA_CACHE = "media.cache_remote"
 # The daily cleanup of cached remote media; each run queues the next.
 MEDIA_CLEANUP = "media.cleanup"
+# Every cached copy of a domain's media dropped: a domain block came to reject its media or suspend it.
+MEDIA_CLEAR_DOMAIN = "media.clear_domain"
 # An announcement published to start later comes into force: the apps' streams hear of it then.
 ANNOUNCEMENT_START = "announcement.start"
 

@@ -361,7 +361,10 @@ class MediaService:
         source = self.store.scratch_path(media.upload_path.removeprefix(f"{SCRATCH_FOLDER}/"))
         values: dict[str, Any]
         try:
-            outcome = await asyncio.to_thread(process_file, source, "image" if what == "image" else "av")
+            # The worker's conversion: nobody waits on a request for it (app.ops.background_cpu).
+            outcome = await self.context.background_cpu.run(
+                process_file, source, "image" if what == "image" else "av"
+            )
             values = await store_outcome(self.store, outcome, "attachments")
         except MediaInvalid as error:
             values = {"state": MediaState.FAILED, "processing_error": str(error)[:1000]}

@@ -12,6 +12,12 @@ while the picture stays the same.
 
 Pages and apps show only copies made here: an emoji not (yet) copied stays `:shortcode:` text, so
 a reader's browser or app never loads a picture from the other server.
+
+Copies follow the rules of the other cached remote media (app.services.remote_media): dropped
+after MEDIA_CACHE_RETENTION_DAYS by the daily cleanup and `herold media remove`, and made again
+when a post names the emoji; forgotten when their domain's media come to be rejected or it is
+suspended. Each drop is announced (EmojiCopiesChanged, AccountChanged), so that no kept rendering
+names a file that is gone.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import String, cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select, tuple_
@@ -37,6 +44,7 @@ from app.models import Account, Post, RemoteEmoji
 from app.models.base import utcnow
 from app.services import events
 from app.services.image_processing import EMOJI_SIZE_LIMIT, MediaInvalid, emoji_picture
+from app.services.moderation import on_domain
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +165,7 @@ class RemoteEmojiCache:
             final_url = await Fetcher(self.context).download(url, scratch, limit=EMOJI_SIZE_LIMIT)
             if not policy.embeds_media(domain, final_url):
                 return None, "media of this domain are rejected"
-            encoded = await asyncio.to_thread(_emoji_file, scratch)
+            encoded = await self.context.background_cpu.run(_emoji_file, scratch)
         except (FetchError, MediaInvalid) as error:
             log.info("custom emoji %s of %s not cached: %s", url, domain, error)
             return None, str(error)[:1000]
@@ -171,8 +179,12 @@ class RemoteEmojiCache:
         self, domain: str, shortcode: str, url: str, key: str | None, failure: str | None
     ) -> bool:
         """Keep the outcome on the emoji's row; the copy it replaces leaves the store. False when
-        another worker recorded the same emoji meanwhile (this copy is then dropped)."""
-        old_key = None
+        another worker recorded the same emoji meanwhile (this copy is then dropped).
+
+        The last picture wins, per domain and shortcode (as Mastodon keys them): a new copy
+        replaces the old one, and a new picture that could not be copied drops the old copy too,
+        so that no post shows a picture its server no longer uses."""
+        old_url = None
         async with self.context.sessions() as session:
             emoji = await session.scalar(
                 select(RemoteEmoji).where(
@@ -185,18 +197,103 @@ class RemoteEmojiCache:
             emoji.updated_at = utcnow()
             emoji.failure = failure
             if key is not None:
-                old_key = self.store.key_of_url(emoji.cached_url)
+                old_url = emoji.cached_url
                 emoji.cached_url = self.store.url(key)
                 emoji.cached_from = url
+                emoji.cached_at = utcnow()
+            elif emoji.cached_url is not None and emoji.cached_from != url:
+                old_url = emoji.cached_url
+                emoji.cached_url = emoji.cached_from = emoji.cached_at = None
             session.add(emoji)
+            if old_url is not None:
+                # Posts and profiles that showed the old copy (a file about to go) drop it.
+                new = {(domain, shortcode): emoji.cached_url} if emoji.cached_url else {}
+                changed = await _repoint_profiles(session, [domain], {old_url}, new, url)
+                events.announce(
+                    session,
+                    [events.EmojiCopiesChanged((domain,)), *(events.AccountChanged(i) for i in changed)],
+                )
             try:
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
                 await self.store.delete(key)
                 return False
-        await self.store.delete(old_key)
+        await self.store.delete(self.store.key_of_url(old_url))
         return True
+
+    async def remove_older_than(self, days: float) -> int:
+        """Drop copies made more than `days` ago (the retention of cached remote media); the next
+        post naming one has it copied again. How many were dropped."""
+        cutoff = utcnow() - timedelta(days=days)
+        return await self._drop(
+            col(RemoteEmoji.cached_url).is_not(None), col(RemoteEmoji.cached_at) < cutoff, forget=False
+        )
+
+    async def remove_domain(self, domain: str) -> int:
+        """Forget every emoji of `domain` and its subdomains, copies and all: its media came to be
+        rejected, or it was suspended. How many copies were dropped."""
+        return await self._drop(on_domain(col(RemoteEmoji.domain), domain), forget=True)
+
+    async def _drop(self, *conditions: Any, forget: bool) -> int:
+        async with self.context.sessions() as session:
+            found = (await session.scalars(select(RemoteEmoji).where(*conditions))).all()
+            if not found:
+                return 0
+            copies = {emoji.cached_url for emoji in found if emoji.cached_url}
+            for emoji in found:
+                if forget:
+                    await session.delete(emoji)
+                else:
+                    emoji.cached_url = emoji.cached_from = emoji.cached_at = None
+                    session.add(emoji)
+            domains = sorted({emoji.domain for emoji in found})
+            changed = await _repoint_profiles(session, domains, copies, {}, None)
+            if copies:
+                events.announce(
+                    session,
+                    [events.EmojiCopiesChanged(tuple(domains)), *(events.AccountChanged(i) for i in changed)],
+                )
+            await session.commit()
+        await self.store.delete(*(self.store.key_of_url(url) for url in copies))
+        return len(copies)
+
+
+async def _repoint_profiles(
+    session: AsyncSession,
+    domains: Sequence[str],
+    gone: set[str],
+    new: dict[tuple[str, str], str],
+    new_from: str | None,
+) -> list[int]:
+    """Remote accounts of `domains` whose name or bio emoji name a copy in `gone`: the entry
+    points at the new copy (`new`, by domain and shortcode) when it names the picture that copy was
+    made from (`new_from`), else it is shown as text until its account's next post has it copied
+    again. The ids of the accounts changed."""
+    accounts = (
+        await session.scalars(
+            select(Account).where(
+                col(Account.domain).in_(list(domains)),
+                # Only rows whose emoji name a copy at all (JSON as text: the same on both databases).
+                cast(col(Account.emojis), String).contains("cached_url"),
+            )
+        )
+    ).all()
+    changed = []
+    for account in accounts:
+        entries = []
+        for entry in account.emojis:
+            if entry.get("cached_url") in gone:
+                entry = {name: value for name, value in entry.items() if name != "cached_url"}
+                replacement = new.get((str(account.domain), str(entry.get("shortcode"))))
+                if replacement and entry.get("url") == new_from:
+                    entry["cached_url"] = replacement
+            entries.append(entry)
+        if entries != account.emojis:
+            account.emojis = entries
+            session.add(account)
+            changed.append(account.id)
+    return changed
 
 
 def profile_emojis(account: Account) -> list[ShownEmoji]:

@@ -5,8 +5,9 @@ The attachments (and custom emoji, app.services.remote_emojis) of a remote post 
 cut off at the size limit, sniffed and re-encoded by the same pipeline as uploads, and served from
 /media/cache/…; `url` and `preview_url` then point here and `remote_url` keeps the original. A
 domain whose media is rejected is never fetched from. Copies older than the retention
-(MEDIA_CACHE_RETENTION_DAYS) are dropped by the daily cleanup or `herold media remove`; the entity
-then points at the original again.
+(MEDIA_CACHE_RETENTION_DAYS), custom emoji included, are dropped by the daily cleanup or `herold
+media remove`; the entity then points at the original again. When a domain block comes to reject
+a domain's media or suspends it, every copy of its media goes (the `media.clear_domain` job).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
@@ -38,6 +39,7 @@ from app.services.image_processing import (
 from app.services.jobs import MEDIA_CLEANUP, ensure_queued, queue_job
 from app.services.media import precheck, process_file, store_outcome, stored_keys
 from app.services.media_store import SCRATCH_FOLDER
+from app.services.moderation import on_domain
 from app.services.remote_emojis import RemoteEmojiCache, wanted_emojis
 from app.services.video_processing import VIDEO_SIZE_LIMIT
 
@@ -140,7 +142,10 @@ class RemoteMediaCache:
             try:
                 size = await asyncio.to_thread(lambda: scratch.stat().st_size)
                 what = await asyncio.to_thread(precheck, scratch, size)
-                outcome = await asyncio.to_thread(process_file, scratch, "image" if what == "image" else "av")
+                # Nobody waits for it: in the background threads, after requests (app.ops.background_cpu).
+                outcome = await self.context.background_cpu.run(
+                    process_file, scratch, "image" if what == "image" else "av"
+                )
             except MediaInvalid as error:
                 await self._refused(media, error.message)
                 return False
@@ -182,7 +187,7 @@ class RemoteMediaCache:
                 final_url = await Fetcher(self.context).download(url, scratch, limit=IMAGE_SIZE_LIMIT)
                 if not policy.embeds_media(account.domain, final_url):
                     continue
-                encoded, extension = await asyncio.to_thread(_fit_file, scratch, size)
+                encoded, extension = await self.context.background_cpu.run(_fit_file, scratch, size)
             except (FetchError, MediaInvalid) as error:
                 log.info("the %s of %s was not cached: %s", kind, account.uri, error)
                 if _for_good(error):
@@ -231,18 +236,19 @@ class RemoteMediaCache:
     async def remove_pictures_older_than(self, days: float, *, avatars: bool, headers: bool) -> int:
         """Drop copies of remote avatars and/or headers made more than `days` ago."""
         cutoff = utcnow() - timedelta(days=days)
+        return await self._remove_pictures(
+            col(Account.domain).is_not(None),
+            col(Account.pictures_cached_at).is_not(None),
+            col(Account.pictures_cached_at) < cutoff,
+            avatars=avatars,
+            headers=headers,
+        )
+
+    async def _remove_pictures(self, *conditions: Any, avatars: bool, headers: bool) -> int:
         kinds = [kind for kind, wanted in (("avatar", avatars), ("header", headers)) if wanted]
         removed = 0
         async with self.context.sessions() as session:
-            accounts = (
-                await session.scalars(
-                    select(Account).where(
-                        col(Account.domain).is_not(None),
-                        col(Account.pictures_cached_at).is_not(None),
-                        col(Account.pictures_cached_at) < cutoff,
-                    )
-                )
-            ).all()
+            accounts = (await session.scalars(select(Account).where(*conditions))).all()
             keys: list[str | None] = []
             for account in accounts:
                 for kind in kinds:
@@ -273,16 +279,30 @@ class RemoteMediaCache:
     async def remove_older_than(self, days: float) -> int:
         """Drop cached copies older than `days`; their entities point at the originals again."""
         cutoff = utcnow() - timedelta(days=days)
+        return await self._uncache(col(MediaAttachment.cached_at) < cutoff)
+
+    async def remove_domain(self, domain: str) -> int:
+        """Drop every copy made of `domain`'s media (and its subdomains'): the attachments of its
+        accounts' posts, their avatars and headers, its custom emoji. Its media came to be
+        rejected, or it was suspended (Mastodon's ClearDomainMediaService). How many files went."""
+        on_it = on_domain(col(Account.domain), domain)
+        removed = await self._uncache(col(MediaAttachment.account_id).in_(select(Account.id).where(on_it)))
+        removed += await self._remove_pictures(
+            on_it,
+            or_(col(Account.avatar_cached_url).is_not(None), col(Account.header_cached_url).is_not(None)),
+            avatars=True,
+            headers=True,
+        )
+        return removed + await RemoteEmojiCache(self.context).remove_domain(domain)
+
+    async def _uncache(self, condition: Any) -> int:
         removed = 0
         while True:
             async with self.context.sessions() as session:
                 batch = (
                     await session.scalars(
                         select(MediaAttachment)
-                        .where(
-                            col(MediaAttachment.cached_at).is_not(None),
-                            col(MediaAttachment.cached_at) < cutoff,
-                        )
+                        .where(col(MediaAttachment.cached_at).is_not(None), condition)
                         .limit(500)
                     )
                 ).all()
@@ -316,6 +336,7 @@ class RemoteMediaCache:
             CACHE_FOLDER,
             f"{CACHE_FOLDER}/avatars",
             f"{CACHE_FOLDER}/headers",
+            f"{CACHE_FOLDER}/emojis",
             "profiles",
         ):
             usage = await self.store.usage(folder)
@@ -345,7 +366,9 @@ async def schedule_cleanup(context: AppContext, *, after: timedelta = FIRST_CLEA
 
 async def run_cleanup(context: AppContext) -> int:
     """The daily run: drop copies older than MEDIA_CACHE_RETENTION_DAYS, then queue tomorrow's."""
-    removed = await RemoteMediaCache(context).remove_older_than(context.settings.media_cache_retention_days)
+    retention = context.settings.media_cache_retention_days
+    removed = await RemoteMediaCache(context).remove_older_than(retention)
+    removed += await RemoteEmojiCache(context).remove_older_than(retention)
     removed += await remove_unattached_uploads(context)
     async with context.sessions() as session:
         queue_job(context, session, MEDIA_CLEANUP, {}, run_at=utcnow() + CLEANUP_EVERY)
@@ -361,6 +384,14 @@ async def run_cleanup(context: AppContext) -> int:
 
 # Uploads never attached to a post are dropped after a day, as Mastodon does.
 UNATTACHED_UPLOAD_LIFETIME = timedelta(days=1)
+
+
+async def clear_domain(context: AppContext, domain: str) -> int:
+    """The `media.clear_domain` job, queued when a domain block comes to reject media or suspend."""
+    removed = await RemoteMediaCache(context).remove_domain(domain)
+    if removed:
+        log.info("dropped %s cached copies of media of %s (domain block)", removed, domain)
+    return removed
 
 
 async def remove_unattached_uploads(context: AppContext) -> int:
@@ -411,6 +442,7 @@ __all__ = [
     "CacheLater",
     "CacheOutcome",
     "RemoteMediaCache",
+    "clear_domain",
     "has_files_to_copy",
     "run_cleanup",
     "schedule_cleanup",

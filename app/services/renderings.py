@@ -158,6 +158,9 @@ class Renderings:
                 self.accounts.forget(account_id)
             case events.PostCopiesChanged(post_id=post_id):
                 self.posts.forget(post_id)
+            case events.EmojiCopiesChanged():
+                # Rare (the daily cleanup, a domain block): which kept posts name the emoji is not known.
+                self.posts.clear()
             case events.PostPublished(account_id=account_id) | events.AccountChanged(account_id=account_id):
                 self.accounts.forget(account_id)
             case events.FollowsChanged(account_ids=account_ids):

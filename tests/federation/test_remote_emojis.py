@@ -5,13 +5,18 @@ inline in the web UI and in the API's `emojis`. A rejected domain's emoji are ne
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 from PIL import Image
+from sqlalchemy import update
 
-from app.models import BackgroundJob, BlockSeverity, Post
+from app.models import Account, BackgroundJob, BlockSeverity, Post, RemoteEmoji
+from app.models.base import utcnow
 from app.services.domain_blocks import DomainBlockService
-from tests.api.media_helpers import fetch_media, png_bytes
+from app.services.remote_emojis import RemoteEmojiCache
+from app.services.remote_media import has_files_to_copy, run_cleanup
+from tests.api.media_helpers import fetch_media, png_bytes, stored_files
 from tests.federation.inbox_peer import (
     BOB,
     Peer,
@@ -225,3 +230,177 @@ async def test_a_name_emoji_that_cannot_be_copied_is_not_queued_again_with_every
     before = await copying_jobs()
     await deliver_and_process(here, peer, bob, create(bob, note(bob, 8)))
     assert await copying_jobs() - before == set()
+
+
+def blob_note(bob: PeerActor, number: int, picture: str) -> dict[str, Any]:
+    """A Note naming `:blob:` with its picture at `picture` (Mastodon's Emoji tag)."""
+    tag = [
+        {
+            "id": "http://remote.test/emojis/1",
+            "type": "Emoji",
+            "name": ":blob:",
+            "updated": "2024-05-01T12:00:00Z",
+            "icon": {"type": "Image", "mediaType": "image/png", "url": picture},
+        }
+    ]
+    return note(bob, number, content="<p>Hello :blob:</p>", tag=tag)
+
+
+async def post_page(reader: Browser, post: Post) -> str:
+    return (await reader.get(f"/posts/{post.id}")).text
+
+
+async def test_the_copies_go_with_the_cleanup_and_are_made_again_when_a_post_names_them(
+    lab: Lab, media_store_settings: dict[str, str]
+) -> None:
+    here, peer, bob, reader = await reader_of_bob(lab, **media_store_settings)
+    peer.files[DISAPPROVE] = (png_bytes((64, 64), (200, 30, 30)), "image/png")
+    peer.files[SMILE] = (png_bytes((64, 64), (30, 200, 30)), "image/png")
+    await deliver_and_process(here, peer, bob, create(bob, pleroma_note(bob, 1)))
+    await run_jobs(here)
+    [post] = await rows(here, Post)
+    # Read once, so that the API's rendering of the post is kept (the cleanup must drop it).
+    copies = {emoji["url"] for emoji in (await shown_status(here))["emojis"]}
+    assert len(copies) == 2 and len(await stored_files(here)) == 2
+    page = await post_page(reader, post)
+    assert all(f'src="{url}"' in page for url in copies)
+
+    # The daily cleanup: copies made more than MEDIA_CACHE_RETENTION_DAYS ago go.
+    async with here.context.sessions() as session:
+        await session.execute(update(RemoteEmoji).values(cached_at=utcnow() - timedelta(days=8)))
+        await session.commit()
+    assert await run_cleanup(here.context) == 2
+
+    status = await shown_status(here)
+    assert status["emojis"] == []
+    page = await post_page(reader, post)
+    assert ":joker_disapprove:" in page and "custom-emoji" not in page
+    assert "http://remote.test/emoji" not in page  # text, never the other server's picture
+    for url in copies:
+        assert (await fetch_media(here, url)).status_code == 404
+    assert await stored_files(here) == []
+
+    # The next post naming them has them copied again, for every post that names them (a kept
+    # rendering of an older one shows them as text until it expires: text is never wrong).
+    await deliver_and_process(here, peer, bob, create(bob, pleroma_note(bob, 2)))
+    await run_jobs(here)
+    assert peer.fetches(DISAPPROVE) == 2 and peer.fetches(SMILE) == 2
+    status = (await here.client.get("/api/v1/timelines/public")).json()[0]
+    assert {emoji["shortcode"] for emoji in status["emojis"]} == {"joker_disapprove", "joker_smile"}
+    assert 'class="custom-emoji"' in await post_page(reader, post)
+    await reader.aclose()
+
+
+async def test_media_remove_takes_the_emoji_of_posts_and_names_along(lab: Lab) -> None:
+    here, alice = await home_of_alice(lab)
+    peer = Peer(lab).host("remote.test")
+    bob = peer.actor(BOB, name="Bob :blob:", tag=blob_note(peer.actor(BOB), 0, SMILE)["tag"])
+    peer.files[SMILE] = (png_bytes((24, 24)), "image/png")
+    account = await known_actor(here, bob)
+    await follow_locally(here, alice, bob.uri)
+    await deliver_and_process(here, peer, bob, create(bob, blob_note(bob, 1, SMILE)))
+    await run_jobs(here)
+    [emoji] = (await here.client.get(f"/api/v1/accounts/{account.id}")).json()["emojis"]
+    assert emoji["shortcode"] == "blob"
+
+    # What `herold media remove --days N` runs for emoji (tests/test_cli_everyday.py runs the command).
+    assert await RemoteEmojiCache(here.context).remove_older_than(-1) == 1
+    assert (await here.client.get(f"/api/v1/accounts/{account.id}")).json()["emojis"] == []
+    [post] = await rows(here, Post)
+    assert (await here.client.get(f"/api/v1/statuses/{post.id}")).json()["emojis"] == []
+    assert await stored_files(here) == []
+    [stored] = await rows(here, Account, Account.uri == bob.uri)
+    assert has_files_to_copy(stored)  # its next post has the copy made again
+
+
+async def test_a_domain_block_rejecting_media_drops_every_copy(
+    lab: Lab, media_store_settings: dict[str, str]
+) -> None:
+    here, peer, bob, reader = await reader_of_bob(lab, **media_store_settings)
+    avatar = "http://remote.test/system/accounts/avatars/bob.png"
+    bob.document["icon"] = {"type": "Image", "mediaType": "image/png", "url": avatar}
+    peer.files[avatar] = (png_bytes((400, 400)), "image/png")
+    picture = "http://remote.test/media_attachments/files/120/lighthouse.png"
+    peer.files[picture] = (png_bytes(), "image/png")
+    peer.files[DISAPPROVE] = (png_bytes((32, 32)), "image/png")
+    peer.files[SMILE] = (png_bytes((32, 32)), "image/png")
+    sent = pleroma_note(bob, 1)
+    sent["attachment"] = [
+        {"type": "Document", "mediaType": "image/png", "url": picture, "name": "Lighthouse"}
+    ]
+    await deliver_and_process(here, peer, bob, create(bob, sent))
+    await run_jobs(here)
+    [post] = await rows(here, Post)
+    status = await shown_status(here)
+    copies = f"{here.settings.s3_public_url or here.base_url + '/media'}/cache/"
+    assert len(status["emojis"]) == 2 and status["media_attachments"][0]["url"].startswith(copies)
+    assert len(await stored_files(here)) >= 4  # the picture, its preview, two emoji (and the avatar)
+
+    await DomainBlockService(here.context).block(
+        "remote.test", severity=BlockSeverity.SILENCE, reject_media=True
+    )
+    await run_jobs(here)
+
+    status = (await here.client.get(f"/api/v1/statuses/{post.id}")).json()
+    assert status["emojis"] == []
+    assert status["media_attachments"][0]["url"] == picture  # not kept here any more
+    page = await post_page(reader, post)
+    await reader.aclose()
+    assert ":joker_disapprove:" in page and "custom-emoji" not in page
+    assert copies not in page and "http://remote.test/emoji" not in page
+    assert await stored_files(here) == []
+    # Nothing is fetched again while the block stands.
+    await deliver_and_process(here, peer, bob, create(bob, pleroma_note(bob, 2)))
+    await run_jobs(here)
+    assert peer.fetches(DISAPPROVE) == 1 and peer.fetches(picture) == 1
+
+
+async def test_a_suspended_domain_leaves_no_file_behind(lab: Lab) -> None:
+    here, peer, bob, reader = await reader_of_bob(lab)
+    await reader.aclose()
+    picture = "http://remote.test/media_attachments/files/120/lighthouse.png"
+    peer.files[picture] = (png_bytes(), "image/png")
+    peer.files[DISAPPROVE] = (png_bytes((32, 32)), "image/png")
+    peer.files[SMILE] = (png_bytes((32, 32)), "image/png")
+    sent = pleroma_note(bob, 1)
+    sent["attachment"] = [
+        {"type": "Document", "mediaType": "image/png", "url": picture, "name": "Lighthouse"}
+    ]
+    await deliver_and_process(here, peer, bob, create(bob, sent))
+    await run_jobs(here)
+    assert len(await stored_files(here)) == 4
+
+    await DomainBlockService(here.context).block("remote.test", severity=BlockSeverity.SUSPEND)
+    await run_jobs(here)
+    assert await stored_files(here) == []
+    assert await rows(here, RemoteEmoji) == []
+
+
+async def test_the_last_picture_wins_and_a_new_one_never_shows_the_old_copy(lab: Lab) -> None:
+    here, peer, bob, reader = await reader_of_bob(lab)
+    first, second, third = (f"http://remote.test/emoji/blob-{n}.png" for n in (1, 2, 3))
+    peer.files[first] = (png_bytes((32, 32), (200, 30, 30)), "image/png")
+    peer.files[second] = (png_bytes((32, 32), (30, 30, 200)), "image/png")
+    await deliver_and_process(here, peer, bob, create(bob, blob_note(bob, 1, first)))
+    await run_jobs(here)
+    [old] = (await shown_status(here))["emojis"]
+
+    # The server changed the picture: the copy follows it, for the older post too.
+    await deliver_and_process(here, peer, bob, create(bob, blob_note(bob, 2, second)))
+    await run_jobs(here)
+    statuses = (await here.client.get("/api/v1/timelines/public")).json()
+    [new] = statuses[0]["emojis"]
+    assert new["url"] != old["url"] and statuses[1]["emojis"] == [new]
+    assert (await fetch_media(here, old["url"])).status_code == 404
+    served = await fetch_media(here, new["url"])
+    assert Image.open(io.BytesIO(served.content)).convert("RGB").getpixel((8, 8)) == (30, 30, 200)
+
+    # A newer picture that cannot be had (its server answers 404): text, not the stale copy.
+    await deliver_and_process(here, peer, bob, create(bob, blob_note(bob, 3, third)))
+    await run_jobs(here)
+    statuses = (await here.client.get("/api/v1/timelines/public")).json()
+    assert all(status["emojis"] == [] for status in statuses)
+    assert (await fetch_media(here, new["url"])).status_code == 404
+    page = (await reader.get("/home")).text
+    await reader.aclose()
+    assert ":blob:" in page and "custom-emoji" not in page
