@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
 import os
 import secrets
@@ -12,13 +14,43 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from moto.server import ThreadedMotoServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.activitypub.keys import generate_key_pair
+from app.services import accounts as account_service
+from app.services import passwords
 from tests.lab import DatabaseFactory, Instance, Lab, running_lab
+
+# argon2id still, but at its lowest cost: ~0.1 ms a hash instead of ~0.2 s, which the tests paid
+# for nearly every account they made. Hashes made with it verify as any other argon2 hash.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed at the lowest cost, except in tests marked `real_password_hashing` (the one
+    that pins what production stores)."""
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        monkeypatch.setattr(passwords, "HASHER", CHEAP_HASHER)
+
+
+@functools.cache
+def _local_key_pair(index: int) -> tuple[str, str]:
+    return generate_key_pair()
+
+
+@pytest.fixture(autouse=True)
+def reused_key_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local actors' RSA key pairs, made once per run (one takes ~60 ms) and handed out again in
+    every test: within a test each actor still has a pair of its own, which is what signatures
+    between them rely on."""
+    handed_out = itertools.count()
+    monkeypatch.setattr(account_service, "generate_key_pair", lambda: _local_key_pair(next(handed_out)))
 
 
 @pytest.fixture(scope="session")

@@ -15,22 +15,11 @@ from sqlmodel import select
 
 from app.activitypub.resolver import ActorResolver, ResolveError
 from app.models import Account
-from app.services import accounts as account_service
 from app.services import events
 from app.services.accounts import AccountService
 from tests.lab import Instance, Lab
 
 AS2 = "application/activity+json"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logins are not under test here, and argon2 spends 0.2 s per account on purpose."""
-
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def served_actor(instance: Instance, username: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from sqlmodel import select
 
 from app.models import Account, Follow, FollowState, Pin, Post, Visibility
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services import events
 from app.services.accounts import AccountService, CreatedAccount
 from tests.lab import Instance
@@ -31,16 +30,6 @@ FETCHER_ACCEPTS = {
     "Misskey": 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
 }
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logins are not under test here, and argon2 spends 0.2 s per account on purpose."""
-
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from sqlmodel import col, select
 
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.models import Account
-from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.domain_blocks import DomainBlockService
 from app.services.following import FollowingService
@@ -17,14 +16,6 @@ from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Lab
 
 AS2 = {"Accept": "application/activity+json"}
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def test_secure_mode_serves_signed_fetches_only_and_still_federates(lab: Lab) -> None:

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from PIL import Image
 from sqlmodel import select
 
 from app.models import Account, AuditLogEntry, Report
-from app.services import accounts as account_service
 from app.services.instance import InstanceAbout, InstanceService
 from app.services.posting import PostingService
 from tests.api.account_helpers import api_user, ok
 from tests.lab import Instance
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 def png(size: tuple[int, int]) -> bytes:

@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from app.models import Account, Role
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.oauth import OAuthService
 from app.services.staff import StaffService
 from tests.api.account_helpers import api_user, ok, token_of
 from tests.lab import Instance
 from tests.web.helpers import make_user
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
-
 
 RELATIONSHIP_FIELDS = {
     "id",

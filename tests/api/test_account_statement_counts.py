@@ -3,24 +3,14 @@ cost the same statements for a few items or many."""
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import update
 
 from app.models import Account, Follow, FollowState
-from app.services import accounts as account_service
 from app.services.following import FollowingService
 from tests.api.account_helpers import token_of
 from tests.lab import Instance, Lab
 from tests.services.test_read_model import counted_statements
 from tests.web.helpers import make_user
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def test_account_lists_cost_the_same_for_5_or_40_items(lab: Lab) -> None:

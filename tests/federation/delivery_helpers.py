@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -18,7 +17,6 @@ from app.federation.delivery import Deliverer, delivery_queue
 from app.federation.worker import Worker, build_worker
 from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, JobState, OutboxActivity
 from app.models.base import new_ids, utcnow
-from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from tests.federation.delivery_peer import Peer, PeerAccount
 from tests.lab import Instance, Lab
@@ -41,15 +39,6 @@ def add_sink_followers(session: AsyncSession, followee_id: int, hosts: Sequence[
             )
         )
         session.add(Follow(follower_id=account_id, followee_id=followee_id, state=FollowState.ACCEPTED))
-
-
-def make_password_hashing_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Local accounts made without argon2's deliberate cost: these tests make many and never log in."""
-
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 @asynccontextmanager

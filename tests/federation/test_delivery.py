@@ -22,17 +22,11 @@ from tests.federation.delivery_helpers import (
     deliver,
     jobs,
     local_account,
-    make_password_hashing_cheap,
     remote_follower,
     serving_peer,
 )
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

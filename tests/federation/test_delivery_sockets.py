@@ -27,15 +27,9 @@ from app.models import Account, Follow, FollowState
 from app.models.base import utcnow
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
-from tests.federation.delivery_helpers import make_password_hashing_cheap
 from tests.federation.delivery_peer import Peer
 from tests.lab import DatabaseFactory
 from tests.processes import free_port
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

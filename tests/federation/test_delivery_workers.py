@@ -25,7 +25,6 @@ from app.services.posting import PostingService
 from tests.federation.delivery_helpers import (
     jobs,
     local_account,
-    make_password_hashing_cheap,
     remote_follower,
     serving_peer,
 )
@@ -33,11 +32,6 @@ from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
 
 HOSTS = [f"h{number}.test" for number in range(60)]
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from sqlmodel import col, select
 from app.config import Settings
 from app.context import build_context
 from app.models import Account, DeliveryJob, JobState, Post, TimelineEntry
-from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import add_sink_followers
@@ -204,14 +203,6 @@ async def sink() -> AsyncIterator[Sink]:
     state.port = server.sockets[0].getsockname()[1]
     yield state
     await runner.cleanup()
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def test_a_worker_killed_mid_fan_out_loses_no_delivery(

@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.models import Account, DeliveryJob, Follow, FollowState, JobState, NotificationType, Post
-from app.services import accounts as account_service
 from app.services.following import FollowingService
 from app.services.notifications import NotificationService
 from app.services.posting import PostingService
@@ -25,14 +24,6 @@ from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Instance, Lab
 
 AS2 = "application/activity+json"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.activitypub.addressing import AS_PUBLIC
-from app.services import accounts as account_service
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import local_account
 from tests.lab import Instance, Lab
@@ -13,14 +12,6 @@ from tests.lab import Instance, Lab
 AS2 = "application/activity+json"
 LD = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from app.models.base import utcnow
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import add_sink_followers
-from tests.federation.test_e2e_processes import cheap_password_hashing, eventually  # noqa: F401
+from tests.federation.test_e2e_processes import eventually
 from tests.lab import DatabaseFactory
 from tests.processes import ServerProcess, herold_env
 

@@ -12,20 +12,11 @@ import pytest
 from sqlmodel import col, select
 
 from app.models import Account, DeliveryJob, Follow, FollowState, JobState, Post
-from app.services import accounts as account_service
 from app.services.domain_blocks import DomainBlockService
 from app.services.following import FollowingError, FollowingService
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 def inbox_posts(lab: Lab, host: str, activity_type: str) -> list[dict[str, object]]:

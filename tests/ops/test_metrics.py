@@ -9,26 +9,16 @@ from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.context import build_context
 from app.models import Account, DeliveryJob, Follow, FollowState, InboxItem, OutboxActivity
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.services.posting import PostingService
 from tests.lab import DatabaseFactory, Lab
 from tests.processes import ServerProcess, free_port, herold_env
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

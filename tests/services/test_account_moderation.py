@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import col, select
 
 from app.models import (
@@ -16,21 +15,12 @@ from app.models import (
     User,
     UserDomainBlock,
 )
-from app.services import accounts as account_service
 from app.services.account_moderation import AccountModerationService
 from app.services.domain_blocks import DomainBlockService
 from app.services.following import FollowingService
 from app.services.posting import PostingService
 from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def count(instance: Instance, model: type, *conditions: object) -> int:

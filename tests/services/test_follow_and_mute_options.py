@@ -12,7 +12,6 @@ from sqlmodel import col, select, update
 
 from app.models import Account, AccountMute, Follow, Notification, NotificationType, Post, TimelineEntry
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.account_moderation import AccountModerationService, ModerationError
 from app.services.following import FollowingError, FollowingService, FollowOptions
 from app.services.posting import PostingService
@@ -20,14 +19,6 @@ from app.services.relationships import relationships
 from app.services.viewer import Viewer
 from tests.federation.delivery_helpers import local_account, settle
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def notes_of(instance: Instance, account: Account, kind: str) -> list[Notification]:

@@ -10,14 +10,9 @@ from sqlmodel import select
 from app.models import DeliveryJob, Follow, FollowState, OutboxActivity, Post, TimelineEntry
 from app.services.following import FollowingError, FollowingService
 from app.services.posting import PostingService
-from tests.federation.delivery_helpers import local_account, make_password_hashing_cheap, outbox, serving_peer
+from tests.federation.delivery_helpers import local_account, outbox, serving_peer
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

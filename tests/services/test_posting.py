@@ -24,18 +24,12 @@ from app.models import (
 from app.services.posting import PostingError, PostingService, PostNotFound, visible_length
 from tests.federation.delivery_helpers import (
     local_account,
-    make_password_hashing_cheap,
     outbox,
     remote_follower,
     serving_peer,
 )
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

@@ -14,14 +14,8 @@ from app.services.posting import PostingService
 from app.services.read_model import load_views
 from app.services.staff import StaffService
 from app.services.viewer import Viewer, person_viewer
-from tests.federation.delivery_helpers import make_password_hashing_cheap
 from tests.lab import Instance, Lab
 from tests.web.helpers import make_user
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

@@ -19,14 +19,9 @@ from app.services.profile_settings import ProfileChanges, ProfileSettingsService
 from app.services.rate_limits import RateLimiter
 from app.services.staff import StaffService
 from app.services.viewer import Viewer, person_viewer
-from tests.federation.delivery_helpers import local_account, make_password_hashing_cheap
+from tests.federation.delivery_helpers import local_account
 from tests.lab import Instance
 from tests.web.helpers import make_user
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 async def count(instance: Instance, model: type, *conditions: object) -> int:

@@ -24,17 +24,11 @@ from app.services.viewer import Viewer
 from app.services.visibility import can_see
 from tests.federation.delivery_helpers import (
     local_account,
-    make_password_hashing_cheap,
     remote_follower,
     serving_peer,
 )
 from tests.federation.delivery_peer import Peer
 from tests.lab import Instance, Lab
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    make_password_hashing_cheap(monkeypatch)
 
 
 @pytest.fixture

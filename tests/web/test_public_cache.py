@@ -10,7 +10,6 @@ import pytest
 from app.activitypub.fetcher import Fetcher, FetchError
 from app.models import Visibility
 from app.public_cache import PublicCache, post_tag
-from app.services import accounts as account_service
 from app.services.account_moderation import AccountModerationService
 from app.services.accounts import AccountService
 from app.services.domain_blocks import DomainBlockService
@@ -22,14 +21,6 @@ from tests.lab import Instance, Lab
 from tests.web.helpers import BROWSER, logged_in, make_user
 
 AS2 = {"Accept": "application/activity+json"}
-
-
-@pytest.fixture
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def read_everywhere(instance: Instance, post_id: int) -> dict[str, str]:
@@ -173,7 +164,6 @@ async def test_a_logged_in_reader_never_gets_or_leaves_a_cached_page(instance: I
     assert api.headers["cache-control"] == "private" and "etag" not in api.headers
 
 
-@pytest.mark.usefixtures("cheap_password_hashing")
 async def test_followers_only_posts_go_to_their_followers_only(lab: Lab) -> None:
     a = await lab.instance("a.test", embedded_worker=False)
     b = await lab.instance("b.test", embedded_worker=False)
@@ -193,7 +183,6 @@ async def test_followers_only_posts_go_to_their_followers_only(lab: Lab) -> None
     assert all(post_tag(secret.id) not in entry.tags for entry in a.context.public_cache._entries.values())
 
 
-@pytest.mark.usefixtures("cheap_password_hashing")
 async def test_under_authorized_fetch_a_signed_reader_is_never_served_from_the_cache(lab: Lab) -> None:
     a = await lab.instance("a.test", embedded_worker=False, authorized_fetch=True)
     b = await lab.instance("b.test", embedded_worker=False)
@@ -210,7 +199,6 @@ async def test_under_authorized_fetch_a_signed_reader_is_never_served_from_the_c
     assert refused.value.status == 403
 
 
-@pytest.mark.usefixtures("cheap_password_hashing")
 async def test_without_authorized_fetch_a_blocked_signer_is_refused_despite_the_cache(lab: Lab) -> None:
     a = await lab.instance("a.test", embedded_worker=False)
     b = await lab.instance("b.test", embedded_worker=False)

@@ -14,7 +14,6 @@ from sqlmodel import select
 
 from app.models import Post, User, Visibility
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services import events
 from app.services.accounts import AccountService, CreatedAccount
 from tests.lab import Instance
@@ -23,16 +22,6 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "fixtures" / "nodeinfo"
 NODEINFO_REL = "http://nodeinfo.diaspora.software/ns/schema/{version}"
 XRD_NS = "{http://docs.oasis-open.org/ns/xri/xrd-1.0}"
 LRDD_TEMPLATE = "http://a.test/.well-known/webfinger?resource={uri}"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logins are not under test here, and argon2 spends 0.2 s per account on purpose."""
-
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 def schema(version: str) -> dict[str, Any]:

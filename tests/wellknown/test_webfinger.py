@@ -8,22 +8,11 @@ from sqlmodel import select
 
 from app.models import Account
 from app.models.base import utcnow
-from app.services import accounts as account_service
 from app.services.accounts import AccountService
 from app.wellknown.routes import router as wellknown_router
 from tests.lab import Instance, Lab
 
 JRD = "application/jrd+json"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Logins are not under test here, and argon2 spends 0.2 s per account on purpose."""
-
-    async def cheap(password: str) -> str:
-        return f"unusable:{len(password)}"
-
-    monkeypatch.setattr(account_service, "hash_password", cheap)
 
 
 async def create(instance: Instance, username: str) -> None:
