@@ -148,16 +148,7 @@ async def kept_active_filters(
         if found is not None:
             return found
     ticket = kept.ticket()
-    now = utcnow()
-    rows = (
-        await session.scalars(
-            select(ContentFilter).where(
-                col(ContentFilter.account_id) == account_id,
-                or_(col(ContentFilter.expires_at).is_(None), col(ContentFilter.expires_at) > now),
-            )
-        )
-    ).all()
-    chosen = [row for row in rows if context in row.contexts]
+    chosen = await _unexpired(session, account_id, context)
     compiled = ActiveFilters(await _details(session, chosen) if chosen else [])
     if fresh:
         ends = [row.expires_at for row in chosen if row.expires_at is not None]
@@ -167,19 +158,23 @@ async def kept_active_filters(
 
 async def active_filters(session: AsyncSession, account_id: int, context: str) -> ActiveFilters:
     """The account's unexpired filters for `context`, with their keywords and posts (three queries)."""
-    now = utcnow()
+    chosen = await _unexpired(session, account_id, context)
+    if not chosen:
+        return ActiveFilters([])
+    return ActiveFilters(await _details(session, chosen))
+
+
+async def _unexpired(session: AsyncSession, account_id: int, context: str) -> list[ContentFilter]:
+    """The account's filters for `context` that have not expired."""
     rows = (
         await session.scalars(
             select(ContentFilter).where(
                 col(ContentFilter.account_id) == account_id,
-                or_(col(ContentFilter.expires_at).is_(None), col(ContentFilter.expires_at) > now),
+                or_(col(ContentFilter.expires_at).is_(None), col(ContentFilter.expires_at) > utcnow()),
             )
         )
     ).all()
-    chosen = [row for row in rows if context in row.contexts]
-    if not chosen:
-        return ActiveFilters([])
-    return ActiveFilters(await _details(session, chosen))
+    return [row for row in rows if context in row.contexts]
 
 
 async def _details(session: AsyncSession, filters: Sequence[ContentFilter]) -> list[FilterDetails]:
