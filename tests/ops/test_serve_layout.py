@@ -179,7 +179,10 @@ async def test_serve_runs_web_processes_and_a_worker_process_and_leaves_no_child
             "a new web process",
         )
         assert httpx.get(f"{base}/health", timeout=10).status_code == 200
-        assert "was killed by SIGKILL; starting it again" in server.output()
+        # Read from the supervisor's output as it comes: the line may still be on its way.
+        await eventually(
+            lambda: "was killed by SIGKILL; starting it again" in server.output(), "the supervisor's message"
+        )
 
         # Killed outright, the supervisor leaves no process behind: each child (and the worker's
         # signing process) sees its lifeline close and stops.
