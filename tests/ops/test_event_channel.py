@@ -239,3 +239,29 @@ async def test_sqlite_a_write_s_answer_waits_for_the_datagrams_a_full_peer_refus
     await asyncio.wait_for(answer_may_leave, ARRIVAL)
     assert await reader.catch_up()
     assert CredentialsChanged((7,)) in heard
+
+
+async def test_sqlite_an_answer_does_not_wait_for_wake_ups_a_busy_worker_refused(instance: Instance) -> None:
+    # An inbox's 202 wakes the worker; a busy worker's full socket must not hold the answer.
+    if not instance.settings.is_sqlite:
+        pytest.skip("the Unix sockets carry wake-ups on SQLite only")
+    worker = build_context(instance.settings, role="worker")
+    await worker.open_channel("worker")
+    writer = instance.context.channel
+    assert isinstance(writer, UnixDatagramChannel) and isinstance(worker.channel, UnixDatagramChannel)
+    receiver = worker.channel._receiver
+    assert receiver is not None
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(receiver.fileno())
+    try:
+        for _ in range(100_000):
+            writer.wake("inbox")
+            writer._flush()
+            if writer._backlog:
+                break
+        assert writer._backlog
+        writer.wake("inbox")
+        await asyncio.wait_for(writer.flush_now(), 0.05)
+    finally:
+        loop.add_reader(receiver.fileno(), worker.channel._readable)
+        await worker.aclose()
