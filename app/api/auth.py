@@ -95,7 +95,7 @@ async def caller_of_token(context: AppContext, token: str) -> ApiCaller | None:
         accounts = {
             account.id for account in (holder.own_account, holder.acting_account) if account is not None
         }
-        kept.put(token_hash, caller, accounts | caller.viewer.acting_ids, ticket)
+        kept.put(token_hash, caller, frozenset(accounts | caller.viewer.acting_ids), ticket)
     return caller
 
 

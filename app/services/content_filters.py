@@ -144,7 +144,7 @@ async def kept_active_filters(
     has taken in the other processes' events just before."""
     kept = app.filters
     if fresh:
-        found: ActiveFilters | None = kept.get(account_id, context)
+        found: ActiveFilters | None = kept.get((account_id, context))
         if found is not None:
             return found
     ticket = kept.ticket()
@@ -152,7 +152,7 @@ async def kept_active_filters(
     compiled = ActiveFilters(await _details(session, chosen) if chosen else [])
     if fresh:
         ends = [row.expires_at for row in chosen if row.expires_at is not None]
-        kept.put(account_id, context, compiled, min(ends) if ends else None, ticket)
+        kept.put((account_id, context), compiled, min(ends) if ends else None, ticket)
     return compiled
 
 

@@ -19,10 +19,7 @@ A token's `last_used_at` is refreshed when its resolution is made again, at most
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import event
@@ -32,6 +29,7 @@ from app.models import Account, AccountDelegate, OAuthAccessToken, OAuthApplicat
 from app.models.base import table_of
 from app.services import events
 from app.services.after_commit import after_commit_of, transaction_value_of
+from app.services.kept_values import KeptValues
 
 DEFAULT_TTL = 30.0
 DEFAULT_LIMIT = 10_000
@@ -47,63 +45,16 @@ _WATCHED_TABLES = frozenset(
 _PENDING_KEY = "herold.credentials_changed"
 
 
-@dataclass(frozen=True)
-class _Entry:
-    expires_at: float
-    account_ids: frozenset[int]
-    value: Any
+class KeptCallers(KeptValues[str, frozenset[int]]):
+    """Resolved tokens by their hash, for one instance in this process; each tagged with the
+    accounts its answer shows (the person's own, the one it acts as, the organisations)."""
 
-
-class KeptCallers:
-    """Resolved tokens by their hash, for one instance in this process."""
-
-    def __init__(
-        self,
-        *,
-        ttl: float = DEFAULT_TTL,
-        limit: int = DEFAULT_LIMIT,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ttl = ttl
-        self._limit = limit
-        self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        # Bumped by every drop: a resolution begun (`ticket`) before it is not kept.
-        self._generation = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, token_hash: str) -> Any | None:
-        entry = self._entries.get(token_hash)
-        if entry is None:
-            return None
-        if entry.expires_at <= self._clock():
-            del self._entries[token_hash]
-            return None
-        return entry.value
-
-    def ticket(self) -> int:
-        """Taken before the rows a resolution is made from are read; `put` needs it."""
-        return self._generation
-
-    def put(self, token_hash: str, value: Any, account_ids: Iterable[int], ticket: int) -> None:
-        if ticket != self._generation:
-            return
-        self._entries[token_hash] = _Entry(self._clock() + self._ttl, frozenset(account_ids), value)
-        self._entries.move_to_end(token_hash)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._generation += 1
-        self._entries.clear()
+    def __init__(self, *, ttl: float = DEFAULT_TTL, limit: int = DEFAULT_LIMIT) -> None:
+        super().__init__(ttl=ttl, limit=limit)
 
     def forget_accounts(self, account_ids: Iterable[int]) -> None:
-        self._generation += 1
-        dropped = set(account_ids)
-        for token_hash in [key for key, entry in self._entries.items() if entry.account_ids & dropped]:
-            del self._entries[token_hash]
+        dropped = frozenset(account_ids)
+        self.forget(lambda _hash, shown: bool(shown & dropped))
 
     def on_event(self, item: events.Event) -> None:
         """The event bus listener (this process's commits and the other processes' alike)."""

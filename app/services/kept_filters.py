@@ -9,79 +9,32 @@ in the other processes' events (the caller says so: `fresh`).
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from app.models.base import utcnow
 from app.services import events
+from app.services.kept_values import KeptValues
 
 DEFAULT_TTL = 60.0
 DEFAULT_LIMIT = 10_000
 
 
-@dataclass(frozen=True)
-class _Entry:
-    expires_at: float
-    # The first moment one of its filters expires (then the set changes), or None.
-    ends_at: datetime | None
-    value: Any
+class KeptFilters(KeptValues[tuple[int, str], datetime | None]):
+    """Compiled filters by (account id, context), for one instance in this process; each tagged
+    with the first moment one of its filters expires (then the set changes), or None."""
 
+    def __init__(self, *, ttl: float = DEFAULT_TTL, limit: int = DEFAULT_LIMIT) -> None:
+        super().__init__(ttl=ttl, limit=limit)
 
-class KeptFilters:
-    """Compiled filters by (account id, context), for one instance in this process."""
-
-    def __init__(
-        self,
-        *,
-        ttl: float = DEFAULT_TTL,
-        limit: int = DEFAULT_LIMIT,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ttl = ttl
-        self._limit = limit
-        self._clock = clock
-        self._entries: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
-        self._generation = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, account_id: int, context: str) -> Any | None:
-        key = (account_id, context)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.expires_at <= self._clock() or (entry.ends_at is not None and entry.ends_at <= utcnow()):
-            del self._entries[key]
-            return None
-        return entry.value
-
-    def ticket(self) -> int:
-        """Taken before the filters are read; `put` needs it."""
-        return self._generation
-
-    def put(self, account_id: int, context: str, value: Any, ends_at: datetime | None, ticket: int) -> None:
-        if ticket != self._generation:
-            return
-        key = (account_id, context)
-        self._entries[key] = _Entry(self._clock() + self._ttl, ends_at, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
+    def still_valid(self, tag: datetime | None) -> bool:
+        return tag is None or tag > utcnow()
 
     def on_event(self, item: events.Event) -> None:
         match item:
             case events.FiltersChanged(account_id=account_id):
-                self._generation += 1
-                for key in [key for key in self._entries if key[0] == account_id]:
-                    del self._entries[key]
+                self.forget(lambda key, _ends: key[0] == account_id)
             case events.EventsMissed():
-                self._generation += 1
-                self._entries.clear()
+                self.clear()
             case _:
                 pass
 
