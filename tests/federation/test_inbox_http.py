@@ -140,6 +140,20 @@ async def test_unsigned_request_is_401(here: Instance) -> None:
     assert response.json() == {"error": "request is not signed (no Signature or Signature-Input header)"}
 
 
+async def test_an_inbox_answers_with_the_app_s_headers_and_takes_only_post(here: Instance) -> None:
+    # Deliveries skip FastAPI's routing (InboxEntrance), not the app's own layers.
+    refused = await here.client.post(
+        "/users/alice/inbox", content=b"{}", headers={"Content-Type": "application/activity+json"}
+    )
+    assert refused.status_code in (401, 404)
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert refused.headers["x-request-id"]
+    for path in ("/inbox", "/users/alice/inbox"):
+        read = await here.client.get(path)
+        assert read.status_code == 405 and read.headers["allow"] == "POST"
+        assert read.json() == {"error": "an inbox only takes POST"}
+
+
 BAD_SIGNATURES = {
     "body": "Digest does not match the body",
     "digest-unsigned": "signature does not cover digest",
