@@ -43,6 +43,7 @@ _WATCHED_TABLES = frozenset(
     table_of(model).name for model in (OAuthAccessToken, OAuthApplication, User, Account, AccountDelegate)
 )
 _PENDING_KEY = "herold.credentials_changed"
+_WATCHING_MARK = "_herold_watches_credentials"
 
 
 class KeptCallers(KeptValues[str, frozenset[int]]):
@@ -84,9 +85,15 @@ class KeptCallers(KeptValues[str, frozenset[int]]):
 def watch_writes(session_class: type[Session]) -> None:
     """Announce `CredentialsChanged` for every committed write of the tables a token's answer is
     read from, made through sessions of `session_class` (one per instance's session factory)."""
-    if not event.contains(session_class, "after_flush", _after_flush):
-        event.listen(session_class, "after_flush", _after_flush)
-        event.listen(session_class, "do_orm_execute", _on_statement)
+    # Marked on the class itself, not asked of `event.contains`: SQLAlchemy's registry knows a
+    # target by its id(), so a new class at the address of a collected one (an instance built after
+    # another was closed, as the tests do) looked watched already and was not, and a revoked token
+    # stayed kept.
+    if session_class.__dict__.get(_WATCHING_MARK):
+        return
+    event.listen(session_class, "after_flush", _after_flush)
+    event.listen(session_class, "do_orm_execute", _on_statement)
+    setattr(session_class, _WATCHING_MARK, True)
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
