@@ -13,11 +13,13 @@ from sqlalchemy import update
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col
 
+from app.config import sqlite_database_path
 from app.context import AppContext
 from app.federation.queue import QueueSpec, claim_jobs
 from app.federation.takeover import TAKEOVER_INTERVAL, release_leases, take_over_gone_holders
 from app.models import JobState
 from app.models.base import utcnow
+from app.ops.wal_keeper import keep_wal_short
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ class Worker:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(beat(self.context, holder), name="worker:heartbeat")
                     group.create_task(self._keep_taking_over(models, holder), name="worker:takeover")
+                    database = sqlite_database_path(self.context.settings)
+                    if database is not None:
+                        # One process per database does it: the one running the worker.
+                        group.create_task(keep_wal_short(database), name="worker:wal")
                     for queue in self.queues:
                         group.create_task(self._run_queue(queue), name=f"worker:{queue.name}")
             except* HeartbeatLost:
