@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from app.activitypub.addressing import NoteParts, address_post
 from app.activitypub.resolver import ActorResolver, ResolveError
+from app.db import write_session
 from app.models import (
     Account,
     MediaAttachment,
@@ -160,7 +161,10 @@ class PostingService(PostInteractions):
             self.context.settings.local_domain, post
         )
 
-        async with self.context.sessions() as session:
+        # Through `write_session`: on SQLite this transaction holds the one write lock from its first
+        # statement to its commit, and with a thousand followers it writes a thousand delivery jobs;
+        # on aiosqlite's threads every statement waited for the event loop to come round again.
+        async with write_session(self.context.write_sessions) as session:
             session.add(post)
             await session.flush()
             attachments = await claim_for_post(session, author, media_ids, post.id)
