@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -31,7 +32,7 @@ from app.services.errors import Invalid
 from app.services.lists import exclusive_members, replies_kept
 from app.services.muted_threads import outside_muted_conversations
 from app.services.viewer import Viewer
-from app.services.visibility import visible_to
+from app.services.visibility import Reader, reader_of, visible_to
 
 MAX_PAGE = 80
 
@@ -59,27 +60,72 @@ class PageRequest:
     def newest_first(self, rows: list[Any]) -> list[Any]:
         return list(reversed(rows)) if self.min_id is not None else rows
 
+    @property
+    def shape(self) -> PageShape:
+        return PageShape(self.max_id is not None, self.since_id is not None, self.min_id is not None)
+
+    def parameters(self) -> dict[str, int]:
+        """The values of a statement paged by `shape.apply`."""
+        bounds = {"page_max_id": self.max_id, "page_since_id": self.since_id, "page_min_id": self.min_id}
+        return {"page_limit": self.limit} | {
+            name: value for name, value in bounds.items() if value is not None
+        }
+
+
+@dataclass(frozen=True)
+class PageShape:
+    """Which bounds a page request has. A statement paged by a shape (with placeholders, not
+    the request's values) serves every request of that shape: kept, it keeps its SQLAlchemy
+    cache key, which otherwise is derived anew from the whole statement at every request."""
+
+    before: bool
+    after: bool
+    just_after: bool
+
+    def apply(self, query: Any, column: Any) -> Any:
+        """`PageRequest.apply` with placeholders; run it with `PageRequest.parameters()`."""
+        if self.before:
+            query = query.where(column < bindparam("page_max_id"))
+        if self.after:
+            query = query.where(column > bindparam("page_since_id"))
+        limit = bindparam("page_limit", type_=Integer)
+        if self.just_after:
+            return query.where(column > bindparam("page_min_id")).order_by(column.asc()).limit(limit)
+        return query.order_by(column.desc()).limit(limit)
+
 
 async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> list[Post]:
     """The home timeline of the account the viewer acts as (posts and boosts, by their ids)."""
     if viewer.account is None:
         return []
+    query = _home_query(reader_of(viewer), page.shape)
+    async with context.sessions() as session:
+        rows = list((await session.scalars(query, page.parameters())).all())
+    return page.newest_first(rows)
+
+
+@lru_cache(maxsize=2048)
+def _home_query(reader: Reader, shape: PageShape) -> Select[Any]:
+    """The home timeline's statement for one reader and page shape, built once: apps poll it all
+    day, and building it and its cache key cost more than running it. Like the visibility rule's
+    memo, an immutable SQL expression keyed by the ids it names; blocks and follows made since
+    are read by the statement, not kept in it."""
+    assert reader.account_id is not None
     query = (
         select(Post)
         .join(TimelineEntry, col(TimelineEntry.post_id) == col(Post.id))
         .where(
-            col(TimelineEntry.account_id) == viewer.account.id,
-            visible_to(viewer),
+            col(TimelineEntry.account_id) == reader.account_id,
+            visible_to(reader),
             # Members of the account's exclusive lists are read in those lists only.
-            exclusive_members(viewer.account.id),
+            exclusive_members(reader.account_id),
         )
     )
-    async with context.sessions() as session:
-        # Paged on the entry's copy of the post id: the (account, post) index then yields the
-        # page in order, and the visibility rule is checked for the rows read until the page is
-        # full rather than for the whole timeline before a sort.
-        rows = list((await session.scalars(page.apply(query, col(TimelineEntry.post_id)))).all())
-    return page.newest_first(rows)
+    # Paged on the entry's copy of the post id: the (account, post) index then yields the page
+    # in order, and the visibility rule is checked for the rows read until the page is full
+    # rather than for the whole timeline before a sort.
+    paged: Select[Any] = shape.apply(query, col(TimelineEntry.post_id))
+    return paged
 
 
 async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page: PageRequest) -> list[Post]:
@@ -281,6 +327,7 @@ __all__ = [
     "MAX_PAGE",
     "NotificationEntry",
     "PageRequest",
+    "PageShape",
     "home_posts",
     "list_posts",
     "lists_showing",
