@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func
+from sqlalchemy import ColumnElement, Select, and_, delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -27,7 +29,7 @@ from app.context import AppContext
 from app.models import Account, Marker, Notification, NotificationType, Post
 from app.services.errors import NotFound
 from app.services.muted_threads import outside_muted_conversations
-from app.services.paged_lists import PageRequest
+from app.services.paged_lists import PageRequest, PageShape, visible_among
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
@@ -220,19 +222,10 @@ class NotificationInbox:
     async def groups(
         self, only: NotificationFilter, page: PageRequest, *, grouped: frozenset[str]
     ) -> GroupedPage:
-        account_id = self._account_id
-        query = select(Notification).where(*only.conditions(account_id))
-        if page.max_id is not None:
-            query = query.where(col(Notification.id) < page.max_id)
-        if page.since_id is not None:
-            query = query.where(col(Notification.id) > page.since_id)
-        oldest_first = page.min_id is not None
-        if oldest_first:
-            query = query.where(col(Notification.id) > page.min_id).order_by(col(Notification.id).asc())
-        else:
-            query = query.order_by(col(Notification.id).desc())
+        query = _window_query(self._account_id, only, page.shape)
         async with self.context.sessions() as session:
-            rows = list((await session.scalars(query.limit(page.limit * WINDOW_PER_GROUP))).all())
+            window = page.parameters() | {"page_limit": page.limit * WINDOW_PER_GROUP}
+            rows = list((await session.scalars(query, window)).all())
             groups: dict[str, NotificationGroup] = {}
             taken: list[Notification] = []
             for row in rows:
@@ -244,26 +237,14 @@ class NotificationInbox:
                 groups[key].notifications.append(row)
                 taken.append(row)
             ordered = list(groups.values())
-            if oldest_first:
+            if page.min_id is not None:  # read oldest first
                 for group in ordered:
                     group.notifications.reverse()
                 ordered.sort(key=lambda group: group.latest.id, reverse=True)
             account_ids = {account for group in ordered for account in group.sender_ids[:SAMPLE_ACCOUNTS]}
             accounts = await _accounts(session, account_ids)
-            post_ids = {row.post_id for row in taken if row.post_id is not None}
-            posts = (
-                {
-                    post.id: post
-                    for post in (
-                        await session.scalars(
-                            select(Post).where(
-                                col(Post.id).in_(post_ids), visible_to(self.viewer, hide_muted=False)
-                            )
-                        )
-                    ).all()
-                }
-                if post_ids
-                else {}
+            posts = await visible_among(
+                session, self.viewer, {row.post_id for row in taken if row.post_id is not None}
             )
         shown = [
             group
@@ -309,6 +290,16 @@ class NotificationInbox:
         if post_id is not None and post_id not in posts:
             raise NotFound("Record not found")
         return GroupedPage([found], accounts, posts, [row.id for row in rows])
+
+
+@lru_cache(maxsize=2048)
+def _window_query(account_id: int, only: NotificationFilter, shape: PageShape) -> Select[Any]:
+    """The statement reading a page's window of notifications, built once per account, filter
+    and page shape (apps poll it all day; see app.services.paged_lists._home_query)."""
+    window: Select[Any] = shape.apply(
+        select(Notification).where(*only.conditions(account_id)), col(Notification.id)
+    )
+    return window
 
 
 async def _accounts(session: AsyncSession, account_ids: Collection[int]) -> dict[int, Account]:

@@ -6,12 +6,12 @@ Each list adds the one visibility rule (visible_to) to its query, as post_lists 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, exists
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -256,19 +256,43 @@ async def notifications_of(
     out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
     if viewer.account is None:
         return [], []
+    query = _notifications_query(
+        viewer.account.id,
+        frozenset(types) if types is not None else None,
+        frozenset(exclude_types or ()),
+        from_account_id is not None,
+        page.shape,
+    )
+    values: dict[str, Any] = page.parameters()
+    if from_account_id is not None:
+        values["notifications_from_id"] = from_account_id
+    async with context.sessions() as session:
+        rows = page.newest_first(list((await session.scalars(query, values)).all()))
+        entries = await _notification_entries(session, viewer, rows)
+    return entries, [row.id for row in rows]
+
+
+@lru_cache(maxsize=2048)
+def _notifications_query(
+    account_id: int,
+    types: frozenset[str] | None,
+    exclude_types: frozenset[str],
+    from_one_account: bool,
+    shape: PageShape,
+) -> Select[Any]:
+    """The notification list's statement, built once per account, filter and page shape (apps
+    poll it all day; see _home_query)."""
     query = select(Notification).where(
-        col(Notification.account_id) == viewer.account.id, outside_muted_conversations(viewer.account.id)
+        col(Notification.account_id) == account_id, outside_muted_conversations(account_id)
     )
     if types is not None:
         query = query.where(col(Notification.type).in_(types))
     if exclude_types:
         query = query.where(col(Notification.type).not_in(exclude_types))
-    if from_account_id is not None:
-        query = query.where(col(Notification.from_account_id) == from_account_id)
-    async with context.sessions() as session:
-        rows = page.newest_first(list((await session.scalars(page.apply(query, col(Notification.id)))).all()))
-        entries = await _notification_entries(session, viewer, rows)
-    return entries, [row.id for row in rows]
+    if from_one_account:
+        query = query.where(col(Notification.from_account_id) == bindparam("notifications_from_id"))
+    paged: Select[Any] = shape.apply(query, col(Notification.id))
+    return paged
 
 
 async def notifications_by_id(
@@ -302,25 +326,29 @@ async def _notification_entries(
         if sender_ids
         else {}
     )
-    post_ids = {row.post_id for row in rows if row.post_id}
-    posts = (
-        {
-            post.id: post
-            for post in (
-                await session.scalars(
-                    select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
-                )
-            ).all()
-        }
-        if post_ids
-        else {}
-    )
+    posts = await visible_among(session, viewer, {row.post_id for row in rows if row.post_id})
     entries = [
         NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
         for row in rows
         if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
     ]
     return entries
+
+
+async def visible_among(session: AsyncSession, viewer: Viewer, post_ids: Collection[int]) -> dict[int, Post]:
+    """The posts among `post_ids` the viewer may see, by the rule of a post's own URL (a muted
+    author's too): the notification lists keep only those."""
+    if not post_ids:
+        return {}
+    rows = await session.scalars(_visible_among_query(reader_of(viewer)), {"listed_post_ids": list(post_ids)})
+    return {post.id: post for post in rows.all()}
+
+
+@lru_cache(maxsize=2048)
+def _visible_among_query(reader: Reader) -> Select[Any]:
+    """visible_among's statement, built once per reader (see _home_query)."""
+    ids: BindParameter[list[int]] = bindparam("listed_post_ids", expanding=True)
+    return select(Post).where(col(Post.id).in_(ids), visible_to(reader, hide_muted=False))
 
 
 __all__ = [
@@ -335,4 +363,5 @@ __all__ = [
     "notifications_of",
     "public_posts",
     "tag_posts",
+    "visible_among",
 ]
