@@ -39,22 +39,32 @@ LISTED = frozenset(STORED_TO_API)
 
 
 def notification_entity(
-    context: AppContext, row: Notification, sender: Account, status: dict[str, Any] | None
+    context: AppContext,
+    row: Notification,
+    sender: Account,
+    status: dict[str, Any] | None,
+    accounts_ticket: int | None = None,
 ) -> dict[str, Any]:
     return {
         "id": api_id(row.id),
         "type": STORED_TO_API[row.type],
         "group_key": f"ungrouped-{row.id}",
         "created_at": api_time(row.created_at),
-        "account": kept_account_entity(context, sender),
+        "account": kept_account_entity(context, sender, accounts_ticket),
         **({"status": status} if status is not None else {}),
     }
 
 
 async def notifications(
-    context: AppContext, viewer: Viewer, entries: Sequence[NotificationEntry]
+    context: AppContext,
+    viewer: Viewer,
+    entries: Sequence[NotificationEntry],
+    *,
+    accounts_ticket: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Entities of `entries` in the order given; one about a post the viewer can no longer see is left out."""
+    """Entities of `entries` in the order given; one about a post the viewer can no longer see is
+    left out. With `accounts_ticket` (taken before the entries were read), the senders' entities
+    made here are kept (see kept_account_entity)."""
     posts = [entry.post for entry in entries if entry.post is not None]
     shown = {
         int(entity["id"]): entity
@@ -67,7 +77,11 @@ async def notifications(
             continue
         body.append(
             notification_entity(
-                context, row, entry.sender, shown[row.post_id] if row.post_id is not None else None
+                context,
+                row,
+                entry.sender,
+                shown[row.post_id] if row.post_id is not None else None,
+                accounts_ticket,
             )
         )
     return body
