@@ -17,7 +17,6 @@ from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import (
-    Account,
     ListMember,
     MediaAttachment,
     Notification,
@@ -236,7 +235,8 @@ async def tag_posts(
 @dataclass(frozen=True)
 class NotificationEntry:
     notification: Notification
-    sender: Account
+    # Not read here: the client API shows senders from its kept account entities.
+    sender_id: int
     # The post it is about, when there is one the account may still see.
     post: Post | None
 
@@ -315,24 +315,12 @@ async def notifications_by_id(
 async def _notification_entries(
     session: AsyncSession, viewer: Viewer, rows: list[Notification]
 ) -> list[NotificationEntry]:
-    sender_ids = {row.from_account_id for row in rows}
-    senders = (
-        {
-            account.id: account
-            for account in (
-                await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
-            ).all()
-        }
-        if sender_ids
-        else {}
-    )
     posts = await visible_among(session, viewer, {row.post_id for row in rows if row.post_id})
-    entries = [
-        NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
+    return [
+        NotificationEntry(row, row.from_account_id, posts.get(row.post_id) if row.post_id else None)
         for row in rows
-        if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
+        if row.post_id is None or row.post_id in posts
     ]
-    return entries
 
 
 async def visible_among(session: AsyncSession, viewer: Viewer, post_ids: Collection[int]) -> dict[int, Post]:

@@ -63,27 +63,11 @@ async def account_entities(context: AppContext, account_ids: Iterable[int]) -> d
         return await kept_account_entities(context, session, account_ids)
 
 
-async def accounts_ticket(context: AppContext) -> int:
-    """The accounts' store's ticket for kept_account_entity, taken before the rows about to be
-    shown are read. What other processes announced is taken in first, as the statuses' renderings
-    do, so that no kept entity is older than a change they have confirmed."""
-    if context.channel is not None and len(context.renderings.accounts):
-        await context.channel.catch_up()
-    return context.renderings.accounts.ticket()
-
-
-def kept_account_entity(context: AppContext, account: Account, ticket: int | None = None) -> dict[str, Any]:
+def kept_account_entity(context: AppContext, account: Account) -> dict[str, Any]:
     """The account's entity: the kept one when there is one (as valid as the row at hand), or made
-    from the row, and kept when `ticket` (accounts_ticket, taken before the row was read) says
-    nothing changed since. Shared: never change it."""
-    store = context.renderings.accounts
-    kept: dict[str, Any] | None = store.get(ACCOUNT_RENDERING, account.id)
-    if kept is not None:
-        return kept
-    made = account_entity(context, account)
-    if ticket is not None:
-        store.put(ACCOUNT_RENDERING, account.id, made, ticket)
-    return made
+    from the row. Shared: never change it."""
+    kept: dict[str, Any] | None = context.renderings.accounts.get(ACCOUNT_RENDERING, account.id)
+    return kept if kept is not None else account_entity(context, account)
 
 
 def account_entity(context: AppContext, account: Account) -> dict[str, Any]:

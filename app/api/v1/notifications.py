@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import accounts_ticket
+from app.api.entities.account import kept_account_entity
 from app.api.entities.notification import LISTED, NOTIFICATION_TYPES, notification_entity
 from app.api.entities.notification import notifications as notification_list
 from app.api.entities.status import statuses
@@ -76,9 +76,6 @@ async def notifications(
     caller: ApiCaller = Depends(read_notifications),
 ) -> JSONResponse:
     only = notification_filter(request)
-    # Taken before the senders' rows are read: the entities made from them are kept unless one
-    # changed meanwhile.
-    ticket = await accounts_ticket(context)
     entries, page_ids = await notifications_of(
         context,
         caller.viewer,
@@ -87,7 +84,7 @@ async def notifications(
         exclude_types=set(only.exclude_types),
         from_account_id=only.from_account_id,
     )
-    body = await notification_list(context, caller.viewer, entries, accounts_ticket=ticket)
+    body = await notification_list(context, caller.viewer, entries)
     return FastJSONResponse(body, headers=link_header(request, context.settings.base_url, page_ids))
 
 
@@ -185,7 +182,9 @@ async def one(
     )
     if post is not None and not shown:
         raise NotFound("Record not found")
-    return JSONResponse(notification_entity(context, row, sender, shown[0] if shown else None))
+    return JSONResponse(
+        notification_entity(row, kept_account_entity(context, sender), shown[0] if shown else None)
+    )
 
 
 @router.post("/{notification_id}/dismiss")
