@@ -156,6 +156,7 @@ def credential_account_entity(
 __all__ = [
     "ACCOUNT_RENDERING",
     "CredentialSource",
+    "account_entities",
     "account_entity",
     "credential_account_entity",
     "kept_account_entities",
