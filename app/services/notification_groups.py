@@ -30,7 +30,7 @@ from app.context import AppContext
 from app.models import Account, Marker, Notification, NotificationType, Post
 from app.services.errors import NotFound
 from app.services.muted_threads import outside_muted_conversations
-from app.services.paged_lists import PageRequest, PageShape, visible_among
+from app.services.paged_lists import STATEMENTS_KEPT, PageRequest, PageShape, visible_among
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
@@ -313,7 +313,7 @@ class NotificationInbox:
         return GroupedPage([found], accounts, posts, [row.id for row in rows])
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=STATEMENTS_KEPT)
 def _window_query(account_id: int, only: NotificationFilter, shape: PageShape) -> Select[Any]:
     """The statement reading a page's window of notifications, built once per account, filter
     and page shape (apps poll it all day; see app.services.paged_lists._home_query)."""

@@ -34,6 +34,10 @@ from app.services.viewer import Viewer
 from app.services.visibility import Reader, reader_of, visible_to
 
 MAX_PAGE = 80
+# Statements kept per kind (per reader, account, filter and page shape): a home page's is about
+# 45 KB with its cache key, over the reader's visibility condition (kept by the rule's own memo,
+# about 190 KB); the least recently used go first.
+STATEMENTS_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> 
     return page.newest_first(rows)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=STATEMENTS_KEPT)
 def _home_query(reader: Reader, shape: PageShape) -> Select[Any]:
     """The home timeline's statement for one reader and page shape, built once: apps poll it all
     day, and building it and its cache key cost more than running it. Like the visibility rule's
@@ -272,7 +276,7 @@ async def notifications_of(
     return entries, [row.id for row in rows]
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=STATEMENTS_KEPT)
 def _notifications_query(
     account_id: int,
     types: frozenset[str] | None,
@@ -332,7 +336,7 @@ async def visible_among(session: AsyncSession, viewer: Viewer, post_ids: Collect
     return {post.id: post for post in rows.all()}
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=STATEMENTS_KEPT)
 def _visible_among_query(reader: Reader) -> Select[Any]:
     """visible_among's statement, built once per reader (see _home_query)."""
     ids: BindParameter[list[int]] = bindparam("listed_post_ids", expanding=True)
@@ -341,6 +345,7 @@ def _visible_among_query(reader: Reader) -> Select[Any]:
 
 __all__ = [
     "MAX_PAGE",
+    "STATEMENTS_KEPT",
     "NotificationEntry",
     "PageRequest",
     "PageShape",
