@@ -16,7 +16,7 @@ from app import __version__
 from app.activitypub.object_routes import router as object_router
 from app.activitypub.routes import router as activitypub_router
 from app.api.middleware import ClientApiMiddleware
-from app.api.routes import router as api_router
+from app.api.routes import routers as api_routers
 from app.api.streaming.hub import StreamingHub
 from app.api.streaming.routes import StreamingSocketEntrance
 from app.cache_middleware import PublicCacheMiddleware
@@ -106,7 +106,8 @@ def create_app(
     app.include_router(wellknown_router)
     app.include_router(activitypub_router)
     app.include_router(object_router)
-    app.include_router(api_router)
+    for api_router in api_routers:
+        app.include_router(api_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

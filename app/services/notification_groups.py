@@ -18,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func
+from sqlalchemy import ColumnElement, Select, and_, delete, func
+from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -27,7 +30,7 @@ from app.context import AppContext
 from app.models import Account, Marker, Notification, NotificationType, Post
 from app.services.errors import NotFound
 from app.services.muted_threads import outside_muted_conversations
-from app.services.paged_lists import PageRequest
+from app.services.paged_lists import STATEMENTS_KEPT, PageRequest, PageShape, visible_among
 from app.services.viewer import Viewer
 from app.services.visibility import visible_to
 
@@ -40,7 +43,29 @@ WINDOW_PER_GROUP = 5
 MAX_UNREAD_COUNT = 1000
 
 
-def group_key(notification: Notification, grouped: frozenset[str] | None = None) -> str:
+@dataclass(frozen=True, slots=True)
+class GroupedNotification:
+    """What grouping and the group entities read of a notification: its columns, not the ORM
+    entity (a page reads a window of 200, and building entities cost more than the SQL)."""
+
+    id: int
+    type: str
+    post_id: int | None
+    from_account_id: int
+    created_at: datetime
+
+
+# The columns of GroupedNotification, in its order.
+_GROUPED_COLUMNS = (
+    col(Notification.id),
+    col(Notification.type),
+    col(Notification.post_id),
+    col(Notification.from_account_id),
+    col(Notification.created_at),
+)
+
+
+def group_key(notification: Notification | GroupedNotification, grouped: frozenset[str] | None = None) -> str:
     """Mastodon's form: `favourite-<post>-<hour>`, `follow-<hour>`, `ungrouped-<id>`."""
     kinds = frozenset(GROUPABLE) if grouped is None else grouped
     if notification.type not in kinds or notification.type not in GROUPABLE:
@@ -90,10 +115,10 @@ def _key_condition(key: str) -> ColumnElement[bool]:
 class NotificationGroup:
     key: str
     # Newest first, within the page.
-    notifications: list[Notification] = field(default_factory=list)
+    notifications: list[GroupedNotification] = field(default_factory=list)
 
     @property
-    def latest(self) -> Notification:
+    def latest(self) -> GroupedNotification:
         return self.notifications[0]
 
     @property
@@ -104,6 +129,8 @@ class NotificationGroup:
 @dataclass(frozen=True)
 class GroupedPage:
     groups: list[NotificationGroup]
+    # The senders' rows: read by `group` only (whose senders are listed whole); a page of
+    # groups names them by id (NotificationGroup.sender_ids).
     accounts: dict[int, Account]
     # The posts the groups are about that the account may still see.
     posts: dict[int, Post]
@@ -220,21 +247,12 @@ class NotificationInbox:
     async def groups(
         self, only: NotificationFilter, page: PageRequest, *, grouped: frozenset[str]
     ) -> GroupedPage:
-        account_id = self._account_id
-        query = select(Notification).where(*only.conditions(account_id))
-        if page.max_id is not None:
-            query = query.where(col(Notification.id) < page.max_id)
-        if page.since_id is not None:
-            query = query.where(col(Notification.id) > page.since_id)
-        oldest_first = page.min_id is not None
-        if oldest_first:
-            query = query.where(col(Notification.id) > page.min_id).order_by(col(Notification.id).asc())
-        else:
-            query = query.order_by(col(Notification.id).desc())
+        query = _window_query(self._account_id, only, page.shape)
         async with self.context.sessions() as session:
-            rows = list((await session.scalars(query.limit(page.limit * WINDOW_PER_GROUP))).all())
+            window = page.parameters() | {"page_limit": page.limit * WINDOW_PER_GROUP}
+            rows = [GroupedNotification(*row) for row in (await session.execute(query, window)).all()]
             groups: dict[str, NotificationGroup] = {}
-            taken: list[Notification] = []
+            taken: list[GroupedNotification] = []
             for row in rows:
                 key = group_key(row, grouped)
                 if key not in groups:
@@ -244,43 +262,27 @@ class NotificationInbox:
                 groups[key].notifications.append(row)
                 taken.append(row)
             ordered = list(groups.values())
-            if oldest_first:
+            if page.min_id is not None:  # read oldest first
                 for group in ordered:
                     group.notifications.reverse()
                 ordered.sort(key=lambda group: group.latest.id, reverse=True)
-            account_ids = {account for group in ordered for account in group.sender_ids[:SAMPLE_ACCOUNTS]}
-            accounts = await _accounts(session, account_ids)
-            post_ids = {row.post_id for row in taken if row.post_id is not None}
-            posts = (
-                {
-                    post.id: post
-                    for post in (
-                        await session.scalars(
-                            select(Post).where(
-                                col(Post.id).in_(post_ids), visible_to(self.viewer, hide_muted=False)
-                            )
-                        )
-                    ).all()
-                }
-                if post_ids
-                else {}
+            posts = await visible_among(
+                session, self.viewer, {row.post_id for row in taken if row.post_id is not None}
             )
-        shown = [
-            group
-            for group in ordered
-            if (group.latest.post_id is None or group.latest.post_id in posts)
-            and group.latest.from_account_id in accounts
-        ]
-        return GroupedPage(shown, accounts, posts, [row.id for row in taken])
+        shown = [group for group in ordered if group.latest.post_id is None or group.latest.post_id in posts]
+        # The senders are not read here: the client API shows them from its kept entities, and
+        # leaves out a group whose latest sender is gone.
+        return GroupedPage(shown, {}, posts, [row.id for row in taken])
 
     async def group(self, key: str) -> GroupedPage:
         """One group, whole (as `/api/v2/notifications/:group_key` answers)."""
         condition = _key_condition(key)
         async with self.context.sessions() as session:
             rows = list(
-                (
-                    await session.scalars(
-                        select(Notification)
+                GroupedNotification(*row)
+                for row in (
+                    await session.execute(
+                        sql_select(*_GROUPED_COLUMNS)
                         .where(*NotificationFilter().conditions(self._account_id), condition)
                         .order_by(col(Notification.id).desc())
                         .limit(200)
@@ -311,6 +313,15 @@ class NotificationInbox:
         return GroupedPage([found], accounts, posts, [row.id for row in rows])
 
 
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _window_query(account_id: int, only: NotificationFilter, shape: PageShape) -> Select[Any]:
+    """The statement reading a page's window of notifications, built once per account, filter
+    and page shape (apps poll it all day; see app.services.paged_lists._home_query)."""
+    query = sql_select(*_GROUPED_COLUMNS).where(*only.conditions(account_id))
+    window: Select[Any] = shape.apply(query, col(Notification.id))
+    return window
+
+
 async def _accounts(session: AsyncSession, account_ids: Collection[int]) -> dict[int, Account]:
     if not account_ids:
         return {}
@@ -320,6 +331,7 @@ async def _accounts(session: AsyncSession, account_ids: Collection[int]) -> dict
 
 __all__ = [
     "GROUPABLE",
+    "GroupedNotification",
     "GroupedPage",
     "NotificationFilter",
     "NotificationGroup",

@@ -6,17 +6,17 @@ Each list adds the one visibility rule (visible_to) to its query, as post_lists 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, exists
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import AppContext
 from app.models import (
-    Account,
     ListMember,
     MediaAttachment,
     Notification,
@@ -31,9 +31,13 @@ from app.services.errors import Invalid
 from app.services.lists import exclusive_members, replies_kept
 from app.services.muted_threads import outside_muted_conversations
 from app.services.viewer import Viewer
-from app.services.visibility import visible_to
+from app.services.visibility import Reader, reader_of, visible_to
 
 MAX_PAGE = 80
+# Statements kept per kind (per reader, account, filter and page shape): a home page's is about
+# 45 KB with its cache key, over the reader's visibility condition (kept by the rule's own memo,
+# about 190 KB); the least recently used go first.
+STATEMENTS_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -59,27 +63,72 @@ class PageRequest:
     def newest_first(self, rows: list[Any]) -> list[Any]:
         return list(reversed(rows)) if self.min_id is not None else rows
 
+    @property
+    def shape(self) -> PageShape:
+        return PageShape(self.max_id is not None, self.since_id is not None, self.min_id is not None)
+
+    def parameters(self) -> dict[str, int]:
+        """The values of a statement paged by `shape.apply`."""
+        bounds = {"page_max_id": self.max_id, "page_since_id": self.since_id, "page_min_id": self.min_id}
+        return {"page_limit": self.limit} | {
+            name: value for name, value in bounds.items() if value is not None
+        }
+
+
+@dataclass(frozen=True)
+class PageShape:
+    """Which bounds a page request has. A statement paged by a shape (with placeholders, not
+    the request's values) serves every request of that shape: kept, it keeps its SQLAlchemy
+    cache key, which otherwise is derived anew from the whole statement at every request."""
+
+    before: bool
+    after: bool
+    just_after: bool
+
+    def apply(self, query: Any, column: Any) -> Any:
+        """`PageRequest.apply` with placeholders; run it with `PageRequest.parameters()`."""
+        if self.before:
+            query = query.where(column < bindparam("page_max_id"))
+        if self.after:
+            query = query.where(column > bindparam("page_since_id"))
+        limit = bindparam("page_limit", type_=Integer)
+        if self.just_after:
+            return query.where(column > bindparam("page_min_id")).order_by(column.asc()).limit(limit)
+        return query.order_by(column.desc()).limit(limit)
+
 
 async def home_posts(context: AppContext, viewer: Viewer, page: PageRequest) -> list[Post]:
     """The home timeline of the account the viewer acts as (posts and boosts, by their ids)."""
     if viewer.account is None:
         return []
+    query = _home_query(reader_of(viewer), page.shape)
+    async with context.sessions() as session:
+        rows = list((await session.scalars(query, page.parameters())).all())
+    return page.newest_first(rows)
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _home_query(reader: Reader, shape: PageShape) -> Select[Any]:
+    """The home timeline's statement for one reader and page shape, built once: apps poll it all
+    day, and building it and its cache key cost more than running it. Like the visibility rule's
+    memo, an immutable SQL expression keyed by the ids it names; blocks and follows made since
+    are read by the statement, not kept in it."""
+    assert reader.account_id is not None
     query = (
         select(Post)
         .join(TimelineEntry, col(TimelineEntry.post_id) == col(Post.id))
         .where(
-            col(TimelineEntry.account_id) == viewer.account.id,
-            visible_to(viewer),
+            col(TimelineEntry.account_id) == reader.account_id,
+            visible_to(reader),
             # Members of the account's exclusive lists are read in those lists only.
-            exclusive_members(viewer.account.id),
+            exclusive_members(reader.account_id),
         )
     )
-    async with context.sessions() as session:
-        # Paged on the entry's copy of the post id: the (account, post) index then yields the
-        # page in order, and the visibility rule is checked for the rows read until the page is
-        # full rather than for the whole timeline before a sort.
-        rows = list((await session.scalars(page.apply(query, col(TimelineEntry.post_id)))).all())
-    return page.newest_first(rows)
+    # Paged on the entry's copy of the post id: the (account, post) index then yields the page
+    # in order, and the visibility rule is checked for the rows read until the page is full
+    # rather than for the whole timeline before a sort.
+    paged: Select[Any] = shape.apply(query, col(TimelineEntry.post_id))
+    return paged
 
 
 async def list_posts(context: AppContext, viewer: Viewer, found: UserList, page: PageRequest) -> list[Post]:
@@ -190,7 +239,8 @@ async def tag_posts(
 @dataclass(frozen=True)
 class NotificationEntry:
     notification: Notification
-    sender: Account
+    # Not read here: the client API shows senders from its kept account entities.
+    sender_id: int
     # The post it is about, when there is one the account may still see.
     post: Post | None
 
@@ -210,19 +260,43 @@ async def notifications_of(
     out, as the web page leaves it out: the rule's SQL form picks the posts, in one query."""
     if viewer.account is None:
         return [], []
+    query = _notifications_query(
+        viewer.account.id,
+        frozenset(types) if types is not None else None,
+        frozenset(exclude_types or ()),
+        from_account_id is not None,
+        page.shape,
+    )
+    values: dict[str, Any] = page.parameters()
+    if from_account_id is not None:
+        values["notifications_from_id"] = from_account_id
+    async with context.sessions() as session:
+        rows = page.newest_first(list((await session.scalars(query, values)).all()))
+        entries = await _notification_entries(session, viewer, rows)
+    return entries, [row.id for row in rows]
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _notifications_query(
+    account_id: int,
+    types: frozenset[str] | None,
+    exclude_types: frozenset[str],
+    from_one_account: bool,
+    shape: PageShape,
+) -> Select[Any]:
+    """The notification list's statement, built once per account, filter and page shape (apps
+    poll it all day; see _home_query)."""
     query = select(Notification).where(
-        col(Notification.account_id) == viewer.account.id, outside_muted_conversations(viewer.account.id)
+        col(Notification.account_id) == account_id, outside_muted_conversations(account_id)
     )
     if types is not None:
         query = query.where(col(Notification.type).in_(types))
     if exclude_types:
         query = query.where(col(Notification.type).not_in(exclude_types))
-    if from_account_id is not None:
-        query = query.where(col(Notification.from_account_id) == from_account_id)
-    async with context.sessions() as session:
-        rows = page.newest_first(list((await session.scalars(page.apply(query, col(Notification.id)))).all()))
-        entries = await _notification_entries(session, viewer, rows)
-    return entries, [row.id for row in rows]
+    if from_one_account:
+        query = query.where(col(Notification.from_account_id) == bindparam("notifications_from_id"))
+    paged: Select[Any] = shape.apply(query, col(Notification.id))
+    return paged
 
 
 async def notifications_by_id(
@@ -245,42 +319,36 @@ async def notifications_by_id(
 async def _notification_entries(
     session: AsyncSession, viewer: Viewer, rows: list[Notification]
 ) -> list[NotificationEntry]:
-    sender_ids = {row.from_account_id for row in rows}
-    senders = (
-        {
-            account.id: account
-            for account in (
-                await session.scalars(select(Account).where(col(Account.id).in_(sender_ids)))
-            ).all()
-        }
-        if sender_ids
-        else {}
-    )
-    post_ids = {row.post_id for row in rows if row.post_id}
-    posts = (
-        {
-            post.id: post
-            for post in (
-                await session.scalars(
-                    select(Post).where(col(Post.id).in_(post_ids), visible_to(viewer, hide_muted=False))
-                )
-            ).all()
-        }
-        if post_ids
-        else {}
-    )
-    entries = [
-        NotificationEntry(row, senders[row.from_account_id], posts.get(row.post_id) if row.post_id else None)
+    posts = await visible_among(session, viewer, {row.post_id for row in rows if row.post_id})
+    return [
+        NotificationEntry(row, row.from_account_id, posts.get(row.post_id) if row.post_id else None)
         for row in rows
-        if row.from_account_id in senders and (row.post_id is None or row.post_id in posts)
+        if row.post_id is None or row.post_id in posts
     ]
-    return entries
+
+
+async def visible_among(session: AsyncSession, viewer: Viewer, post_ids: Collection[int]) -> dict[int, Post]:
+    """The posts among `post_ids` the viewer may see, by the rule of a post's own URL (a muted
+    author's too): the notification lists keep only those."""
+    if not post_ids:
+        return {}
+    rows = await session.scalars(_visible_among_query(reader_of(viewer)), {"listed_post_ids": list(post_ids)})
+    return {post.id: post for post in rows.all()}
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _visible_among_query(reader: Reader) -> Select[Any]:
+    """visible_among's statement, built once per reader (see _home_query)."""
+    ids: BindParameter[list[int]] = bindparam("listed_post_ids", expanding=True)
+    return select(Post).where(col(Post.id).in_(ids), visible_to(reader, hide_muted=False))
 
 
 __all__ = [
     "MAX_PAGE",
+    "STATEMENTS_KEPT",
     "NotificationEntry",
     "PageRequest",
+    "PageShape",
     "home_posts",
     "list_posts",
     "lists_showing",
@@ -288,4 +356,5 @@ __all__ = [
     "notifications_of",
     "public_posts",
     "tag_posts",
+    "visible_among",
 ]

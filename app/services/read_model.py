@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, func, literal, union_all
+from sqlalchemy import BindParameter, CompoundSelect, bindparam, func, literal, union_all
 from sqlalchemy import select as sql_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -279,12 +280,28 @@ async def post_marks(session: AsyncSession, viewer: Viewer, post_ids: Sequence[i
     marks = PostMarks()
     if not post_ids:
         return marks
+    values: dict[str, Any] = {"page_post_ids": list(post_ids)}
+    if viewer.account is not None:
+        values["marking_account_id"] = viewer.account.id
+    rows: list[Any] = list((await session.execute(_marks_query(viewer.account is not None), values)).all())
+    for mark, post_id in rows:
+        if post_id is not None:
+            getattr(marks, mark).add(post_id)
+    return marks
+
+
+@cache
+def _marks_query(of_an_account: bool) -> CompoundSelect:
+    """The marks' statement, built once (two shapes: with and without an account), its values
+    bound when it runs. Building it and deriving its cache key anew for each page cost more
+    than a home timeline's SQL itself; a statement that lives on keeps its key (SQLAlchemy
+    memoises it on the object). An immutable SQL expression, the same for every instance."""
     # One parameter for the five lists: expanded once, not five times.
-    ids: BindParameter[list[int]] = bindparam("page_post_ids", list(post_ids), expanding=True)
+    ids: BindParameter[list[int]] = bindparam("page_post_ids", expanding=True)
     pinned = sql_select(literal("pinned"), col(Pin.post_id)).where(col(Pin.post_id).in_(ids))
     kinds: list[Any] = [pinned]
-    if viewer.account is not None:
-        me = viewer.account.id
+    if of_an_account:
+        me: BindParameter[int] = bindparam("marking_account_id")
         kinds.append(
             sql_select(literal("liked"), col(Favourite.post_id)).where(
                 col(Favourite.account_id) == me, col(Favourite.post_id).in_(ids)
@@ -309,11 +326,7 @@ async def post_marks(session: AsyncSession, viewer: Viewer, post_ids: Sequence[i
             )
             .where(col(ConversationMute.account_id) == me, col(Post.id).in_(ids))
         )
-    rows: list[Any] = list((await session.execute(union_all(*kinds))).all())
-    for mark, post_id in rows:
-        if post_id is not None:
-            getattr(marks, mark).add(post_id)
-    return marks
+    return union_all(*kinds)
 
 
 async def _media(session: AsyncSession, post_ids: list[int]) -> dict[int, list[MediaAttachment]]:

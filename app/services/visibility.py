@@ -47,8 +47,9 @@ EVERYONE = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
 @dataclass(frozen=True)
-class _Reader:
-    """What the rule depends on about a viewer: ids only (hashable, so the condition is memoized)."""
+class Reader:
+    """What the rule depends on about a viewer: ids only (hashable, so the condition, and the
+    statements of lists built on it, are memoized by it)."""
 
     is_system: bool
     account_id: int | None
@@ -63,20 +64,24 @@ class _Reader:
         return sorted(ids)
 
 
-def visible_to(viewer: Viewer, *, hide_muted: bool = True, post: Any = Post) -> ColumnElement[bool]:
+def reader_of(viewer: Viewer) -> Reader:
+    return Reader(viewer.is_system, viewer.account_id, viewer.acting_ids)
+
+
+def visible_to(viewer: Viewer | Reader, *, hide_muted: bool = True, post: Any = Post) -> ColumnElement[bool]:
     """The condition on `post` (the Post table or an alias of it) that `viewer` may see it.
 
     `hide_muted=False` for what the viewer asked for by name: a post's own URL, a muted
     account's own profile.
     """
-    reader = _Reader(viewer.is_system, viewer.account_id, viewer.acting_ids)
+    reader = viewer if isinstance(viewer, Reader) else reader_of(viewer)
     if post is Post:
         return _visible_condition(reader, hide_muted)
     return _build(reader, hide_muted, post)
 
 
 @lru_cache(maxsize=2048)
-def _visible_condition(reader: _Reader, hide_muted: bool) -> ColumnElement[bool]:
+def _visible_condition(reader: Reader, hide_muted: bool) -> ColumnElement[bool]:
     """The condition on Post, built once per reader: building it costs milliseconds (a third of
     a home timeline's CPU before), and every page of every list asks for it. A memo of an
     immutable SQL expression keyed by everything it depends on (the ids it names, not the rows
@@ -85,7 +90,7 @@ def _visible_condition(reader: _Reader, hide_muted: bool) -> ColumnElement[bool]
     return _build(reader, hide_muted, Post)
 
 
-def _build(reader: _Reader, hide_muted: bool, post: Any) -> ColumnElement[bool]:
+def _build(reader: Reader, hide_muted: bool, post: Any) -> ColumnElement[bool]:
     if reader.is_system:
         return col(post.deleted_at).is_(None)
     readers = reader.ids
@@ -169,4 +174,4 @@ def accounts_shown_to(viewer: Viewer, account_id: Any) -> ColumnElement[bool]:
     return _not_hidden(viewer.account_id, account_id, hide_muted=True)
 
 
-__all__ = ["EVERYONE", "accounts_shown_to", "can_see", "mute_in_force", "visible_to"]
+__all__ = ["EVERYONE", "Reader", "accounts_shown_to", "can_see", "mute_in_force", "reader_of", "visible_to"]

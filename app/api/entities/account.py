@@ -54,6 +54,15 @@ async def kept_account_entities(
     return found
 
 
+async def account_entities(context: AppContext, account_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """kept_account_entities in a session of its own (it connects only when one is not kept),
+    after taking in what other processes announced; an account without a row is left out."""
+    if context.channel is not None and len(context.renderings.accounts):
+        await context.channel.catch_up()
+    async with context.sessions() as session:
+        return await kept_account_entities(context, session, account_ids)
+
+
 def kept_account_entity(context: AppContext, account: Account) -> dict[str, Any]:
     """The account's entity: the kept one when there is one (as valid as the row at hand), or made
     from the row. Shared: never change it."""
@@ -147,6 +156,7 @@ def credential_account_entity(
 __all__ = [
     "ACCOUNT_RENDERING",
     "CredentialSource",
+    "account_entities",
     "account_entity",
     "credential_account_entity",
     "kept_account_entities",

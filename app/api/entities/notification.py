@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.api.entities.account import kept_account_entity
+from app.api.entities.account import account_entities
 from app.api.entities.common import api_id, api_time
 from app.api.entities.status import statuses
 from app.context import AppContext
-from app.models import Account, Notification, NotificationType
+from app.models import Notification, NotificationType
 from app.services.notification_groups import SAMPLE_ACCOUNTS, NotificationGroup
 from app.services.paged_lists import NotificationEntry, notifications_by_id
 from app.services.viewer import Viewer
@@ -39,14 +39,14 @@ LISTED = frozenset(STORED_TO_API)
 
 
 def notification_entity(
-    context: AppContext, row: Notification, sender: Account, status: dict[str, Any] | None
+    row: Notification, sender: dict[str, Any], status: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "id": api_id(row.id),
         "type": STORED_TO_API[row.type],
         "group_key": f"ungrouped-{row.id}",
         "created_at": api_time(row.created_at),
-        "account": kept_account_entity(context, sender),
+        "account": sender,
         **({"status": status} if status is not None else {}),
     }
 
@@ -54,8 +54,10 @@ def notification_entity(
 async def notifications(
     context: AppContext, viewer: Viewer, entries: Sequence[NotificationEntry]
 ) -> list[dict[str, Any]]:
-    """Entities of `entries` in the order given; one about a post the viewer can no longer see is left out."""
-    posts = [entry.post for entry in entries if entry.post is not None]
+    """Entities of `entries` in the order given; one about a post the viewer can no longer see,
+    or from an account that is gone, is left out."""
+    senders = await account_entities(context, {entry.sender_id for entry in entries})
+    posts = [entry.post for entry in entries if entry.post is not None and entry.sender_id in senders]
     shown = {
         int(entity["id"]): entity
         for entity in await statuses(context, viewer, posts, filter_context="notifications")
@@ -63,13 +65,14 @@ async def notifications(
     body: list[dict[str, Any]] = []
     for entry in entries:
         row = entry.notification
-        if row.type not in STORED_TO_API or (row.post_id is not None and row.post_id not in shown):
+        sender = senders.get(entry.sender_id)
+        if (
+            sender is None
+            or row.type not in STORED_TO_API
+            or (row.post_id is not None and row.post_id not in shown)
+        ):
             continue
-        body.append(
-            notification_entity(
-                context, row, entry.sender, shown[row.post_id] if row.post_id is not None else None
-            )
-        )
+        body.append(notification_entity(row, sender, shown[row.post_id] if row.post_id is not None else None))
     return body
 
 

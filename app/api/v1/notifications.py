@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
+from app.api.entities.account import kept_account_entity
 from app.api.entities.notification import LISTED, NOTIFICATION_TYPES, notification_entity
 from app.api.entities.notification import notifications as notification_list
 from app.api.entities.status import statuses
@@ -181,7 +182,9 @@ async def one(
     )
     if post is not None and not shown:
         raise NotFound("Record not found")
-    return JSONResponse(notification_entity(context, row, sender, shown[0] if shown else None))
+    return JSONResponse(
+        notification_entity(row, kept_account_entity(context, sender), shown[0] if shown else None)
+    )
 
 
 @router.post("/{notification_id}/dismiss")

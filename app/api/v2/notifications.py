@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.api.auth import ApiCaller, scoped
-from app.api.entities.account import account_entity, kept_account_entity
+from app.api.entities.account import account_entities, account_entity
 from app.api.entities.notification import NOTIFICATION_TYPES, notification_group_entity
 from app.api.entities.status import statuses
 from app.api.pagination import link_header, page_request
@@ -20,7 +20,7 @@ from app.api.responses import FastJSONResponse
 from app.api.v1.notifications import check_policy_update, count_limit, notification_filter, policy_entity
 from app.context import AppContext
 from app.dependencies import get_context
-from app.services.notification_groups import GROUPABLE, GroupedPage, NotificationInbox
+from app.services.notification_groups import GROUPABLE, SAMPLE_ACCOUNTS, GroupedPage, NotificationInbox
 
 router = APIRouter(prefix="/api/v2/notifications")
 read_notifications = scoped("read", "read:notifications", user=True)
@@ -41,8 +41,15 @@ def _grouped_types(request: Request) -> frozenset[str]:
 
 
 async def _body(context: AppContext, caller: ApiCaller, page: GroupedPage) -> dict[str, Any]:
+    # The senders each group names, as entities (kept, or read in one query and kept); a group
+    # whose latest sender is gone is left out.
+    sample_ids = list(
+        dict.fromkeys(account for group in page.groups for account in group.sender_ids[:SAMPLE_ACCOUNTS])
+    )
+    accounts = await account_entities(context, sample_ids)
+    present = [group for group in page.groups if group.latest.from_account_id in accounts]
     shown_posts = [
-        page.posts[group.latest.post_id] for group in page.groups if group.latest.post_id in page.posts
+        page.posts[group.latest.post_id] for group in present if group.latest.post_id in page.posts
     ]
     # The viewer's filters for the notifications context: a hidden post's group is left out, as in v1.
     status_entities = await statuses(
@@ -54,15 +61,15 @@ async def _body(context: AppContext, caller: ApiCaller, page: GroupedPage) -> di
     shown_ids = {entity["id"] for entity in status_entities}
     groups = [
         notification_group_entity(group)
-        for group in page.groups
+        for group in present
         if group.latest.post_id is None or str(group.latest.post_id) in shown_ids
     ]
     named = {int(account_id) for group in groups for account_id in group["sample_account_ids"]}
     return {
         "accounts": [
-            kept_account_entity(context, account)
-            for account_id, account in page.accounts.items()
-            if account_id in named
+            accounts[account_id]
+            for account_id in sample_ids
+            if account_id in named and account_id in accounts
         ],
         "statuses": status_entities,
         "notification_groups": groups,
