@@ -37,7 +37,7 @@ MAX_PAGE = 80
 # Statements kept per kind (per reader, account, filter and page shape): a home page's is about
 # 45 KB with its cache key, over the reader's visibility condition (kept by the rule's own memo,
 # about 190 KB); the least recently used go first.
-STATEMENTS_KEPT = 1024
+STATEMENTS_KEPT = 256
 
 
 @dataclass(frozen=True)
