@@ -13,8 +13,9 @@ So the process that runs the worker looks at the log's size every CHECK_EVERY se
 RESTART_AT, asks for a TRUNCATE checkpoint: SQLite holds new writers back, waits for the readers
 still in the log (Herold's reads are single statements: milliseconds), copies what is left and
 starts the log over at zero bytes. A PASSIVE checkpoint goes first, without holding anyone back,
-so that little is left to copy while writers wait; they wait WAIT_FOR_READERS at most, and a
-restart that could not be had then is tried again at the next check.
+so that little is left to copy while writers wait; one attempt holds them back WAIT_FOR_READERS at
+most, attempts are repeated for PATIENCE, and a restart that could not be had then is tried again
+at the next check.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY = 2.0
 RESTART_AT = 32 * 1024 * 1024
-WAIT_FOR_READERS = 0.2
+# While it waits for the readers, writers wait for it: a short wait, tried again if need be.
+WAIT_FOR_READERS = 0.05
 # How long one check keeps trying, and how often.
 PATIENCE = 1.0
 RETRY_AFTER = 0.005
