@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import inspect
 
 from app import __version__
-from app.config import Settings
+from app.config import Settings, sqlite_database_path
 from app.db import create_engine
 from app.models.base import utcnow
 
@@ -49,7 +49,11 @@ class BackupReport:
 
 
 def sqlite_path(settings: Settings) -> Path:
-    return Path(settings.database_url.split(":///", 1)[1])
+    """The database file, by the configuration's one reading of DATABASE_URL."""
+    path = sqlite_database_path(settings)
+    if path is None:
+        raise BackupError("the database is not a SQLite file: there is nothing to copy")
+    return path
 
 
 def libpq_url(settings: Settings) -> str:
